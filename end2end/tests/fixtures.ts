@@ -1,0 +1,34 @@
+import { test as base, expect } from '@playwright/test';
+import * as fs from 'fs';
+import * as path from 'path';
+
+// Every test fails on any error the page raises or logs: a wasm bundle that fails to hydrate
+// (as Debian's old wasm-opt produces) shows up only there.
+export const test = base.extend<{ pageErrors: string[] }>({
+  pageErrors: [
+    async ({ page }, use) => {
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+      page.on('console', (msg) => {
+        if (msg.type() === 'error') errors.push(`console.error: ${msg.text()}`);
+      });
+      await use(errors);
+      expect(errors, 'the browser reported errors').toEqual([]);
+    },
+    { auto: true },
+  ],
+});
+
+export { expect };
+
+/** Saves a screenshot under end2end/screenshots/ (ignored by git) so anyone can look at the pages. */
+export async function screenshot(page: import('@playwright/test').Page, name: string) {
+  const dir = path.join(__dirname, '..', 'screenshots');
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
+}
+
+/** Waits until the WebAssembly bundle has taken over the page. */
+export async function waitForHydration(page: import('@playwright/test').Page) {
+  await expect(page.locator('main[data-hydrated="true"]')).toBeVisible();
+}

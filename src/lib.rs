@@ -1,0 +1,28 @@
+//! Gatehouse: a self-hosted feature-flag service.
+//!
+//! The crate is built twice by cargo-leptos: with `ssr` as the server (binary `gatehouse`) and with
+//! `hydrate` as the browser bundle. Dependencies point one way:
+//! `ui`/`api` → `service` → `store` + `runtime` → `eval` → `model`. `model`, `eval` and `ui` compile
+//! for both targets; everything that touches the network, the database or the clock is server-only
+//! and gated once, here.
+
+pub mod ui;
+
+#[cfg(feature = "ssr")]
+pub mod api;
+#[cfg(feature = "ssr")]
+pub mod cli;
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod startup;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+/// Browser entry point: attaches the client to the server-rendered HTML.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(ui::App);
+}

@@ -1,0 +1,17 @@
+//! Entry point of the `gatehouse` binary; everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = gatehouse::cli::Cli::parse();
+    match gatehouse::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The server as a client sees it: probes and the first page.
+
+mod common;
+
+use common::TestApp;
+use gatehouse::config::Backend;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_on_sqlite() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"], "sqlite");
+}
+
+#[tokio::test]
+async fn readyz_answers_on_postgres() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        return;
+    };
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["database"], "postgres");
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_gone() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.store.close().await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+}
+
+#[tokio::test]
+async fn the_sign_in_page_is_rendered_on_the_server() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let root = app.client.get(app.url("/")).send().await.unwrap();
+    assert!(
+        root.status().is_success() || root.status().is_redirection(),
+        "{}",
+        root.status()
+    );
+    let page = app.client.get(app.url("/sign-in")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<form"), "{html}");
+    assert!(
+        html.contains("/pkg/gatehouse.js"),
+        "hydration script is linked"
+    );
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let page = app
+        .client
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+}

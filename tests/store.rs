@@ -1,0 +1,150 @@
+//! The store's story, run on SQLite and on PostgreSQL (`GATEHOUSE_TEST_POSTGRES_URL`).
+
+mod common;
+
+use gatehouse::store::Store;
+
+/// Every table of the domain, as the migrations create it.
+const DOMAIN_TABLES: [&str; 18] = [
+    "environments",
+    "api_keys",
+    "release_stages",
+    "stage_default_rules",
+    "members",
+    "invitations",
+    "segments",
+    "flags",
+    "flag_targeting_versions",
+    "config_variants",
+    "flag_config_versions",
+    "companies",
+    "users",
+    "company_users",
+    "events",
+    "flag_exposures",
+    "audit_log",
+    "_sqlx_migrations",
+];
+
+store_test!(
+    migrations_create_every_domain_table,
+    |store: Store| async move {
+        for table in DOMAIN_TABLES {
+            let count: Result<i64, _> =
+                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                    .fetch_one(store.pool())
+                    .await;
+            assert!(count.is_ok(), "table {table} is missing: {count:?}");
+        }
+        assert!(store.is_ready().await);
+    }
+);
+
+store_test!(
+    first_start_seeds_three_environments_each_with_a_publishable_key,
+    |store: Store| async move {
+        let environments = store.environments().await.unwrap();
+        let names: Vec<_> = environments.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["Production", "Staging", "Development"]);
+        assert!(environments[0].is_production);
+        assert!(!environments[1].is_production && !environments[2].is_production);
+        assert!(environments.iter().all(|e| e.flag_state_version == 0));
+        let mut keys = Vec::new();
+        for environment in &environments {
+            let key = store
+                .publishable_key(environment.id)
+                .await
+                .unwrap()
+                .expect("a publishable key");
+            assert!(key.starts_with("pub_"), "{key}");
+            assert!(key.len() > 22, "{key}");
+            keys.push(key);
+        }
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 3, "publishable keys are distinct");
+    }
+);
+
+store_test!(
+    first_start_seeds_the_four_release_stages_in_order,
+    |store: Store| async move {
+        let stages = store.release_stages().await.unwrap();
+        let names: Vec<_> = stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["In development", "Internal", "Beta", "General availability"]
+        );
+        assert!(stages.iter().all(|s| s.color.starts_with('#')));
+    }
+);
+
+store_test!(
+    seeding_and_migrating_again_change_nothing,
+    |store: Store| async move {
+        let before = store.environments().await.unwrap();
+        store.migrate().await.unwrap();
+        let report = store.seed_defaults().await.unwrap();
+        assert_eq!(report, Default::default());
+        assert_eq!(store.environments().await.unwrap(), before);
+        assert_eq!(store.release_stages().await.unwrap().len(), 4);
+    }
+);
+
+store_test!(environment_lookup_by_key, |store: Store| async move {
+    let production = store
+        .environment_by_key("production")
+        .await
+        .unwrap()
+        .expect("production exists");
+    assert_eq!(production.name, "Production");
+    assert!(store.environment_by_key("nope").await.unwrap().is_none());
+});
+
+store_test!(foreign_keys_are_enforced, |store: Store| async move {
+    let result = sqlx::query(
+        "INSERT INTO api_keys (environment_id, kind, public_value, prefix, created_at) VALUES (9999, 'publishable', 'x', 'x', 0)",
+    )
+    .execute(store.pool())
+    .await;
+    assert!(
+        result.is_err(),
+        "a key for a missing environment must be refused"
+    );
+});
+
+mod readiness {
+    use super::common::TestDb;
+    use gatehouse::config::Backend;
+    use gatehouse::store::Store;
+
+    #[tokio::test]
+    async fn an_unmigrated_database_is_not_ready() {
+        let db = TestDb::new(Backend::Sqlite).await.unwrap();
+        let store = Store::connect(&db.url).await.unwrap();
+        assert!(!store.is_ready().await);
+        store.migrate().await.unwrap();
+        assert!(store.is_ready().await);
+    }
+
+    #[tokio::test]
+    async fn sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout() {
+        let db = TestDb::new(Backend::Sqlite).await.unwrap();
+        let store = Store::connect(&db.url).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert!(timeout >= 1000, "busy timeout {timeout} ms");
+    }
+}
