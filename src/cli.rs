@@ -2,7 +2,12 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::io::BufRead;
+
+use crate::auth::session::SessionSettings;
 use crate::config::{DatabaseUrl, DEFAULT_DATABASE_URL};
+use crate::model::member::Role;
+use crate::service::{self, Actor};
 use crate::startup::{Application, ServerSettings};
 use crate::store::Store;
 
@@ -22,17 +27,34 @@ pub struct Cli {
     pub database_url: String,
 
     /// Address the HTTP server listens on.
-    #[arg(
-        long,
-        env = "GATEHOUSE_ADDR",
-        default_value = "127.0.0.1:3000",
-        global = true
-    )]
+    #[arg(long, env = "GATEHOUSE_ADDR", default_value = "127.0.0.1:3000", global = true)]
     pub addr: String,
 
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
+
+    /// The URL members reach this server at (for setup and invitation links, and to decide
+    /// whether cookies need HTTPS). Default: http://<addr>.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Send the session cookie over HTTPS only. Default: on when the public URL is https.
+    #[arg(long, env = "GATEHOUSE_COOKIE_SECURE", global = true)]
+    pub cookie_secure: Option<bool>,
+
+    /// Minutes of inactivity after which a session ends.
+    #[arg(long, env = "GATEHOUSE_SESSION_IDLE_MINUTES", default_value_t = 720, global = true,
+          value_parser = clap::value_parser!(i64).range(1..=525_600))]
+    pub session_idle_minutes: i64,
+
+    /// E-mail of a first admin to create when no member exists (with GATEHOUSE_ADMIN_PASSWORD),
+    /// for automated deployments.
+    #[arg(long, env = "GATEHOUSE_ADMIN_EMAIL", global = true, hide_env_values = true)]
+    pub admin_email: Option<String>,
+
+    #[arg(long, env = "GATEHOUSE_ADMIN_PASSWORD", hide = true, hide_env_values = true)]
+    pub admin_password: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -44,6 +66,58 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Manage members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Evaluate rules offline, as Reflag's evaluateFlagRules does. Reads JSON lines
+    /// {"flagKey", "rules": [{"filter", "value"}], "context"} and writes one result line per input
+    /// (flagKey, value, reason, context, ruleEvaluationResults, missingContextFields). A malformed
+    /// line gives {"line": N, "error": ".."}; the exit code is 1 if any line failed.
+    Evaluate {
+        /// Read from this file instead of standard input.
+        #[arg(long)]
+        input: Option<std::path::PathBuf>,
+        /// Fix the clock for AFTER/BEFORE conditions (RFC 3339, e.g. 2024-01-10T00:00:00Z).
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add a member; the password is read from standard input (one line).
+    Add {
+        #[arg(long)]
+        email: String,
+        /// admin, editor or viewer.
+        #[arg(long)]
+        role: Role,
+        /// Display name (default: the part of the e-mail before @).
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input (required, so it never appears in the process list).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List members.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print each environment's publishable key and its secret keys' prefixes.
+    List,
+    /// Create a secret key for an environment and print it (once).
+    Create {
+        /// Environment key, e.g. production.
+        #[arg(long)]
+        environment: String,
+    },
+    /// Revoke the secret key that starts with PREFIX.
+    Revoke { prefix: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -54,29 +128,168 @@ pub enum LogFormat {
 
 /// Runs the parsed command. `Err` carries the one line printed before exiting with status 1.
 pub async fn run(cli: Cli) -> Result<(), String> {
+    if let Some(Command::Evaluate { input, now }) = &cli.command {
+        // Offline: no logging set-up, no database.
+        return evaluate(input.as_deref(), now.as_deref());
+    }
     init_logging(cli.log_format);
     let database_url = DatabaseUrl::parse(&cli.database_url).map_err(|e| e.to_string())?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(database_url, cli.addr).await,
-        Command::Migrate => {
-            let store = Store::connect(&database_url)
-                .await
-                .map_err(|e| e.to_string())?;
-            store.migrate().await.map_err(|e| e.to_string())?;
+    match cli.command {
+        None | Some(Command::Serve) => {
+            let secure = cli.cookie_secure.unwrap_or_else(|| {
+                cli.public_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("https://"))
+            });
+            let bootstrap_admin = match (cli.admin_email, cli.admin_password) {
+                (Some(email), Some(password)) => Some((email, password)),
+                (None, None) => None,
+                _ => {
+                    return Err(
+                        "set both GATEHOUSE_ADMIN_EMAIL and GATEHOUSE_ADMIN_PASSWORD, or neither".into(),
+                    )
+                }
+            };
+            let settings = ServerSettings {
+                database_url,
+                addr: cli.addr,
+                public_url: cli.public_url,
+                sessions: SessionSettings {
+                    secure,
+                    idle_minutes: cli.session_idle_minutes,
+                },
+                bootstrap_admin,
+            };
+            serve(settings).await
+        }
+        Some(Command::Migrate) => {
+            let store = open(&database_url).await?;
             store.close().await;
             println!("database {database_url} is up to date");
+            Ok(())
+        }
+        Some(Command::Member(command)) => {
+            let store = open(&database_url).await?;
+            let result = member_command(&store, command).await;
+            store.close().await;
+            result
+        }
+        Some(Command::Evaluate { input, now }) => evaluate(input.as_deref(), now.as_deref()),
+        Some(Command::Keys(command)) => {
+            let store = open(&database_url).await?;
+            let result = keys_command(&store, command).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+fn evaluate(input: Option<&std::path::Path>, now: Option<&str>) -> Result<(), String> {
+    let now_ms = match now {
+        Some(text) => {
+            let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| format!("--now {text:?} is not an RFC 3339 time: {e}"))?;
+            (parsed.unix_timestamp_nanos() / 1_000_000) as i64
+        }
+        None => crate::store::now_ms(),
+    };
+    let stdout = std::io::stdout();
+    let output = std::io::BufWriter::new(stdout.lock());
+    let any_failed = match input {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            crate::eval::cli::run_evaluate(std::io::BufReader::new(file), output, now_ms)
+        }
+        None => crate::eval::cli::run_evaluate(std::io::stdin().lock(), output, now_ms),
+    }
+    .map_err(|e| format!("cannot evaluate: {e}"))?;
+    if any_failed {
+        Err("some input lines could not be evaluated (see the {\"line\", \"error\"} lines)".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Connects, migrates and seeds, so every command works on a fresh database.
+async fn open(database_url: &DatabaseUrl) -> Result<Store, String> {
+    let store = Store::connect(database_url).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    store.seed_defaults().await.map_err(|e| e.to_string())?;
+    Ok(store)
+}
+
+fn service_message(error: service::ServiceError) -> String {
+    match error {
+        service::ServiceError::Invalid { field, message } => format!("{field}: {message}"),
+        other => other.to_string(),
+    }
+}
+
+async fn member_command(store: &Store, command: MemberCommand) -> Result<(), String> {
+    match command {
+        MemberCommand::Add {
+            email,
+            role,
+            name,
+            password_stdin: _,
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .map_err(|e| format!("cannot read the password: {e}"))?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+            let member = service::members::add_member(store, &Actor::cli(), &email, &name, role, password)
+                .await
+                .map_err(service_message)?;
+            println!("added {} ({})", member.email, member.role);
+            Ok(())
+        }
+        MemberCommand::List => {
+            for member in store.members().await.map_err(|e| e.to_string())? {
+                println!("{}\t{}\t{}", member.email, member.role, member.name);
+            }
             Ok(())
         }
     }
 }
 
-async fn serve(database_url: DatabaseUrl, addr: String) -> Result<(), String> {
-    let app = Application::build(ServerSettings {
-        database_url: database_url.clone(),
-        addr,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+async fn keys_command(store: &Store, command: KeysCommand) -> Result<(), String> {
+    match command {
+        KeysCommand::List => {
+            for key in store.api_keys().await.map_err(|e| e.to_string())? {
+                let shown = key.public_value.unwrap_or_else(|| format!("{}…", key.prefix));
+                let status = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}\t{}\t{}\t{}", key.environment_key, key.kind, shown, status);
+            }
+            Ok(())
+        }
+        KeysCommand::Create { environment } => {
+            let key = service::keys::create_secret_key(store, &Actor::cli(), &environment)
+                .await
+                .map_err(service_message)?;
+            println!("{key}");
+            Ok(())
+        }
+        KeysCommand::Revoke { prefix } => {
+            service::keys::revoke_secret_key(store, &Actor::cli(), &prefix)
+                .await
+                .map_err(service_message)?;
+            println!("revoked {prefix}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: ServerSettings) -> Result<(), String> {
+    let database_url = settings.database_url.clone();
+    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
     let url = format!("http://{}", app.local_addr());
     tracing::info!(%url, database = %database_url, "Gatehouse is listening");
     app.run_until(shutdown_signal())

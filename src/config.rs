@@ -146,9 +146,6 @@ mod tests {
     fn sqlite_path_is_the_file_part() {
         let url = DatabaseUrl::parse("sqlite://data/g.db?mode=rwc").unwrap();
         assert_eq!(url.sqlite_path(), Some(PathBuf::from("data/g.db")));
-        assert_eq!(
-            DatabaseUrl::parse("sqlite::memory:").unwrap().sqlite_path(),
-            None
-        );
+        assert_eq!(DatabaseUrl::parse("sqlite::memory:").unwrap().sqlite_path(), None);
     }
 }

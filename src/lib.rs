@@ -6,14 +6,20 @@
 //! for both targets; everything that touches the network, the database or the clock is server-only
 //! and gated once, here.
 
+pub mod eval;
+pub mod model;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
 pub mod api;
 #[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod config;
+#[cfg(feature = "ssr")]
+pub mod service;
 #[cfg(feature = "ssr")]
 pub mod startup;
 #[cfg(feature = "ssr")]

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use axum::Router;
@@ -10,7 +11,12 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::session::{session_layer, SessionSettings};
+use crate::auth::throttle::Throttle;
 use crate::config::DatabaseUrl;
+use crate::model::member::Role;
+use crate::service::members::{add_member, SetupToken};
+use crate::service::Actor;
 use crate::store::{Store, StoreError};
 use crate::ui::{shell, App};
 
@@ -19,6 +25,10 @@ use crate::ui::{shell, App};
 pub struct AppState {
     pub store: Store,
     pub leptos_options: LeptosOptions,
+    pub throttle: Arc<Throttle>,
+    pub setup: Arc<SetupToken>,
+    /// The address people use to reach this server, for links (setup, invitations).
+    pub public_url: Arc<str>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -33,12 +43,35 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    #[error("cannot create the first admin from GATEHOUSE_ADMIN_EMAIL: {0}")]
+    Bootstrap(String),
 }
 
 pub struct ServerSettings {
     pub database_url: DatabaseUrl,
     /// Address to listen on; port 0 picks a free one (tests).
     pub addr: String,
+    /// The URL people reach the server at; defaults to `http://<addr>`.
+    pub public_url: Option<String>,
+    pub sessions: SessionSettings,
+    /// First admin's e-mail and password, used only while no member exists.
+    pub bootstrap_admin: Option<(String, String)>,
+}
+
+impl ServerSettings {
+    /// Defaults for a local server (tests, development).
+    pub fn local(database_url: DatabaseUrl, addr: &str) -> Self {
+        ServerSettings {
+            database_url,
+            addr: addr.into(),
+            public_url: None,
+            sessions: SessionSettings {
+                secure: false,
+                idle_minutes: 12 * 60,
+            },
+            bootstrap_admin: None,
+        }
+    }
 }
 
 /// A bound, migrated, seeded server that has not started serving yet.
@@ -61,23 +94,50 @@ impl Application {
             );
         }
 
-        let listener =
-            TcpListener::bind(&settings.addr)
-                .await
-                .map_err(|e| StartupError::Listen {
-                    addr: settings.addr.clone(),
-                    reason: e.to_string(),
-                })?;
+        let listener = TcpListener::bind(&settings.addr)
+            .await
+            .map_err(|e| StartupError::Listen {
+                addr: settings.addr.clone(),
+                reason: e.to_string(),
+            })?;
         let local_addr = listener.local_addr().map_err(|e| StartupError::Listen {
             addr: settings.addr.clone(),
             reason: e.to_string(),
         })?;
 
+        let public_url: Arc<str> = settings
+            .public_url
+            .map(|url| url.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{local_addr}"))
+            .into();
+        let setup = Arc::new(SetupToken::default());
+        if store.member_count().await? == 0 {
+            match settings.bootstrap_admin {
+                Some((email, password)) => {
+                    let actor = Actor::system("GATEHOUSE_ADMIN_EMAIL");
+                    let member = add_member(&store, &actor, &email, "Admin", Role::Admin, &password)
+                        .await
+                        .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+                    tracing::info!(email = %member.email, "created the first admin from GATEHOUSE_ADMIN_EMAIL");
+                }
+                None => {
+                    // The one place a token is logged: it is how the operator gets in at all.
+                    let token = setup.issue();
+                    tracing::info!(
+                        "no member exists yet; create the first admin at {public_url}/setup?token={token}"
+                    );
+                }
+            }
+        }
+
         let state = AppState {
             store,
             leptos_options: leptos_options(local_addr),
+            throttle: Arc::new(Throttle::default()),
+            setup,
+            public_url,
         };
-        let router = router(state.clone());
+        let router = router(state.clone(), settings.sessions);
         Ok(Application {
             listener,
             router,
@@ -96,14 +156,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         axum::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await?;
@@ -128,16 +184,23 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, sessions: SessionSettings) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
-    Router::new()
-        .merge(crate::api::routes())
+    let admin = Router::new()
         .leptos_routes(&state, routes, {
             let options = options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard::guard,
+        ))
+        .layer(session_layer(&state.store, sessions));
+    Router::new()
+        .merge(crate::api::routes())
+        .merge(admin)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -33,10 +33,7 @@ fn help_explains_every_option() {
         "GATEHOUSE_ADDR",
         "--log-format",
     ] {
-        assert!(
-            help.contains(needle),
-            "--help does not mention {needle}:\n{help}"
-        );
+        assert!(help.contains(needle), "--help does not mention {needle}:\n{help}");
     }
 }
 
@@ -49,10 +46,7 @@ fn a_bad_database_url_is_one_line_and_exit_code_1() {
     assert_eq!(output.status.code(), Some(1));
     let lines = stderr_lines(&output);
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].starts_with("error: invalid database URL"),
-        "{lines:?}"
-    );
+    assert!(lines[0].starts_with("error: invalid database URL"), "{lines:?}");
 }
 
 #[test]
@@ -72,10 +66,7 @@ fn an_unreachable_database_is_one_line_and_exit_code_1() {
         lines[0].starts_with("error: cannot open the database"),
         "{lines:?}"
     );
-    assert!(
-        !lines[0].contains("secret"),
-        "the password leaked: {lines:?}"
-    );
+    assert!(!lines[0].contains("secret"), "the password leaked: {lines:?}");
 }
 
 #[test]
@@ -142,4 +133,58 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
+}
+
+#[test]
+fn evaluate_reads_json_lines_and_reports_bad_ones() {
+    use std::io::Write;
+    let mut child = gatehouse()
+        .args(["evaluate", "--now", "2024-01-10T00:00:00Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = concat!(
+        r#"{"flagKey":"f","rules":[{"filter":{"type":"context","field":"company.createdAt","operator":"AFTER","values":["5"]},"value":true}],"context":{"company":{"createdAt":"2024-01-08"}}}"#,
+        "\n",
+        "not json\n",
+        r#"{"flagKey":"g","rules":[{"filter":{"type":"context","field":"company.id","operator":"IS","values":["acme"]},"value":true}],"context":{}}"#,
+        "\n"
+    );
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed line makes the exit code 1"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["value"], true);
+    assert_eq!(lines[0]["reason"], "rule #0 matched");
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].is_string());
+    assert_eq!(lines[2]["value"], serde_json::Value::Null);
+    assert_eq!(
+        lines[2]["missingContextFields"],
+        serde_json::json!(["company.id"])
+    );
+}
+
+#[test]
+fn evaluate_refuses_a_bad_clock_in_one_line() {
+    let output = gatehouse()
+        .args(["evaluate", "--now", "yesterday"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let lines = stderr_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("RFC 3339"), "{lines:?}");
 }

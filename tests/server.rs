@@ -49,20 +49,21 @@ async fn the_sign_in_page_is_rendered_on_the_server() {
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("<form"), "{html}");
-    assert!(
-        html.contains("/pkg/gatehouse.js"),
-        "hydration script is linked"
-    );
+    assert!(html.contains("/pkg/gatehouse.js"), "hydration script is linked");
 }
 
 #[tokio::test]
-async fn unknown_pages_are_404() {
+async fn unknown_pages_are_404_for_members_and_sign_in_for_others() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let page = app
-        .client
-        .get(app.url("/no/such/page"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = app.client.get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(
+        anonymous.headers()["location"],
+        "/sign-in?next=%2Fno%2Fsuch%2Fpage"
+    );
+    app.add_member("ana@example.com", gatehouse::model::member::Role::Viewer)
+        .await;
+    let member = app.signed_in("ana@example.com").await;
+    let page = member.get(app.url("/no/such/page")).send().await.unwrap();
     assert_eq!(page.status(), 404);
 }

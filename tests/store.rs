@@ -26,19 +26,15 @@ const DOMAIN_TABLES: [&str; 18] = [
     "_sqlx_migrations",
 ];
 
-store_test!(
-    migrations_create_every_domain_table,
-    |store: Store| async move {
-        for table in DOMAIN_TABLES {
-            let count: Result<i64, _> =
-                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-                    .fetch_one(store.pool())
-                    .await;
-            assert!(count.is_ok(), "table {table} is missing: {count:?}");
-        }
-        assert!(store.is_ready().await);
+store_test!(migrations_create_every_domain_table, |store: Store| async move {
+    for table in DOMAIN_TABLES {
+        let count: Result<i64, _> = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(store.pool())
+            .await;
+        assert!(count.is_ok(), "table {table} is missing: {count:?}");
     }
-);
+    assert!(store.is_ready().await);
+});
 
 store_test!(
     first_start_seeds_three_environments_each_with_a_publishable_key,
@@ -107,10 +103,7 @@ store_test!(foreign_keys_are_enforced, |store: Store| async move {
     )
     .execute(store.pool())
     .await;
-    assert!(
-        result.is_err(),
-        "a key for a missing environment must be refused"
-    );
+    assert!(result.is_err(), "a key for a missing environment must be refused");
 });
 
 mod readiness {

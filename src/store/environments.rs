@@ -51,10 +51,7 @@ impl Store {
         ))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(environment_from_row)
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(environment_from_row).collect::<Result<_, _>>()?)
     }
 
     pub async fn environment_by_key(&self, key: &str) -> StoreResult<Option<Environment>> {

@@ -7,12 +7,16 @@
 //! need the concrete pool type of `tower-sessions-sqlx-store`, so a second, small pool of that
 //! type is opened beside the `Any` pool.
 
+pub mod api_keys;
+pub mod audit;
 mod environments;
+pub mod members;
 mod seed;
 mod stages;
 
 pub use environments::{ApiKeyKind, Environment};
-pub use seed::SeedReport;
+pub use members::{Invitation, MemberCredentials};
+pub use seed::{new_publishable_key, SeedReport};
 pub use stages::ReleaseStage;
 
 use std::str::FromStr;
@@ -79,11 +83,7 @@ impl Store {
         };
         match url.backend() {
             Backend::Sqlite => {
-                if let Some(parent) = url
-                    .sqlite_path()
-                    .as_deref()
-                    .and_then(std::path::Path::parent)
-                {
+                if let Some(parent) = url.sqlite_path().as_deref().and_then(std::path::Path::parent) {
                     if !parent.as_os_str().is_empty() {
                         std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
                     }
@@ -115,10 +115,7 @@ impl Store {
                             Ok(())
                         })
                     })
-                    .connect_with(
-                        AnyConnectOptions::from_str(url.expose())
-                            .map_err(|e| fail(e.to_string()))?,
-                    )
+                    .connect_with(AnyConnectOptions::from_str(url.expose()).map_err(|e| fail(e.to_string()))?)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
                 Ok(Store {
@@ -128,8 +125,7 @@ impl Store {
                 })
             }
             Backend::Postgres => {
-                let options =
-                    PgConnectOptions::from_str(url.expose()).map_err(|e| fail(e.to_string()))?;
+                let options = PgConnectOptions::from_str(url.expose()).map_err(|e| fail(e.to_string()))?;
                 let sessions = PgPoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(CONNECT_TIMEOUT)
@@ -139,10 +135,7 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(CONNECT_TIMEOUT)
-                    .connect_with(
-                        AnyConnectOptions::from_str(url.expose())
-                            .map_err(|e| fail(e.to_string()))?,
-                    )
+                    .connect_with(AnyConnectOptions::from_str(url.expose()).map_err(|e| fail(e.to_string()))?)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
                 Ok(Store {

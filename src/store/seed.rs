@@ -47,9 +47,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         if environment_count == 0 {
-            for (order, (key, name, is_production, prefix)) in
-                DEFAULT_ENVIRONMENTS.iter().enumerate()
-            {
+            for (order, (key, name, is_production, prefix)) in DEFAULT_ENVIRONMENTS.iter().enumerate() {
                 let id: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO environments (key, name, sort_order, is_production, created_at) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING RETURNING id",

@@ -15,11 +15,10 @@ pub struct ReleaseStage {
 impl Store {
     /// Every stage in release order.
     pub async fn release_stages(&self) -> StoreResult<Vec<ReleaseStage>> {
-        let rows = sqlx::query(
-            "SELECT id, name, color, sort_order FROM release_stages ORDER BY sort_order, id",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query("SELECT id, name, color, sort_order FROM release_stages ORDER BY sort_order, id")
+                .fetch_all(self.pool())
+                .await?;
         rows.iter()
             .map(|row| {
                 Ok(ReleaseStage {

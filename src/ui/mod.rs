@@ -3,14 +3,26 @@
 //! Pages post plain HTML forms to server functions, so every page works before (or without) the
 //! WebAssembly bundle; once hydrated, the same forms submit without a full reload.
 
+mod account;
+pub mod error;
+mod format;
+mod home;
+#[cfg(feature = "ssr")]
+mod server;
+mod settings;
+mod shell;
 mod sign_in;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Redirect, Route, Router, Routes};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
-pub use sign_in::SignInPage;
+use account::AccountPage;
+use home::HomePage;
+use settings::{KeysPage, MembersPage};
+use shell::Shell;
+use sign_in::{InvitationPage, SetupPage, SignInPage};
 
 /// The HTML document around the app; used by the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -39,8 +51,15 @@ pub fn App() -> impl IntoView {
         <Title text="Gatehouse"/>
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("/") view=|| view! { <Redirect path="/sign-in"/> }/>
                 <Route path=path!("/sign-in") view=SignInPage/>
+                <Route path=path!("/setup") view=SetupPage/>
+                <Route path=path!("/invite/:token") view=InvitationPage/>
+                <ParentRoute path=path!("") view=Shell>
+                    <Route path=path!("") view=HomePage/>
+                    <Route path=path!("account") view=AccountPage/>
+                    <Route path=path!("settings/members") view=MembersPage/>
+                    <Route path=path!("settings/keys") view=KeysPage/>
+                </ParentRoute>
             </Routes>
         </Router>
     }

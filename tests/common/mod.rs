@@ -6,6 +6,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use gatehouse::config::{Backend, DatabaseUrl};
+use gatehouse::model::member::{MemberView, Role};
+use gatehouse::service::{self, Actor};
 use gatehouse::startup::{Application, ServerSettings};
 use gatehouse::store::Store;
 use rand::distributions::{Alphanumeric, DistString};
@@ -55,8 +57,7 @@ impl TestDb {
                     .await
                     .expect("create test database");
                 admin.close().await;
-                let mut url =
-                    url::Url::parse(&admin_url).expect("GATEHOUSE_TEST_POSTGRES_URL is a URL");
+                let mut url = url::Url::parse(&admin_url).expect("GATEHOUSE_TEST_POSTGRES_URL is a URL");
                 url.set_path(&name);
                 Some(TestDb {
                     url: DatabaseUrl::parse(url.as_str()).unwrap(),
@@ -79,10 +80,9 @@ impl Drop for TestDb {
                     .unwrap();
                 runtime.block_on(async {
                     if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&admin)
-                                .await;
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&admin)
+                            .await;
                         admin.close().await;
                     }
                 });
@@ -140,23 +140,16 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         let db = TestDb::new(backend).await?;
-        let app = Application::build(ServerSettings {
-            database_url: db.url.clone(),
-            addr: "127.0.0.1:0".into(),
-        })
-        .await
-        .expect("build the application");
+        let app = Application::build(ServerSettings::local(db.url.clone(), "127.0.0.1:0"))
+            .await
+            .expect("build the application");
         let addr = app.local_addr();
         let store = app.state().store.clone();
         tokio::spawn(app.run_until(std::future::pending()));
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
         Some(TestApp {
             addr,
             store,
-            client,
+            client: client(),
             _db: db,
         })
     }
@@ -164,4 +157,50 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Creates a member directly through the service layer.
+    pub async fn add_member(&self, email: &str, role: Role) -> MemberView {
+        service::members::add_member(&self.store, &Actor::cli(), email, "Test Member", role, PASSWORD)
+            .await
+            .expect("add member")
+    }
+
+    /// A client with its own cookie jar, signed in as `email`.
+    pub async fn signed_in(&self, email: &str) -> reqwest::Client {
+        let client = client();
+        let response = client
+            .post(self.url("/api/public/sign_in"))
+            .form(&[("email", email), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success() || response.status().is_redirection(),
+            "sign-in answered {}",
+            response.status()
+        );
+        client
+    }
+
+    /// Calls a server function with form arguments.
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client.post(self.url(endpoint)).form(form).send().await.unwrap()
+    }
+}
+
+/// The password every test member gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A client with a cookie jar that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
 }

@@ -1,0 +1,54 @@
+//! Password hashing with argon2id at the parameters OWASP recommends (19 MiB, 2 passes, 1 lane).
+
+use std::sync::LazyLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+fn argon2() -> Argon2<'static> {
+    // m = 19456 KiB, t = 2, p = 1: OWASP Password Storage Cheat Sheet, argon2id minimum.
+    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Verifies a password against a stored PHC string; false for a malformed hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of nothing anyone knows, verified against when the e-mail address is unknown so that
+/// "no such member" and "wrong password" take the same time.
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password(&crate::auth::tokens::random_token(32)).unwrap_or_default());
+
+/// Spends the time of one verification without a member.
+pub fn verify_against_dummy(password: &str) {
+    let _ = verify_password(password, &DUMMY_HASH);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_verifies_its_password_only() {
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("correct horse battery!", &hash));
+        assert!(!verify_password("anything", "not a hash"));
+    }
+}

@@ -1,0 +1,39 @@
+//! The member's own account: change password.
+
+use leptos::prelude::*;
+
+use super::error::{field_error, form_error, AppError, ErrorText};
+use super::sign_in::PasswordInput;
+
+#[server(endpoint = "account/change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    crate::service::members::change_password(&state.store, &member, &current_password, &new_password).await?;
+    Ok(())
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let action = ServerAction::<ChangePassword>::new();
+    let value = action.value();
+    view! {
+        <h1>"Account"</h1>
+        <section class="card narrow-card">
+            <h2>"Change password"</h2>
+            <ActionForm action=action>
+                <label for="current_password">"Current password"</label>
+                <PasswordInput id="current_password" name="current_password" autocomplete="current-password"/>
+                <ErrorText id="current_password-error" message=Signal::derive(field_error(value, "current_password"))/>
+                <label for="new_password">"New password (at least 10 characters)"</label>
+                <PasswordInput id="new_password" name="new_password" autocomplete="new-password"/>
+                <ErrorText id="new_password-error" message=Signal::derive(field_error(value, "new_password"))/>
+                <ErrorText id="form-error" message=Signal::derive(form_error(value, &["current_password", "new_password"]))/>
+                <button type="submit" disabled=move || action.pending().get()>"Change password"</button>
+            </ActionForm>
+            <Show when=move || matches!(value.get(), Some(Ok(())))>
+                <p class="notice" role="status">"Your password was changed."</p>
+            </Show>
+        </section>
+    }
+}

@@ -1,0 +1,122 @@
+//! The error every server function returns: a message, and the form field it concerns (if any),
+//! so forms can show it next to that field, with or without JavaScript.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn general(message: impl Into<String>) -> Self {
+        AppError {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::general(value.to_string())
+    }
+}
+
+/// Gives a failed server-function call a fitting 4xx status. Plain HTML form posts keep the
+/// redirect back to the form (the error travels in the URL), so their status is left alone.
+#[cfg(feature = "ssr")]
+fn set_error_status(status: axum::http::StatusCode) {
+    let is_form_post = use_context::<axum::http::request::Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+    });
+    if let (false, Some(response)) = (is_form_post, use_context::<leptos_axum::ResponseOptions>()) {
+        response.set_status(status);
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::service::ServiceError> for AppError {
+    fn from(error: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError;
+        use axum::http::StatusCode;
+        set_error_status(match &error {
+            ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Refused(_) => StatusCode::FORBIDDEN,
+            ServiceError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        });
+        match error {
+            ServiceError::Invalid { field, message } => AppError {
+                field: Some(field),
+                message,
+            },
+            other => AppError::general(other.to_string()),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::auth::guard::Refusal> for AppError {
+    fn from(refusal: crate::auth::guard::Refusal) -> Self {
+        set_error_status(match refusal {
+            crate::auth::guard::Refusal::NotSignedIn => axum::http::StatusCode::UNAUTHORIZED,
+            _ => axum::http::StatusCode::FORBIDDEN,
+        });
+        AppError::general(refusal.to_string())
+    }
+}
+
+/// The message for `field` in the latest result of `value`, if it failed there.
+pub fn field_error<T, S>(value: S, field: &'static str) -> impl Fn() -> Option<String> + Send + Sync + 'static
+where
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Err(AppError {
+            field: Some(f),
+            message,
+        })) if f == field => Some(message),
+        _ => None,
+    }
+}
+
+/// The message of a failure that concerns no single field (or a field the form does not show).
+pub fn form_error<T, S>(
+    value: S,
+    fields: &'static [&'static str],
+) -> impl Fn() -> Option<String> + Send + Sync + 'static
+where
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Err(AppError { field, message })) => match field {
+            Some(f) if fields.contains(&f.as_str()) => None,
+            _ => Some(message),
+        },
+        _ => None,
+    }
+}
+
+/// A message shown under a field; announced to screen readers.
+#[component]
+pub fn ErrorText(#[prop(into)] message: Signal<Option<String>>, id: &'static str) -> impl IntoView {
+    view! {
+        <Show when=move || message.get().is_some()>
+            <p class="error" id=id role="alert">{move || message.get().unwrap_or_default()}</p>
+        </Show>
+    }
+}

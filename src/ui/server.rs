@@ -1,0 +1,49 @@
+//! What server functions reach on the server: the application state, the session, the caller.
+//! Gated once here; the functions themselves stay thin.
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use leptos::prelude::*;
+use tower_sessions::Session;
+
+use super::error::AppError;
+use crate::startup::AppState;
+
+pub fn app_state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| AppError::general("server state is missing"))
+}
+
+pub async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>()
+        .await
+        .map_err(|_| AppError::general("your session could not be read"))
+}
+
+/// The client's address, for throttling failed sign-ins.
+pub async fn client_address() -> String {
+    leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+        .await
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Starts a fresh session for `member_id` (a new session id, so a planted one is useless).
+pub async fn start_session(member_id: i64) -> Result<(), AppError> {
+    let session = session().await?;
+    let failed = |_| AppError::general("could not start your session; try again");
+    session.cycle_id().await.map_err(failed)?;
+    session
+        .insert(crate::auth::session::MEMBER_ID, member_id)
+        .await
+        .map_err(failed)?;
+    Ok(())
+}
+
+/// Only same-site paths are followed after sign-in.
+pub fn safe_next(next: Option<String>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        _ => "/".into(),
+    }
+}

@@ -1,0 +1,343 @@
+//! Admin settings: members and invitations, API keys.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::error::{field_error, form_error, AppError, ErrorText};
+use super::format::datetime;
+use crate::model::member::{MemberView, Role};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InvitationRow {
+    pub id: i64,
+    pub email: String,
+    pub role: Role,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TeamData {
+    pub members: Vec<MemberView>,
+    pub invitations: Vec<InvitationRow>,
+}
+
+#[server(endpoint = "admin/team")]
+pub async fn team() -> Result<TeamData, AppError> {
+    crate::auth::guard::require(Role::Admin)?;
+    let state = super::server::app_state()?;
+    let failed = |_| AppError::general("could not read the team");
+    let members = state.store.members().await.map_err(failed)?;
+    let invitations = state
+        .store
+        .open_invitations(crate::store::now_ms())
+        .await
+        .map_err(failed)?;
+    Ok(TeamData {
+        members,
+        invitations: invitations
+            .into_iter()
+            .map(|i| InvitationRow {
+                id: i.id,
+                email: i.email,
+                role: i.role,
+                expires_at: i.expires_at,
+            })
+            .collect(),
+    })
+}
+
+/// Creates an invitation and returns its link (shown once).
+#[server(endpoint = "admin/invite")]
+pub async fn invite(email: String, role: String) -> Result<String, AppError> {
+    let member = crate::auth::guard::require(Role::Admin)?;
+    let state = super::server::app_state()?;
+    let role: Role = role.parse().map_err(|m: String| AppError {
+        field: Some("role".into()),
+        message: m,
+    })?;
+    let actor = crate::service::Actor::member(&member);
+    let (_, token) = crate::service::members::invite(&state.store, &actor, &email, role).await?;
+    Ok(format!("{}/invite/{token}", state.public_url))
+}
+
+#[server(endpoint = "admin/revoke_invitation")]
+pub async fn revoke_invitation(id: i64) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(Role::Admin)?;
+    let state = super::server::app_state()?;
+    crate::service::members::revoke_invitation(&state.store, &crate::service::Actor::member(&member), id)
+        .await?;
+    Ok(())
+}
+
+#[server(endpoint = "admin/change_role")]
+pub async fn change_role(member_id: i64, role: String) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(Role::Admin)?;
+    let state = super::server::app_state()?;
+    let role: Role = role.parse().map_err(|m: String| AppError {
+        field: Some("role".into()),
+        message: m,
+    })?;
+    let actor = crate::service::Actor::member(&member);
+    crate::service::members::change_role(&state.store, &actor, member_id, role).await?;
+    Ok(())
+}
+
+#[server(endpoint = "admin/remove_member")]
+pub async fn remove_member(member_id: i64) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(Role::Admin)?;
+    let state = super::server::app_state()?;
+    crate::service::members::remove_member(&state.store, &crate::service::Actor::member(&member), member_id)
+        .await?;
+    Ok(())
+}
+
+#[component]
+fn RoleSelect(id: String, selected: Role) -> impl IntoView {
+    view! {
+        <select id=id name="role">
+            {Role::ALL.into_iter().map(|role| view! {
+                <option value=role.as_str() selected=role == selected>{role.label()}</option>
+            }).collect_view()}
+        </select>
+    }
+}
+
+#[component]
+pub fn MembersPage() -> impl IntoView {
+    let invite = ServerAction::<Invite>::new();
+    let revoke = ServerAction::<RevokeInvitation>::new();
+    let change = ServerAction::<ChangeRole>::new();
+    let remove = ServerAction::<RemoveMember>::new();
+    let team = Resource::new(
+        move || {
+            (
+                invite.version().get(),
+                revoke.version().get(),
+                change.version().get(),
+                remove.version().get(),
+            )
+        },
+        |_| team(),
+    );
+    let invite_value = invite.value();
+    let row_error = move || {
+        [
+            change.value().get().and_then(Result::err),
+            remove.value().get().and_then(Result::err),
+            revoke.value().get().and_then(Result::err),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|e| e.message)
+    };
+    view! {
+        <h1>"Members"</h1>
+        <ErrorText id="members-error" message=Signal::derive(row_error)/>
+        <Suspense fallback=|| view! { <p class="muted">"Loading the team…"</p> }>
+            {move || team.get().map(|result| match result {
+                Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                Ok(team) => view! {
+                    <section class="card">
+                        <table>
+                            <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {team.members.into_iter().map(|m| {
+                                    let select_id = format!("role-{}", m.id);
+                                    let role_label = format!("Role of {}", m.email);
+                                    let remove_label = format!("Remove {}", m.email);
+                                    view! {
+                                        <tr>
+                                            <td>{m.name.clone()}</td>
+                                            <td>{m.email.clone()}</td>
+                                            <td>
+                                                <ActionForm action=change attr:class="inline">
+                                                    <input type="hidden" name="member_id" value=m.id/>
+                                                    <label for=select_id.clone() class="sr-only">{role_label}</label>
+                                                    <RoleSelect id=select_id selected=m.role/>
+                                                    <button type="submit" class="secondary small">"Change role"</button>
+                                                </ActionForm>
+                                            </td>
+                                            <td>
+                                                <ActionForm action=remove attr:class="inline">
+                                                    <input type="hidden" name="member_id" value=m.id/>
+                                                    <button type="submit" class="danger small" aria-label=remove_label>"Remove"</button>
+                                                </ActionForm>
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </section>
+                    <section class="card">
+                        <h2>"Open invitations"</h2>
+                        {if team.invitations.is_empty() {
+                            view! { <p class="muted">"No open invitations. Invite someone below; the link works once and for 7 days."</p> }.into_any()
+                        } else {
+                            view! {
+                                <table>
+                                    <thead><tr><th>"Email"</th><th>"Role"</th><th>"Expires"</th><th></th></tr></thead>
+                                    <tbody>
+                                        {team.invitations.into_iter().map(|i| view! {
+                                            <tr>
+                                                <td>{i.email.clone()}</td>
+                                                <td>{i.role.label()}</td>
+                                                <td>{datetime(i.expires_at)}</td>
+                                                <td>
+                                                    <ActionForm action=revoke attr:class="inline">
+                                                        <input type="hidden" name="id" value=i.id/>
+                                                        <button type="submit" class="secondary small" aria-label=format!("Revoke the invitation of {}", i.email)>"Revoke"</button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        }}
+                    </section>
+                }.into_any(),
+            })}
+        </Suspense>
+        <section class="card narrow-card">
+            <h2>"Invite a member"</h2>
+            <ActionForm action=invite>
+                <label for="invite-email">"Email"</label>
+                <input id="invite-email" name="email" type="email" aria-describedby="invite-email-error" required/>
+                <ErrorText id="invite-email-error" message=Signal::derive(field_error(invite_value, "email"))/>
+                <label for="invite-role">"Role"</label>
+                <RoleSelect id="invite-role".to_string() selected=Role::Editor/>
+                <ErrorText id="invite-form-error" message=Signal::derive(form_error(invite_value, &["email"]))/>
+                <button type="submit" disabled=move || invite.pending().get()>"Create invitation link"</button>
+            </ActionForm>
+            {move || invite_value.get().and_then(Result::ok).map(|link| view! {
+                <div class="notice" role="status">
+                    <p>"Send this link to the invitee. It is shown only now:"</p>
+                    <input class="copy" readonly aria-label="Invitation link" value=link/>
+                </div>
+            })}
+        </section>
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyRow {
+    pub environment_key: String,
+    pub kind: String,
+    pub shown: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[server(endpoint = "admin/api_keys")]
+pub async fn api_keys() -> Result<(Vec<(String, String)>, Vec<KeyRow>), AppError> {
+    crate::auth::guard::require(Role::Admin)?;
+    let state = super::server::app_state()?;
+    let failed = |_| AppError::general("could not read the keys");
+    let environments = state.store.environments().await.map_err(failed)?;
+    let keys = state.store.api_keys().await.map_err(failed)?;
+    Ok((
+        environments.into_iter().map(|e| (e.key, e.name)).collect(),
+        keys.into_iter()
+            .map(|k| KeyRow {
+                shown: k.public_value.unwrap_or_else(|| format!("{}…", k.prefix)),
+                environment_key: k.environment_key,
+                kind: k.kind,
+                created_at: k.created_at,
+                revoked_at: k.revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+#[server(endpoint = "admin/create_secret_key")]
+pub async fn create_secret_key(environment: String) -> Result<String, AppError> {
+    let member = crate::auth::guard::require(Role::Admin)?;
+    let state = super::server::app_state()?;
+    let actor = crate::service::Actor::member(&member);
+    Ok(crate::service::keys::create_secret_key(&state.store, &actor, &environment).await?)
+}
+
+#[server(endpoint = "admin/revoke_secret_key")]
+pub async fn revoke_secret_key(prefix: String) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(Role::Admin)?;
+    let state = super::server::app_state()?;
+    crate::service::keys::revoke_secret_key(&state.store, &crate::service::Actor::member(&member), &prefix)
+        .await?;
+    Ok(())
+}
+
+#[component]
+pub fn KeysPage() -> impl IntoView {
+    let create = ServerAction::<CreateSecretKey>::new();
+    let revoke = ServerAction::<RevokeSecretKey>::new();
+    let keys = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| api_keys(),
+    );
+    let create_value = create.value();
+    view! {
+        <h1>"API keys"</h1>
+        <p class="muted">
+            "Publishable keys are safe in browsers and apps. Secret keys are for servers only (GET /features); "
+            "they are shown once when created and stored only as a digest."
+        </p>
+        <ErrorText id="revoke-error" message=Signal::derive(move || revoke.value().get().and_then(Result::err).map(|e| e.message))/>
+        <Suspense fallback=|| view! { <p class="muted">"Loading keys…"</p> }>
+            {move || keys.get().map(|result| match result {
+                Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                Ok((environments, keys)) => view! {
+                    <section class="card">
+                        <table>
+                            <thead><tr><th>"Environment"</th><th>"Kind"</th><th>"Key"</th><th>"Created"</th><th>"Status"</th></tr></thead>
+                            <tbody>
+                                {keys.into_iter().map(|k| {
+                                    let revocable = k.kind == "secret" && k.revoked_at.is_none();
+                                    let prefix = k.shown.trim_end_matches('…').to_string();
+                                    view! {
+                                        <tr>
+                                            <td>{k.environment_key.clone()}</td>
+                                            <td>{k.kind.clone()}</td>
+                                            <td><code>{k.shown.clone()}</code></td>
+                                            <td>{datetime(k.created_at)}</td>
+                                            <td>
+                                                {match k.revoked_at {
+                                                    Some(at) => view! { <span class="muted">{format!("revoked {}", datetime(at))}</span> }.into_any(),
+                                                    None if revocable => view! {
+                                                        <ActionForm action=revoke attr:class="inline">
+                                                            <input type="hidden" name="prefix" value=prefix.clone()/>
+                                                            <button type="submit" class="danger small" aria-label=format!("Revoke {prefix}")>"Revoke"</button>
+                                                        </ActionForm>
+                                                    }.into_any(),
+                                                    None => view! { <span>"active"</span> }.into_any(),
+                                                }}
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </section>
+                    <section class="card narrow-card">
+                        <h2>"Create a secret key"</h2>
+                        <ActionForm action=create>
+                            <label for="environment">"Environment"</label>
+                            <select id="environment" name="environment">
+                                {environments.into_iter().map(|(key, name)| view! { <option value=key>{name}</option> }).collect_view()}
+                            </select>
+                            <ErrorText id="create-error" message=Signal::derive(form_error(create_value, &[]))/>
+                            <button type="submit" disabled=move || create.pending().get()>"Create secret key"</button>
+                        </ActionForm>
+                    </section>
+                }.into_any(),
+            })}
+        </Suspense>
+        {move || create_value.get().and_then(Result::ok).map(|key| view! {
+            <section class="card notice" role="status">
+                <p>"Copy the new secret key now; it will not be shown again:"</p>
+                <input class="copy" readonly aria-label="New secret key" value=key/>
+            </section>
+        })}
+    }
+}

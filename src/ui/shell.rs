@@ -1,0 +1,73 @@
+//! The frame around every signed-in page: navigation, the member, sign-out.
+
+use leptos::prelude::*;
+use leptos_router::components::{Outlet, A};
+
+use super::error::AppError;
+use super::use_hydrated;
+use crate::model::member::{MemberView, Role};
+
+/// The signed-in member, or `None` (public pages call this too).
+#[server(endpoint = "public/whoami")]
+pub async fn whoami() -> Result<Option<MemberView>, AppError> {
+    Ok(crate::auth::guard::authorize(crate::auth::guard::Access::Anyone)?)
+}
+
+#[server(endpoint = "account/sign_out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    crate::auth::guard::require(Role::Viewer)?;
+    let session = super::server::session().await?;
+    session
+        .flush()
+        .await
+        .map_err(|_| AppError::general("could not end the session"))?;
+    leptos_axum::redirect("/sign-in");
+    Ok(())
+}
+
+/// The member for the pages inside the shell.
+#[derive(Clone, Copy)]
+pub struct CurrentMember(pub Resource<Result<Option<MemberView>, AppError>>);
+
+/// True when the current member has at least `role`.
+pub fn member_has(role: Role) -> impl Fn() -> bool + Copy {
+    let current = expect_context::<CurrentMember>().0;
+    move || matches!(current.get(), Some(Ok(Some(member))) if member.role >= role)
+}
+
+#[component]
+pub fn Shell() -> impl IntoView {
+    let hydrated = use_hydrated();
+    let member = Resource::new(|| (), |_| whoami());
+    provide_context(CurrentMember(member));
+    let sign_out = ServerAction::<SignOut>::new();
+    let is_admin = member_has(Role::Admin);
+    view! {
+        <header class="topbar">
+            <a class="logo" href="/">"Gatehouse"</a>
+            <nav aria-label="Main">
+                <A href="/" exact=true>"Overview"</A>
+                <Suspense fallback=|| ()>
+                    <Show when=is_admin>
+                        <A href="/settings/members">"Members"</A>
+                        <A href="/settings/keys">"API keys"</A>
+                    </Show>
+                </Suspense>
+                <A href="/account">"Account"</A>
+            </nav>
+            <div class="who">
+                <Suspense fallback=|| ()>
+                    {move || member.get().and_then(Result::ok).flatten().map(|m| view! {
+                        <span>{m.name} " · " <span class="muted">{m.role.label()}</span></span>
+                    })}
+                </Suspense>
+                <ActionForm action=sign_out>
+                    <button type="submit" class="secondary small">"Sign out"</button>
+                </ActionForm>
+            </div>
+        </header>
+        <main data-hydrated=move || hydrated.get().to_string()>
+            <Outlet/>
+        </main>
+    }
+}

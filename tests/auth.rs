@@ -1,0 +1,394 @@
+//! Access control on a running server: every server function refuses callers without the role
+//! its endpoint needs, sessions end when members go, keys stop working when revoked.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{client, TestApp, PASSWORD};
+use gatehouse::config::Backend;
+use gatehouse::model::member::Role;
+use gatehouse::service::{self, Actor};
+
+/// Endpoints anyone may call: getting in, and asking who one is.
+const PUBLIC: [&str; 5] = [
+    "/api/public/accept_invitation",
+    "/api/public/complete_setup",
+    "/api/public/invitation",
+    "/api/public/sign_in",
+    "/api/public/whoami",
+];
+
+/// Every registered server function, as the server routes them.
+fn server_functions() -> BTreeSet<String> {
+    leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_string())
+        .collect()
+}
+
+fn with_prefix(prefix: &str) -> Vec<String> {
+    server_functions()
+        .into_iter()
+        .filter(|p| p.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn every_server_function_has_a_known_access_prefix() {
+    let all = server_functions();
+    assert!(all.len() >= 15, "the registry looks incomplete: {all:?}");
+    for path in &all {
+        assert!(
+            gatehouse::auth::guard::endpoint_access(path).is_some(),
+            "{path} has no access prefix (public/, account/, read/, edit/, admin/)"
+        );
+    }
+    let public: BTreeSet<_> = with_prefix("/api/public/").into_iter().collect();
+    let expected: BTreeSet<_> = PUBLIC.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        public, expected,
+        "a new public endpoint must be added here on purpose"
+    );
+}
+
+#[tokio::test]
+async fn anonymous_callers_are_refused_by_every_non_public_server_function() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let anonymous = client();
+    for path in server_functions()
+        .into_iter()
+        .filter(|p| !PUBLIC.contains(&p.as_str()))
+    {
+        let response = app.call(&anonymous, &path, &[]).await;
+        assert_eq!(
+            response.status(),
+            401,
+            "{path} answered {} to an anonymous caller",
+            response.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_is_refused_by_every_mutating_server_function() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("viewer@example.com", Role::Viewer).await;
+    let viewer = app.signed_in("viewer@example.com").await;
+    let mutating: Vec<_> = [with_prefix("/api/edit/"), with_prefix("/api/admin/")].concat();
+    assert!(!mutating.is_empty());
+    for path in mutating {
+        let response = app.call(&viewer, &path, &[]).await;
+        assert_eq!(
+            response.status(),
+            403,
+            "{path} answered {} to a viewer",
+            response.status()
+        );
+    }
+    // ...and may read.
+    let response = app.call(&viewer, "/api/read/overview", &[]).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn an_editor_is_refused_by_every_admin_server_function() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("editor@example.com", Role::Editor).await;
+    let editor = app.signed_in("editor@example.com").await;
+    let admin_only = with_prefix("/api/admin/");
+    assert!(!admin_only.is_empty());
+    for path in admin_only {
+        let response = app.call(&editor, &path, &[]).await;
+        assert_eq!(
+            response.status(),
+            403,
+            "{path} answered {} to an editor",
+            response.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_admin_may_call_admin_functions() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("admin@example.com", Role::Admin).await;
+    let admin = app.signed_in("admin@example.com").await;
+    let response = app.call(&admin, "/api/admin/team", &[]).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["members"][0]["email"], "admin@example.com");
+}
+
+#[tokio::test]
+async fn a_removed_members_open_session_stops_working_on_its_next_request() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let admin = app.add_member("admin@example.com", Role::Admin).await;
+    let editor = app.add_member("editor@example.com", Role::Editor).await;
+    let session = app.signed_in("editor@example.com").await;
+    assert_eq!(app.call(&session, "/api/read/overview", &[]).await.status(), 200);
+
+    service::members::remove_member(&app.store, &Actor::member(&admin), editor.id)
+        .await
+        .unwrap();
+    assert_eq!(app.call(&session, "/api/read/overview", &[]).await.status(), 401);
+    let page = session.get(app.url("/")).send().await.unwrap();
+    assert!(
+        page.status().is_redirection(),
+        "pages send the removed member to sign-in"
+    );
+}
+
+#[tokio::test]
+async fn a_demoted_member_loses_the_role_at_once() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let first = app.add_member("first@example.com", Role::Admin).await;
+    let second = app.add_member("second@example.com", Role::Admin).await;
+    let session = app.signed_in("second@example.com").await;
+    assert_eq!(app.call(&session, "/api/admin/team", &[]).await.status(), 200);
+    service::members::change_role(&app.store, &Actor::member(&first), second.id, Role::Viewer)
+        .await
+        .unwrap();
+    assert_eq!(app.call(&session, "/api/admin/team", &[]).await.status(), 403);
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_on_the_server() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    let session = app.signed_in("ana@example.com").await;
+    assert_eq!(app.call(&session, "/api/read/overview", &[]).await.status(), 200);
+    let sessions_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert!(app
+        .call(&session, "/api/account/sign_out", &[])
+        .await
+        .status()
+        .is_success());
+    let sessions_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(sessions_after, sessions_before - 1, "the session row is deleted");
+    assert_eq!(app.call(&session, "/api/read/overview", &[]).await.status(), 401);
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_the_same_answer() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    let anonymous = client();
+    let wrong_password = app
+        .call(
+            &anonymous,
+            "/api/public/sign_in",
+            &[("email", "ana@example.com"), ("password", "nope nope nope")],
+        )
+        .await;
+    let unknown = app
+        .call(
+            &anonymous,
+            "/api/public/sign_in",
+            &[("email", "bob@example.com"), ("password", "nope nope nope")],
+        )
+        .await;
+    assert_eq!(wrong_password.status(), unknown.status());
+    assert_eq!(
+        wrong_password.text().await.unwrap(),
+        unknown.text().await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_even_with_the_right_password() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    let anonymous = client();
+    for _ in 0..gatehouse::auth::throttle::ACCOUNT_FAILURES {
+        app.call(
+            &anonymous,
+            "/api/public/sign_in",
+            &[("email", "ana@example.com"), ("password", "wrong guess")],
+        )
+        .await;
+    }
+    let response = app
+        .call(
+            &anonymous,
+            "/api/public/sign_in",
+            &[("email", "ana@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    let body = response.text().await.unwrap();
+    assert!(body.contains("too many failed sign-ins"), "{body}");
+    let failures = app
+        .store
+        .audit_entries(Some("member.sign_in_failed"), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        failures.len(),
+        gatehouse::auth::throttle::ACCOUNT_FAILURES as usize
+    );
+}
+
+#[tokio::test]
+async fn cross_origin_server_function_posts_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Admin).await;
+    let session = app.signed_in("ana@example.com").await;
+    let response = session
+        .post(app.url("/api/admin/create_secret_key"))
+        .header("Origin", "https://evil.example")
+        .form(&[("environment", "production")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(app
+        .store
+        .api_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.kind == "publishable"));
+}
+
+#[tokio::test]
+async fn sign_in_renews_the_session_id_and_sets_a_strict_cookie() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    let response = client()
+        .post(app.url("/api/public/sign_in"))
+        .form(&[("email", "ana@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("gatehouse_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+}
+
+#[tokio::test]
+async fn invitations_are_single_use_and_revocable() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let admin = app.add_member("admin@example.com", Role::Admin).await;
+    let actor = Actor::member(&admin);
+    let (_, token) = service::members::invite(&app.store, &actor, "new@example.com", Role::Editor)
+        .await
+        .unwrap();
+    let member = service::members::accept_invitation(&app.store, &token, "New", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(member.role, Role::Editor);
+    assert!(
+        service::members::accept_invitation(&app.store, &token, "Again", PASSWORD)
+            .await
+            .is_err()
+    );
+
+    let (invitation, token) = service::members::invite(&app.store, &actor, "other@example.com", Role::Viewer)
+        .await
+        .unwrap();
+    service::members::revoke_invitation(&app.store, &actor, invitation.id)
+        .await
+        .unwrap();
+    assert!(
+        service::members::accept_invitation(&app.store, &token, "Other", PASSWORD)
+            .await
+            .is_err()
+    );
+    let actions: Vec<_> = app
+        .store
+        .audit_entries(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for action in [
+        "invitation.created",
+        "invitation.accepted",
+        "invitation.revoked",
+        "member.created",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing from {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_be_removed_or_demoted() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let admin = app.add_member("admin@example.com", Role::Admin).await;
+    let actor = Actor::member(&admin);
+    assert!(
+        service::members::change_role(&app.store, &actor, admin.id, Role::Editor)
+            .await
+            .is_err()
+    );
+    assert!(service::members::remove_member(&app.store, &actor, admin.id)
+        .await
+        .is_err());
+    assert_eq!(app.store.members().await.unwrap()[0].role, Role::Admin);
+}
+
+#[tokio::test]
+async fn setup_creates_the_first_admin_once() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let state_setup = gatehouse::service::members::SetupToken::default();
+    let token = state_setup.issue();
+    let member = service::members::complete_setup(
+        &app.store,
+        &state_setup,
+        &token,
+        "root@example.com",
+        "Root",
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    assert_eq!(member.role, Role::Admin);
+    assert!(!state_setup.is_open());
+    assert!(service::members::complete_setup(
+        &app.store,
+        &state_setup,
+        &token,
+        "x@example.com",
+        "X",
+        PASSWORD
+    )
+    .await
+    .is_err());
+}
+
+#[tokio::test]
+async fn secret_keys_are_stored_as_digests_and_revocation_works_at_once() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let key = service::keys::create_secret_key(&app.store, &Actor::cli(), "production")
+        .await
+        .unwrap();
+    assert!(key.starts_with("sec_prod_") && key.len() > 22, "{key}");
+    let stored: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT secret_hash FROM api_keys WHERE kind = 'secret'")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].as_deref(), Some(key.as_str()));
+    assert!(app.store.key_grant(&key).await.unwrap().is_some());
+    service::keys::revoke_secret_key(&app.store, &Actor::cli(), &key[..16])
+        .await
+        .unwrap();
+    assert!(app.store.key_grant(&key).await.unwrap().is_none());
+}
