@@ -15,6 +15,7 @@ use crate::auth::session::{session_layer, SessionSettings};
 use crate::auth::throttle::Throttle;
 use crate::config::DatabaseUrl;
 use crate::model::member::Role;
+use crate::runtime::Runtime;
 use crate::service::members::{add_member, SetupToken};
 use crate::service::Actor;
 use crate::store::{Store, StoreError};
@@ -24,6 +25,7 @@ use crate::ui::{shell, App};
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    pub runtime: Runtime,
     pub leptos_options: LeptosOptions,
     pub throttle: Arc<Throttle>,
     pub setup: Arc<SetupToken>,
@@ -43,6 +45,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
+    #[error("cannot load the flags: {0}")]
+    Runtime(String),
     #[error("cannot create the first admin from GATEHOUSE_ADMIN_EMAIL: {0}")]
     Bootstrap(String),
 }
@@ -130,8 +134,13 @@ impl Application {
             }
         }
 
+        let runtime = Runtime::load(store.clone())
+            .await
+            .map_err(|e| StartupError::Runtime(e.to_string()))?;
+        runtime.spawn_watchers();
         let state = AppState {
             store,
+            runtime,
             leptos_options: leptos_options(local_addr),
             throttle: Arc::new(Throttle::default()),
             setup,

@@ -4,16 +4,28 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::startup::AppState;
 
+pub mod error;
+pub mod ofrep;
+pub mod reflag;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/features", get(reflag::features))
+        .route("/features/evaluated", get(reflag::features_evaluated))
+        .route("/features/enabled", get(reflag::features_enabled))
+        .route("/sse/server", get(reflag::sse_server))
+        .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_flags))
+        .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
+        .route("/ofrep/v1/events", get(ofrep::events))
 }
 
 /// The process is up and serving requests.

@@ -106,3 +106,42 @@ pub async fn revoke_secret_keys(conn: &mut AnyConnection, prefix: &str, now: i64
     .await?;
     Ok(result.rows_affected())
 }
+
+/// A live key as the runtime caches it: publishable keys by value, secret keys by digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveKey {
+    pub environment_id: i64,
+    pub kind: ApiKeyKind,
+    pub lookup: String,
+}
+
+impl Store {
+    pub async fn live_keys(&self) -> StoreResult<Vec<LiveKey>> {
+        let rows = sqlx::query(
+            "SELECT environment_id, kind, public_value, secret_hash FROM api_keys WHERE revoked_at IS NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                let (kind, lookup) = if kind == "secret" {
+                    (
+                        ApiKeyKind::Secret,
+                        row.try_get::<Option<String>, _>("secret_hash")?,
+                    )
+                } else {
+                    (
+                        ApiKeyKind::Publishable,
+                        row.try_get::<Option<String>, _>("public_value")?,
+                    )
+                };
+                Ok(LiveKey {
+                    environment_id: row.try_get("environment_id")?,
+                    kind,
+                    lookup: lookup.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

@@ -10,6 +10,7 @@
 pub mod api_keys;
 pub mod audit;
 mod environments;
+pub mod flags;
 pub mod members;
 mod seed;
 mod stages;

@@ -256,7 +256,9 @@ pub async fn create_secret_key(environment: String) -> Result<String, AppError> 
     let member = crate::auth::guard::require(Role::Admin)?;
     let state = super::server::app_state()?;
     let actor = crate::service::Actor::member(&member);
-    Ok(crate::service::keys::create_secret_key(&state.store, &actor, &environment).await?)
+    let key = crate::service::keys::create_secret_key(&state.store, &actor, &environment).await?;
+    state.runtime.publish().await;
+    Ok(key)
 }
 
 #[server(endpoint = "admin/revoke_secret_key")]
@@ -265,6 +267,8 @@ pub async fn revoke_secret_key(prefix: String) -> Result<(), AppError> {
     let state = super::server::app_state()?;
     crate::service::keys::revoke_secret_key(&state.store, &crate::service::Actor::member(&member), &prefix)
         .await?;
+    // The key stops opening the API now, not at the next periodic refresh.
+    state.runtime.publish().await;
     Ok(())
 }
 

@@ -133,6 +133,7 @@ macro_rules! store_test {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub store: Store,
+    pub runtime: gatehouse::runtime::Runtime,
     pub client: reqwest::Client,
     _db: TestDb,
 }
@@ -145,10 +146,12 @@ impl TestApp {
             .expect("build the application");
         let addr = app.local_addr();
         let store = app.state().store.clone();
+        let runtime = app.state().runtime.clone();
         tokio::spawn(app.run_until(std::future::pending()));
         Some(TestApp {
             addr,
             store,
+            runtime,
             client: client(),
             _db: db,
         })

@@ -1,0 +1,259 @@
+//! The OpenFeature Remote Evaluation Protocol (OFREP v0.3): single and bulk evaluation, ETags
+//! and a server-sent refetch stream, so any OpenFeature provider can use Gatehouse.
+//!
+//! Context mapping: an OpenFeature context becomes Reflag's `{user, company, other}`. `user` and
+//! `company` objects are taken as they are; without a `user` object, `targetingKey` becomes
+//! `user.id`; an `other` object and every other top-level attribute go to `other`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt;
+
+use crate::auth::tokens::sha256_hex;
+use crate::eval::{flatten, FlagResult, FlatContext};
+use crate::model::{JsObject, JsValue};
+use crate::runtime::Snapshot;
+use crate::startup::AppState;
+use crate::store::ApiKeyKind;
+
+fn json_error(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn unauthorized(details: &str) -> Response {
+    json_error(StatusCode::UNAUTHORIZED, json!({ "errorDetails": details }))
+}
+
+/// A refused request: the status and the details for the body.
+type Refusal = (StatusCode, &'static str);
+
+fn refusal_response((status, details): Refusal) -> Response {
+    json_error(status, json!({ "errorDetails": details }))
+}
+
+/// The key from `X-API-Key` or `Authorization: Bearer`.
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Snapshot>, ApiKeyKind, String), Refusal> {
+    let presented = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+            value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+        })
+        .filter(|k| !k.is_empty())
+        .ok_or((
+            StatusCode::UNAUTHORIZED,
+            "send an API key in X-API-Key or Authorization: Bearer",
+        ))?;
+    let (environment_id, kind) = state
+        .runtime
+        .authenticate(&presented)
+        .ok_or((StatusCode::UNAUTHORIZED, "the API key is not valid"))?;
+    let snapshot = state
+        .runtime
+        .snapshot(environment_id)
+        .ok_or((StatusCode::INTERNAL_SERVER_ERROR, "the environment is not loaded yet"))?;
+    Ok((snapshot, kind, presented))
+}
+
+/// Why a request's context could not be used.
+enum ContextError {
+    Parse(String),
+    Invalid(String),
+}
+
+/// Reads `{"context": {...}}`; an empty body, a missing or null context are an empty context.
+fn request_context(body: &[u8]) -> Result<FlatContext, ContextError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(FlatContext::new());
+    }
+    let request: JsValue = serde_json::from_slice(body).map_err(|e| ContextError::Parse(e.to_string()))?;
+    let Some(request) = request.as_object() else {
+        return Err(ContextError::Invalid(
+            "the request body must be a JSON object".into(),
+        ));
+    };
+    let context = match request.get("context") {
+        None | Some(JsValue::Null) => return Ok(FlatContext::new()),
+        Some(JsValue::Object(context)) => context,
+        Some(_) => return Err(ContextError::Invalid("context must be a JSON object".into())),
+    };
+    Ok(flatten(&reflag_context(context)))
+}
+
+/// Maps an OpenFeature evaluation context onto Reflag's `{user, company, other}`.
+pub fn reflag_context(context: &JsObject) -> JsValue {
+    let mut user = None;
+    let mut company = None;
+    let mut other: Vec<(String, JsValue)> = Vec::new();
+    let mut targeting_key = None;
+    for (key, value) in context.entries() {
+        match (key.as_str(), value) {
+            ("user", JsValue::Object(_)) => user = Some(value.clone()),
+            ("company", JsValue::Object(_)) => company = Some(value.clone()),
+            ("targetingKey", JsValue::String(_)) => targeting_key = Some(value.clone()),
+            ("other", JsValue::Object(fields)) => other.extend(fields.entries().iter().cloned()),
+            _ => other.push((key.clone(), value.clone())),
+        }
+    }
+    if user.is_none() {
+        user = targeting_key.map(|id| JsValue::object([("id", id)]));
+    }
+    let mut entries: Vec<(String, JsValue)> = Vec::new();
+    if let Some(user) = user {
+        entries.push(("user".into(), user));
+    }
+    if let Some(company) = company {
+        entries.push(("company".into(), company));
+    }
+    if !other.is_empty() {
+        entries.push(("other".into(), JsValue::Object(JsObject::from_entries(other))));
+    }
+    JsValue::Object(JsObject::from_entries(entries))
+}
+
+/// One flag's OFREP answer.
+fn resolution(result: &FlagResult<'_>, flag_state_version: i64) -> Value {
+    let metadata =
+        json!({ "targetingVersion": result.targeting_version, "flagStateVersion": flag_state_version });
+    if result.config.targeting_version.is_some() {
+        return match result.config.key {
+            Some(variant) => json!({
+                "key": result.key,
+                "value": result.config.payload.cloned().unwrap_or(Value::Null),
+                "variant": variant,
+                "reason": "TARGETING_MATCH",
+                "metadata": metadata,
+            }),
+            // No value matched: the provider's code default applies.
+            None => json!({ "key": result.key, "reason": "DEFAULT", "metadata": metadata }),
+        };
+    }
+    let reason = match (result.is_enabled, result.decided_by_rollout) {
+        (true, true) => "SPLIT",
+        (true, false) => "TARGETING_MATCH",
+        (false, _) => "DEFAULT",
+    };
+    json!({ "key": result.key, "value": result.is_enabled, "reason": reason, "metadata": metadata })
+}
+
+fn context_failure(key: Option<&str>, error: ContextError) -> Response {
+    let (code, details) = match error {
+        ContextError::Parse(details) => ("PARSE_ERROR", details),
+        ContextError::Invalid(details) => ("INVALID_CONTEXT", details),
+    };
+    let mut body = json!({ "errorCode": code, "errorDetails": details });
+    if let Some(key) = key {
+        body["key"] = json!(key);
+    }
+    json_error(StatusCode::BAD_REQUEST, body)
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`.
+pub async fn evaluate_flag(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (snapshot, _, _) = match authenticate(&state, &headers) {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal_response(refusal),
+    };
+    let context = match request_context(&body) {
+        Ok(context) => context,
+        Err(error) => return context_failure(Some(&key), error),
+    };
+    let Some(position) = snapshot.position(&key) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            json!({ "key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": format!("no flag has the key {key:?}") }),
+        );
+    };
+    let result = snapshot.compiled[position].evaluate(&context, crate::store::now_ms());
+    Json(resolution(&result, snapshot.version())).into_response()
+}
+
+/// True when an `If-None-Match` header lists `etag` (or `*`); weak validators compare too.
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == etag)
+}
+
+/// `POST /ofrep/v1/evaluate/flags`: every flag of the environment, sorted by key, with an ETag.
+pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (snapshot, kind, presented) = match authenticate(&state, &headers) {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal_response(refusal),
+    };
+    let context = match request_context(&body) {
+        Ok(context) => context,
+        Err(error) => return context_failure(None, error),
+    };
+    let now = crate::store::now_ms();
+    let flags: Vec<Value> = snapshot
+        .compiled
+        .iter()
+        .map(|flag| resolution(&flag.evaluate(&context, now), snapshot.version()))
+        .collect();
+    let mut answer = json!({ "flags": flags, "metadata": { "version": snapshot.version().to_string() } });
+    // Browsers cannot send headers on an EventSource; only a publishable key may ride in the URL.
+    if kind == ApiKeyKind::Publishable {
+        let uri = format!(
+            "/ofrep/v1/events?publishableKey={}",
+            url::form_urlencoded::byte_serialize(presented.as_bytes()).collect::<String>()
+        );
+        answer["eventStreams"] =
+            json!([{ "type": "sse", "endpoint": { "requestUri": uri }, "inactivityDelaySec": 120 }]);
+    }
+    let body = answer.to_string();
+    let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);
+    if matches_etag(&headers, &etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// `GET /ofrep/v1/events?publishableKey=…`: `refetchEvaluation` whenever the environment changes.
+pub async fn events(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let pairs = super::reflag::query_pairs(query.as_deref());
+    let Some((_, key)) = pairs.iter().find(|(k, _)| k == "publishableKey") else {
+        return unauthorized("add publishableKey=<key> to the URL");
+    };
+    let Some((environment_id, ApiKeyKind::Publishable)) = state.runtime.authenticate(key) else {
+        return unauthorized("the publishable key is not valid");
+    };
+    let stream = BroadcastStream::new(state.runtime.subscribe()).filter_map(move |change| {
+        let change = change.ok().filter(|c| c.environment_id == environment_id)?;
+        let data = json!({ "type": "refetchEvaluation", "lastModified": crate::store::now_ms() / 1000 });
+        Some(Ok::<_, Infallible>(
+            Event::default()
+                .event("message")
+                .id(change.flag_state_version.to_string())
+                .data(data.to_string()),
+        ))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}

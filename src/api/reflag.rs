@@ -1,0 +1,293 @@
+//! Reflag's runtime API: flag definitions for local evaluation (`GET /features`), remote
+//! evaluation (`GET /features/evaluated`, `/features/enabled`) and server-sent updates
+//! (`GET /sse/server`). Paths, parameters and JSON follow Reflag so its SDKs work unchanged.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+
+use super::error::ApiError;
+use crate::eval::{FlagResult, FlatContext};
+use crate::runtime::{Runtime, Snapshot};
+use crate::startup::AppState;
+use crate::store::ApiKeyKind;
+
+/// How long `waitForVersion` waits for a newer snapshot before answering with what it has.
+const WAIT_FOR_VERSION: Duration = Duration::from_secs(5);
+
+/// The query string as ordered pairs.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The environment a request's key opens. Secret keys only by header; publishable keys also by
+/// the `publishableKey` query parameter.
+pub fn authenticate(
+    runtime: &Runtime,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Result<(Arc<Snapshot>, ApiKeyKind), ApiError> {
+    let (presented, from_query) = match bearer(headers) {
+        Some(key) => (key.to_string(), false),
+        None => match pairs.iter().find(|(k, _)| k == "publishableKey") {
+            Some((_, key)) => (key.clone(), true),
+            None => return Err(ApiError::missing_key()),
+        },
+    };
+    let (environment_id, kind) = runtime
+        .authenticate(&presented)
+        .ok_or_else(ApiError::invalid_key)?;
+    if from_query && kind == ApiKeyKind::Secret {
+        return Err(ApiError::invalid_key());
+    }
+    let snapshot = runtime.snapshot(environment_id).ok_or_else(ApiError::internal)?;
+    Ok((snapshot, kind))
+}
+
+/// Waits (briefly) until the environment's snapshot reaches `version`.
+async fn wait_for_version(runtime: &Runtime, snapshot: Arc<Snapshot>, version: Option<i64>) -> Arc<Snapshot> {
+    let Some(wanted) = version.filter(|v| *v > snapshot.version()) else {
+        return snapshot;
+    };
+    let environment_id = snapshot.environment.id;
+    let mut changes = runtime.subscribe();
+    let _ = runtime.refresh().await;
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_VERSION;
+    loop {
+        match runtime.snapshot(environment_id) {
+            Some(current) if current.version() >= wanted => return current,
+            _ => {}
+        }
+        if tokio::time::timeout_at(deadline, changes.recv()).await.is_err() {
+            return runtime.snapshot(environment_id).unwrap_or(snapshot);
+        }
+    }
+}
+
+fn wait_param(pairs: &[(String, String)]) -> Result<Option<i64>, ApiError> {
+    match pairs.iter().find(|(k, _)| k == "waitForVersion") {
+        None => Ok(None),
+        Some((_, v)) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request("INVALID_PARAMETER", "waitForVersion must be a whole number")),
+    }
+}
+
+/// `GET /features`: every flag's compiled definition, for SDKs that evaluate locally.
+pub async fn features(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = query_pairs(query.as_deref());
+    let (snapshot, kind) = match authenticate(&state.runtime, &headers, &pairs) {
+        Ok(grant) => grant,
+        Err(error) => return error.into_response(),
+    };
+    if kind != ApiKeyKind::Secret {
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "SECRET_KEY_REQUIRED",
+            "GET /features needs a secret key; publishable keys can use /features/evaluated",
+        )
+        .into_response();
+    }
+    let wait = match wait_param(&pairs) {
+        Ok(wait) => wait,
+        Err(error) => return error.into_response(),
+    };
+    let snapshot = wait_for_version(&state.runtime, snapshot, wait).await;
+    Json(json!({
+        "success": true,
+        "flagStateVersion": snapshot.version(),
+        "features": snapshot.definitions,
+    }))
+    .into_response()
+}
+
+/// One flag of a remote evaluation, in the shape Reflag's browser SDK validates.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EvaluatedFlag<'a> {
+    key: &'a str,
+    is_enabled: bool,
+    targeting_version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<EvaluatedConfig<'a>>,
+    rule_evaluation_results: &'a [bool],
+    missing_context_fields: &'a [&'a str],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EvaluatedConfig<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a serde_json::Value>,
+    rule_evaluation_results: &'a [bool],
+    missing_context_fields: &'a [&'a str],
+}
+
+impl<'a> EvaluatedFlag<'a> {
+    fn from_result(result: &'a FlagResult<'a>) -> Self {
+        EvaluatedFlag {
+            key: result.key,
+            is_enabled: result.is_enabled,
+            targeting_version: result.targeting_version,
+            config: result.config.targeting_version.map(|version| EvaluatedConfig {
+                key: result.config.key,
+                version,
+                payload: result.config.payload,
+                rule_evaluation_results: &result.config.rule_evaluation_results,
+                missing_context_fields: &result.config.missing_context_fields,
+            }),
+            rule_evaluation_results: &result.rule_evaluation_results,
+            missing_context_fields: &result.missing_context_fields,
+        }
+    }
+}
+
+/// The request context: every `context.*` parameter, prefix removed, in order.
+pub fn context_from_pairs(pairs: &[(String, String)]) -> FlatContext {
+    FlatContext::from_pairs(
+        pairs
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("context.")?, v.as_str()))),
+    )
+}
+
+async fn evaluated(
+    state: AppState,
+    headers: HeaderMap,
+    query: Option<String>,
+    only_enabled: bool,
+) -> Response {
+    let pairs = query_pairs(query.as_deref());
+    let (snapshot, _) = match authenticate(&state.runtime, &headers, &pairs) {
+        Ok(grant) => grant,
+        Err(error) => return error.into_response(),
+    };
+    let wait = match wait_param(&pairs) {
+        Ok(wait) => wait,
+        Err(error) => return error.into_response(),
+    };
+    let snapshot = wait_for_version(&state.runtime, snapshot, wait).await;
+    let context = context_from_pairs(&pairs);
+    let now = crate::store::now_ms();
+    let key = pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_str());
+    let results: Vec<FlagResult<'_>> = match key {
+        Some(key) => match snapshot.position(key) {
+            Some(i) => vec![snapshot.compiled[i].evaluate(&context, now)],
+            None => {
+                return ApiError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "FLAG_NOT_FOUND",
+                    format!("no flag has the key {key:?}"),
+                )
+                .into_response()
+            }
+        },
+        None => snapshot
+            .compiled
+            .iter()
+            .map(|flag| flag.evaluate(&context, now))
+            .collect(),
+    };
+    let features: serde_json::Map<String, serde_json::Value> = results
+        .iter()
+        .filter(|r| !only_enabled || r.is_enabled)
+        .map(|r| {
+            (
+                r.key.to_string(),
+                serde_json::to_value(EvaluatedFlag::from_result(r)).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Json(json!({
+        "success": true,
+        "remoteContextUsed": false,
+        "flagStateVersion": snapshot.version(),
+        "features": features,
+    }))
+    .into_response()
+}
+
+/// `GET /features/evaluated`: every flag evaluated for the `context.*` parameters.
+pub async fn features_evaluated(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    evaluated(state, headers, query, false).await
+}
+
+/// `GET /features/enabled`: like `/features/evaluated`, only the enabled flags.
+pub async fn features_enabled(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    evaluated(state, headers, query, true).await
+}
+
+/// `GET /sse/server`: a `flags-updated` message whenever the environment's flags change.
+pub async fn sse_server(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = query_pairs(query.as_deref());
+    let (snapshot, _) = match authenticate(&state.runtime, &headers, &pairs) {
+        Ok(grant) => grant,
+        Err(error) => return error.into_response(),
+    };
+    Sse::new(flag_updates(
+        &state.runtime,
+        snapshot.environment.id,
+        snapshot.environment.key.clone(),
+    ))
+    .keep_alive(KeepAlive::default())
+    .into_response()
+}
+
+/// Reflag's message envelope for a version change of one environment.
+pub fn flag_updates(
+    runtime: &Runtime,
+    environment_id: i64,
+    environment_key: String,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    BroadcastStream::new(runtime.subscribe()).filter_map(move |change| {
+        let change = change.ok().filter(|c| c.environment_id == environment_id)?;
+        let channel = format!("flags-state:{environment_key}");
+        let data = json!({
+            "id": format!("{channel}:{}", change.flag_state_version),
+            "name": "flags-updated",
+            "channel": channel,
+            "data": json!({ "envId": environment_key, "flagStateVersion": change.flag_state_version }).to_string(),
+        });
+        Some(Ok(Event::default().event("message").data(data.to_string())))
+    })
+}
