@@ -60,7 +60,7 @@ e2e:
 	cd end2end && GATEHOUSE_E2E_ADDR=$(E2E_ADDR) npx playwright test
 
 bench:
-	RUSTFLAGS="$(TEST_RUSTFLAGS)" cargo bench --features ssr --bench engine
+	scripts/bench-engine.sh
 
 clean-data:
 	rm -rf data

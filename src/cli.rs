@@ -84,6 +84,22 @@ pub enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Write the whole configuration (environments, release stages, segments, flags with their
+    /// access rules and remote config) as one JSON document, format "gatehouse/1".
+    Export {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Make the database match a document written by `gatehouse export`: checks the whole file
+    /// first, then applies every change in one transaction. Flags, segments and stages the file
+    /// leaves out are kept.
+    Import {
+        file: std::path::PathBuf,
+        /// Print the changes the import would make, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +194,18 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Keys(command)) => {
             let store = open(&database_url).await?;
             let result = keys_command(&store, command).await;
+            store.close().await;
+            result
+        }
+        Some(Command::Export { output }) => {
+            let store = open(&database_url).await?;
+            let result = export_command(&store, output.as_deref()).await;
+            store.close().await;
+            result
+        }
+        Some(Command::Import { file, dry_run }) => {
+            let store = open(&database_url).await?;
+            let result = import_command(&store, &file, dry_run).await;
             store.close().await;
             result
         }
@@ -285,6 +313,65 @@ async fn keys_command(store: &Store, command: KeysCommand) -> Result<(), String>
             Ok(())
         }
     }
+}
+
+async fn export_command(store: &Store, output: Option<&std::path::Path>) -> Result<(), String> {
+    let document = service::config_file::export(store)
+        .await
+        .map_err(service_message)?;
+    let text = document
+        .to_json()
+        .map_err(|e| format!("cannot write the document: {e}"))?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("exported {} flags to {}", document.flags.len(), path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+async fn import_command(store: &Store, file: &std::path::Path, dry_run: bool) -> Result<(), String> {
+    use service::config_file::{self, ConfigFileError, Document};
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let result = match Document::parse(&text) {
+        Ok(document) if dry_run => config_file::plan(store, &document).await,
+        Ok(document) => {
+            let runtime = crate::runtime::Runtime::load(store.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            config_file::apply(store, &runtime, &Actor::cli(), &document).await
+        }
+        Err(error) => Err(error),
+    };
+    let changes = match result {
+        Ok(changes) => changes,
+        Err(ConfigFileError::Invalid(problems)) => {
+            // Every problem on its own line, so all of them can be fixed in one go.
+            for problem in &problems {
+                eprintln!("error: {}: {problem}", file.display());
+            }
+            return Err(format!(
+                "{}: {} problem(s); nothing was imported",
+                file.display(),
+                problems.len()
+            ));
+        }
+        Err(ConfigFileError::Service(error)) => return Err(service_message(error)),
+    };
+    for change in &changes {
+        println!("{change}");
+    }
+    match (changes.len(), dry_run) {
+        (0, _) => println!(
+            "nothing to change: the database already matches {}",
+            file.display()
+        ),
+        (n, true) => println!("dry run: {n} change(s) would be made; nothing was written"),
+        (n, false) => println!("imported {}: {n} change(s)", file.display()),
+    }
+    Ok(())
 }
 
 async fn serve(settings: ServerSettings) -> Result<(), String> {

@@ -3,6 +3,7 @@
 //! Every change follows the same path: validate, write in one transaction together with its
 //! audit entry, commit. Errors carry the field they concern so forms can show them in place.
 
+pub mod config_file;
 pub mod flags;
 pub mod keys;
 pub mod members;

@@ -9,6 +9,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod config_file;
 mod environments;
 pub mod flags;
 pub mod members;
