@@ -1,31 +1,137 @@
-//! Public HTTP routes that are not the admin UI: health and readiness probes, and (with later
-//! issues) the runtime evaluation API.
+//! Public HTTP routes that are not the admin UI: health and readiness probes, metrics, the
+//! OpenAPI description, and the runtime API (Reflag evaluation and ingest, OFREP).
+//!
+//! Every route here passes the same guards: a body limit (`GATEHOUSE_MAX_BODY_BYTES`, default
+//! 1 MiB), a query-string limit, request metrics; the routes browsers call also answer CORS.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderName, Method, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::startup::AppState;
 
 pub mod error;
+pub mod ingest;
+pub mod metrics;
 pub mod ofrep;
 pub mod reflag;
 
+/// Default largest request body, overridable with `GATEHOUSE_MAX_BODY_BYTES`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest query string accepted (contexts travel in it; 16 KiB is far beyond real ones).
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// Most context fields one evaluation request may carry.
+pub const MAX_CONTEXT_FIELDS: usize = 200;
+
+/// The body limit from `GATEHOUSE_MAX_BODY_BYTES`, or the default when unset or not a number.
+pub fn max_body_bytes() -> usize {
+    std::env::var("GATEHOUSE_MAX_BODY_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES)
+}
+
+/// The OpenAPI 3.1 description of the routes below.
+const OPENAPI: &str = include_str!("openapi.json");
+
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/features", get(reflag::features))
+    let max_body_bytes = max_body_bytes();
+    let metrics = Arc::new(metrics::Metrics::default());
+    let browser = Router::new()
         .route("/features/evaluated", get(reflag::features_evaluated))
         .route("/features/enabled", get(reflag::features_enabled))
         .route("/sse/server", get(reflag::sse_server))
+        .route("/user", post(ingest::post_user))
+        .route("/company", post(ingest::post_company))
+        .route("/event", post(ingest::post_event))
+        .route("/features/events", post(ingest::post_flag_event))
+        .route("/bulk", post(ingest::post_bulk))
         .route("/ofrep/v1/evaluate/flags", post(ofrep::evaluate_flags))
         .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
         .route("/ofrep/v1/events", get(ofrep::events))
+        .layer(cors());
+    let metrics_handle = metrics.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(move |State(state): State<AppState>| async move {
+                metrics::respond(&metrics_handle, &state.runtime)
+            }),
+        )
+        .route("/openapi.json", get(openapi))
+        .route("/features", get(reflag::features))
+        .merge(browser)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(from_fn_with_state(max_body_bytes, limits))
+        .layer(from_fn_with_state(metrics, metrics::track))
+}
+
+/// CORS for the routes browsers call (the admin UI is same-origin and gets none): any origin,
+/// the headers Reflag's browser SDK and the OFREP web provider send, and a readable `ETag`.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("reflag-sdk-version"),
+        ])
+        .expose_headers([header::ETAG])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// Refuses over-long query strings and declared-too-large bodies before any handler runs, and
+/// gives the body limit's own refusals (bodies without a length) the API's JSON error shape.
+async fn limits(State(max_body_bytes): State<usize>, request: Request, next: Next) -> Response {
+    if request.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
+        return error::ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "URI_TOO_LONG",
+            format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    let too_large = || {
+        ingest::payload_too_large(format!("the request body is larger than {max_body_bytes} bytes"))
+            .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body_bytes as u64) {
+        return too_large();
+    }
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return too_large();
+    }
+    response
+}
+
+/// `GET /openapi.json`.
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// The process is up and serving requests.

@@ -3,7 +3,8 @@
 //!
 //! Context mapping: an OpenFeature context becomes Reflag's `{user, company, other}`. `user` and
 //! `company` objects are taken as they are; without a `user` object, `targetingKey` becomes
-//! `user.id`; an `other` object and every other top-level attribute go to `other`.
+//! `user.id`; an `other` object and every other top-level attribute go to `other`. Stored
+//! attributes of the company and user (reported through `/company`, `/user`) are merged under it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
+use super::metrics::Evaluations;
 use crate::auth::tokens::sha256_hex;
 use crate::eval::{flatten, FlagResult, FlatContext};
 use crate::model::{JsObject, JsValue};
@@ -62,10 +64,10 @@ fn authenticate(
         .runtime
         .authenticate(&presented)
         .ok_or((StatusCode::UNAUTHORIZED, "the API key is not valid"))?;
-    let snapshot = state
-        .runtime
-        .snapshot(environment_id)
-        .ok_or((StatusCode::INTERNAL_SERVER_ERROR, "the environment is not loaded yet"))?;
+    let snapshot = state.runtime.snapshot(environment_id).ok_or((
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the environment is not loaded yet",
+    ))?;
     Ok((snapshot, kind, presented))
 }
 
@@ -76,7 +78,24 @@ enum ContextError {
 }
 
 /// Reads `{"context": {...}}`; an empty body, a missing or null context are an empty context.
-fn request_context(body: &[u8]) -> Result<FlatContext, ContextError> {
+/// Stored attributes of the context's company and user are merged under it.
+fn request_context(state: &AppState, snapshot: &Snapshot, body: &[u8]) -> Result<FlatContext, ContextError> {
+    let context = parse_context(body)?;
+    if context.len() > crate::api::MAX_CONTEXT_FIELDS {
+        return Err(ContextError::Invalid(format!(
+            "the context has {} fields once flattened; at most {} are accepted",
+            context.len(),
+            crate::api::MAX_CONTEXT_FIELDS
+        )));
+    }
+    Ok(state
+        .runtime
+        .entities()
+        .enrich(snapshot.environment.id, context)
+        .0)
+}
+
+fn parse_context(body: &[u8]) -> Result<FlatContext, ContextError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(FlatContext::new());
     }
@@ -173,7 +192,7 @@ pub async fn evaluate_flag(
         Ok(grant) => grant,
         Err(refusal) => return refusal_response(refusal),
     };
-    let context = match request_context(&body) {
+    let context = match request_context(&state, &snapshot, &body) {
         Ok(context) => context,
         Err(error) => return context_failure(Some(&key), error),
     };
@@ -184,7 +203,9 @@ pub async fn evaluate_flag(
         );
     };
     let result = snapshot.compiled[position].evaluate(&context, crate::store::now_ms());
-    Json(resolution(&result, snapshot.version())).into_response()
+    let mut response = Json(resolution(&result, snapshot.version())).into_response();
+    response.extensions_mut().insert(Evaluations(1));
+    response
 }
 
 /// True when an `If-None-Match` header lists `etag` (or `*`); weak validators compare too.
@@ -204,7 +225,7 @@ pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, b
         Ok(grant) => grant,
         Err(refusal) => return refusal_response(refusal),
     };
-    let context = match request_context(&body) {
+    let context = match request_context(&state, &snapshot, &body) {
         Ok(context) => context,
         Err(error) => return context_failure(None, error),
     };
@@ -230,6 +251,9 @@ pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, b
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
     let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    response
+        .extensions_mut()
+        .insert(Evaluations(snapshot.compiled.len() as u64));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }

@@ -194,8 +194,24 @@ async fn evaluated(
         Ok(wait) => wait,
         Err(error) => return error.into_response(),
     };
+    let fields = pairs.iter().filter(|(k, _)| k.starts_with("context.")).count();
+    if fields > super::MAX_CONTEXT_FIELDS {
+        return ApiError::bad_request(
+            "CONTEXT_TOO_LARGE",
+            format!(
+                "the context has {fields} fields; at most {} are accepted",
+                super::MAX_CONTEXT_FIELDS
+            ),
+        )
+        .into_response();
+    }
     let snapshot = wait_for_version(&state.runtime, snapshot, wait).await;
-    let context = context_from_pairs(&pairs);
+    // Stored attributes of the company and user (from `/company`, `/user`) fill in what the
+    // request does not send; the request's own fields win.
+    let (context, remote_context_used) = state
+        .runtime
+        .entities()
+        .enrich(snapshot.environment.id, context_from_pairs(&pairs));
     let now = crate::store::now_ms();
     let key = pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_str());
     let results: Vec<FlagResult<'_>> = match key {
@@ -226,13 +242,17 @@ async fn evaluated(
             )
         })
         .collect();
-    Json(json!({
+    let mut response = Json(json!({
         "success": true,
-        "remoteContextUsed": false,
+        "remoteContextUsed": remote_context_used,
         "flagStateVersion": snapshot.version(),
         "features": features,
     }))
-    .into_response()
+    .into_response();
+    response
+        .extensions_mut()
+        .insert(super::metrics::Evaluations(results.len() as u64));
+    response
 }
 
 /// `GET /features/evaluated`: every flag evaluated for the `context.*` parameters.

@@ -1,6 +1,7 @@
 //! What the evaluation API serves from: per-environment snapshots of compiled flags and the live
 //! API keys, held in memory and swapped atomically after every change, so a request never waits
-//! for the database.
+//! for the database. The companies and users SDKs reported are held here too ([`entities`]), for
+//! remote context.
 //!
 //! A change made through this process is published at once ([`Runtime::publish`]). With
 //! PostgreSQL, other replicas hear of it through `LISTEN/NOTIFY` on [`CHANNEL`], and every replica
@@ -19,6 +20,10 @@ use crate::config::Backend;
 use crate::eval::{compile_environment, compile_flags, compile_remote_config, CompileContext, CompiledFlag};
 use crate::model::{AccessRules, FlagDefinition, FlagKey, RemoteConfig, Segment, SegmentKey, Targeting};
 use crate::store::{ApiKeyKind, Environment, SessionPool, Store, StoreError};
+
+pub mod entities;
+
+pub use entities::Entities;
 
 /// The PostgreSQL notification channel for changes.
 pub const CHANNEL: &str = "gatehouse_changes";
@@ -78,6 +83,8 @@ pub struct Runtime {
     changes: broadcast::Sender<Change>,
     /// Serialises rebuilds so two refreshes never race to swap older data in.
     rebuild: Arc<tokio::sync::Mutex<()>>,
+    /// Reported companies and users, for remote context.
+    entities: Arc<Entities>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -87,11 +94,13 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Loads every environment's snapshot and the keys.
+    /// Loads every environment's snapshot, the keys and the reported companies and users.
     pub async fn load(store: Store) -> Result<Runtime, RuntimeError> {
         let (changes, _) = broadcast::channel(256);
+        let entities = Arc::new(Entities::load(&store).await?);
         let runtime = Runtime {
             store,
+            entities,
             state: Arc::new(ArcSwap::from_pointee(State::default())),
             changes,
             rebuild: Arc::new(tokio::sync::Mutex::new(())),
@@ -134,6 +143,10 @@ impl Runtime {
             .get(&sha256_hex(presented))
             .filter(|(_, kind)| *kind == ApiKeyKind::Secret)
             .copied()
+    }
+
+    pub fn entities(&self) -> &Arc<Entities> {
+        &self.entities
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
@@ -318,6 +331,16 @@ impl Runtime {
     /// Keeps this replica current: listens for other replicas' notifications (PostgreSQL) and
     /// compares versions every [`POLL_INTERVAL`] as a fallback.
     pub fn spawn_watchers(&self) {
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(entities::ENTITY_POLL_INTERVAL);
+            loop {
+                ticker.tick().await;
+                if let Err(error) = runtime.entities.refresh(&runtime.store).await {
+                    tracing::warn!(%error, "periodic reload of companies and users failed");
+                }
+            }
+        });
         let runtime = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(POLL_INTERVAL);

@@ -10,6 +10,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod config_file;
+pub mod entities;
 mod environments;
 pub mod flags;
 pub mod members;

@@ -1,0 +1,291 @@
+//! The companies and users SDKs reported, kept in memory so evaluation can merge their stored
+//! attributes into a request's context ("remote context") without touching the database.
+//!
+//! Each entity's attributes are held flattened (`plan`, `address.city`, …) in one small byte buffer
+//! (length-prefixed key/value pairs), so 100,000 companies cost a few tens of megabytes. Writes
+//! made through this process update the cache right after their transaction commits; rows written
+//! by other replicas arrive through [`Entities::refresh`], which reloads rows seen since the last
+//! reload every [`ENTITY_POLL_INTERVAL`].
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use tokio_stream::StreamExt;
+
+use crate::eval::FlatContext;
+use crate::model::JsObject;
+use crate::store::entities::{EntityKind, IngestWrite, StoredEntity};
+use crate::store::{now_ms, Store, StoreError, StoreResult};
+
+/// How often rows written by other replicas are picked up.
+pub const ENTITY_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Reloads overlap by this much, so a row committed late or stamped by a replica whose clock is a
+/// little behind is still picked up.
+const RELOAD_OVERLAP_MS: i64 = 10_000;
+
+/// Flattened attributes as `varint(len) key varint(len) value` pairs in one allocation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attributes(Box<[u8]>);
+
+impl Attributes {
+    pub fn from_object(attributes: &JsObject) -> Self {
+        let flat = FlatContext::from_object(attributes);
+        let mut buffer = Vec::new();
+        for (key, value) in flat.iter() {
+            push_text(&mut buffer, key);
+            push_text(&mut buffer, value);
+        }
+        Attributes(buffer.into_boxed_slice())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The flattened `(field, value)` pairs in stored order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut position = 0;
+        std::iter::from_fn(move || {
+            let key = read_text(&self.0, &mut position)?;
+            let value = read_text(&self.0, &mut position)?;
+            Some((key, value))
+        })
+    }
+}
+
+fn push_text(buffer: &mut Vec<u8>, text: &str) {
+    let mut n = text.len();
+    loop {
+        let low = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            buffer.push(low);
+            break;
+        }
+        buffer.push(low | 0x80);
+    }
+    buffer.extend_from_slice(text.as_bytes());
+}
+
+fn read_text<'a>(buffer: &'a [u8], position: &mut usize) -> Option<&'a str> {
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = *buffer.get(*position)?;
+        *position += 1;
+        len |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let text = buffer.get(*position..*position + len)?;
+    *position += len;
+    std::str::from_utf8(text).ok()
+}
+
+#[derive(Debug, Default)]
+struct EnvironmentEntities {
+    companies: HashMap<Box<str>, Attributes>,
+    users: HashMap<Box<str>, Attributes>,
+}
+
+/// How many companies and users of an environment are cached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntityCounts {
+    pub environment_id: i64,
+    pub companies: usize,
+    pub users: usize,
+}
+
+/// The per-environment cache of companies and users.
+#[derive(Debug, Default)]
+pub struct Entities {
+    environments: RwLock<HashMap<i64, EnvironmentEntities>>,
+    /// Serialises writes and reloads so the cache applies merged states in commit order; holds
+    /// the `last_seen` from which the next reload reads.
+    writes: tokio::sync::Mutex<i64>,
+}
+
+impl Entities {
+    /// Loads every stored company and user.
+    pub async fn load(store: &Store) -> StoreResult<Entities> {
+        let entities = Entities {
+            environments: RwLock::default(),
+            writes: tokio::sync::Mutex::new(i64::MIN),
+        };
+        entities.refresh(store).await?;
+        Ok(entities)
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<i64, EnvironmentEntities>> {
+        // A panic while holding the lock cannot leave a map half-updated in a harmful way.
+        self.environments.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<i64, EnvironmentEntities>> {
+        self.environments.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn apply(&self, entities: impl IntoIterator<Item = StoredEntity>) {
+        let mut environments = self.write();
+        for entity in entities {
+            let environment = environments.entry(entity.environment_id).or_default();
+            let map = match entity.kind {
+                EntityKind::Company => &mut environment.companies,
+                EntityKind::User => &mut environment.users,
+            };
+            map.insert(
+                entity.id.into_boxed_str(),
+                Attributes::from_object(&entity.attributes),
+            );
+        }
+    }
+
+    /// Commits one request's writes and updates the cache. Runs to completion even when the
+    /// client goes away, so the cache never misses a committed write.
+    pub async fn record(
+        self: &Arc<Self>,
+        store: &Store,
+        environment_id: i64,
+        writes: Vec<IngestWrite>,
+    ) -> StoreResult<()> {
+        let entities = self.clone();
+        let store = store.clone();
+        let task = tokio::spawn(async move {
+            let _guard = entities.writes.lock().await;
+            let touched = store.record_ingest(environment_id, &writes, now_ms()).await?;
+            entities.apply(touched);
+            Ok::<_, StoreError>(())
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only a runtime shutting down cancels the task; the pool is going away with it.
+            Err(_) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
+        }
+    }
+
+    /// Reloads the rows seen since the previous reload (everything the first time).
+    pub async fn refresh(&self, store: &Store) -> StoreResult<()> {
+        let mut since = self.writes.lock().await;
+        let started = now_ms();
+        let mut rows = std::pin::pin!(store.entities_seen_since(*since));
+        let mut batch = Vec::with_capacity(1024);
+        while let Some(entity) = rows.next().await {
+            batch.push(entity?);
+            if batch.len() == batch.capacity() {
+                self.apply(batch.drain(..));
+            }
+        }
+        self.apply(batch);
+        *since = started - RELOAD_OVERLAP_MS;
+        Ok(())
+    }
+
+    /// The request context with the stored attributes of its `company.id` and `user.id` merged
+    /// under it (the request's own fields win), and whether any stored attributes were found.
+    pub fn enrich(&self, environment_id: i64, context: FlatContext) -> (FlatContext, bool) {
+        let environments = self.read();
+        let Some(environment) = environments.get(&environment_id) else {
+            return (context, false);
+        };
+        let company = context
+            .get("company.id")
+            .and_then(|id| environment.companies.get(id))
+            .filter(|a| !a.is_empty());
+        let user = context
+            .get("user.id")
+            .and_then(|id| environment.users.get(id))
+            .filter(|a| !a.is_empty());
+        if company.is_none() && user.is_none() {
+            return (context, false);
+        }
+        let stored = [("company", company), ("user", user)]
+            .into_iter()
+            .filter_map(|(prefix, attributes)| Some((prefix, attributes?)))
+            .flat_map(|(prefix, attributes)| {
+                attributes
+                    .iter()
+                    .map(move |(k, v)| (Cow::Owned(format!("{prefix}.{k}")), v))
+            });
+        let merged =
+            FlatContext::from_pairs(stored.chain(context.iter().map(|(k, v)| (Cow::Borrowed(k), v))));
+        (merged, true)
+    }
+
+    /// The cached flattened attributes of one company or user.
+    pub fn attributes(
+        &self,
+        environment_id: i64,
+        kind: EntityKind,
+        id: &str,
+    ) -> Option<Vec<(String, String)>> {
+        let environments = self.read();
+        let environment = environments.get(&environment_id)?;
+        let map = match kind {
+            EntityKind::Company => &environment.companies,
+            EntityKind::User => &environment.users,
+        };
+        map.get(id)
+            .map(|a| a.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    pub fn counts(&self) -> Vec<EntityCounts> {
+        let mut counts: Vec<EntityCounts> = self
+            .read()
+            .iter()
+            .map(|(id, e)| EntityCounts {
+                environment_id: *id,
+                companies: e.companies.len(),
+                users: e.users.len(),
+            })
+            .collect();
+        counts.sort_by_key(|c| c.environment_id);
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JsValue;
+
+    #[test]
+    fn attributes_round_trip_flattened() {
+        // 130 bytes need a two-byte length.
+        let long = "x".repeat(130);
+        let object: JsValue = serde_json::from_str(&format!(
+            r#"{{"plan":"pro","seats":12,"address":{{"city":"Köln"}},"long":"{long}"}}"#
+        ))
+        .unwrap();
+        let attributes = Attributes::from_object(object.as_object().unwrap());
+        let pairs: Vec<_> = attributes.iter().collect();
+        assert_eq!(pairs.len(), 4);
+        assert_eq!(pairs[0], ("plan", "pro"));
+        assert_eq!(pairs[1], ("seats", "12"));
+        assert_eq!(pairs[2], ("address.city", "Köln"));
+        assert_eq!(pairs[3].1.len(), 130);
+    }
+
+    #[test]
+    fn request_fields_win_over_stored_ones() {
+        let entities = Entities::default();
+        let attributes: JsValue = serde_json::from_str(r#"{"plan":"pro","tier":"gold"}"#).unwrap();
+        entities.apply([StoredEntity {
+            environment_id: 1,
+            kind: EntityKind::Company,
+            id: "acme".into(),
+            attributes: attributes.as_object().unwrap().clone(),
+        }]);
+        let request = FlatContext::from_pairs([("company.id", "acme"), ("company.plan", "free")]);
+        let (merged, used) = entities.enrich(1, request);
+        assert!(used);
+        assert_eq!(merged.get("company.plan"), Some("free"));
+        assert_eq!(merged.get("company.tier"), Some("gold"));
+        let (_, used) = entities.enrich(2, FlatContext::from_pairs([("company.id", "acme")]));
+        assert!(!used);
+    }
+}

@@ -1,0 +1,622 @@
+//! What SDKs report through the tracking endpoints is stored, counted, and used to evaluate:
+//! companies and users with merged attributes, events, flag checks, and stored attributes as
+//! remote context under the request's own.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::TestApp;
+use gatehouse::config::{Backend, DatabaseUrl};
+use gatehouse::model::AccessRules;
+use gatehouse::service::flags::{create_flag, set_access_rules, NewFlagInput};
+use gatehouse::service::Actor;
+use gatehouse::store::entities::{EntityKind, EntityUpsert, IngestWrite};
+use gatehouse::store::Store;
+use serde_json::{json, Value};
+
+struct Fixture {
+    app: TestApp,
+    environment_id: i64,
+    publishable: String,
+}
+
+/// A server whose production environment has `pro-only`: on for companies whose `plan` is `pro`.
+async fn fixture(backend: Backend) -> Option<Fixture> {
+    let app = TestApp::spawn(backend).await?;
+    let actor = Actor::cli();
+    let input = NewFlagInput {
+        key: "pro-only".into(),
+        name: "Pro only".into(),
+        ..Default::default()
+    };
+    create_flag(&app.store, &app.runtime, &actor, input)
+        .await
+        .unwrap();
+    let rules: AccessRules = serde_json::from_value(json!({
+        "mode": "some",
+        "rules": [{ "conditions": [
+            { "kind": "companyAttribute", "attribute": "plan", "operator": "IS", "values": ["pro"] }
+        ] }]
+    }))
+    .unwrap();
+    set_access_rules(
+        &app.store,
+        &app.runtime,
+        &actor,
+        "pro-only",
+        "production",
+        rules,
+        None,
+    )
+    .await
+    .unwrap();
+    let production = app.store.environment_by_key("production").await.unwrap().unwrap();
+    let publishable = app.store.publishable_key(production.id).await.unwrap().unwrap();
+    app.runtime.publish().await;
+    Some(Fixture {
+        app,
+        environment_id: production.id,
+        publishable,
+    })
+}
+
+impl Fixture {
+    async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .bearer_auth(&self.publishable)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post(path, &body.to_string()).await
+    }
+
+    async fn evaluated(&self, query: &str) -> Value {
+        let response = self
+            .app
+            .client
+            .get(self.app.url(&format!("/features/evaluated?{query}")))
+            .bearer_auth(&self.publishable)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn stored(&self, kind: EntityKind, id: &str) -> Option<Value> {
+        let entity = self
+            .app
+            .store
+            .entity(self.environment_id, kind, id)
+            .await
+            .unwrap()?;
+        Some(serde_json::to_value(&entity.attributes).unwrap())
+    }
+}
+
+async fn every_item_type_is_stored(backend: Backend) {
+    let Some(f) = fixture(backend).await else {
+        return;
+    };
+    let ok = json!({ "success": true });
+    assert_eq!(
+        f.post_json(
+            "/user",
+            json!({ "userId": "u1", "attributes": { "name": "Ada", "email": "ada@example.com" } })
+        )
+        .await,
+        (200, ok.clone())
+    );
+    assert_eq!(
+        f.post_json(
+            "/company",
+            json!({ "companyId": 42, "userId": "u1", "attributes": { "name": "Acme", "plan": "pro" } })
+        )
+        .await,
+        (200, ok.clone())
+    );
+    assert_eq!(
+        f.post_json(
+            "/event",
+            json!({ "event": "exported", "userId": "u1", "companyId": 42, "attributes": { "rows": 3 } })
+        )
+        .await,
+        (200, ok.clone())
+    );
+    let check = |result: bool| {
+        json!({ "action": "check-is-enabled", "key": "pro-only", "targetingVersion": 1,
+                "evalContext": { "company": { "id": "42" } }, "evalResult": result,
+                "evalRuleResults": [result], "evalMissingFields": [] })
+    };
+    assert_eq!(
+        f.post_json("/features/events", check(true)).await,
+        (200, ok.clone())
+    );
+    let mut item = check(false);
+    item["type"] = json!("feature-flag-event");
+    let bulk = json!([
+        { "type": "user", "userId": 7, "attributes": { "role": "owner" } },
+        { "type": "company", "companyId": "beta", "userId": 7, "attributes": { "plan": "free" } },
+        { "type": "event", "event": "exported", "userId": 7, "companyId": "beta" },
+        item,
+        { "type": "feature-flag-event", "action": "check-config", "key": "pro-only", "evalResult": { "key": "a" } },
+        { "type": "prompt-event", "action": "received", "promptId": "p1", "userId": 7 }
+    ]);
+    assert_eq!(f.post_json("/bulk", bulk).await, (200, ok));
+
+    assert_eq!(
+        f.stored(EntityKind::User, "u1").await,
+        Some(json!({ "name": "Ada", "email": "ada@example.com" }))
+    );
+    assert_eq!(
+        f.stored(EntityKind::Company, "42").await,
+        Some(json!({ "name": "Acme", "plan": "pro" }))
+    );
+    assert_eq!(
+        f.stored(EntityKind::User, "7").await,
+        Some(json!({ "role": "owner" }))
+    );
+    assert_eq!(
+        f.stored(EntityKind::Company, "beta").await,
+        Some(json!({ "plan": "free" }))
+    );
+    let store = &f.app.store;
+    assert_eq!(
+        store.company_user_ids(f.environment_id, "42").await.unwrap(),
+        ["u1"]
+    );
+    assert_eq!(
+        store.company_user_ids(f.environment_id, "beta").await.unwrap(),
+        ["7"]
+    );
+    assert_eq!(store.event_count(f.environment_id, "exported").await.unwrap(), 2);
+    let exposures = store.exposures(f.environment_id, "pro-only").await.unwrap();
+    assert_eq!(exposures.len(), 1, "{exposures:?}");
+    assert_eq!(
+        (exposures[0].checks, exposures[0].enabled),
+        (2, 1),
+        "config reads are not exposures"
+    );
+
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM companies WHERE id = '42'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("Acme"));
+    let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = 'u1'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(email.as_deref(), Some("ada@example.com"));
+}
+
+#[tokio::test]
+async fn every_item_type_is_stored_sqlite() {
+    every_item_type_is_stored(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_item_type_is_stored_postgres() {
+    every_item_type_is_stored(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn attributes_merge_and_first_seen_stays() {
+    let f = fixture(Backend::Sqlite).await.unwrap();
+    f.post_json(
+        "/company",
+        json!({ "companyId": "acme", "attributes": { "plan": "free", "seats": 3 }, "timestamp": "2024-01-02T00:00:00Z" }),
+    )
+    .await;
+    let first_seen = |store: Store| async move {
+        let seen: (i64, i64) =
+            sqlx::query_as("SELECT first_seen, last_seen FROM companies WHERE id = 'acme'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        seen
+    };
+    let (first, last) = first_seen(f.app.store.clone()).await;
+    assert_eq!(first, 1_704_153_600_000);
+    f.post_json(
+        "/company",
+        json!({ "companyId": "acme", "attributes": { "plan": "pro", "region": "eu" } }),
+    )
+    .await;
+    assert_eq!(
+        f.stored(EntityKind::Company, "acme").await,
+        Some(json!({ "plan": "pro", "seats": 3, "region": "eu" }))
+    );
+    let (first_again, last_again) = first_seen(f.app.store.clone()).await;
+    assert_eq!(first_again, first);
+    assert!(last_again >= last);
+    let cached = f
+        .app
+        .runtime
+        .entities()
+        .attributes(f.environment_id, EntityKind::Company, "acme")
+        .unwrap();
+    assert_eq!(
+        cached,
+        [("plan", "pro"), ("seats", "3"), ("region", "eu")].map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+}
+
+#[tokio::test]
+async fn stored_company_attributes_are_remote_context() {
+    let f = fixture(Backend::Sqlite).await.unwrap();
+    let body = f.evaluated("context.company.id=acme").await;
+    assert_eq!(body["remoteContextUsed"], false);
+    assert_eq!(body["features"]["pro-only"]["isEnabled"], false);
+
+    f.post_json(
+        "/company",
+        json!({ "companyId": "acme", "attributes": { "plan": "pro" } }),
+    )
+    .await;
+    let body = f.evaluated("context.company.id=acme").await;
+    assert_eq!(body["remoteContextUsed"], true);
+    assert_eq!(body["features"]["pro-only"]["isEnabled"], true, "{body}");
+
+    // The request's own attribute wins over the stored one.
+    let body = f
+        .evaluated("context.company.id=acme&context.company.plan=free")
+        .await;
+    assert_eq!(body["remoteContextUsed"], true);
+    assert_eq!(body["features"]["pro-only"]["isEnabled"], false);
+
+    let response = f
+        .app
+        .client
+        .get(f.app.url("/features/enabled?context.company.id=acme"))
+        .bearer_auth(&f.publishable)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["remoteContextUsed"], true);
+    assert_eq!(body["features"]["pro-only"]["isEnabled"], true);
+
+    let ofrep = |context: Value| {
+        f.app
+            .client
+            .post(f.app.url("/ofrep/v1/evaluate/flags/pro-only"))
+            .header("x-api-key", &f.publishable)
+            .json(&json!({ "context": context }))
+            .send()
+    };
+    let body: Value = ofrep(json!({ "company": { "id": "acme" } }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["value"], true, "{body}");
+    let body: Value = ofrep(json!({ "company": { "id": "acme", "plan": "free" } }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["value"], false, "{body}");
+    let response = f
+        .app
+        .client
+        .post(f.app.url("/ofrep/v1/evaluate/flags"))
+        .header("x-api-key", &f.publishable)
+        .json(&json!({ "context": { "company": { "id": "acme" } } }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["flags"][0]["key"], "pro-only");
+    assert_eq!(body["flags"][0]["value"], true, "{body}");
+}
+
+#[tokio::test]
+async fn rows_written_by_another_replica_reach_the_cache_on_reload() {
+    let f = fixture(Backend::Sqlite).await.unwrap();
+    let attributes = serde_json::from_value(json!({ "plan": "pro" })).unwrap();
+    let write = IngestWrite::Company {
+        company: EntityUpsert {
+            id: "elsewhere".into(),
+            attributes,
+            seen_at: gatehouse::store::now_ms(),
+        },
+        user_id: None,
+    };
+    f.app
+        .store
+        .record_ingest(f.environment_id, &[write], gatehouse::store::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.evaluated("context.company.id=elsewhere").await["remoteContextUsed"],
+        false
+    );
+    f.app.runtime.entities().refresh(&f.app.store).await.unwrap();
+    let body = f.evaluated("context.company.id=elsewhere").await;
+    assert_eq!(body["remoteContextUsed"], true);
+    assert_eq!(body["features"]["pro-only"]["isEnabled"], true);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_refused_with_a_reason() {
+    let f = fixture(Backend::Sqlite).await.unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        ("/user", "{not json", "not valid JSON"),
+        ("/user", "", "not valid JSON"),
+        ("/user", "[]", "the body must be a JSON object"),
+        ("/user", r#"{"attributes": {}}"#, "userId is missing"),
+        (
+            "/user",
+            r#"{"userId": true}"#,
+            "userId must be a string or a number",
+        ),
+        ("/user", r#"{"userId": ""}"#, "userId must not be empty"),
+        ("/user", r#"{"userId": "a\u0000b"}"#, "NUL"),
+        (
+            "/user",
+            r#"{"userId": "u", "attributes": [1]}"#,
+            "attributes must be a JSON object",
+        ),
+        (
+            "/user",
+            r#"{"userId": "u", "timestamp": "yesterday"}"#,
+            "timestamp is not a valid date",
+        ),
+        ("/company", r#"{"userId": "u"}"#, "companyId is missing"),
+        ("/event", r#"{"userId": "u"}"#, "event is missing"),
+        ("/event", r#"{"event": "e"}"#, "userId is missing"),
+        ("/features/events", r#"{"key": "f"}"#, "action is missing"),
+        (
+            "/features/events",
+            r#"{"action": "check", "key": "f", "targetingVersion": "1"}"#,
+            "targetingVersion must be a number",
+        ),
+        ("/bulk", r#"{"type": "user"}"#, "must be a JSON array"),
+        (
+            "/bulk",
+            r#"[{"type": "user", "userId": "ok"}, {"type": "user"}]"#,
+            "item 1: userId is missing",
+        ),
+        ("/bulk", r#"[{"userId": "u"}]"#, "item 0: type is missing"),
+        ("/bulk", r#"[{"type": "feedback"}]"#, "unknown type"),
+        ("/bulk", "[1]", "item 0: the item must be a JSON object"),
+    ];
+    for (path, body, reason) in cases {
+        let (status, answer) = f.post(path, body).await;
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        assert_eq!(answer["success"], false);
+        assert_eq!(answer["error"]["code"], "INVALID_REQUEST");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{path} {body}: {message}");
+    }
+    // A refused bulk writes nothing, not even its valid items.
+    assert_eq!(f.stored(EntityKind::User, "ok").await, None);
+
+    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let (status, _) = f.post("/bulk", &deep).await;
+    assert_eq!(status, 400);
+
+    let too_many = Value::Array(vec![json!({ "type": "user", "userId": "u" }); 1001]);
+    let (status, answer) = f.post_json("/bulk", too_many).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 1000 items"));
+    let thousand = Value::Array(vec![json!({ "type": "user", "userId": "u" }); 1000]);
+    assert_eq!(f.post_json("/bulk", thousand).await.0, 200);
+}
+
+#[tokio::test]
+async fn ingest_takes_any_key_of_the_environment() {
+    let f = fixture(Backend::Sqlite).await.unwrap();
+    let response = f
+        .app
+        .client
+        .post(f.app.url("/user"))
+        .json(&json!({ "userId": "u" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = f
+        .app
+        .client
+        .post(f.app.url(&format!("/user?publishableKey={}", f.publishable)))
+        .header("content-type", "text/plain")
+        .body(json!({ "userId": "by-query" }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(f.stored(EntityKind::User, "by-query").await.is_some());
+    let secret = gatehouse::service::keys::create_secret_key(&f.app.store, &Actor::cli(), "production")
+        .await
+        .unwrap();
+    f.app.runtime.publish().await;
+    let response = f
+        .app
+        .client
+        .post(f.app.url("/user"))
+        .bearer_auth(&secret)
+        .json(&json!({ "userId": "by-secret" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = f
+        .app
+        .client
+        .post(f.app.url("/user"))
+        .bearer_auth("pub_nope_0000000000000000000000")
+        .json(&json!({ "userId": "u" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+/// The real binary, killed and restarted on one SQLite file.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gatehouse(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    command
+        .env_remove("GATEHOUSE_ADMIN_EMAIL")
+        .env_remove("GATEHOUSE_ADMIN_PASSWORD")
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+async fn start_server(database_url: &str) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = gatehouse(database_url)
+        .args(["serve", "--addr", &addr, "--database-url", database_url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gatehouse serve");
+    let server = Server { child, addr };
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(response) = client.get(format!("http://{}/readyz", server.addr)).send().await {
+            if response.status().is_success() {
+                return server;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gatehouse did not become ready on {}", server.addr);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/g.db", dir.path().display());
+    let mut server = start_server(&database_url).await;
+    let keys = gatehouse(&database_url)
+        .args(["keys", "list", "--database-url", &database_url])
+        .output()
+        .expect("gatehouse keys list");
+    let keys = String::from_utf8(keys.stdout).unwrap();
+    let publishable = keys
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .find(|cols| cols.len() == 4 && cols[0] == "production" && cols[1] == "publishable")
+        .map(|cols| cols[2].to_string())
+        .unwrap_or_else(|| panic!("no production publishable key in {keys:?}"));
+
+    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let successes = Arc::new(AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let mut burst = Vec::new();
+    for worker in 0..16 {
+        let (client, acknowledged, successes) = (client.clone(), acknowledged.clone(), successes.clone());
+        let (url, key) = (format!("http://{}/company", server.addr), publishable.clone());
+        burst.push(tokio::spawn(async move {
+            for i in 0..100 {
+                let id = format!("c-{worker}-{i}");
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&json!({ "companyId": id, "attributes": { "plan": "pro", "n": i } }))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 200 => {
+                        acknowledged.lock().unwrap().insert(id);
+                        successes.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(response) => panic!("unexpected answer {}", response.status()),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while successes.load(Ordering::SeqCst) < 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the burst stalled");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.child.kill().expect("SIGKILL the server");
+    server.child.wait().unwrap();
+    for task in burst {
+        task.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 200);
+    assert!(
+        acknowledged.len() < 1600,
+        "the kill landed after the burst; nothing was tested"
+    );
+
+    let restarted = start_server(&database_url).await;
+    let store = Store::connect(&DatabaseUrl::parse(&database_url).unwrap())
+        .await
+        .unwrap();
+    let environment = store.environment_by_key("production").await.unwrap().unwrap();
+    let stored: HashSet<String> = sqlx::query_scalar("SELECT id FROM companies WHERE environment_id = $1")
+        .bind(environment.id)
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged companies were lost: {lost:?}",
+        lost.len()
+    );
+    // The restarted server loaded them as remote context.
+    let some = acknowledged.iter().next().unwrap();
+    let body: Value = client
+        .get(format!(
+            "http://{}/features/evaluated?context.company.id={some}",
+            restarted.addr
+        ))
+        .bearer_auth(&publishable)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["remoteContextUsed"], true, "{body}");
+    store.close().await;
+}
