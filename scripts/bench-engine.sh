@@ -39,7 +39,7 @@ rust_ns() {
 
 # bench.mjs prints `NAME (reference): N ns/op (median of M batches)`.
 reference_ns() {
-    awk -v want="$1 (reference):" 'index($0, want) == 1 { print $(NF - 4); exit }' "$reference_log"
+    awk -v want="$1 (reference):" 'index($0, want) == 1 { sub(/.*\): */, ""); print $1; exit }' "$reference_log"
 }
 
 bulk=$(rust_ns "bulk_100_flags (flatten + evaluate)")
@@ -57,7 +57,7 @@ done
 
 awk -v bulk="$bulk" -v bulk_eval="$bulk_eval" -v single="$single" -v compile="$compile" \
     -v rbulk="$reference_bulk" -v rsingle="$reference_single" '
-    function us(ns) { return sprintf("%.2f µs", ns / 1000) }
+    function us(ns) { return (ns >= 1e6) ? sprintf("%.2f ms", ns / 1e6) : sprintf("%.2f µs", ns / 1000) }
     function ns(v) { return sprintf("%.0f ns", v) }
     function ratio(slow, fast) { return sprintf("%.1f×", slow / fast) }
     BEGIN {

@@ -187,8 +187,8 @@ fn shape_problems(document: &Value) -> Vec<String> {
     }
     match top.get("format") {
         Some(Value::String(_)) => {}
-        Some(_) => problems.push("format: must be the string \"gatehouse/1\"".into()),
-        None => problems.push("format: missing (\"gatehouse/1\")".into()),
+        Some(_) => problems.push(format!("format: must be the string {FORMAT:?}")),
+        None => problems.push(format!("format: missing (write {FORMAT:?})")),
     }
     section::<EnvironmentEntry>(top.get("environments"), "environments", &[], &mut problems);
     section::<StageEntry>(
