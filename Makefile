@@ -8,7 +8,10 @@ CARGO_LEPTOS_VERSION := 0.3.10
 WASM_BINDGEN_VERSION := 0.2.130
 export PATH := $(CURDIR)/tools/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # Share cargo-leptos' debug artifacts with `cargo test` and `cargo clippy` (no second dependency build).
+# cargo-leptos also compiles LEPTOS_OUTPUT_NAME into leptos; without the same value a test build
+# relinks the server with the wrong bundle name (`gatehouse_bg.wasm`) and the pages stop hydrating.
 TEST_RUSTFLAGS := --cfg erase_components
+export LEPTOS_OUTPUT_NAME := gatehouse
 GATEHOUSE_ADDR ?= 127.0.0.1:3000
 GATEHOUSE_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 E2E_ADDR ?= 127.0.0.1:3217
@@ -42,7 +45,8 @@ node-tools:
 	@test -x tools/node_modules/.bin/wasm-opt || (cd tools && npm install --no-audit --no-fund)
 	@test -d end2end/node_modules/@playwright/test || (cd end2end && npm ci --no-audit --no-fund)
 	@test -d tests/differential/node_modules/@reflag/flag-evaluation \
-		|| (test ! -f tests/differential/package.json || (cd tests/differential && npm ci --no-audit --no-fund))
+		|| (cd tests/differential && npm ci --no-audit --no-fund)
+	@test -d tests/sdk/node_modules/@reflag/node-sdk || (cd tests/sdk && npm ci --no-audit --no-fund)
 
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
