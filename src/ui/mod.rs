@@ -5,6 +5,7 @@
 
 mod account;
 pub mod error;
+mod flags;
 mod format;
 mod home;
 #[cfg(feature = "ssr")]
@@ -19,6 +20,7 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
 use account::AccountPage;
+use flags::{FlagPage, FlagsPage, NewFlagPage};
 use home::HomePage;
 use settings::{KeysPage, MembersPage};
 use shell::Shell;
@@ -56,6 +58,9 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/invite/:token") view=InvitationPage/>
                 <ParentRoute path=path!("") view=Shell>
                     <Route path=path!("") view=HomePage/>
+                    <Route path=path!("flags") view=FlagsPage/>
+                    <Route path=path!("flags/new") view=NewFlagPage/>
+                    <Route path=path!("flags/:key") view=FlagPage/>
                     <Route path=path!("account") view=AccountPage/>
                     <Route path=path!("settings/members") view=MembersPage/>
                     <Route path=path!("settings/keys") view=KeysPage/>

@@ -47,6 +47,7 @@ pub fn Shell() -> impl IntoView {
             <a class="logo" href="/">"Gatehouse"</a>
             <nav aria-label="Main">
                 <A href="/" exact=true>"Overview"</A>
+                <A href="/flags">"Flags"</A>
                 <Suspense fallback=|| ()>
                     <Show when=is_admin>
                         <A href="/settings/members">"Members"</A>

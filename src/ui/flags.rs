@@ -1,0 +1,745 @@
+//! Flags: the list (search, stage filter, paging on the server), creation, and the flag page with
+//! the per-environment access editor, version history with rollback, and stage moves.
+//!
+//! The access editor is a plain form, so it works without JavaScript: companies, users and
+//! segments as lists, plus one attribute rule with a sticky rollout percentage.
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+use super::error::{field_error, form_error, AppError, ErrorText};
+use super::format::datetime;
+use crate::model::{
+    AccessRule, AccessRules, Condition, ContextOperator, Percentage, SegmentKey, TargetedAccess,
+};
+
+/// Flags per page of the list.
+pub const PAGE_SIZE: usize = 50;
+
+/// One line of text per access mode: "No one", "Everyone", "2 companies · 1 segment · 25 %".
+pub fn access_summary(rules: &AccessRules) -> String {
+    match rules {
+        AccessRules::NoOne => "No one".into(),
+        AccessRules::Everyone => "Everyone".into(),
+        AccessRules::Some(some) => {
+            let count = |n: usize, one: &str, many: &str| match n {
+                0 => None,
+                1 => Some(format!("1 {one}")),
+                n => Some(format!("{n} {many}")),
+            };
+            let mut parts: Vec<String> = [
+                count(some.companies.len(), "company", "companies"),
+                count(some.users.len(), "user", "users"),
+                count(some.segments.len(), "segment", "segments"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            for rule in &some.rules {
+                let conditions = rule.conditions.len();
+                let mut text = match conditions {
+                    0 => "anyone".to_string(),
+                    1 => "1 condition".to_string(),
+                    n => format!("{n} conditions"),
+                };
+                if !rule.rollout_percentage.is_full() {
+                    text.push_str(&format!(" at {} %", rule.rollout_percentage.as_f64()));
+                }
+                parts.push(text);
+            }
+            if parts.is_empty() {
+                "No one".into()
+            } else {
+                parts.join(" · ")
+            }
+        }
+    }
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    let mut items: Vec<String> = text
+        .split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    items.dedup();
+    items
+}
+
+/// The access editor's fields, as the form posts them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccessForm {
+    pub mode: String,
+    pub companies: String,
+    pub users: String,
+    pub segments: String,
+    pub rule_attribute: String,
+    pub rule_operator: String,
+    pub rule_value: String,
+    pub rollout: String,
+}
+
+impl AccessForm {
+    /// Fills the form from stored rules (the first rule only; the editor shows one).
+    pub fn from_rules(rules: &AccessRules) -> Self {
+        match rules {
+            AccessRules::NoOne => AccessForm {
+                mode: "noOne".into(),
+                rollout: "100".into(),
+                ..Default::default()
+            },
+            AccessRules::Everyone => AccessForm {
+                mode: "everyone".into(),
+                rollout: "100".into(),
+                ..Default::default()
+            },
+            AccessRules::Some(some) => {
+                let rule = some.rules.first();
+                let condition = rule.and_then(|r| r.conditions.first());
+                let (attribute, operator, value) = match condition {
+                    Some(Condition::CompanyAttribute {
+                        attribute,
+                        operator,
+                        values,
+                    }) => (
+                        attribute.clone(),
+                        operator.as_str().to_string(),
+                        values.join(", "),
+                    ),
+                    _ => (String::new(), "IS".into(), String::new()),
+                };
+                AccessForm {
+                    mode: "some".into(),
+                    companies: some.companies.join("\n"),
+                    users: some.users.join("\n"),
+                    segments: some
+                        .segments
+                        .iter()
+                        .map(|s| s.as_str().to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    rule_attribute: attribute,
+                    rule_operator: operator,
+                    rule_value: value,
+                    rollout: rule
+                        .map(|r| r.rollout_percentage.as_f64().to_string())
+                        .unwrap_or_else(|| "100".into()),
+                }
+            }
+        }
+    }
+
+    /// Turns the posted fields into access rules, or the field that is wrong and why.
+    pub fn to_rules(&self) -> Result<AccessRules, AppError> {
+        let wrong = |field: &str, message: String| AppError {
+            field: Some(field.into()),
+            message,
+        };
+        match self.mode.as_str() {
+            "noOne" => return Ok(AccessRules::NoOne),
+            "everyone" => return Ok(AccessRules::Everyone),
+            "some" => {}
+            _ => return Err(wrong("mode", "choose No one, Everyone or Some".into())),
+        }
+        let rollout_text = self.rollout.trim().trim_end_matches('%').trim();
+        let rollout = if rollout_text.is_empty() {
+            Ok(100.0)
+        } else {
+            rollout_text.parse::<f64>()
+        }
+        .ok()
+        .and_then(|p| Percentage::new(p).ok())
+        .ok_or_else(|| {
+            wrong(
+                "rollout",
+                "enter a percentage from 0 to 100 (up to 3 decimals)".into(),
+            )
+        })?;
+        let segments = split_list(&self.segments)
+            .into_iter()
+            .map(|key| SegmentKey::parse(key.clone()).map_err(|e| wrong("segments", format!("{key}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rules = Vec::new();
+        let attribute = self.rule_attribute.trim();
+        if !attribute.is_empty() || !rollout.is_full() {
+            let mut conditions = Vec::new();
+            if !attribute.is_empty() {
+                let operator = ContextOperator::ALL
+                    .into_iter()
+                    .find(|op| op.as_str() == self.rule_operator)
+                    .ok_or_else(|| wrong("rule_operator", "choose an operator".into()))?;
+                let values = match operator {
+                    ContextOperator::AnyOf | ContextOperator::NotAnyOf => split_list(&self.rule_value),
+                    ContextOperator::Set
+                    | ContextOperator::NotSet
+                    | ContextOperator::IsTrue
+                    | ContextOperator::IsFalse => {
+                        vec![]
+                    }
+                    _ => vec![self.rule_value.trim().to_string()],
+                };
+                conditions.push(Condition::CompanyAttribute {
+                    attribute: attribute.to_string(),
+                    operator,
+                    values,
+                });
+            }
+            rules.push(AccessRule {
+                conditions,
+                rollout_percentage: rollout,
+                rollout_attribute: Default::default(),
+            });
+        }
+        Ok(AccessRules::Some(TargetedAccess {
+            companies: split_list(&self.companies),
+            users: split_list(&self.users),
+            segments,
+            rules,
+        }))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlagListItem {
+    pub key: String,
+    pub name: String,
+    pub stage: String,
+    pub stage_color: String,
+    pub archived: bool,
+    pub updated_at: i64,
+    pub access: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlagPage {
+    pub flags: Vec<FlagListItem>,
+    pub total: usize,
+    pub page: usize,
+    pub stages: Vec<(i64, String)>,
+}
+
+#[server(endpoint = "read/flags")]
+pub async fn list_flags(search: String, stage: Option<i64>, page: usize) -> Result<FlagPage, AppError> {
+    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let failed = |_| AppError::general("could not read the flags");
+    let stages = state.store.release_stages().await.map_err(failed)?;
+    let environments = state.store.environments().await.map_err(failed)?;
+    let needle = search.trim().to_lowercase();
+    let matching: Vec<_> = state
+        .store
+        .flags()
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .filter(|f| !f.archived)
+        .filter(|f| stage.is_none_or(|s| f.stage_id == s))
+        .filter(|f| {
+            needle.is_empty()
+                || f.key.to_lowercase().contains(&needle)
+                || f.name.to_lowercase().contains(&needle)
+        })
+        .collect();
+    let total = matching.len();
+    let shown: Vec<_> = matching
+        .into_iter()
+        .skip(page * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    let mut access: std::collections::HashMap<(i64, i64), String> = Default::default();
+    for environment in &environments {
+        for row in state
+            .store
+            .current_targeting(environment.id)
+            .await
+            .map_err(failed)?
+        {
+            if shown.iter().any(|f| f.id == row.flag_id) {
+                let rules: AccessRules = serde_json::from_str(&row.json).unwrap_or_default();
+                access.insert((row.flag_id, environment.id), access_summary(&rules));
+            }
+        }
+    }
+    let flags = shown
+        .into_iter()
+        .map(|f| {
+            let stage = stages.iter().find(|s| s.id == f.stage_id);
+            FlagListItem {
+                access: environments
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.name.clone(),
+                            access
+                                .get(&(f.id, e.id))
+                                .cloned()
+                                .unwrap_or_else(|| "No one".into()),
+                        )
+                    })
+                    .collect(),
+                stage: stage.map(|s| s.name.clone()).unwrap_or_default(),
+                stage_color: stage.map(|s| s.color.clone()).unwrap_or_default(),
+                key: f.key,
+                name: f.name,
+                archived: f.archived,
+                updated_at: f.updated_at,
+            }
+        })
+        .collect();
+    Ok(FlagPage {
+        flags,
+        total,
+        page,
+        stages: stages.into_iter().map(|s| (s.id, s.name)).collect(),
+    })
+}
+
+#[server(endpoint = "edit/create_flag")]
+pub async fn create_flag(
+    key: String,
+    name: String,
+    description: String,
+    stage: Option<i64>,
+) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let state = super::server::app_state()?;
+    let input = crate::service::flags::NewFlagInput {
+        key: key.clone(),
+        name,
+        description,
+        stage_id: stage,
+        owner_id: Some(member.id),
+        permanent: false,
+    };
+    let flag = crate::service::flags::create_flag(
+        &state.store,
+        &state.runtime,
+        &crate::service::Actor::member(&member),
+        input,
+    )
+    .await?;
+    leptos_axum::redirect(&format!("/flags/{}", flag.key));
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionItem {
+    pub version: i64,
+    pub created_at: i64,
+    pub created_by: String,
+    pub summary: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlagView {
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub stage_id: i64,
+    pub stages: Vec<(i64, String)>,
+    pub environments: Vec<(String, String)>,
+    pub environment: String,
+    pub version: i64,
+    pub form: AccessForm,
+    pub history: Vec<VersionItem>,
+    /// What moving to each other stage would change here: (stage id, environment, from, to).
+    pub stage_changes: Vec<(i64, String, String, String)>,
+}
+
+#[server(endpoint = "read/flag")]
+pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, AppError> {
+    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let failed = |_| AppError::general("could not read the flag");
+    let flag = state
+        .store
+        .flag_by_key(&key)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| AppError::general(format!("there is no flag {key}")))?;
+    let environments = state.store.environments().await.map_err(failed)?;
+    let current = environments
+        .iter()
+        .find(|e| e.key == environment)
+        .or_else(|| environments.first())
+        .cloned()
+        .ok_or_else(|| AppError::general("there is no environment"))?;
+    let history = state
+        .store
+        .targeting_history(flag.id, current.id)
+        .await
+        .map_err(failed)?;
+    let rules: AccessRules = history
+        .first()
+        .map(|v| serde_json::from_str(&v.json).unwrap_or_default())
+        .unwrap_or_default();
+    let stages = state.store.release_stages().await.map_err(failed)?;
+    let mut stage_changes = Vec::new();
+    for stage in stages.iter().filter(|s| s.id != flag.stage_id) {
+        for (env, from, to) in crate::service::flags::preview_stage_move(&state.store, &key, stage.id).await?
+        {
+            stage_changes.push((stage.id, env, access_summary(&from), access_summary(&to)));
+        }
+    }
+    Ok(FlagView {
+        key: flag.key,
+        name: flag.name,
+        description: flag.description,
+        stage_id: flag.stage_id,
+        stages: stages.into_iter().map(|s| (s.id, s.name)).collect(),
+        environments: environments
+            .iter()
+            .map(|e| (e.key.clone(), e.name.clone()))
+            .collect(),
+        environment: current.key.clone(),
+        version: history.first().map(|v| v.version).unwrap_or(0),
+        form: AccessForm::from_rules(&rules),
+        history: history
+            .iter()
+            .map(|v| VersionItem {
+                version: v.version,
+                created_at: v.created_at,
+                created_by: v.created_by.clone().unwrap_or_else(|| "system".into()),
+                summary: access_summary(&serde_json::from_str(&v.json).unwrap_or_default()),
+            })
+            .collect(),
+        stage_changes,
+    })
+}
+
+#[server(endpoint = "edit/save_access")]
+pub async fn save_access(
+    flag: String,
+    environment: String,
+    expected_version: i64,
+    form: AccessForm,
+) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let state = super::server::app_state()?;
+    let rules = form.to_rules()?;
+    let actor = crate::service::Actor::member(&member);
+    crate::service::flags::set_access_rules(
+        &state.store,
+        &state.runtime,
+        &actor,
+        &flag,
+        &environment,
+        rules,
+        Some(expected_version),
+    )
+    .await?;
+    Ok(())
+}
+
+#[server(endpoint = "edit/rollback")]
+pub async fn rollback(flag: String, environment: String, version: i64) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let state = super::server::app_state()?;
+    let actor = crate::service::Actor::member(&member);
+    crate::service::flags::rollback_access_rules(
+        &state.store,
+        &state.runtime,
+        &actor,
+        &flag,
+        &environment,
+        version,
+    )
+    .await?;
+    Ok(())
+}
+
+#[server(endpoint = "edit/move_stage")]
+pub async fn move_stage(flag: String, stage: i64) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let state = super::server::app_state()?;
+    let actor = crate::service::Actor::member(&member);
+    crate::service::flags::move_to_stage(&state.store, &state.runtime, &actor, &flag, stage).await?;
+    Ok(())
+}
+
+#[component]
+pub fn FlagsPage() -> impl IntoView {
+    let query = use_query_map();
+    let search = move || query.read().get("q").unwrap_or_default();
+    let stage = move || query.read().get("stage").and_then(|s| s.parse::<i64>().ok());
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let flags = Resource::new(
+        move || (search(), stage(), page()),
+        |(q, s, p)| list_flags(q, s, p),
+    );
+    view! {
+        <div class="page-head">
+            <h1>"Flags"</h1>
+            <a class="button" href="/flags/new">"Create flag"</a>
+        </div>
+        <form method="get" action="/flags" class="filters">
+            <label for="q">"Search by key or name"</label>
+            <input id="q" name="q" type="search" value=search/>
+            <button type="submit" class="secondary">"Search"</button>
+        </form>
+        <Suspense fallback=|| view! { <p class="muted">"Loading flags…"</p> }>
+            {move || flags.get().map(|result| match result {
+                Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                Ok(page) if page.total == 0 => view! {
+                    <section class="card empty">
+                        <p>"No flags yet. Create one to start releasing a feature gradually."</p>
+                        <a class="button" href="/flags/new">"Create your first flag"</a>
+                    </section>
+                }.into_any(),
+                Ok(page) => view! {
+                    <section class="card">
+                        <table>
+                            <thead><tr><th>"Flag"</th><th>"Stage"</th><th>"Access"</th><th>"Last change"</th></tr></thead>
+                            <tbody>
+                                {page.flags.into_iter().map(|f| view! {
+                                    <tr>
+                                        <td><a href=format!("/flags/{}", f.key)>{f.name.clone()}</a><br/><code class="muted">{f.key.clone()}</code></td>
+                                        <td><span class="stage" style=format!("--stage:{}", f.stage_color)>{f.stage.clone()}</span></td>
+                                        <td>
+                                            <ul class="access">
+                                                {f.access.into_iter().map(|(env, summary)| view! { <li><span class="muted">{env}": "</span>{summary}</li> }).collect_view()}
+                                            </ul>
+                                        </td>
+                                        <td>{datetime(f.updated_at)}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        <p class="muted">{format!("{} flags", page.total)}</p>
+                    </section>
+                }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn NewFlagPage() -> impl IntoView {
+    let action = ServerAction::<CreateFlag>::new();
+    let value = action.value();
+    view! {
+        <h1>"Create flag"</h1>
+        <section class="card narrow-card">
+            <ActionForm action=action>
+                <label for="name">"Name"</label>
+                <input id="name" name="name" required aria-describedby="name-error"/>
+                <ErrorText id="name-error" message=Signal::derive(field_error(value, "name"))/>
+                <label for="key">"Key (used in code; letters, digits, - _ . ; cannot change later)"</label>
+                <input id="key" name="key" required aria-describedby="key-error"/>
+                <ErrorText id="key-error" message=Signal::derive(field_error(value, "key"))/>
+                <label for="description">"Description"</label>
+                <textarea id="description" name="description" rows="3"></textarea>
+                <ErrorText id="form-error" message=Signal::derive(form_error(value, &["name", "key"]))/>
+                <button type="submit" disabled=move || action.pending().get()>"Create flag"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+pub fn FlagPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let key = move || params.read().get("key").unwrap_or_default();
+    let environment = move || query.read().get("env").unwrap_or_else(|| "production".into());
+    let save = ServerAction::<SaveAccess>::new();
+    let rollback_action = ServerAction::<Rollback>::new();
+    let move_action = ServerAction::<MoveStage>::new();
+    let detail = Resource::new(
+        move || {
+            (
+                key(),
+                environment(),
+                save.version().get(),
+                rollback_action.version().get(),
+                move_action.version().get(),
+            )
+        },
+        |(key, environment, ..)| flag_detail(key, environment),
+    );
+    let save_value = save.value();
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading the flag…"</p> }>
+            {move || detail.get().map(|result| match result {
+                Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                Ok(flag) => {
+                    let form = flag.form.clone();
+                    let mode = form.mode.clone();
+                    let flag_key = flag.key.clone();
+                    let environment_key = flag.environment.clone();
+                    // (stage id, stage name, what the move changes), owned for the list below.
+                    let moves: Vec<(i64, String, String)> = flag
+                        .stages
+                        .iter()
+                        .filter(|(id, _)| *id != flag.stage_id)
+                        .map(|(id, name)| {
+                            let changes: Vec<String> = flag
+                                .stage_changes
+                                .iter()
+                                .filter(|(s, ..)| s == id)
+                                .map(|(_, env, from, to)| format!("{env}: {from} → {to}"))
+                                .collect();
+                            let text = if changes.is_empty() { "no access changes".to_string() } else { changes.join("; ") };
+                            (*id, name.clone(), text)
+                        })
+                        .collect();
+                    let history = flag.history.clone();
+                    let current_version = flag.version;
+                    view! {
+                        <div class="page-head">
+                            <h1>{flag.name.clone()}</h1>
+                            <code>{flag.key.clone()}</code>
+                        </div>
+                        <p class="muted">{flag.description.clone()}</p>
+                        <form method="get" action=format!("/flags/{}", flag.key) class="filters">
+                            <label for="env">"Environment"</label>
+                            <select id="env" name="env">
+                                {flag.environments.iter().map(|(k, n)| view! { <option value=k.clone() selected=*k == flag.environment>{n.clone()}</option> }).collect_view()}
+                            </select>
+                            <button type="submit" class="secondary">"Show"</button>
+                        </form>
+                        <section class="card">
+                            <h2>"Access in " {flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone())} <span class="muted">{format!(" · version {}", flag.version)}</span></h2>
+                            <ActionForm action=save>
+                                <input type="hidden" name="flag" value=flag.key.clone()/>
+                                <input type="hidden" name="environment" value=flag.environment.clone()/>
+                                <input type="hidden" name="expected_version" value=flag.version/>
+                                <fieldset>
+                                    <legend>"Who gets it"</legend>
+                                    <label class="inline"><input type="radio" name="form[mode]" value="noOne" checked=mode == "noOne"/>"No one"</label>
+                                    <label class="inline"><input type="radio" name="form[mode]" value="everyone" checked=mode == "everyone"/>"Everyone"</label>
+                                    <label class="inline"><input type="radio" name="form[mode]" value="some" checked=mode == "some"/>"Some"</label>
+                                </fieldset>
+                                <label for="companies">"Companies (ids, one per line)"</label>
+                                <textarea id="companies" name="form[companies]" rows="3">{form.companies.clone()}</textarea>
+                                <label for="users">"Users (ids, one per line)"</label>
+                                <textarea id="users" name="form[users]" rows="2">{form.users.clone()}</textarea>
+                                <label for="segments">"Segments (keys, one per line)"</label>
+                                <textarea id="segments" name="form[segments]" rows="2" aria-describedby="segments-error">{form.segments.clone()}</textarea>
+                                <ErrorText id="segments-error" message=Signal::derive(field_error(save_value, "segments"))/>
+                                <fieldset>
+                                    <legend>"Rule: company attribute and rollout"</legend>
+                                    <label for="rule_attribute">"Company attribute"</label>
+                                    <input id="rule_attribute" name="form[rule_attribute]" value=form.rule_attribute.clone() placeholder="plan"/>
+                                    <label for="rule_operator">"Operator"</label>
+                                    <select id="rule_operator" name="form[rule_operator]">
+                                        {ContextOperator::ALL.into_iter().map(|op| view! { <option value=op.as_str() selected=op.as_str() == form.rule_operator>{op.as_str()}</option> }).collect_view()}
+                                    </select>
+                                    <label for="rule_value">"Value (comma-separated for ANY_OF)"</label>
+                                    <input id="rule_value" name="form[rule_value]" value=form.rule_value.clone()/>
+                                    <label for="rollout">"Rollout percentage"</label>
+                                    <input id="rollout" name="form[rollout]" value=form.rollout.clone() inputmode="decimal" aria-describedby="rollout-error"/>
+                                    <ErrorText id="rollout-error" message=Signal::derive(field_error(save_value, "rollout"))/>
+                                </fieldset>
+                                <ErrorText id="save-error" message=Signal::derive(form_error(save_value, &["segments", "rollout"]))/>
+                                <button type="submit" disabled=move || save.pending().get()>{move || if save.pending().get() { "Saving…" } else { "Save access" }}</button>
+                            </ActionForm>
+                            <Show when=move || matches!(save_value.get(), Some(Ok(())))>
+                                <p class="notice" role="status">"Saved as a new version."</p>
+                            </Show>
+                        </section>
+                        <section class="card">
+                            <h2>"Release stage"</h2>
+                            <p>"Current stage: " <strong>{flag.stages.iter().find(|(id, _)| *id == flag.stage_id).map(|(_, n)| n.clone())}</strong></p>
+                            <ErrorText id="move-error" message=Signal::derive(move || move_action.value().get().and_then(Result::err).map(|e| e.message))/>
+                            <ul class="plain">
+                                {moves.into_iter().map(|(id, name, changes)| {
+                                    let flag_key = flag_key.clone();
+                                    view! {
+                                        <li>
+                                            <ActionForm action=move_action attr:class="inline">
+                                                <input type="hidden" name="flag" value=flag_key/>
+                                                <input type="hidden" name="stage" value=id/>
+                                                <button type="submit" class="secondary small">{format!("Move to {name}")}</button>
+                                            </ActionForm>
+                                            <span class="muted">" " {changes}</span>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        </section>
+                        <section class="card">
+                            <h2>"History"</h2>
+                            <table>
+                                <thead><tr><th>"Version"</th><th>"Access"</th><th>"When"</th><th>"Who"</th><th></th></tr></thead>
+                                <tbody>
+                                    {history.into_iter().map(|v| {
+                                        let is_current = v.version == current_version;
+                                        let (flag_key, environment_key) = (flag_key.clone(), environment_key.clone());
+                                        view! {
+                                            <tr>
+                                                <td>{v.version}</td>
+                                                <td>{v.summary.clone()}</td>
+                                                <td>{datetime(v.created_at)}</td>
+                                                <td>{v.created_by.clone()}</td>
+                                                <td>
+                                                    {(!is_current).then(|| view! {
+                                                        <ActionForm action=rollback_action attr:class="inline">
+                                                            <input type="hidden" name="flag" value=flag_key/>
+                                                            <input type="hidden" name="environment" value=environment_key/>
+                                                            <input type="hidden" name="version" value=v.version/>
+                                                            <button type="submit" class="secondary small" aria-label=format!("Roll back to version {}", v.version)>"Roll back"</button>
+                                                        </ActionForm>
+                                                    })}
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                    }.into_any()
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_read_like_the_list() {
+        assert_eq!(access_summary(&AccessRules::NoOne), "No one");
+        assert_eq!(access_summary(&AccessRules::Everyone), "Everyone");
+        let form = AccessForm {
+            mode: "some".into(),
+            companies: "acme\nglobex, initech".into(),
+            rollout: "25".into(),
+            ..Default::default()
+        };
+        let rules = form.to_rules().unwrap();
+        assert_eq!(access_summary(&rules), "3 companies · anyone at 25 %");
+        assert_eq!(AccessForm::from_rules(&rules).to_rules().unwrap(), rules);
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let form = AccessForm {
+            mode: "some".into(),
+            rollout: "250".into(),
+            ..Default::default()
+        };
+        assert_eq!(form.to_rules().unwrap_err().field.as_deref(), Some("rollout"));
+        let form = AccessForm {
+            mode: "sometimes".into(),
+            ..Default::default()
+        };
+        assert_eq!(form.to_rules().unwrap_err().field.as_deref(), Some("mode"));
+        let form = AccessForm {
+            mode: "some".into(),
+            segments: "bad key!".into(),
+            ..Default::default()
+        };
+        assert_eq!(form.to_rules().unwrap_err().field.as_deref(), Some("segments"));
+    }
+}
