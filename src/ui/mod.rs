@@ -17,7 +17,7 @@ mod sign_in;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 use account::AccountPage;
 use flags::{FlagPage, FlagsPage, NewFlagPage};
@@ -55,8 +55,10 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFound>
                 <Route path=path!("/sign-in") view=SignInPage/>
                 <Route path=path!("/setup") view=SetupPage/>
-                <Route path=path!("/invite/:token") view=InvitationPage/>
-                <ParentRoute path=path!("") view=Shell>
+                <Route path=path!("/invite/:token") view=InvitationPage ssr=SsrMode::InOrder/>
+                // In-order streaming renders suspended data into the HTML itself, so pages read
+                // fine without JavaScript; it applies to every page nested here.
+                <ParentRoute path=path!("") view=Shell ssr=SsrMode::InOrder>
                     <Route path=path!("") view=HomePage/>
                     <Route path=path!("flags") view=FlagsPage/>
                     <Route path=path!("flags/new") view=NewFlagPage/>
