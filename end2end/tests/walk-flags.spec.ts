@@ -35,12 +35,15 @@ async function share(request: APIRequestContext, key: string, flag: string): Pro
   return enabled / 200;
 }
 
+/** Fills the access editor, saves, and waits for the new version to show. */
 async function saveAccess(page: Page, fields: { mode: string; companies?: string; rollout?: string }) {
+  const heading = page.getByRole('heading', { name: /^Access in/ });
+  const before = Number((await heading.innerText()).match(/version (\d+)/)![1]);
   await page.getByLabel(fields.mode, { exact: true }).check();
-  await page.getByLabel('Companies (ids, one per line)').fill(fields.companies ?? '');
+  await page.getByLabel('Companies (ids, one per line)', { exact: true }).fill(fields.companies ?? '');
   await page.getByLabel('Rollout percentage').fill(fields.rollout ?? '100');
   await page.getByRole('button', { name: 'Save access' }).click();
-  await expect(page.getByRole('status')).toContainText('Saved as a new version');
+  await expect(heading).toContainText(`version ${before + 1}`);
 }
 
 test('a product manager releases a flag through the stages', async ({ page, request }) => {
@@ -100,6 +103,35 @@ test('a product manager releases a flag through the stages', async ({ page, requ
   await expect(row).toContainText('General availability');
   await expect(row).toContainText('Production: 1 company');
   await screenshot(page, '14-flags-list');
+
+  // The board shows the flag in its stage's column.
+  await page.getByRole('link', { name: 'Board' }).click();
+  await expect(page.getByRole('region', { name: 'General availability' })).toContainText('New checkout');
+  await screenshot(page, '15-flags-board');
+});
+
+test('remote config values are validated in place and served through OFREP', async ({ page, request }) => {
+  await signIn(page);
+  const key = await publishableKey(page);
+  await page.goto('/flags/new-checkout');
+  await waitForHydration(page);
+  await page.getByLabel('Value key').fill('compact');
+  const payload = page.getByLabel('Payload (JSON)');
+  await payload.fill('{"layout": ');
+  await expect(page.getByText('not valid JSON')).toBeVisible();
+  await payload.fill('{"layout": "compact"}');
+  await expect(page.getByText('not valid JSON')).toHaveCount(0);
+  await page.getByLabel('Companies for this value (ids, one per line)').fill('acme');
+  await page.getByRole('button', { name: 'Save remote config' }).click();
+  await expect(page.getByText('Remote config saved')).toBeVisible();
+  await screenshot(page, '16-remote-config');
+
+  const response = await request.post('/ofrep/v1/evaluate/flags/new-checkout', {
+    headers: { 'X-API-Key': key },
+    data: { context: { company: { id: 'acme' } } },
+  });
+  expect(response.status()).toBe(200);
+  expect(await response.json()).toMatchObject({ value: { layout: 'compact' }, variant: 'compact' });
 });
 
 test('a stale save shows a conflict instead of overwriting', async ({ browser }) => {
@@ -136,7 +168,7 @@ test.describe('without JavaScript', () => {
     await expect(page).toHaveURL(/\/flags\/plain-forms$/);
 
     await page.getByLabel('Some', { exact: true }).check();
-    await page.getByLabel('Companies (ids, one per line)').fill('initech');
+    await page.getByLabel('Companies (ids, one per line)', { exact: true }).fill('initech');
     await page.getByRole('button', { name: 'Save access' }).click();
     await expect(page.getByText('version 2')).toBeVisible();
     expect(await enabledFor(request, key, 'plain-forms', 'initech')).toBe(true);
@@ -145,6 +177,6 @@ test.describe('without JavaScript', () => {
     await page.getByLabel('Rollout percentage').fill('250');
     await page.getByRole('button', { name: 'Save access' }).click();
     await expect(page.getByText('enter a percentage from 0 to 100')).toBeVisible();
-    await screenshot(page, '15-no-js-validation');
+    await screenshot(page, '17-no-js-validation');
   });
 });

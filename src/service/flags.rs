@@ -581,6 +581,115 @@ pub async fn set_remote_config(
     Ok(version)
 }
 
+/// Archives a flag (it stops being served to SDKs) or brings it back.
+pub async fn set_archived(
+    store: &Store,
+    runtime: &Runtime,
+    actor: &Actor,
+    flag_key: &str,
+    archived: bool,
+) -> ServiceResult<()> {
+    let now = now_ms();
+    let mut tx = store.pool().begin().await?;
+    let flag = sql::flag_for_update(&mut tx, flag_key).await?;
+    if flag.archived == archived {
+        return Ok(());
+    }
+    sql::set_flag_archived(&mut tx, flag.id, archived, actor.member_id, now).await?;
+    for environment in store.environments().await? {
+        sql::bump_flag_state_version(&mut tx, environment.id).await?;
+    }
+    let action = if archived {
+        "flag.archived"
+    } else {
+        "flag.unarchived"
+    };
+    let (before, after) = (
+        json!({ "archived": flag.archived }),
+        json!({ "archived": archived }),
+    );
+    audit(
+        &mut tx,
+        actor,
+        action,
+        Subject::flag(flag_key, None),
+        Some(before),
+        Some(after),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    runtime.publish().await;
+    Ok(())
+}
+
+/// Copies a flag's current access rules from one environment to another as a new version there.
+pub async fn copy_access_rules(
+    store: &Store,
+    runtime: &Runtime,
+    actor: &Actor,
+    flag_key: &str,
+    from_environment: &str,
+    to_environment: &str,
+    expected_version: Option<i64>,
+) -> ServiceResult<i64> {
+    if from_environment == to_environment {
+        return Err(invalid("from", "choose another environment to copy from"));
+    }
+    let source = environment(store, from_environment).await?;
+    let flag = store
+        .flag_by_key(flag_key)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("flag {flag_key}")))?;
+    let rules = store
+        .current_targeting(source.id)
+        .await?
+        .into_iter()
+        .find(|row| row.flag_id == flag.id)
+        .map(|row| parse_rules(&row.json))
+        .unwrap_or_default();
+    let target = environment(store, to_environment).await?;
+    let key = FlagKey::parse(flag_key).map_err(|e| invalid("key", e.to_string()))?;
+    let (segments, mut flags) = compile_inputs(store, target.id).await?;
+    flags.insert(key, rules.clone());
+    compile_check(&segments, &flags)?;
+    write_access_rules(
+        store,
+        runtime,
+        actor,
+        flag_key,
+        &target,
+        &rules,
+        expected_version,
+        "flag.access_rules_copied",
+    )
+    .await
+}
+
+/// The current remote config of a flag in an environment and its version (0: none yet).
+pub async fn remote_config(
+    store: &Store,
+    flag_key: &str,
+    environment_key: &str,
+) -> ServiceResult<RemoteConfig> {
+    let environment = environment(store, environment_key).await?;
+    let flag = store
+        .flag_by_key(flag_key)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("flag {flag_key}")))?;
+    Ok(store
+        .current_configs(environment.id)
+        .await?
+        .into_iter()
+        .find(|row| row.flag_id == flag.id)
+        .and_then(|row| {
+            let mut config: RemoteConfig = serde_json::from_str(&row.json).ok()?;
+            config.version = row.version as u64;
+            Some(config)
+        })
+        .unwrap_or_default())
+}
+
 /// Sets (or with `None` clears) a release stage's default access rules in an environment.
 /// Flags already in the stage keep their rules.
 pub async fn set_stage_default(

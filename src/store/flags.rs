@@ -222,6 +222,23 @@ pub async fn set_flag_stage(
     Ok(())
 }
 
+pub async fn set_flag_archived(
+    conn: &mut AnyConnection,
+    id: i64,
+    archived: bool,
+    actor: Option<i64>,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE flags SET archived = $1, updated_at = $2, updated_by = $3 WHERE id = $4")
+        .bind(i64::from(archived))
+        .bind(now)
+        .bind(actor)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn touch_flag(conn: &mut AnyConnection, id: i64, actor: Option<i64>, now: i64) -> StoreResult<()> {
     sqlx::query("UPDATE flags SET updated_at = $1, updated_by = $2 WHERE id = $3")
         .bind(now)

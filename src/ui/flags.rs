@@ -217,11 +217,16 @@ pub struct FlagPage {
     pub flags: Vec<FlagListItem>,
     pub total: usize,
     pub page: usize,
-    pub stages: Vec<(i64, String)>,
+    pub stages: Vec<(i64, String, String)>,
 }
 
 #[server(endpoint = "read/flags")]
-pub async fn list_flags(search: String, stage: Option<i64>, page: usize) -> Result<FlagPage, AppError> {
+pub async fn list_flags(
+    search: String,
+    stage: Option<i64>,
+    archived: bool,
+    page: usize,
+) -> Result<FlagPage, AppError> {
     crate::auth::guard::require(crate::model::member::Role::Viewer)?;
     let state = super::server::app_state()?;
     let failed = |_| AppError::general("could not read the flags");
@@ -234,7 +239,7 @@ pub async fn list_flags(search: String, stage: Option<i64>, page: usize) -> Resu
         .await
         .map_err(failed)?
         .into_iter()
-        .filter(|f| !f.archived)
+        .filter(|f| f.archived == archived)
         .filter(|f| stage.is_none_or(|s| f.stage_id == s))
         .filter(|f| {
             needle.is_empty()
@@ -292,7 +297,7 @@ pub async fn list_flags(search: String, stage: Option<i64>, page: usize) -> Resu
         flags,
         total,
         page,
-        stages: stages.into_iter().map(|s| (s.id, s.name)).collect(),
+        stages: stages.into_iter().map(|s| (s.id, s.name, s.color)).collect(),
     })
 }
 
@@ -346,6 +351,69 @@ pub struct FlagView {
     pub history: Vec<VersionItem>,
     /// What moving to each other stage would change here: (stage id, environment, from, to).
     pub stage_changes: Vec<(i64, String, String, String)>,
+    pub archived: bool,
+    /// The other environments and their current access, for copying: (key, name, summary).
+    pub others: Vec<(String, String, String)>,
+    pub config_version: i64,
+    pub variants: Vec<VariantForm>,
+    pub default_variant: Option<usize>,
+}
+
+/// One remote-config value in the editor.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VariantForm {
+    pub key: String,
+    /// JSON text.
+    pub payload: String,
+    pub companies: String,
+    pub users: String,
+    pub segments: String,
+}
+
+impl VariantForm {
+    fn from_variant(variant: &crate::model::ConfigVariant) -> Self {
+        VariantForm {
+            key: variant.key.clone(),
+            payload: serde_json::to_string_pretty(&variant.payload).unwrap_or_default(),
+            companies: variant.companies.join("\n"),
+            users: variant.users.join("\n"),
+            segments: variant
+                .segments
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    /// The variant, or the field (`payload-<i>`, `segments-<i>`) that is wrong.
+    fn to_variant(&self, index: usize, is_default: bool) -> Result<crate::model::ConfigVariant, AppError> {
+        let payload = if self.payload.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&self.payload).map_err(|e| AppError {
+                field: Some(format!("payload-{index}")),
+                message: format!("not valid JSON: {e}"),
+            })?
+        };
+        let segments = split_list(&self.segments)
+            .into_iter()
+            .map(|key| {
+                SegmentKey::parse(key.clone()).map_err(|e| AppError {
+                    field: Some(format!("segments-{index}")),
+                    message: format!("{key}: {e}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::model::ConfigVariant {
+            key: self.key.trim().to_string(),
+            payload,
+            companies: split_list(&self.companies),
+            users: split_list(&self.users),
+            segments,
+            is_default,
+        })
+    }
 }
 
 #[server(endpoint = "read/flag")]
@@ -383,7 +451,33 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
             stage_changes.push((stage.id, env, access_summary(&from), access_summary(&to)));
         }
     }
+    let mut others = Vec::new();
+    for environment in environments.iter().filter(|e| e.id != current.id) {
+        let rules: AccessRules = state
+            .store
+            .current_targeting(environment.id)
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .find(|row| row.flag_id == flag.id)
+            .map(|row| serde_json::from_str(&row.json).unwrap_or_default())
+            .unwrap_or_default();
+        others.push((
+            environment.key.clone(),
+            environment.name.clone(),
+            access_summary(&rules),
+        ));
+    }
+    let config = crate::service::flags::remote_config(&state.store, &key, &current.key).await?;
+    let mut variants: Vec<VariantForm> = config.variants.iter().map(VariantForm::from_variant).collect();
+    variants.push(VariantForm::default());
+    let default_variant = config.variants.iter().position(|v| v.is_default);
     Ok(FlagView {
+        archived: flag.archived,
+        others,
+        config_version: config.version as i64,
+        default_variant,
+        variants,
         key: flag.key,
         name: flag.name,
         description: flag.description,
@@ -433,6 +527,69 @@ pub async fn save_access(
     Ok(())
 }
 
+#[server(endpoint = "edit/copy_access")]
+pub async fn copy_access(
+    flag: String,
+    from: String,
+    to: String,
+    expected_version: i64,
+) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let state = super::server::app_state()?;
+    let actor = crate::service::Actor::member(&member);
+    crate::service::flags::copy_access_rules(
+        &state.store,
+        &state.runtime,
+        &actor,
+        &flag,
+        &from,
+        &to,
+        Some(expected_version),
+    )
+    .await?;
+    Ok(())
+}
+
+#[server(endpoint = "edit/archive_flag")]
+pub async fn archive_flag(flag: String, archived: bool) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let state = super::server::app_state()?;
+    let actor = crate::service::Actor::member(&member);
+    crate::service::flags::set_archived(&state.store, &state.runtime, &actor, &flag, archived).await?;
+    Ok(())
+}
+
+#[server(endpoint = "edit/save_config")]
+pub async fn save_config(
+    flag: String,
+    environment: String,
+    expected_version: i64,
+    variants: Vec<VariantForm>,
+    default_variant: Option<usize>,
+) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let state = super::server::app_state()?;
+    let variants = variants
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.key.trim().is_empty())
+        .map(|(i, v)| v.to_variant(i, default_variant == Some(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = crate::model::RemoteConfig { version: 0, variants };
+    let actor = crate::service::Actor::member(&member);
+    crate::service::flags::set_remote_config(
+        &state.store,
+        &state.runtime,
+        &actor,
+        &flag,
+        &environment,
+        config,
+        Some(expected_version),
+    )
+    .await?;
+    Ok(())
+}
+
 #[server(endpoint = "edit/rollback")]
 pub async fn rollback(flag: String, environment: String, version: i64) -> Result<(), AppError> {
     let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
@@ -460,10 +617,68 @@ pub async fn move_stage(flag: String, stage: i64) -> Result<(), AppError> {
 }
 
 #[component]
+fn FlagRows(flags: Vec<FlagListItem>) -> impl IntoView {
+    view! {
+        <table>
+            <thead><tr><th>"Flag"</th><th>"Stage"</th><th>"Access"</th><th>"Last change"</th></tr></thead>
+            <tbody>
+                {flags.into_iter().map(|f| view! {
+                    <tr>
+                        <td><a href=format!("/flags/{}", f.key)>{f.name.clone()}</a><br/><code class="muted">{f.key.clone()}</code></td>
+                        <td><span class="stage" style=format!("--stage:{}", f.stage_color)>{f.stage.clone()}</span></td>
+                        <td>
+                            <ul class="access">
+                                {f.access.into_iter().map(|(env, summary)| view! { <li><span class="muted">{env}": "</span>{summary}</li> }).collect_view()}
+                            </ul>
+                        </td>
+                        <td>{datetime(f.updated_at)}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+/// One column per release stage, in release order.
+#[component]
+fn FlagBoard(flags: Vec<FlagListItem>, stages: Vec<(i64, String, String)>) -> impl IntoView {
+    view! {
+        <div class="board">
+            {stages.into_iter().map(|(_, name, color)| {
+                let column: Vec<_> = flags.iter().filter(|f| f.stage == name).cloned().collect();
+                view! {
+                    <section class="column" aria-label=name.clone()>
+                        <h2><span class="dot" style=format!("background:{color}")></span>{name.clone()} <span class="muted">{column.len()}</span></h2>
+                        {if column.is_empty() {
+                            view! { <p class="muted">"No flags in this stage."</p> }.into_any()
+                        } else {
+                            column.into_iter().map(|f| view! {
+                                <a class="tile" href=format!("/flags/{}", f.key)>
+                                    <strong>{f.name.clone()}</strong>
+                                    <code class="muted">{f.key.clone()}</code>
+                                    {f.access.first().map(|(env, summary)| view! { <span class="muted">{format!("{env}: {summary}")}</span> })}
+                                </a>
+                            }).collect_view().into_any()
+                        }}
+                    </section>
+                }
+            }).collect_view()}
+        </div>
+    }
+}
+
+#[component]
 pub fn FlagsPage() -> impl IntoView {
     let query = use_query_map();
     let search = move || query.read().get("q").unwrap_or_default();
     let stage = move || query.read().get("stage").and_then(|s| s.parse::<i64>().ok());
+    let archived = move || {
+        query
+            .read()
+            .get("archived")
+            .is_some_and(|a| a == "on" || a == "true")
+    };
+    let board = move || query.read().get("view").is_some_and(|v| v == "board");
     let page = move || {
         query
             .read()
@@ -472,50 +687,77 @@ pub fn FlagsPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let flags = Resource::new(
-        move || (search(), stage(), page()),
-        |(q, s, p)| list_flags(q, s, p),
+        move || (search(), stage(), archived(), page()),
+        |(q, s, a, p)| list_flags(q, s, a, p),
     );
+    let link = move |view_board: bool, page_number: usize| {
+        let mut params = vec![format!("q={}", search()), format!("page={page_number}")];
+        if let Some(s) = stage() {
+            params.push(format!("stage={s}"));
+        }
+        if archived() {
+            params.push("archived=on".into());
+        }
+        if view_board {
+            params.push("view=board".into());
+        }
+        format!("/flags?{}", params.join("&"))
+    };
     view! {
         <div class="page-head">
             <h1>"Flags"</h1>
+            <nav class="views" aria-label="View">
+                <a href=move || link(false, 0) aria-current=move || (!board()).then_some("page")>"List"</a>
+                <a href=move || link(true, 0) aria-current=move || board().then_some("page")>"Board"</a>
+            </nav>
             <a class="button" href="/flags/new">"Create flag"</a>
         </div>
-        <form method="get" action="/flags" class="filters">
-            <label for="q">"Search by key or name"</label>
-            <input id="q" name="q" type="search" value=search/>
-            <button type="submit" class="secondary">"Search"</button>
-        </form>
         <Suspense fallback=|| view! { <p class="muted">"Loading flags…"</p> }>
             {move || flags.get().map(|result| match result {
                 Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
-                Ok(page) if page.total == 0 => view! {
-                    <section class="card empty">
-                        <p>"No flags yet. Create one to start releasing a feature gradually."</p>
-                        <a class="button" href="/flags/new">"Create your first flag"</a>
-                    </section>
-                }.into_any(),
-                Ok(page) => view! {
-                    <section class="card">
-                        <table>
-                            <thead><tr><th>"Flag"</th><th>"Stage"</th><th>"Access"</th><th>"Last change"</th></tr></thead>
-                            <tbody>
-                                {page.flags.into_iter().map(|f| view! {
-                                    <tr>
-                                        <td><a href=format!("/flags/{}", f.key)>{f.name.clone()}</a><br/><code class="muted">{f.key.clone()}</code></td>
-                                        <td><span class="stage" style=format!("--stage:{}", f.stage_color)>{f.stage.clone()}</span></td>
-                                        <td>
-                                            <ul class="access">
-                                                {f.access.into_iter().map(|(env, summary)| view! { <li><span class="muted">{env}": "</span>{summary}</li> }).collect_view()}
-                                            </ul>
-                                        </td>
-                                        <td>{datetime(f.updated_at)}</td>
-                                    </tr>
-                                }).collect_view()}
-                            </tbody>
-                        </table>
-                        <p class="muted">{format!("{} flags", page.total)}</p>
-                    </section>
-                }.into_any(),
+                Ok(page_data) => {
+                    let filters = view! {
+                        <form method="get" action="/flags" class="filters">
+                            <label for="q">"Search"</label>
+                            <input id="q" name="q" type="search" value=search() placeholder="key or name"/>
+                            <label for="stage">"Stage"</label>
+                            <select id="stage" name="stage">
+                                <option value="">"All stages"</option>
+                                {page_data.stages.iter().map(|(id, name, _)| view! { <option value=id.to_string() selected=stage() == Some(*id)>{name.clone()}</option> }).collect_view()}
+                            </select>
+                            <label class="inline"><input type="checkbox" name="archived" checked=archived()/>"Archived"</label>
+                            {board().then(|| view! { <input type="hidden" name="view" value="board"/> })}
+                            <button type="submit" class="secondary">"Filter"</button>
+                        </form>
+                    };
+                    let body = if page_data.total == 0 && search().is_empty() && stage().is_none() && !archived() {
+                        view! {
+                            <section class="card empty">
+                                <p>"No flags yet. Create one to start releasing a feature gradually."</p>
+                                <a class="button" href="/flags/new">"Create your first flag"</a>
+                            </section>
+                        }.into_any()
+                    } else if page_data.total == 0 {
+                        view! { <section class="card empty"><p>"No flag matches these filters."</p></section> }.into_any()
+                    } else if board() {
+                        view! { <FlagBoard flags=page_data.flags stages=page_data.stages/> }.into_any()
+                    } else {
+                        let current = page_data.page;
+                        let pages = page_data.total.div_ceil(PAGE_SIZE);
+                        view! {
+                            <section class="card">
+                                <FlagRows flags=page_data.flags/>
+                                <p class="muted pager">
+                                    {format!("{} flags · page {} of {} ", page_data.total, current + 1, pages)}
+                                    {(current > 0).then(|| view! { <a href=link(false, current - 1)>"Previous"</a> })}
+                                    " "
+                                    {(current + 1 < pages).then(|| view! { <a href=link(false, current + 1)>"Next"</a> })}
+                                </p>
+                            </section>
+                        }.into_any()
+                    };
+                    view! { {filters} {body} }.into_any()
+                }
             })}
         </Suspense>
     }
@@ -553,18 +795,30 @@ pub fn FlagPage() -> impl IntoView {
     let save = ServerAction::<SaveAccess>::new();
     let rollback_action = ServerAction::<Rollback>::new();
     let move_action = ServerAction::<MoveStage>::new();
+    let copy_action = ServerAction::<CopyAccess>::new();
+    let archive_action = ServerAction::<ArchiveFlag>::new();
+    let config_action = ServerAction::<SaveConfig>::new();
     let detail = Resource::new(
         move || {
             (
                 key(),
                 environment(),
-                save.version().get(),
-                rollback_action.version().get(),
-                move_action.version().get(),
+                (
+                    save.version().get(),
+                    rollback_action.version().get(),
+                    move_action.version().get(),
+                ),
+                (
+                    copy_action.version().get(),
+                    archive_action.version().get(),
+                    config_action.version().get(),
+                ),
             )
         },
         |(key, environment, ..)| flag_detail(key, environment),
     );
+    let copy_value = copy_action.value();
+    let config_value = config_action.value();
     let save_value = save.value();
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading the flag…"</p> }>
@@ -593,6 +847,15 @@ pub fn FlagPage() -> impl IntoView {
                         .collect();
                     let history = flag.history.clone();
                     let current_version = flag.version;
+                    let others = flag.others.clone();
+                    let current_summary = flag.history.first().map(|v| v.summary.clone()).unwrap_or_else(|| "No one".into());
+                    let variants = flag.variants.clone();
+                    let config_version = flag.config_version;
+                    let default_variant = flag.default_variant;
+                    let archived = flag.archived;
+                    let (copy_flag, copy_environment) = (flag_key.clone(), environment_key.clone());
+                    let (config_flag, config_environment) = (flag_key.clone(), environment_key.clone());
+                    let archive_flag_key = flag_key.clone();
                     view! {
                         <div class="page-head">
                             <h1>{flag.name.clone()}</h1>
@@ -667,6 +930,67 @@ pub fn FlagPage() -> impl IntoView {
                             </ul>
                         </section>
                         <section class="card">
+                            <h2>"Copy access from another environment"</h2>
+                            <ul class="plain">
+                                {others.into_iter().map(|(other_key, other_name, summary)| {
+                                    let (flag_key, environment_key) = (copy_flag.clone(), copy_environment.clone());
+                                    let button = format!("Copy from {other_name}");
+                                    let preview = format!("{other_name}: {summary} → replaces {current_summary}");
+                                    view! {
+                                        <li>
+                                            <ActionForm action=copy_action attr:class="inline">
+                                                <input type="hidden" name="flag" value=flag_key/>
+                                                <input type="hidden" name="from" value=other_key/>
+                                                <input type="hidden" name="to" value=environment_key/>
+                                                <input type="hidden" name="expected_version" value=current_version/>
+                                                <button type="submit" class="secondary small">{button}</button>
+                                            </ActionForm>
+                                            <span class="muted">{preview}</span>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                            <ErrorText id="copy-error" message=Signal::derive(form_error(copy_value, &[]))/>
+                        </section>
+                        <section class="card">
+                            <h2>"Remote config" <span class="muted">{format!(" · version {config_version}")}</span></h2>
+                            <p class="muted">"Values are matched users first, then companies, then segments; the default goes to everyone else. Leave a key empty to remove a value."</p>
+                            <ActionForm action=config_action>
+                                <input type="hidden" name="flag" value=config_flag/>
+                                <input type="hidden" name="environment" value=config_environment/>
+                                <input type="hidden" name="expected_version" value=config_version/>
+                                {variants.into_iter().enumerate().map(|(i, v)| view! {
+                                    <fieldset class="variant">
+                                        <legend>{if v.key.is_empty() { "New value".to_string() } else { format!("Value {}", v.key) }}</legend>
+                                        <label for=format!("variant-key-{i}")>"Value key"</label>
+                                        <input id=format!("variant-key-{i}") name=format!("variants[{i}][key]") value=v.key.clone()/>
+                                        <JsonField index=i value=v.payload.clone() server_error=Signal::derive(field_error_owned(config_value, format!("payload-{i}")))/>
+                                        <label for=format!("variant-companies-{i}")>"Companies for this value (ids, one per line)"</label>
+                                        <textarea id=format!("variant-companies-{i}") name=format!("variants[{i}][companies]") rows="2">{v.companies.clone()}</textarea>
+                                        <label for=format!("variant-users-{i}")>"Users for this value (ids, one per line)"</label>
+                                        <textarea id=format!("variant-users-{i}") name=format!("variants[{i}][users]") rows="2">{v.users.clone()}</textarea>
+                                        <label for=format!("variant-segments-{i}")>"Segments for this value (keys, one per line)"</label>
+                                        <textarea id=format!("variant-segments-{i}") name=format!("variants[{i}][segments]") rows="1">{v.segments.clone()}</textarea>
+                                        <label class="inline"><input type="radio" name="default_variant" value=i.to_string() checked=default_variant == Some(i)/>"Default for everyone else"</label>
+                                    </fieldset>
+                                }).collect_view()}
+                                <ErrorText id="config-error" message=Signal::derive(form_error_prefixed(config_value, "payload-"))/>
+                                <button type="submit" disabled=move || config_action.pending().get()>"Save remote config"</button>
+                            </ActionForm>
+                            <Show when=move || matches!(config_value.get(), Some(Ok(())))>
+                                <p class="notice" role="status">"Remote config saved."</p>
+                            </Show>
+                        </section>
+                        <section class="card">
+                            <h2>"Archive"</h2>
+                            <ActionForm action=archive_action attr:class="inline">
+                                <input type="hidden" name="flag" value=archive_flag_key/>
+                                <input type="hidden" name="archived" value=(!archived).to_string()/>
+                                <button type="submit" class="secondary small">{if archived { "Restore flag" } else { "Archive flag" }}</button>
+                            </ActionForm>
+                            <span class="muted">{if archived { " Archived flags are not served to SDKs." } else { " Archiving stops serving the flag to SDKs; it can be restored." }}</span>
+                        </section>
+                        <section class="card">
                             <h2>"History"</h2>
                             <table>
                                 <thead><tr><th>"Version"</th><th>"Access"</th><th>"When"</th><th>"Who"</th><th></th></tr></thead>
@@ -700,6 +1024,68 @@ pub fn FlagPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// A JSON payload input that says whether its text parses, as the user types (with the bundle).
+#[component]
+fn JsonField(index: usize, value: String, server_error: Signal<Option<String>>) -> impl IntoView {
+    let (text, set_text) = signal(value.clone());
+    let parse_error = move || {
+        let text = text.get();
+        if text.trim().is_empty() {
+            return None;
+        }
+        serde_json::from_str::<serde_json::Value>(&text)
+            .err()
+            .map(|e| format!("not valid JSON: {e}"))
+    };
+    let id = format!("variant-payload-{index}");
+    let error_id = format!("{id}-error");
+    view! {
+        <label for=id.clone()>"Payload (JSON)"</label>
+        <textarea
+            id=id
+            name=format!("variants[{index}][payload]")
+            rows="3"
+            class="code"
+            aria-describedby=error_id.clone()
+            on:input=move |ev| set_text.set(event_target_value(&ev))
+        >
+            {value}
+        </textarea>
+        <Show when=move || parse_error().or_else(|| server_error.get()).is_some()>
+            <p class="error" id=error_id.clone() role="alert">{move || parse_error().or_else(|| server_error.get())}</p>
+        </Show>
+    }
+}
+
+/// Like `field_error`, for a field name built at run time.
+fn field_error_owned<T, S>(value: S, field: String) -> impl Fn() -> Option<String> + Send + Sync + 'static
+where
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Err(AppError {
+            field: Some(f),
+            message,
+        })) if f == field => Some(message),
+        _ => None,
+    }
+}
+
+/// A failure whose field does not start with `prefix` (those show next to their inputs).
+fn form_error_prefixed<T, S>(
+    value: S,
+    prefix: &'static str,
+) -> impl Fn() -> Option<String> + Send + Sync + 'static
+where
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Err(AppError { field: Some(f), .. })) if f.starts_with(prefix) => None,
+        Some(Err(error)) => Some(error.message),
+        _ => None,
     }
 }
 
