@@ -7,6 +7,7 @@ pub mod config_file;
 pub mod flags;
 pub mod keys;
 pub mod members;
+pub mod stages;
 
 use serde::{Deserialize, Serialize};
 

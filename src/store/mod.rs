@@ -11,11 +11,13 @@ pub mod api_keys;
 pub mod audit;
 pub mod config_file;
 pub mod entities;
+pub mod entities_query;
 mod environments;
 pub mod flags;
 pub mod members;
 mod seed;
 mod stages;
+pub mod stages_write;
 
 pub use environments::{ApiKeyKind, Environment};
 pub use members::{Invitation, MemberCredentials};

@@ -4,6 +4,7 @@
 //! WebAssembly bundle; once hydrated, the same forms submit without a full reload.
 
 mod account;
+mod entities_ui;
 pub mod error;
 mod flags;
 mod format;
@@ -13,6 +14,7 @@ mod server;
 mod settings;
 mod shell;
 mod sign_in;
+mod stages;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -20,11 +22,13 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use account::AccountPage;
+use entities_ui::{CompaniesPage, CompanyPage, UserPage, UsersPage};
 use flags::{FlagPage, FlagsPage, NewFlagPage};
 use home::HomePage;
 use settings::{KeysPage, MembersPage};
 use shell::Shell;
 use sign_in::{InvitationPage, SetupPage, SignInPage};
+use stages::StagesPage;
 
 /// The HTML document around the app; used by the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -63,9 +67,14 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("flags") view=FlagsPage/>
                     <Route path=path!("flags/new") view=NewFlagPage/>
                     <Route path=path!("flags/:key") view=FlagPage/>
+                    <Route path=path!("companies") view=CompaniesPage/>
+                    <Route path=path!("companies/:id") view=CompanyPage/>
+                    <Route path=path!("users") view=UsersPage/>
+                    <Route path=path!("users/:id") view=UserPage/>
                     <Route path=path!("account") view=AccountPage/>
                     <Route path=path!("settings/members") view=MembersPage/>
                     <Route path=path!("settings/keys") view=KeysPage/>
+                    <Route path=path!("settings/stages") view=StagesPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -48,10 +48,13 @@ pub fn Shell() -> impl IntoView {
             <nav aria-label="Main">
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/flags">"Flags"</A>
+                <A href="/companies">"Companies"</A>
+                <A href="/users">"Users"</A>
                 <Suspense fallback=|| ()>
                     <Show when=is_admin>
                         <A href="/settings/members">"Members"</A>
                         <A href="/settings/keys">"API keys"</A>
+                        <A href="/settings/stages">"Stages"</A>
                     </Show>
                 </Suspense>
                 <A href="/account">"Account"</A>

@@ -1,0 +1,482 @@
+//! Release stage settings (admins): the ordered list with flag counts, add, rename/recolour,
+//! move up/down, delete (moving the stage's flags elsewhere), and each stage's default access
+//! rules per environment, edited with the flag page's plain access form plus "No default".
+//!
+//! Every row posts to the same server function, so a failure names its row: the error's field
+//! becomes `field:row` (see [`in_row`]) and only that row shows it.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::error::{AppError, ErrorText};
+use super::flags::AccessForm;
+use crate::model::ContextOperator;
+
+/// The mode value of the access form meaning "the stage sets nothing here".
+const NO_DEFAULT: &str = "noDefault";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageItem {
+    pub id: i64,
+    pub name: String,
+    pub color: String,
+    pub flags: i64,
+}
+
+/// One stage's default in one environment; `form.mode` is [`NO_DEFAULT`] when there is none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageDefault {
+    pub stage_id: i64,
+    pub environment: String,
+    pub summary: String,
+    pub form: AccessForm,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StagesData {
+    pub stages: Vec<StageItem>,
+    pub environments: Vec<(String, String)>,
+    pub defaults: Vec<StageDefault>,
+}
+
+/// Gives a field error the row it happened in, so the right row shows it.
+#[cfg(feature = "ssr")]
+fn in_row(error: impl Into<AppError>, row: &str) -> AppError {
+    let error = error.into();
+    AppError {
+        field: error.field.map(|f| format!("{f}:{row}")),
+        message: error.message,
+    }
+}
+
+/// The message for `field` of `row` in the latest result of `value`.
+fn row_error<T, S>(value: S, field: &str, row: &str) -> impl Fn() -> Option<String> + Send + Sync + 'static
+where
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    let wanted = format!("{field}:{row}");
+    move || match value.get() {
+        Some(Err(AppError {
+            field: Some(f),
+            message,
+        })) if f == wanted => Some(message),
+        _ => None,
+    }
+}
+
+/// The message of the latest failure that names no row field.
+fn page_error<T, S>(value: S) -> impl Fn() -> Option<String> + Send + Sync + 'static
+where
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Err(AppError { field: None, message })) => Some(message),
+        _ => None,
+    }
+}
+
+#[server(endpoint = "admin/stages")]
+pub async fn stages() -> Result<StagesData, AppError> {
+    crate::auth::guard::require(crate::model::member::Role::Admin)?;
+    let state = super::server::app_state()?;
+    let failed = |_| AppError::general("could not read the release stages");
+    let stages = state.store.release_stages().await.map_err(failed)?;
+    let counts = state.store.stage_flag_counts().await.map_err(failed)?;
+    let environments = state.store.environments().await.map_err(failed)?;
+    let stored = state.store.stage_defaults().await.map_err(failed)?;
+    let mut defaults = Vec::new();
+    for stage in &stages {
+        for environment in &environments {
+            let rules = stored
+                .iter()
+                .find(|(s, e, _)| *s == stage.id && *e == environment.id)
+                .map(|(_, _, json)| serde_json::from_str(json).unwrap_or_default());
+            let (summary, form) = match &rules {
+                Some(rules) => (super::flags::access_summary(rules), AccessForm::from_rules(rules)),
+                None => (
+                    "No default".to_string(),
+                    AccessForm {
+                        mode: NO_DEFAULT.into(),
+                        rule_operator: "IS".into(),
+                        rollout: "100".into(),
+                        ..Default::default()
+                    },
+                ),
+            };
+            defaults.push(StageDefault {
+                stage_id: stage.id,
+                environment: environment.key.clone(),
+                summary,
+                form,
+            });
+        }
+    }
+    Ok(StagesData {
+        stages: stages
+            .into_iter()
+            .map(|s| StageItem {
+                flags: counts
+                    .iter()
+                    .find(|(id, _)| *id == s.id)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0),
+                id: s.id,
+                name: s.name,
+                color: s.color,
+            })
+            .collect(),
+        environments: environments.into_iter().map(|e| (e.key, e.name)).collect(),
+        defaults,
+    })
+}
+
+#[server(endpoint = "admin/add_stage")]
+pub async fn add_stage(name: String, color: String) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
+    let state = super::server::app_state()?;
+    let actor = crate::service::Actor::member(&member);
+    crate::service::stages::add_stage(&state.store, &actor, &name, &color).await?;
+    Ok(())
+}
+
+#[server(endpoint = "admin/update_stage")]
+pub async fn update_stage(id: i64, name: String, color: String) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
+    let state = super::server::app_state()?;
+    let actor = crate::service::Actor::member(&member);
+    crate::service::stages::update_stage(&state.store, &actor, id, &name, &color)
+        .await
+        .map_err(|e| in_row(e, &id.to_string()))
+}
+
+#[server(endpoint = "admin/reorder_stage")]
+pub async fn reorder_stage(id: i64, direction: String) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
+    let state = super::server::app_state()?;
+    let direction = match direction.as_str() {
+        "up" => crate::service::stages::Direction::Up,
+        "down" => crate::service::stages::Direction::Down,
+        _ => return Err(AppError::general("a stage moves up or down")),
+    };
+    let actor = crate::service::Actor::member(&member);
+    crate::service::stages::move_stage(&state.store, &actor, id, direction).await?;
+    Ok(())
+}
+
+/// `move_to` is a stage id, or empty when the stage holds no flags.
+#[server(endpoint = "admin/delete_stage")]
+pub async fn delete_stage(id: i64, move_to: String) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
+    let state = super::server::app_state()?;
+    let row = id.to_string();
+    let move_to = match move_to.trim() {
+        "" => None,
+        text => Some(text.parse::<i64>().map_err(|_| AppError {
+            field: Some(format!("move_to:{row}")),
+            message: "choose one of the other stages".into(),
+        })?),
+    };
+    let actor = crate::service::Actor::member(&member);
+    crate::service::stages::delete_stage(&state.store, &actor, id, move_to)
+        .await
+        .map_err(|e| in_row(e, &row))
+}
+
+#[server(endpoint = "admin/set_stage_default")]
+pub async fn set_stage_default(stage_id: i64, environment: String, form: AccessForm) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
+    let state = super::server::app_state()?;
+    let row = format!("{stage_id}-{environment}");
+    let rules = if form.mode == NO_DEFAULT {
+        None
+    } else {
+        Some(form.to_rules().map_err(|e| in_row(e, &row))?)
+    };
+    let actor = crate::service::Actor::member(&member);
+    crate::service::flags::set_stage_default(&state.store, &actor, stage_id, &environment, rules)
+        .await
+        .map_err(|e| in_row(e, &row))
+}
+
+#[component]
+pub fn StagesPage() -> impl IntoView {
+    let add = ServerAction::<AddStage>::new();
+    let update = ServerAction::<UpdateStage>::new();
+    let reorder = ServerAction::<ReorderStage>::new();
+    let delete = ServerAction::<DeleteStage>::new();
+    let defaults = ServerAction::<SetStageDefault>::new();
+    let data = Resource::new(
+        move || {
+            (
+                add.version().get(),
+                update.version().get(),
+                reorder.version().get(),
+                delete.version().get(),
+                defaults.version().get(),
+            )
+        },
+        |_| stages(),
+    );
+    let add_value = add.value();
+    let general_error = move || {
+        [
+            page_error(update.value())(),
+            page_error(reorder.value())(),
+            page_error(delete.value())(),
+            page_error(defaults.value())(),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    };
+    view! {
+        <h1>"Release stages"</h1>
+        <p class="muted">
+            "Flags move through these stages in order. A stage's default access rules are copied onto a flag "
+            "when it moves into the stage; changing them never rewrites flags already there."
+        </p>
+        <ErrorText id="stages-error" message=Signal::derive(general_error)/>
+        <Suspense fallback=|| view! { <p class="muted">"Loading the stages…"</p> }>
+            {move || data.get().map(|result| match result {
+                Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                Ok(data) => {
+                    let count = data.stages.len();
+                    let all: Vec<(i64, String)> = data.stages.iter().map(|s| (s.id, s.name.clone())).collect();
+                    view! {
+                        <section class="card">
+                            <table class="stage-list">
+                                <thead><tr><th>"Order"</th><th>"Stage"</th><th>"Flags"</th><th>"Name and colour"</th><th>"Delete"</th></tr></thead>
+                                <tbody>
+                                    {data.stages.iter().enumerate().map(|(index, stage)| view! {
+                                        <StageRow stage=stage.clone() first=index == 0 last=index + 1 == count others=all.clone() update reorder delete/>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                        <h2>"Default access rules"</h2>
+                        {data.stages.iter().map(|stage| {
+                            let rows: Vec<(String, StageDefault)> = data
+                                .defaults
+                                .iter()
+                                .filter(|d| d.stage_id == stage.id)
+                                .map(|d| {
+                                    let name = data
+                                        .environments
+                                        .iter()
+                                        .find(|(key, _)| *key == d.environment)
+                                        .map(|(_, name)| name.clone())
+                                        .unwrap_or_else(|| d.environment.clone());
+                                    (name, d.clone())
+                                })
+                                .collect();
+                            view! {
+                                <section class="card stage-defaults">
+                                    <h3><span class="swatch" style=format!("background:{}", stage.color)></span>{stage.name.clone()}</h3>
+                                    {rows.into_iter().map(|(environment_name, default)| view! {
+                                        <StageDefaultEditor environment_name default action=defaults/>
+                                    }).collect_view()}
+                                </section>
+                            }
+                        }).collect_view()}
+                    }.into_any()
+                }
+            })}
+        </Suspense>
+        <section class="card narrow-card">
+            <h2>"Add a stage"</h2>
+            <ActionForm action=add>
+                <label for="stage-name">"Name"</label>
+                <input id="stage-name" name="name" required maxlength="60" aria-describedby="stage-name-error"/>
+                <ErrorText id="stage-name-error" message=Signal::derive(super::error::field_error(add_value, "name"))/>
+                <label for="stage-color">"Colour"</label>
+                <input id="stage-color" name="color" type="color" value="#2563eb" aria-describedby="stage-color-error"/>
+                <ErrorText id="stage-color-error" message=Signal::derive(super::error::field_error(add_value, "color"))/>
+                <ErrorText id="stage-add-error" message=Signal::derive(super::error::form_error(add_value, &["name", "color"]))/>
+                <button type="submit" disabled=move || add.pending().get()>"Add stage"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn StageRow(
+    stage: StageItem,
+    first: bool,
+    last: bool,
+    /// Every stage as (id, name), for the "move its flags to" choice.
+    others: Vec<(i64, String)>,
+    update: ServerAction<UpdateStage>,
+    reorder: ServerAction<ReorderStage>,
+    delete: ServerAction<DeleteStage>,
+) -> impl IntoView {
+    let row = stage.id.to_string();
+    let name_id = format!("stage-{}-name", stage.id);
+    let name_error_id = format!("{name_id}-error");
+    let color_id = format!("stage-{}-color", stage.id);
+    let color_error_id = format!("{color_id}-error");
+    let move_id = format!("stage-{}-move", stage.id);
+    let move_error_id = format!("{move_id}-error");
+    let up_label = format!("Move {} up", stage.name);
+    let down_label = format!("Move {} down", stage.name);
+    let name_label = format!("Name of {}", stage.name);
+    let color_label = format!("Colour of {}", stage.name);
+    let delete_label = format!("Delete {}", stage.name);
+    let flags_text = match stage.flags {
+        1 => "1 flag".to_string(),
+        n => format!("{n} flags"),
+    };
+    let others: Vec<(i64, String)> = others.into_iter().filter(|(id, _)| *id != stage.id).collect();
+    let move_choice = (stage.flags > 0).then(|| {
+        let describedby = move_error_id.clone();
+        view! {
+            <label for=move_id.clone()>"Move its flags to"</label>
+            <select id=move_id name="move_to" aria-describedby=describedby>
+                <option value="">"Choose a stage"</option>
+                {others.into_iter().map(|(id, name)| view! { <option value=id>{name}</option> }).collect_view()}
+            </select>
+        }
+    });
+    let no_move = move_choice.is_none();
+    let name_error = Signal::derive(row_error(update.value(), "name", &row));
+    let color_error = Signal::derive(row_error(update.value(), "color", &row));
+    let move_error = Signal::derive(row_error(delete.value(), "move_to", &row));
+    let (id, name, color) = (stage.id, stage.name.clone(), stage.color.clone());
+    let (name_value, color_value) = (stage.name, stage.color.clone());
+    let (name_describedby, color_describedby) = (name_error_id.clone(), color_error_id.clone());
+    view! {
+        <tr>
+            <td class="reorder">
+                <ActionForm action=reorder attr:class="inline">
+                    <input type="hidden" name="id" value=id/>
+                    <input type="hidden" name="direction" value="up"/>
+                    <button type="submit" class="secondary small" disabled=first aria-label=up_label>"↑"</button>
+                </ActionForm>
+                <ActionForm action=reorder attr:class="inline">
+                    <input type="hidden" name="id" value=id/>
+                    <input type="hidden" name="direction" value="down"/>
+                    <button type="submit" class="secondary small" disabled=last aria-label=down_label>"↓"</button>
+                </ActionForm>
+            </td>
+            <td><span class="swatch" style=format!("background:{color}")></span><strong>{name}</strong></td>
+            <td><a href=format!("/flags?stage={id}")>{flags_text}</a></td>
+            <td>
+                <ActionForm action=update attr:class="inline stage-edit">
+                    <input type="hidden" name="id" value=id/>
+                    <label for=name_id.clone() class="sr-only">{name_label}</label>
+                    <input id=name_id name="name" value=name_value required maxlength="60" aria-describedby=name_describedby/>
+                    <label for=color_id.clone() class="sr-only">{color_label}</label>
+                    <input id=color_id name="color" type="color" value=color_value aria-describedby=color_describedby/>
+                    <button type="submit" class="secondary small">"Save"</button>
+                </ActionForm>
+                <ErrorTextOwned id=name_error_id message=name_error/>
+                <ErrorTextOwned id=color_error_id message=color_error/>
+            </td>
+            <td>
+                <ActionForm action=delete attr:class="inline stage-delete">
+                    <input type="hidden" name="id" value=id/>
+                    {move_choice}
+                    {no_move.then(|| view! { <input type="hidden" name="move_to" value=""/> })}
+                    <button type="submit" class="danger small" aria-label=delete_label>"Delete"</button>
+                </ActionForm>
+                <ErrorTextOwned id=move_error_id message=move_error/>
+            </td>
+        </tr>
+    }
+}
+
+/// [`ErrorText`] for ids built at run time (one per row).
+#[component]
+fn ErrorTextOwned(id: String, message: Signal<Option<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || message.get().is_some()>
+            <p class="error" id=id.clone() role="alert">{move || message.get().unwrap_or_default()}</p>
+        </Show>
+    }
+}
+
+#[component]
+fn StageDefaultEditor(
+    environment_name: String,
+    default: StageDefault,
+    action: ServerAction<SetStageDefault>,
+) -> impl IntoView {
+    let row = format!("{}-{}", default.stage_id, default.environment);
+    let id = |field: &str| format!("default-{row}-{field}");
+    let (companies_id, users_id, segments_id, segments_error_id) =
+        (id("companies"), id("users"), id("segments"), id("segments-error"));
+    let (attribute_id, operator_id, operator_error_id, value_id) =
+        (id("attribute"), id("operator"), id("operator-error"), id("value"));
+    let (rollout_id, rollout_error_id, error_id) = (id("rollout"), id("rollout-error"), id("error"));
+    let form = default.form;
+    let value = action.value();
+    let segments_error = Signal::derive(row_error(value, "segments", &row));
+    let rollout_error = Signal::derive(row_error(value, "rollout", &row));
+    let operator_error = Signal::derive(row_error(value, "rule_operator", &row));
+    let rules_error = {
+        let row = row.clone();
+        Signal::derive(move || {
+            ["rules", "mode", "environment", "stage"]
+                .into_iter()
+                .find_map(|field| row_error(value, field, &row)())
+        })
+    };
+    let radios: Vec<_> = [
+        (NO_DEFAULT, "No default"),
+        ("noOne", "No one"),
+        ("everyone", "Everyone"),
+        ("some", "Some"),
+    ]
+    .into_iter()
+    .map(|(value, label)| {
+        let checked = form.mode == value;
+        view! { <label class="inline"><input type="radio" name="form[mode]" value=value checked=checked/>{label}</label> }
+    })
+    .collect();
+    let operators: Vec<_> = ContextOperator::ALL
+        .into_iter()
+        .map(|op| {
+            let selected = op.as_str() == form.rule_operator;
+            view! { <option value=op.as_str() selected=selected>{op.as_str()}</option> }
+        })
+        .collect();
+    let legend = format!("Default in {environment_name}");
+    let submit = format!("Save default for {environment_name}");
+    let (stage_id, environment) = (default.stage_id, default.environment);
+    view! {
+        <details class="stage-default">
+            <summary>{environment_name} ": " <span class="muted">{default.summary}</span></summary>
+            <ActionForm action=action>
+                <input type="hidden" name="stage_id" value=stage_id/>
+                <input type="hidden" name="environment" value=environment/>
+                <fieldset>
+                    <legend>{legend}</legend>
+                    {radios}
+                </fieldset>
+                <label for=companies_id.clone()>"Companies (ids, one per line)"</label>
+                <textarea id=companies_id name="form[companies]" rows="2">{form.companies}</textarea>
+                <label for=users_id.clone()>"Users (ids, one per line)"</label>
+                <textarea id=users_id name="form[users]" rows="2">{form.users}</textarea>
+                <label for=segments_id.clone()>"Segments (keys, one per line)"</label>
+                <textarea id=segments_id name="form[segments]" rows="2" aria-describedby=segments_error_id.clone()>{form.segments}</textarea>
+                <ErrorTextOwned id=segments_error_id message=segments_error/>
+                <fieldset>
+                    <legend>"Rule: company attribute and rollout"</legend>
+                    <label for=attribute_id.clone()>"Company attribute"</label>
+                    <input id=attribute_id name="form[rule_attribute]" value=form.rule_attribute placeholder="plan"/>
+                    <label for=operator_id.clone()>"Operator"</label>
+                    <select id=operator_id name="form[rule_operator]" aria-describedby=operator_error_id.clone()>
+                        {operators}
+                    </select>
+                    <ErrorTextOwned id=operator_error_id message=operator_error/>
+                    <label for=value_id.clone()>"Value (comma-separated for ANY_OF)"</label>
+                    <input id=value_id name="form[rule_value]" value=form.rule_value/>
+                    <label for=rollout_id.clone()>"Rollout percentage"</label>
+                    <input id=rollout_id name="form[rollout]" value=form.rollout inputmode="decimal" aria-describedby=rollout_error_id.clone()/>
+                    <ErrorTextOwned id=rollout_error_id message=rollout_error/>
+                </fieldset>
+                <ErrorTextOwned id=error_id message=rules_error/>
+                <button type="submit" disabled=move || action.pending().get()>{submit}</button>
+            </ActionForm>
+        </details>
+    }
+}
