@@ -9,6 +9,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod audit_query;
 pub mod config_file;
 pub mod entities;
 pub mod entities_query;

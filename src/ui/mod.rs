@@ -4,11 +4,13 @@
 //! WebAssembly bundle; once hydrated, the same forms submit without a full reload.
 
 mod account;
+mod audit;
 mod entities_ui;
 pub mod error;
 mod flags;
 mod format;
 mod home;
+mod segments;
 #[cfg(feature = "ssr")]
 mod server;
 mod settings;
@@ -22,9 +24,11 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use account::AccountPage;
+use audit::AuditPage;
 use entities_ui::{CompaniesPage, CompanyPage, UserPage, UsersPage};
 use flags::{FlagPage, FlagsPage, NewFlagPage};
 use home::HomePage;
+use segments::{NewSegmentPage, SegmentPage, SegmentsPage};
 use settings::{KeysPage, MembersPage};
 use shell::Shell;
 use sign_in::{InvitationPage, SetupPage, SignInPage};
@@ -67,6 +71,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("flags") view=FlagsPage/>
                     <Route path=path!("flags/new") view=NewFlagPage/>
                     <Route path=path!("flags/:key") view=FlagPage/>
+                    <Route path=path!("segments") view=SegmentsPage/>
+                    <Route path=path!("segments/new") view=NewSegmentPage/>
+                    <Route path=path!("segments/:key") view=SegmentPage/>
+                    <Route path=path!("audit") view=AuditPage/>
                     <Route path=path!("companies") view=CompaniesPage/>
                     <Route path=path!("companies/:id") view=CompanyPage/>
                     <Route path=path!("users") view=UsersPage/>

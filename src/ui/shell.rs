@@ -48,6 +48,8 @@ pub fn Shell() -> impl IntoView {
             <nav aria-label="Main">
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/flags">"Flags"</A>
+                <A href="/segments">"Segments"</A>
+                <A href="/audit">"Audit log"</A>
                 <A href="/companies">"Companies"</A>
                 <A href="/users">"Users"</A>
                 <Suspense fallback=|| ()>

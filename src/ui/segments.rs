@@ -1,0 +1,740 @@
+//! Segments: the list (conditions, the flags that use each one, how many known companies of an
+//! environment match), creation and editing.
+//!
+//! The conditions editor is a plain form so it works without JavaScript: one list of company ids
+//! and a few company-attribute rows, all ANDed. The match count is computed on the server from the
+//! companies SDKs have reported, by compiling the segment exactly as a flag that targets it would
+//! be compiled, so the number agrees with what the evaluation API answers.
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+use super::error::{field_error, AppError, ErrorText};
+use crate::model::{ContextOperator, SegmentCondition};
+
+/// Attribute rows the form always offers (more when a segment already has more conditions).
+pub const ATTRIBUTE_ROWS: usize = 3;
+
+/// One company-attribute condition as the form posts it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConditionRow {
+    #[serde(default)]
+    pub attribute: String,
+    #[serde(default)]
+    pub operator: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// The conditions editor's fields: company ids (one per line or comma-separated) and rows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConditionsForm {
+    pub companies: String,
+    pub rows: Vec<ConditionRow>,
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    for item in text
+        .split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if !items.iter().any(|i| i == item) {
+            items.push(item.to_string());
+        }
+    }
+    items
+}
+
+fn wrong(field: String, message: &str) -> AppError {
+    AppError {
+        field: Some(field),
+        message: message.into(),
+    }
+}
+
+impl ConditionsForm {
+    /// Fills the form from stored conditions, padded with empty rows. Several company lists (which
+    /// only an import can create) are shown as one; the flag says so, since saving joins them.
+    pub fn from_conditions(conditions: &[SegmentCondition]) -> (Self, bool) {
+        let mut companies = Vec::new();
+        let mut lists = 0;
+        let mut rows = Vec::new();
+        for condition in conditions {
+            match condition {
+                SegmentCondition::CompanyList { companies: ids } => {
+                    lists += 1;
+                    companies.extend(ids.iter().cloned());
+                }
+                SegmentCondition::CompanyAttribute {
+                    attribute,
+                    operator,
+                    values,
+                } => rows.push(ConditionRow {
+                    attribute: attribute.clone(),
+                    operator: operator.as_str().to_string(),
+                    value: values.join(", "),
+                }),
+            }
+        }
+        let blank = ConditionRow {
+            operator: ContextOperator::Is.as_str().to_string(),
+            ..Default::default()
+        };
+        rows.resize(rows.len().max(ATTRIBUTE_ROWS), blank);
+        let form = ConditionsForm {
+            companies: companies.join("\n"),
+            rows,
+        };
+        (form, lists > 1)
+    }
+
+    /// The segment's conditions, or the field that is wrong (`companies`, `rows[i][operator]`, …).
+    /// Rows left blank are ignored; no conditions at all means every company.
+    pub fn to_conditions(&self) -> Result<Vec<SegmentCondition>, AppError> {
+        let mut conditions = Vec::new();
+        let companies = split_list(&self.companies);
+        if !companies.is_empty() {
+            conditions.push(SegmentCondition::CompanyList { companies });
+        }
+        for (i, row) in self.rows.iter().enumerate() {
+            let attribute = row.attribute.trim();
+            if attribute.is_empty() {
+                if !row.value.trim().is_empty() {
+                    return Err(wrong(
+                        format!("rows[{i}][attribute]"),
+                        "enter the company attribute this value is for",
+                    ));
+                }
+                continue;
+            }
+            let operator = ContextOperator::ALL
+                .into_iter()
+                .find(|op| op.as_str() == row.operator.trim())
+                .ok_or_else(|| wrong(format!("rows[{i}][operator]"), "choose one of the operators"))?;
+            let values =
+                row_values(operator, &row.value).map_err(|m| wrong(format!("rows[{i}][value]"), m))?;
+            conditions.push(SegmentCondition::CompanyAttribute {
+                attribute: attribute.to_string(),
+                operator,
+                values,
+            });
+        }
+        Ok(conditions)
+    }
+}
+
+/// The values an operator takes: none, a list, a number (GT, LT and the "days ago" pair) or one
+/// text.
+fn row_values(operator: ContextOperator, text: &str) -> Result<Vec<String>, &'static str> {
+    let text = text.trim();
+    match operator {
+        ContextOperator::Set
+        | ContextOperator::NotSet
+        | ContextOperator::IsTrue
+        | ContextOperator::IsFalse => Ok(vec![]),
+        ContextOperator::AnyOf | ContextOperator::NotAnyOf => {
+            let values = split_list(text);
+            if values.is_empty() {
+                Err("enter at least one value (separate several with commas)")
+            } else {
+                Ok(values)
+            }
+        }
+        ContextOperator::Gt | ContextOperator::Lt | ContextOperator::After | ContextOperator::Before => {
+            if text.parse::<f64>().is_ok_and(f64::is_finite) {
+                Ok(vec![text.to_string()])
+            } else {
+                Err("enter a number")
+            }
+        }
+        _ if text.is_empty() => Err("enter a value"),
+        _ => Ok(vec![text.to_string()]),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentListItem {
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub conditions: usize,
+    /// Flags whose access rules reference the segment in some environment, by key.
+    pub used_by: Vec<String>,
+    /// Known companies of the chosen environment that are in the segment.
+    pub matching: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentList {
+    pub segments: Vec<SegmentListItem>,
+    pub environments: Vec<(String, String)>,
+    pub environment: String,
+    /// Known companies of the chosen environment.
+    pub companies: usize,
+}
+
+#[server(endpoint = "read/segments")]
+pub async fn list_segments(environment: String) -> Result<SegmentList, AppError> {
+    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let failed = |_| AppError::general("could not read the segments");
+    let environments = state.store.environments().await.map_err(failed)?;
+    let current = environments
+        .iter()
+        .find(|e| e.key == environment)
+        .or_else(|| environments.first())
+        .cloned()
+        .ok_or_else(|| AppError::general("there is no environment"))?;
+    let stored = matching::stored_segments(&state.store).await.map_err(failed)?;
+    let used_by = matching::flags_using_segments(&state.store, &environments)
+        .await
+        .map_err(failed)?;
+    let companies = matching::company_contexts(&state.store, current.id)
+        .await
+        .map_err(failed)?;
+    let by_key: std::collections::HashMap<_, _> =
+        stored.iter().map(|(s, _)| (s.key.clone(), s.clone())).collect();
+    let now = crate::store::now_ms();
+    let segments = stored
+        .iter()
+        .map(|(segment, description)| {
+            Ok(SegmentListItem {
+                key: segment.key.as_str().to_string(),
+                name: segment.name.clone(),
+                description: description.clone(),
+                conditions: segment.conditions.len(),
+                used_by: used_by.get(&segment.key).cloned().unwrap_or_default(),
+                matching: matching::count_matching(&by_key, &segment.key, &companies, now)?,
+            })
+        })
+        .collect::<Result<_, AppError>>()?;
+    Ok(SegmentList {
+        segments,
+        environments: environments
+            .iter()
+            .map(|e| (e.key.clone(), e.name.clone()))
+            .collect(),
+        environment: current.key,
+        companies: companies.len(),
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentView {
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub form: ConditionsForm,
+    /// The stored segment has several company lists; saving the form joins them into one.
+    pub joined_lists: bool,
+    pub used_by: Vec<String>,
+}
+
+#[server(endpoint = "read/segment")]
+pub async fn segment_detail(key: String) -> Result<SegmentView, AppError> {
+    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let failed = |_| AppError::general("could not read the segment");
+    let (segment, description) = matching::stored_segments(&state.store)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .find(|(s, _)| s.key.as_str() == key)
+        .ok_or_else(|| AppError::general(format!("there is no segment {key}")))?;
+    let environments = state.store.environments().await.map_err(failed)?;
+    let used_by = matching::flags_using_segments(&state.store, &environments)
+        .await
+        .map_err(failed)?
+        .remove(&segment.key)
+        .unwrap_or_default();
+    let (form, joined_lists) = ConditionsForm::from_conditions(&segment.conditions);
+    Ok(SegmentView {
+        key: segment.key.as_str().to_string(),
+        name: segment.name,
+        description,
+        form,
+        joined_lists,
+        used_by,
+    })
+}
+
+#[server(endpoint = "edit/create_segment")]
+pub async fn create_segment(
+    key: String,
+    name: String,
+    #[server(default)] description: String,
+    #[server(default)] companies: String,
+    #[server(default)] rows: Vec<ConditionRow>,
+) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let form = ConditionsForm { companies, rows };
+    matching::save(&member, key, name, description, form, true).await?;
+    leptos_axum::redirect("/segments");
+    Ok(())
+}
+
+#[server(endpoint = "edit/update_segment")]
+pub async fn update_segment(
+    key: String,
+    name: String,
+    #[server(default)] description: String,
+    #[server(default)] companies: String,
+    #[server(default)] rows: Vec<ConditionRow>,
+) -> Result<(), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
+    let form = ConditionsForm { companies, rows };
+    matching::save(&member, key, name, description, form, false).await
+}
+
+/// Server-side reading of segments, their uses and their matching companies.
+#[cfg(feature = "ssr")]
+mod matching {
+    use std::collections::HashMap;
+
+    use tokio_stream::StreamExt;
+
+    use super::ConditionsForm;
+    use crate::eval::{compile_access_rules, CompileContext, CompiledRules, FlatContext};
+    use crate::model::member::MemberView;
+    use crate::model::{AccessRules, Condition, FlagKey, Segment, SegmentKey, TargetedAccess};
+    use crate::service::{Actor, ServiceError};
+    use crate::store::entities::EntityKind;
+    use crate::store::{Environment, Store, StoreResult};
+    use crate::ui::error::AppError;
+
+    /// Validates and saves the form through the flags service (which compiles every environment
+    /// and writes the audit entry). A taken key is reported on the key field.
+    pub async fn save(
+        member: &MemberView,
+        key: String,
+        name: String,
+        description: String,
+        form: ConditionsForm,
+        create: bool,
+    ) -> Result<(), AppError> {
+        let state = crate::ui::server::app_state()?;
+        let conditions = form
+            .to_conditions()
+            .map_err(|e| ServiceError::invalid(e.field.as_deref().unwrap_or("conditions"), e.message))?;
+        let input = crate::service::flags::SegmentInput {
+            key,
+            name,
+            description,
+            conditions,
+        };
+        let actor = Actor::member(member);
+        crate::service::flags::save_segment(&state.store, &state.runtime, &actor, input, create)
+            .await
+            .map_err(|error| {
+                let taken = matches!(error, ServiceError::Conflict(_));
+                let mut error = AppError::from(error);
+                if taken {
+                    error.field = Some("key".into());
+                }
+                error
+            })
+    }
+
+    /// Every stored segment that parses, with its description, by key.
+    pub async fn stored_segments(store: &Store) -> StoreResult<Vec<(Segment, String)>> {
+        Ok(store
+            .segments()
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                let key = SegmentKey::parse(row.key).ok()?;
+                let conditions = serde_json::from_str(&row.conditions).ok()?;
+                Some((
+                    Segment {
+                        key,
+                        name: row.name,
+                        conditions,
+                    },
+                    row.description,
+                ))
+            })
+            .collect())
+    }
+
+    fn referenced_segments(rules: &AccessRules) -> Vec<&SegmentKey> {
+        let AccessRules::Some(TargetedAccess { segments, rules, .. }) = rules else {
+            return Vec::new();
+        };
+        let in_rules = rules.iter().flat_map(|r| &r.conditions).filter_map(|c| match c {
+            Condition::Segment { segment, .. } => Some(segment),
+            _ => None,
+        });
+        segments.iter().chain(in_rules).collect()
+    }
+
+    /// For each segment, the keys (sorted) of the flags whose current access rules in any
+    /// environment reference it.
+    pub async fn flags_using_segments(
+        store: &Store,
+        environments: &[Environment],
+    ) -> StoreResult<HashMap<SegmentKey, Vec<String>>> {
+        let flag_keys: HashMap<i64, String> =
+            store.flags().await?.into_iter().map(|f| (f.id, f.key)).collect();
+        let mut used: HashMap<SegmentKey, Vec<String>> = HashMap::new();
+        for environment in environments {
+            for row in store.current_targeting(environment.id).await? {
+                let Some(flag) = flag_keys.get(&row.flag_id) else {
+                    continue;
+                };
+                let rules: AccessRules = serde_json::from_str(&row.json).unwrap_or_default();
+                for segment in referenced_segments(&rules) {
+                    let flags = used.entry(segment.clone()).or_default();
+                    if !flags.contains(flag) {
+                        flags.push(flag.clone());
+                    }
+                }
+            }
+        }
+        used.values_mut().for_each(|flags| flags.sort());
+        Ok(used)
+    }
+
+    /// The flattened evaluation context (`company.id`, `company.<attribute>`) of every company
+    /// stored for the environment. Read from the database: the runtime's cache answers by id only.
+    pub async fn company_contexts(store: &Store, environment_id: i64) -> StoreResult<Vec<FlatContext>> {
+        let mut contexts = Vec::new();
+        let mut rows = std::pin::pin!(store.entities_seen_since(i64::MIN));
+        while let Some(entity) = rows.next().await {
+            let entity = entity?;
+            if entity.kind != EntityKind::Company || entity.environment_id != environment_id {
+                continue;
+            }
+            let attributes = FlatContext::from_object(&entity.attributes);
+            let pairs = attributes
+                .iter()
+                .map(|(k, v)| (format!("company.{k}"), v.to_string()))
+                .chain([("company.id".to_string(), entity.id)]);
+            contexts.push(FlatContext::from_pairs(pairs));
+        }
+        Ok(contexts)
+    }
+
+    /// How many of `companies` are in the segment `key`, evaluated as a flag that targets only
+    /// that segment.
+    pub fn count_matching(
+        segments: &HashMap<SegmentKey, Segment>,
+        key: &SegmentKey,
+        companies: &[FlatContext],
+        now_ms: i64,
+    ) -> Result<usize, AppError> {
+        let cannot = |_| AppError::general(format!("the segment {} does not compile", key.as_str()));
+        let probe = FlagKey::parse("segment-preview").map_err(|_| AppError::general("bad probe key"))?;
+        let rules = AccessRules::Some(TargetedAccess {
+            segments: vec![key.clone()],
+            ..Default::default()
+        });
+        let flags = HashMap::new();
+        let cx = CompileContext {
+            segments,
+            flags: &flags,
+        };
+        let compiled = compile_access_rules(&probe, &rules, &cx).map_err(cannot)?;
+        let engine = CompiledRules::compile(compiled.iter().map(|r| &r.filter));
+        Ok(companies
+            .iter()
+            .filter(|company| engine.evaluate(company, now_ms).matched.is_some())
+            .count())
+    }
+}
+
+fn message_for(error: Signal<Option<AppError>>, field: String) -> impl Fn() -> Option<String> + Send + Sync {
+    move || {
+        error
+            .get()
+            .filter(|e| e.field.as_deref() == Some(field.as_str()))
+            .map(|e| e.message)
+    }
+}
+
+/// Failures the form shows at the bottom: no field, or a field it has no place for.
+fn general_message(error: Signal<Option<AppError>>) -> impl Fn() -> Option<String> + Send + Sync {
+    move || {
+        error
+            .get()
+            .filter(|e| match e.field.as_deref() {
+                None => true,
+                Some(f) => {
+                    !(["key", "name", "description", "companies"].contains(&f) || f.starts_with("rows["))
+                }
+            })
+            .map(|e| e.message)
+    }
+}
+
+#[component]
+pub fn SegmentsPage() -> impl IntoView {
+    let query = use_query_map();
+    let environment = move || query.read().get("env").unwrap_or_else(|| "production".into());
+    let list = Resource::new(environment, list_segments);
+    view! {
+        <div class="page-head">
+            <h1>"Segments"</h1>
+            <a class="button" href="/segments/new">"Create segment"</a>
+        </div>
+        <p class="muted">"Reusable groups of companies. Flags target a segment by its key; a change here applies to every flag that uses it."</p>
+        <Suspense fallback=|| view! { <p class="muted">"Loading segments…"</p> }>
+            {move || list.get().map(|result| match result {
+                Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                Ok(list) if list.segments.is_empty() => view! {
+                    <section class="card empty">
+                        <p>"No segments yet. A segment names a group of companies, by id or by attributes such as plan or region, so flags can target it."</p>
+                        <a class="button" href="/segments/new">"Create your first segment"</a>
+                    </section>
+                }.into_any(),
+                Ok(list) => {
+                    let environment_name = list
+                        .environments
+                        .iter()
+                        .find(|(k, _)| *k == list.environment)
+                        .map(|(_, n)| n.clone())
+                        .unwrap_or_default();
+                    view! {
+                        <form method="get" action="/segments" class="filters">
+                            <label for="env">"Count companies in"</label>
+                            <select id="env" name="env">
+                                {list.environments.iter().map(|(k, n)| view! { <option value=k.clone() selected=*k == list.environment>{n.clone()}</option> }).collect_view()}
+                            </select>
+                            <button type="submit" class="secondary">"Show"</button>
+                        </form>
+                        <section class="card">
+                            <table class="segments">
+                                <thead><tr><th>"Segment"</th><th>"Conditions"</th><th>"Used by"</th><th>{format!("Matching companies in {environment_name}")}</th></tr></thead>
+                                <tbody>
+                                    {list.segments.into_iter().map(|s| view! {
+                                        <tr>
+                                            <td>
+                                                <a href=format!("/segments/{}", s.key)>{s.name.clone()}</a><br/>
+                                                <code class="muted">{s.key.clone()}</code>
+                                                {(!s.description.is_empty()).then(|| view! { <p class="muted description">{s.description.clone()}</p> })}
+                                            </td>
+                                            <td>{match s.conditions { 0 => "none (every company)".to_string(), 1 => "1 condition".to_string(), n => format!("{n} conditions") }}</td>
+                                            <td>
+                                                {if s.used_by.is_empty() {
+                                                    view! { <span class="muted">"no flags"</span> }.into_any()
+                                                } else {
+                                                    view! {
+                                                        <ul class="plain used-by">
+                                                            {s.used_by.into_iter().map(|flag| view! { <li><a href=format!("/flags/{flag}")>{flag.clone()}</a></li> }).collect_view()}
+                                                        </ul>
+                                                    }.into_any()
+                                                }}
+                                            </td>
+                                            <td class="count">{format!("{} of {}", s.matching, list.companies)}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                    }.into_any()
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The conditions part of the segment form, shared by creation and editing.
+#[component]
+fn ConditionFields(form: ConditionsForm, error: Signal<Option<AppError>>) -> impl IntoView {
+    let companies_error = Signal::derive(message_for(error, "companies".into()));
+    view! {
+        <fieldset>
+            <legend>"Conditions (a company must meet all of them)"</legend>
+            <label for="companies">"Company ids (one per line; leave empty to match by attributes only)"</label>
+            <textarea id="companies" name="companies" rows="3" aria-describedby="companies-error">{form.companies}</textarea>
+            <ErrorText id="companies-error" message=companies_error/>
+            {form.rows.into_iter().enumerate().map(|(i, row)| {
+                let row_error = Signal::derive(move || {
+                    let prefix = format!("rows[{i}]");
+                    error.get().filter(|e| e.field.as_deref().is_some_and(|f| f.starts_with(&prefix))).map(|e| e.message)
+                });
+                let error_id = format!("row-{i}-error");
+                let shown_id = error_id.clone();
+                view! {
+                    <div class="condition-row">
+                        <div>
+                            <label for=format!("row-{i}-attribute")>{format!("Attribute {}", i + 1)}</label>
+                            <input id=format!("row-{i}-attribute") name=format!("rows[{i}][attribute]") value=row.attribute placeholder="plan" aria-describedby=error_id.clone()/>
+                        </div>
+                        <div>
+                            <label for=format!("row-{i}-operator")>{format!("Operator {}", i + 1)}</label>
+                            <select id=format!("row-{i}-operator") name=format!("rows[{i}][operator]")>
+                                {ContextOperator::ALL.into_iter().map(|op| view! { <option value=op.as_str() selected=op.as_str() == row.operator>{op.as_str()}</option> }).collect_view()}
+                            </select>
+                        </div>
+                        <div>
+                            <label for=format!("row-{i}-value")>{format!("Value {}", i + 1)}</label>
+                            <input id=format!("row-{i}-value") name=format!("rows[{i}][value]") value=row.value placeholder="enterprise" aria-describedby=error_id.clone()/>
+                        </div>
+                    </div>
+                    <Show when=move || row_error.get().is_some()>
+                        <p class="error" id=shown_id.clone() role="alert">{move || row_error.get().unwrap_or_default()}</p>
+                    </Show>
+                }
+            }).collect_view()}
+            <p class="muted">"ANY_OF and NOT_ANY_OF take several values separated by commas; SET, NOT_SET, IS_TRUE and IS_FALSE take none; AFTER and BEFORE take a number of days."</p>
+        </fieldset>
+    }
+}
+
+#[component]
+pub fn NewSegmentPage() -> impl IntoView {
+    let action = ServerAction::<CreateSegment>::new();
+    let value = action.value();
+    let error = Signal::derive(move || value.get().and_then(Result::err));
+    let (form, _) = ConditionsForm::from_conditions(&[]);
+    view! {
+        <h1>"Create segment"</h1>
+        <section class="card narrow-card wide-form">
+            <ActionForm action=action>
+                <label for="name">"Name"</label>
+                <input id="name" name="name" required aria-describedby="name-error"/>
+                <ErrorText id="name-error" message=Signal::derive(field_error(value, "name"))/>
+                <label for="key">"Key (used in access rules; letters, digits, - _ . ; cannot change later)"</label>
+                <input id="key" name="key" required aria-describedby="key-error"/>
+                <ErrorText id="key-error" message=Signal::derive(field_error(value, "key"))/>
+                <label for="description">"Description"</label>
+                <textarea id="description" name="description" rows="2" aria-describedby="description-error"></textarea>
+                <ErrorText id="description-error" message=Signal::derive(field_error(value, "description"))/>
+                <ConditionFields form=form error=error/>
+                <ErrorText id="form-error" message=Signal::derive(general_message(error))/>
+                <button type="submit" disabled=move || action.pending().get()>"Create segment"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+pub fn SegmentPage() -> impl IntoView {
+    let params = use_params_map();
+    let key = move || params.read().get("key").unwrap_or_default();
+    let save = ServerAction::<UpdateSegment>::new();
+    let value = save.value();
+    let error = Signal::derive(move || value.get().and_then(Result::err));
+    let detail = Resource::new(
+        move || (key(), save.version().get()),
+        |(key, _)| segment_detail(key),
+    );
+    view! {
+        <p><a href="/segments">"← All segments"</a></p>
+        <Suspense fallback=|| view! { <p class="muted">"Loading the segment…"</p> }>
+            {move || detail.get().map(|result| match result {
+                Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                Ok(segment) => view! {
+                    <div class="page-head">
+                        <h1>{segment.name.clone()}</h1>
+                        <code>{segment.key.clone()}</code>
+                    </div>
+                    <p class="muted">
+                        {if segment.used_by.is_empty() {
+                            "No flag uses this segment yet.".to_string()
+                        } else {
+                            format!("Used by {}.", segment.used_by.join(", "))
+                        }}
+                    </p>
+                    <section class="card narrow-card wide-form">
+                        <ActionForm action=save>
+                            <input type="hidden" name="key" value=segment.key.clone()/>
+                            <label for="name">"Name"</label>
+                            <input id="name" name="name" required value=segment.name.clone() aria-describedby="name-error"/>
+                            <ErrorText id="name-error" message=Signal::derive(field_error(value, "name"))/>
+                            <label for="description">"Description"</label>
+                            <textarea id="description" name="description" rows="2" aria-describedby="description-error">{segment.description.clone()}</textarea>
+                            <ErrorText id="description-error" message=Signal::derive(field_error(value, "description"))/>
+                            {segment.joined_lists.then(|| view! {
+                                <p class="muted">"This segment has several company lists (from an import); saving joins them into one list."</p>
+                            })}
+                            <ConditionFields form=segment.form.clone() error=error/>
+                            <ErrorText id="form-error" message=Signal::derive(general_message(error))/>
+                            <button type="submit" disabled=move || save.pending().get()>{move || if save.pending().get() { "Saving…" } else { "Save segment" }}</button>
+                        </ActionForm>
+                        <Show when=move || matches!(value.get(), Some(Ok(())))>
+                            <p class="notice" role="status">"Saved. Flags that use this segment now use the new conditions."</p>
+                        </Show>
+                    </section>
+                }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(attribute: &str, operator: &str, value: &str) -> ConditionRow {
+        ConditionRow {
+            attribute: attribute.into(),
+            operator: operator.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn the_form_round_trips_conditions() {
+        let form = ConditionsForm {
+            companies: "acme\nglobex, acme".into(),
+            rows: vec![
+                row("plan", "ANY_OF", "pro, enterprise"),
+                row("", "IS", ""),
+                row("seats", "GT", "10"),
+            ],
+        };
+        let conditions = form.to_conditions().unwrap();
+        assert_eq!(conditions.len(), 3);
+        assert_eq!(
+            conditions[0],
+            SegmentCondition::CompanyList {
+                companies: vec!["acme".into(), "globex".into()]
+            }
+        );
+        let (again, joined) = ConditionsForm::from_conditions(&conditions);
+        assert!(!joined);
+        assert_eq!(again.rows.len(), ATTRIBUTE_ROWS);
+        assert_eq!(again.to_conditions().unwrap(), conditions);
+    }
+
+    #[test]
+    fn bad_rows_name_their_field() {
+        let field = |rows: Vec<ConditionRow>| {
+            ConditionsForm {
+                companies: String::new(),
+                rows,
+            }
+            .to_conditions()
+            .unwrap_err()
+            .field
+            .unwrap()
+        };
+        assert_eq!(field(vec![row("plan", "SOMETIMES", "pro")]), "rows[0][operator]");
+        assert_eq!(
+            field(vec![row("", "IS", ""), row("seats", "GT", "many")]),
+            "rows[1][value]"
+        );
+        assert_eq!(field(vec![row("", "IS", "pro")]), "rows[0][attribute]");
+        assert_eq!(field(vec![row("plan", "ANY_OF", " , ")]), "rows[0][value]");
+    }
+
+    #[test]
+    fn operators_without_values_take_none() {
+        let form = ConditionsForm {
+            companies: String::new(),
+            rows: vec![row("trial", "IS_TRUE", "ignored")],
+        };
+        assert_eq!(
+            form.to_conditions().unwrap(),
+            vec![SegmentCondition::CompanyAttribute {
+                attribute: "trial".into(),
+                operator: ContextOperator::IsTrue,
+                values: vec![],
+            }]
+        );
+    }
+}
