@@ -375,38 +375,30 @@ async fn import_command(store: &Store, file: &std::path::Path, dry_run: bool) ->
 }
 
 async fn serve(settings: ServerSettings) -> Result<(), String> {
+    // Handlers go in before the port opens: a SIGTERM that arrives while starting up must stop the
+    // server cleanly too, not kill it with the default disposition.
+    let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.map_err(|e| e.to_string())?;
     let url = format!("http://{}", app.local_addr());
     tracing::info!(%url, database = %database_url, "Gatehouse is listening");
-    app.run_until(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    app.run_until(shutdown).await.map_err(|e| format!("server error: {e}"))?;
     tracing::info!("Gatehouse stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers SIGINT and SIGTERM handlers now; the future resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+        tracing::info!("shutdown requested; finishing in-flight requests");
+    })
 }
 
 fn init_logging(format: LogFormat) {
