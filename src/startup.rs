@@ -166,6 +166,11 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let runtime = self.state.runtime.clone();
+        let shutdown = async move {
+            shutdown.await;
+            runtime.close();
+        };
         axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),

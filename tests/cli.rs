@@ -188,3 +188,68 @@ fn evaluate_refuses_a_bad_clock_in_one_line() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("RFC 3339"), "{lines:?}");
 }
+
+#[test]
+fn sigterm_stops_the_server_even_with_an_open_event_stream() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/g.db", dir.path().display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = gatehouse()
+        .args(["serve", "--addr", &addr, "--database-url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let keys = gatehouse()
+        .args(["keys", "list", "--database-url", &url])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(keys.stdout).unwrap();
+    let key = listing
+        .lines()
+        .find(|l| l.starts_with("production\tpublishable\t"))
+        .and_then(|l| l.split('\t').nth(2))
+        .unwrap()
+        .to_string();
+
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /sse/server?publishableKey={key} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    let stopping = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(10),
+            "the open stream kept the server from stopping"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+}

@@ -279,5 +279,7 @@ pub async fn events(State(state): State<AppState>, RawQuery(query): RawQuery) ->
                 .data(data.to_string()),
         ))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(state.runtime.until_closed(stream))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

@@ -284,11 +284,11 @@ pub async fn sse_server(
         Ok(grant) => grant,
         Err(error) => return error.into_response(),
     };
-    Sse::new(flag_updates(
+    Sse::new(state.runtime.until_closed(flag_updates(
         &state.runtime,
         snapshot.environment.id,
         snapshot.environment.key.clone(),
-    ))
+    )))
     .keep_alive(KeepAlive::default())
     .into_response()
 }

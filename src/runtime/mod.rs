@@ -85,6 +85,8 @@ pub struct Runtime {
     rebuild: Arc<tokio::sync::Mutex<()>>,
     /// Reported companies and users, for remote context.
     entities: Arc<Entities>,
+    /// Set when the server shuts down, so long-lived streams end and let it stop.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -104,6 +106,7 @@ impl Runtime {
             state: Arc::new(ArcSwap::from_pointee(State::default())),
             changes,
             rebuild: Arc::new(tokio::sync::Mutex::new(())),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
         };
         runtime.refresh().await?;
         Ok(runtime)
@@ -151,6 +154,35 @@ impl Runtime {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    /// Ends every stream made with [`Runtime::until_closed`] (server shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// `stream`, ended when the server shuts down: graceful shutdown waits for open connections,
+    /// and a server-sent event stream would otherwise never close.
+    pub fn until_closed<T: Send + 'static>(
+        &self,
+        stream: impl tokio_stream::Stream<Item = T> + Send + 'static,
+    ) -> impl tokio_stream::Stream<Item = T> + Send + 'static {
+        use tokio_stream::StreamExt;
+        enum Item<T> {
+            Value(T),
+            Closed,
+        }
+        let closed = tokio_stream::wrappers::WatchStream::new(self.closing.subscribe())
+            .filter(|closing| *closing)
+            .map(|_| Item::Closed);
+        stream
+            .map(Item::Value)
+            .merge(closed)
+            .take_while(|item| matches!(item, Item::Value(_)))
+            .filter_map(|item| match item {
+                Item::Value(value) => Some(value),
+                Item::Closed => None,
+            })
     }
 
     /// Rebuilds the snapshots of environments whose version moved, reloads the key table, and
