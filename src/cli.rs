@@ -382,7 +382,9 @@ async fn serve(settings: ServerSettings) -> Result<(), String> {
     let app = Application::build(settings).await.map_err(|e| e.to_string())?;
     let url = format!("http://{}", app.local_addr());
     tracing::info!(%url, database = %database_url, "Gatehouse is listening");
-    app.run_until(shutdown).await.map_err(|e| format!("server error: {e}"))?;
+    app.run_until(shutdown)
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("Gatehouse stopped");
     Ok(())
 }
