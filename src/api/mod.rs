@@ -50,6 +50,9 @@ pub fn routes() -> Router<AppState> {
         .route("/features/evaluated", get(reflag::features_evaluated))
         .route("/features/enabled", get(reflag::features_enabled))
         .route("/sse/server", get(reflag::sse_server))
+        // The browser SDK's live channel: the same flags-updated messages (it refetches on
+        // them). Reflag also pushes feedback prompts here; Gatehouse has none to push.
+        .route("/sse/client", get(reflag::sse_server))
         .route("/user", post(ingest::post_user))
         .route("/company", post(ingest::post_company))
         .route("/event", post(ingest::post_event))
