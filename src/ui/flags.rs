@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{field_error, form_error, AppError, ErrorText};
 use super::format::datetime;
-use crate::model::{
-    AccessRule, AccessRules, Condition, ContextOperator, Percentage, SegmentKey, TargetedAccess,
-};
+use crate::model::ContextOperator;
+#[cfg(feature = "ssr")]
+use crate::model::{AccessRule, AccessRules, Condition, Percentage, SegmentKey, TargetedAccess};
 
 /// Flags per page of the list.
 pub const PAGE_SIZE: usize = 50;
 
 /// One line of text per access mode: "No one", "Everyone", "2 companies · 1 segment · 25 %".
+#[cfg(feature = "ssr")]
 pub fn access_summary(rules: &AccessRules) -> String {
     match rules {
         AccessRules::NoOne => "No one".into(),
@@ -57,14 +58,18 @@ pub fn access_summary(rules: &AccessRules) -> String {
     }
 }
 
-fn split_list(text: &str) -> Vec<String> {
-    let mut items: Vec<String> = text
+/// The entries of a list typed one per line or comma-separated, trimmed, first occurrence kept.
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    for item in text
         .split([',', '\n', '\r'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    items.dedup();
+    {
+        if !items.iter().any(|i| i == item) {
+            items.push(item.to_string());
+        }
+    }
     items
 }
 
@@ -81,6 +86,8 @@ pub struct AccessForm {
     pub rollout: String,
 }
 
+// Conversions happen on the server, where forms are posted and rules are stored.
+#[cfg(feature = "ssr")]
 impl AccessForm {
     /// Fills the form from stored rules (the first rule only; the editor shows one).
     pub fn from_rules(rules: &AccessRules) -> Self {
@@ -370,6 +377,7 @@ pub struct VariantForm {
     pub segments: String,
 }
 
+#[cfg(feature = "ssr")]
 impl VariantForm {
     fn from_variant(variant: &crate::model::ConfigVariant) -> Self {
         VariantForm {

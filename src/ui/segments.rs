@@ -11,6 +11,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
 use super::error::{field_error, AppError, ErrorText};
+use super::flags::split_list;
 use crate::model::{ContextOperator, SegmentCondition};
 
 /// Attribute rows the form always offers (more when a segment already has more conditions).
@@ -32,20 +33,6 @@ pub struct ConditionRow {
 pub struct ConditionsForm {
     pub companies: String,
     pub rows: Vec<ConditionRow>,
-}
-
-fn split_list(text: &str) -> Vec<String> {
-    let mut items: Vec<String> = Vec::new();
-    for item in text
-        .split([',', '\n', '\r'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        if !items.iter().any(|i| i == item) {
-            items.push(item.to_string());
-        }
-    }
-    items
 }
 
 fn wrong(field: String, message: &str) -> AppError {
