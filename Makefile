@@ -68,3 +68,7 @@ bench:
 
 clean-data:
 	rm -rf data
+
+## loadtest: release server under wrk (100,000 companies, 1,000 flags); updates BENCHMARKS.md
+loadtest: rust-tools node-tools
+	scripts/loadtest.sh
