@@ -6,6 +6,10 @@
 //! for both targets; everything that touches the network, the database or the clock is server-only
 //! and gated once, here.
 
+// The admin pages' view trees are deep; the release (wasm, LTO) build exceeds the default
+// trait-query depth of 128 without this.
+#![recursion_limit = "256"]
+
 pub mod eval;
 pub mod model;
 pub mod ui;
