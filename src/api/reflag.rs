@@ -151,6 +151,33 @@ struct EvaluatedConfig<'a> {
     missing_context_fields: &'a [&'a str],
 }
 
+/// The body of `/features/evaluated` and `/features/enabled`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EvaluatedResponse<'a> {
+    success: bool,
+    remote_context_used: bool,
+    flag_state_version: i64,
+    features: Features<'a>,
+}
+
+/// The evaluated flags as an object keyed by flag key, in snapshot (key) order.
+struct Features<'a> {
+    results: &'a [FlagResult<'a>],
+    only_enabled: bool,
+}
+
+impl Serialize for Features<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for result in self.results.iter().filter(|r| !self.only_enabled || r.is_enabled) {
+            map.serialize_entry(result.key, &EvaluatedFlag::from_result(result))?;
+        }
+        map.end()
+    }
+}
+
 impl<'a> EvaluatedFlag<'a> {
     fn from_result(result: &'a FlagResult<'a>) -> Self {
         EvaluatedFlag {
@@ -232,23 +259,18 @@ async fn evaluated(
             .map(|flag| flag.evaluate(&context, now))
             .collect(),
     };
-    let features: serde_json::Map<String, serde_json::Value> = results
-        .iter()
-        .filter(|r| !only_enabled || r.is_enabled)
-        .map(|r| {
-            (
-                r.key.to_string(),
-                serde_json::to_value(EvaluatedFlag::from_result(r)).unwrap_or_default(),
-            )
-        })
-        .collect();
-    let mut response = Json(json!({
-        "success": true,
-        "remoteContextUsed": remote_context_used,
-        "flagStateVersion": snapshot.version(),
-        "features": features,
-    }))
-    .into_response();
+    let body = EvaluatedResponse {
+        success: true,
+        remote_context_used,
+        flag_state_version: snapshot.version(),
+        features: Features { results: &results, only_enabled },
+    };
+    // Serialised straight from the results: building a `serde_json::Value` tree first cost more
+    // than evaluating the flags.
+    let mut response = match serde_json::to_vec(&body) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(_) => return ApiError::internal().into_response(),
+    };
     response
         .extensions_mut()
         .insert(super::metrics::Evaluations(results.len() as u64));
