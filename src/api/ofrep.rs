@@ -145,20 +145,56 @@ pub fn reflag_context(context: &JsObject) -> JsValue {
 }
 
 /// One flag's OFREP answer.
-fn resolution(result: &FlagResult<'_>, flag_state_version: i64) -> Value {
-    let metadata =
-        json!({ "targetingVersion": result.targeting_version, "flagStateVersion": flag_state_version });
+/// One flag's OFREP answer, serialised without an intermediate `Value` tree.
+#[derive(serde::Serialize)]
+struct Resolution<'a> {
+    key: &'a str,
+    /// Absent when no remote-config value matched: the provider's code default applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<ResolvedValue<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    reason: &'static str,
+    metadata: ResolutionMetadata,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum ResolvedValue<'a> {
+    Boolean(bool),
+    Payload(&'a Value),
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResolutionMetadata {
+    targeting_version: u64,
+    flag_state_version: i64,
+}
+
+fn resolution<'a>(result: &'a FlagResult<'a>, flag_state_version: i64) -> Resolution<'a> {
+    let metadata = ResolutionMetadata {
+        targeting_version: result.targeting_version,
+        flag_state_version,
+    };
     if result.config.targeting_version.is_some() {
         return match result.config.key {
-            Some(variant) => json!({
-                "key": result.key,
-                "value": result.config.payload.cloned().unwrap_or(Value::Null),
-                "variant": variant,
-                "reason": "TARGETING_MATCH",
-                "metadata": metadata,
-            }),
-            // No value matched: the provider's code default applies.
-            None => json!({ "key": result.key, "reason": "DEFAULT", "metadata": metadata }),
+            Some(variant) => Resolution {
+                key: result.key,
+                value: Some(ResolvedValue::Payload(
+                    result.config.payload.unwrap_or(&Value::Null),
+                )),
+                variant: Some(variant),
+                reason: "TARGETING_MATCH",
+                metadata,
+            },
+            None => Resolution {
+                key: result.key,
+                value: None,
+                variant: None,
+                reason: "DEFAULT",
+                metadata,
+            },
         };
     }
     let reason = match (result.is_enabled, result.decided_by_rollout) {
@@ -166,7 +202,28 @@ fn resolution(result: &FlagResult<'_>, flag_state_version: i64) -> Value {
         (true, false) => "TARGETING_MATCH",
         (false, _) => "DEFAULT",
     };
-    json!({ "key": result.key, "value": result.is_enabled, "reason": reason, "metadata": metadata })
+    Resolution {
+        key: result.key,
+        value: Some(ResolvedValue::Boolean(result.is_enabled)),
+        variant: None,
+        reason,
+        metadata,
+    }
+}
+
+/// The bulk answer.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BulkAnswer<'a> {
+    flags: Vec<Resolution<'a>>,
+    metadata: BulkMetadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_streams: Option<Value>,
+}
+
+#[derive(serde::Serialize)]
+struct BulkMetadata {
+    version: String,
 }
 
 fn context_failure(key: Option<&str>, error: ContextError) -> Response {
@@ -230,22 +287,35 @@ pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, b
         Err(error) => return context_failure(None, error),
     };
     let now = crate::store::now_ms();
-    let flags: Vec<Value> = snapshot
+    let results: Vec<FlagResult<'_>> = snapshot
         .compiled
         .iter()
-        .map(|flag| resolution(&flag.evaluate(&context, now), snapshot.version()))
+        .map(|flag| flag.evaluate(&context, now))
         .collect();
-    let mut answer = json!({ "flags": flags, "metadata": { "version": snapshot.version().to_string() } });
     // Browsers cannot send headers on an EventSource; only a publishable key may ride in the URL.
-    if kind == ApiKeyKind::Publishable {
+    let event_streams = (kind == ApiKeyKind::Publishable).then(|| {
         let uri = format!(
             "/ofrep/v1/events?publishableKey={}",
             url::form_urlencoded::byte_serialize(presented.as_bytes()).collect::<String>()
         );
-        answer["eventStreams"] =
-            json!([{ "type": "sse", "endpoint": { "requestUri": uri }, "inactivityDelaySec": 120 }]);
-    }
-    let body = answer.to_string();
+        json!([{ "type": "sse", "endpoint": { "requestUri": uri }, "inactivityDelaySec": 120 }])
+    });
+    let answer = BulkAnswer {
+        flags: results
+            .iter()
+            .map(|r| resolution(r, snapshot.version()))
+            .collect(),
+        metadata: BulkMetadata {
+            version: snapshot.version().to_string(),
+        },
+        event_streams,
+    };
+    let body = match serde_json::to_string(&answer) {
+        Ok(body) => body,
+        Err(_) => {
+            return refusal_response((StatusCode::INTERNAL_SERVER_ERROR, "could not encode the answer"))
+        }
+    };
     let etag = format!("\"{}\"", &sha256_hex(&body)[..32]);
     if matches_etag(&headers, &etag) {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
