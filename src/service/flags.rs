@@ -57,6 +57,17 @@ fn parse_rules(json: &str) -> AccessRules {
     serde_json::from_str(json).unwrap_or_default()
 }
 
+/// A flag's current access rules in an environment (No one when it has none yet).
+pub async fn current_access_rules(
+    store: &Store,
+    flag_id: i64,
+    environment_id: i64,
+) -> ServiceResult<AccessRules> {
+    let mut conn = store.pool().acquire().await?;
+    let latest = sql::latest_version(&mut conn, Versioned::AccessRules, flag_id, environment_id).await?;
+    Ok(latest.map(|(_, json)| parse_rules(&json)).unwrap_or_default())
+}
+
 /// The compile inputs of an environment as stored, with `changes` applied.
 async fn compile_inputs(
     store: &Store,
@@ -367,13 +378,7 @@ pub async fn preview_stage_move(
             continue;
         };
         let default = parse_rules(default);
-        let current = store
-            .current_targeting(environment.id)
-            .await?
-            .into_iter()
-            .find(|row| row.flag_id == flag.id)
-            .map(|row| parse_rules(&row.json))
-            .unwrap_or_default();
+        let current = current_access_rules(store, flag.id, environment.id).await?;
         if current != default {
             changes.push((environment.key, current, default));
         }
@@ -641,13 +646,7 @@ pub async fn copy_access_rules(
         .flag_by_key(flag_key)
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("flag {flag_key}")))?;
-    let rules = store
-        .current_targeting(source.id)
-        .await?
-        .into_iter()
-        .find(|row| row.flag_id == flag.id)
-        .map(|row| parse_rules(&row.json))
-        .unwrap_or_default();
+    let rules = current_access_rules(store, flag.id, source.id).await?;
     let target = environment(store, to_environment).await?;
     let key = FlagKey::parse(flag_key).map_err(|e| invalid("key", e.to_string()))?;
     let (segments, mut flags) = compile_inputs(store, target.id).await?;

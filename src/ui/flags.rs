@@ -216,6 +216,8 @@ pub struct FlagListItem {
     pub stage_color: String,
     pub archived: bool,
     pub updated_at: i64,
+    pub updated_by: String,
+    pub owner: String,
     pub access: Vec<(String, String)>,
 }
 
@@ -225,12 +227,14 @@ pub struct FlagPage {
     pub total: usize,
     pub page: usize,
     pub stages: Vec<(i64, String, String)>,
+    pub members: Vec<(i64, String)>,
 }
 
 #[server(endpoint = "read/flags")]
 pub async fn list_flags(
     search: String,
     stage: Option<i64>,
+    owner: Option<i64>,
     archived: bool,
     page: usize,
 ) -> Result<FlagPage, AppError> {
@@ -239,6 +243,12 @@ pub async fn list_flags(
     let failed = |_| AppError::general("could not read the flags");
     let stages = state.store.release_stages().await.map_err(failed)?;
     let environments = state.store.environments().await.map_err(failed)?;
+    let members = state.store.members().await.map_err(failed)?;
+    let member_name = |id: Option<i64>| {
+        id.and_then(|id| members.iter().find(|m| m.id == id))
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    };
     let needle = search.trim().to_lowercase();
     let matching: Vec<_> = state
         .store
@@ -248,6 +258,7 @@ pub async fn list_flags(
         .into_iter()
         .filter(|f| f.archived == archived)
         .filter(|f| stage.is_none_or(|s| f.stage_id == s))
+        .filter(|f| owner.is_none_or(|o| f.owner_id == Some(o)))
         .filter(|f| {
             needle.is_empty()
                 || f.key.to_lowercase().contains(&needle)
@@ -293,6 +304,8 @@ pub async fn list_flags(
                     .collect(),
                 stage: stage.map(|s| s.name.clone()).unwrap_or_default(),
                 stage_color: stage.map(|s| s.color.clone()).unwrap_or_default(),
+                owner: member_name(f.owner_id),
+                updated_by: member_name(f.updated_by),
                 key: f.key,
                 name: f.name,
                 archived: f.archived,
@@ -305,7 +318,36 @@ pub async fn list_flags(
         total,
         page,
         stages: stages.into_iter().map(|s| (s.id, s.name, s.color)).collect(),
+        members: members.iter().map(|m| (m.id, m.name.clone())).collect(),
     })
+}
+
+/// Stages and members to choose from when creating a flag, and who is asking.
+#[server(endpoint = "read/flag_form_options")]
+pub async fn flag_form_options() -> Result<(Vec<(i64, String)>, Vec<(i64, String)>, i64), AppError> {
+    let member = crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let failed = |_| AppError::general("could not read the stages and members");
+    let stages = state.store.release_stages().await.map_err(failed)?;
+    let members = state.store.members().await.map_err(failed)?;
+    Ok((
+        stages.into_iter().map(|s| (s.id, s.name)).collect(),
+        members.into_iter().map(|m| (m.id, m.name)).collect(),
+        member.id,
+    ))
+}
+
+/// A key suggested from a name: lower-case words joined by dashes.
+pub fn suggested_key(name: &str) -> String {
+    let mut key = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            key.push(c.to_ascii_lowercase());
+        } else if !key.is_empty() && !key.ends_with('-') {
+            key.push('-');
+        }
+    }
+    key.trim_end_matches('-').chars().take(64).collect()
 }
 
 #[server(endpoint = "edit/create_flag")]
@@ -314,6 +356,7 @@ pub async fn create_flag(
     name: String,
     description: String,
     stage: Option<i64>,
+    owner: Option<i64>,
 ) -> Result<(), AppError> {
     let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
     let state = super::server::app_state()?;
@@ -322,7 +365,7 @@ pub async fn create_flag(
         name,
         description,
         stage_id: stage,
-        owner_id: Some(member.id),
+        owner_id: owner.or(Some(member.id)),
         permanent: false,
     };
     let flag = crate::service::flags::create_flag(
@@ -364,6 +407,8 @@ pub struct FlagView {
     pub config_version: i64,
     pub variants: Vec<VariantForm>,
     pub default_variant: Option<usize>,
+    /// Known companies of this environment that the saved rules let in, and how many are known.
+    pub companies_with_access: (usize, usize),
 }
 
 /// One remote-config value in the editor.
@@ -461,15 +506,8 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
     }
     let mut others = Vec::new();
     for environment in environments.iter().filter(|e| e.id != current.id) {
-        let rules: AccessRules = state
-            .store
-            .current_targeting(environment.id)
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .find(|row| row.flag_id == flag.id)
-            .map(|row| serde_json::from_str(&row.json).unwrap_or_default())
-            .unwrap_or_default();
+        let rules =
+            crate::service::flags::current_access_rules(&state.store, flag.id, environment.id).await?;
         others.push((
             environment.key.clone(),
             environment.name.clone(),
@@ -480,7 +518,26 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
     let mut variants: Vec<VariantForm> = config.variants.iter().map(VariantForm::from_variant).collect();
     variants.push(VariantForm::default());
     let default_variant = config.variants.iter().position(|v| v.is_default);
+    let companies = super::segments::matching::company_contexts(&state.store, current.id)
+        .await
+        .map_err(failed)?;
+    let now = crate::store::now_ms();
+    let with_access = state
+        .runtime
+        .snapshot(current.id)
+        .and_then(|snapshot| {
+            let position = snapshot.position(&key)?;
+            let compiled = &snapshot.compiled[position];
+            Some(
+                companies
+                    .iter()
+                    .filter(|company| compiled.evaluate(company, now).is_enabled)
+                    .count(),
+            )
+        })
+        .unwrap_or(0);
     Ok(FlagView {
+        companies_with_access: (with_access, companies.len()),
         archived: flag.archived,
         others,
         config_version: config.version as i64,
@@ -628,7 +685,7 @@ pub async fn move_stage(flag: String, stage: i64) -> Result<(), AppError> {
 fn FlagRows(flags: Vec<FlagListItem>) -> impl IntoView {
     view! {
         <table>
-            <thead><tr><th>"Flag"</th><th>"Stage"</th><th>"Access"</th><th>"Last change"</th></tr></thead>
+            <thead><tr><th>"Flag"</th><th>"Stage"</th><th>"Access"</th><th>"Owner"</th><th>"Last change"</th></tr></thead>
             <tbody>
                 {flags.into_iter().map(|f| view! {
                     <tr>
@@ -639,7 +696,8 @@ fn FlagRows(flags: Vec<FlagListItem>) -> impl IntoView {
                                 {f.access.into_iter().map(|(env, summary)| view! { <li><span class="muted">{env}": "</span>{summary}</li> }).collect_view()}
                             </ul>
                         </td>
-                        <td>{datetime(f.updated_at)}</td>
+                        <td>{f.owner.clone()}</td>
+                        <td>{datetime(f.updated_at)} {(!f.updated_by.is_empty()).then(|| view! { <br/><span class="muted">{format!("by {}", f.updated_by)}</span> })}</td>
                     </tr>
                 }).collect_view()}
             </tbody>
@@ -680,6 +738,7 @@ pub fn FlagsPage() -> impl IntoView {
     let query = use_query_map();
     let search = move || query.read().get("q").unwrap_or_default();
     let stage = move || query.read().get("stage").and_then(|s| s.parse::<i64>().ok());
+    let owner = move || query.read().get("owner").and_then(|s| s.parse::<i64>().ok());
     let archived = move || {
         query
             .read()
@@ -695,13 +754,16 @@ pub fn FlagsPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let flags = Resource::new(
-        move || (search(), stage(), archived(), page()),
-        |(q, s, a, p)| list_flags(q, s, a, p),
+        move || (search(), stage(), owner(), archived(), page()),
+        |(q, s, o, a, p)| list_flags(q, s, o, a, p),
     );
     let link = move |view_board: bool, page_number: usize| {
         let mut params = vec![format!("q={}", search()), format!("page={page_number}")];
         if let Some(s) = stage() {
             params.push(format!("stage={s}"));
+        }
+        if let Some(o) = owner() {
+            params.push(format!("owner={o}"));
         }
         if archived() {
             params.push("archived=on".into());
@@ -733,12 +795,17 @@ pub fn FlagsPage() -> impl IntoView {
                                 <option value="">"All stages"</option>
                                 {page_data.stages.iter().map(|(id, name, _)| view! { <option value=id.to_string() selected=stage() == Some(*id)>{name.clone()}</option> }).collect_view()}
                             </select>
+                            <label for="owner">"Owner"</label>
+                            <select id="owner" name="owner">
+                                <option value="">"Anyone"</option>
+                                {page_data.members.iter().map(|(id, name)| view! { <option value=id.to_string() selected=owner() == Some(*id)>{name.clone()}</option> }).collect_view()}
+                            </select>
                             <label class="inline"><input type="checkbox" name="archived" checked=archived()/>"Archived"</label>
                             {board().then(|| view! { <input type="hidden" name="view" value="board"/> })}
                             <button type="submit" class="secondary">"Filter"</button>
                         </form>
                     };
-                    let body = if page_data.total == 0 && search().is_empty() && stage().is_none() && !archived() {
+                    let body = if page_data.total == 0 && search().is_empty() && stage().is_none() && owner().is_none() && !archived() {
                         view! {
                             <section class="card empty">
                                 <p>"No flags yet. Create one to start releasing a feature gradually."</p>
@@ -775,18 +842,54 @@ pub fn FlagsPage() -> impl IntoView {
 pub fn NewFlagPage() -> impl IntoView {
     let action = ServerAction::<CreateFlag>::new();
     let value = action.value();
+    let options = Resource::new(|| (), |_| flag_form_options());
+    // The key follows the name until someone edits it (needs the bundle; without it, type both).
+    let (key, set_key) = signal(String::new());
+    let (key_edited, set_key_edited) = signal(false);
     view! {
         <h1>"Create flag"</h1>
         <section class="card narrow-card">
             <ActionForm action=action>
                 <label for="name">"Name"</label>
-                <input id="name" name="name" required aria-describedby="name-error"/>
+                <input
+                    id="name"
+                    name="name"
+                    required
+                    aria-describedby="name-error"
+                    on:input=move |ev| {
+                        if !key_edited.get_untracked() {
+                            set_key.set(suggested_key(&event_target_value(&ev)));
+                        }
+                    }
+                />
                 <ErrorText id="name-error" message=Signal::derive(field_error(value, "name"))/>
                 <label for="key">"Key (used in code; letters, digits, - _ . ; cannot change later)"</label>
-                <input id="key" name="key" required aria-describedby="key-error"/>
+                <input
+                    id="key"
+                    name="key"
+                    required
+                    aria-describedby="key-error"
+                    prop:value=key
+                    on:input=move |ev| {
+                        set_key_edited.set(true);
+                        set_key.set(event_target_value(&ev));
+                    }
+                />
                 <ErrorText id="key-error" message=Signal::derive(field_error(value, "key"))/>
                 <label for="description">"Description"</label>
                 <textarea id="description" name="description" rows="3"></textarea>
+                <Suspense fallback=|| ()>
+                    {move || options.get().and_then(Result::ok).map(|(stages, members, me)| view! {
+                        <label for="stage">"Release stage"</label>
+                        <select id="stage" name="stage">
+                            {stages.into_iter().map(|(id, name)| view! { <option value=id.to_string()>{name}</option> }).collect_view()}
+                        </select>
+                        <label for="owner">"Owner"</label>
+                        <select id="owner" name="owner">
+                            {members.into_iter().map(|(id, name)| view! { <option value=id.to_string() selected=id == me>{name}</option> }).collect_view()}
+                        </select>
+                    })}
+                </Suspense>
                 <ErrorText id="form-error" message=Signal::derive(form_error(value, &["name", "key"]))/>
                 <button type="submit" disabled=move || action.pending().get()>"Create flag"</button>
             </ActionForm>
@@ -864,6 +967,10 @@ pub fn FlagPage() -> impl IntoView {
                     let (copy_flag, copy_environment) = (flag_key.clone(), environment_key.clone());
                     let (config_flag, config_environment) = (flag_key.clone(), environment_key.clone());
                     let archive_flag_key = flag_key.clone();
+                    let access_count = match flag.companies_with_access {
+                        (_, 0) => "No companies are known in this environment yet; they arrive through the SDKs.".to_string(),
+                        (with, known) => format!("{with} of {known} known companies have access with the saved rules."),
+                    };
                     view! {
                         <div class="page-head">
                             <h1>{flag.name.clone()}</h1>
@@ -916,6 +1023,7 @@ pub fn FlagPage() -> impl IntoView {
                             <Show when=move || matches!(save_value.get(), Some(Ok(())))>
                                 <p class="notice" role="status">"Saved as a new version."</p>
                             </Show>
+                            <p class="muted" id="access-count">{access_count}</p>
                         </section>
                         <section class="card">
                             <h2>"Release stage"</h2>
@@ -1114,6 +1222,13 @@ mod tests {
         let rules = form.to_rules().unwrap();
         assert_eq!(access_summary(&rules), "3 companies · anyone at 25 %");
         assert_eq!(AccessForm::from_rules(&rules).to_rules().unwrap(), rules);
+    }
+
+    #[test]
+    fn keys_are_suggested_from_names() {
+        assert_eq!(suggested_key("New checkout"), "new-checkout");
+        assert_eq!(suggested_key("  Dark mode (beta)! "), "dark-mode-beta");
+        assert_eq!(suggested_key("Ünïcode & more"), "n-code-more");
     }
 
     #[test]
