@@ -263,7 +263,10 @@ async fn evaluated(
         success: true,
         remote_context_used,
         flag_state_version: snapshot.version(),
-        features: Features { results: &results, only_enabled },
+        features: Features {
+            results: &results,
+            only_enabled,
+        },
     };
     // Serialised straight from the results: building a `serde_json::Value` tree first cost more
     // than evaluating the flags.

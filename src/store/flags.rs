@@ -18,6 +18,8 @@ pub struct FlagRow {
     pub permanent: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The member who made the last change, if any (and still a member).
+    pub updated_by: Option<i64>,
 }
 
 /// One stored version of a flag's access rules (or remote config) in an environment.
@@ -41,7 +43,7 @@ pub struct SegmentRow {
 }
 
 const FLAG_COLUMNS: &str =
-    "id, key, name, description, stage_id, owner_id, archived, permanent, created_at, updated_at";
+    "id, key, name, description, stage_id, owner_id, archived, permanent, created_at, updated_at, updated_by";
 
 fn flag_from_row(row: &AnyRow) -> Result<FlagRow, sqlx::Error> {
     Ok(FlagRow {
@@ -55,6 +57,7 @@ fn flag_from_row(row: &AnyRow) -> Result<FlagRow, sqlx::Error> {
         permanent: row.try_get::<i64, _>("permanent")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        updated_by: row.try_get("updated_by")?,
     })
 }
 

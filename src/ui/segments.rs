@@ -278,7 +278,7 @@ pub async fn update_segment(
 
 /// Server-side reading of segments, their uses and their matching companies.
 #[cfg(feature = "ssr")]
-mod matching {
+pub(crate) mod matching {
     use std::collections::HashMap;
 
     use tokio_stream::StreamExt;
