@@ -114,16 +114,10 @@ fn is_public_page(path: &str) -> bool {
         || path.starts_with("/pkg/")
 }
 
-/// Routes that are not the admin app (public API, probes) and manage their own authentication.
-fn is_outside_admin(path: &str) -> bool {
-    !path.starts_with(SERVER_FN_PREFIX) && (path.starts_with("/healthz") || path.starts_with("/readyz"))
-}
-
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // Only the admin app is layered with this guard; the public API and the probes are routed
+    // beside it (`startup::router`) and authenticate on their own.
     let path = request.uri().path().to_string();
-    if is_outside_admin(&path) {
-        return next.run(request).await;
-    }
     let is_server_fn = path.starts_with(SERVER_FN_PREFIX);
     if is_server_fn && request.method() != Method::GET && is_cross_origin(request.headers()) {
         tracing::warn!(%path, "refused a cross-origin server-function call");
