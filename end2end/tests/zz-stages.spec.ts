@@ -44,4 +44,12 @@ test('an admin adds a custom stage, reorders it, and a flag moves into it', asyn
   await expect(page.getByText('stage.reordered').first()).toBeVisible();
   await expect(page.getByText('flag.stage_changed').first()).toBeVisible();
   await screenshot(page, '21-audit-after-stages');
+
+  // The environment switcher in the top bar keeps the page and changes its environment.
+  await page.goto('/flags/new-checkout');
+  await waitForHydration(page);
+  await page.getByLabel('Working environment').selectOption('staging');
+  await page.getByRole('button', { name: 'Switch' }).click();
+  await expect(page).toHaveURL(/\/flags\/new-checkout\?env=staging$/);
+  await expect(page.getByRole('heading', { name: /^Access in Staging/ })).toBeVisible();
 });

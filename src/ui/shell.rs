@@ -35,6 +35,44 @@ pub fn member_has(role: Role) -> impl Fn() -> bool + Copy {
     move || matches!(current.get(), Some(Ok(Some(member))) if member.role >= role)
 }
 
+/// Every environment as `(key, name)`, in display order, for the environment switcher.
+#[server(endpoint = "read/environments")]
+pub async fn environments() -> Result<Vec<(String, String)>, AppError> {
+    crate::auth::guard::require(Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let environments = state
+        .store
+        .environments()
+        .await
+        .map_err(|_| AppError::general("could not read the environments"))?;
+    Ok(environments.into_iter().map(|e| (e.key, e.name)).collect())
+}
+
+/// Switches the environment of the current page: pages read it from `?env=` (default Production).
+#[component]
+fn EnvironmentSwitcher() -> impl IntoView {
+    let environments = Resource::new(|| (), |_| environments());
+    let location = leptos_router::hooks::use_location();
+    let query = leptos_router::hooks::use_query_map();
+    let current = move || query.read().get("env").unwrap_or_else(|| "production".into());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || environments.get().and_then(Result::ok).map(|environments| view! {
+                <form method="get" action=move || location.pathname.get() class="env-switch">
+                    <label for="env-switch">"Working environment"</label>
+                    <select id="env-switch" name="env">
+                        {environments.into_iter().map(|(key, name)| {
+                            let selected = key == current();
+                            view! { <option value=key selected=selected>{name}</option> }
+                        }).collect_view()}
+                    </select>
+                    <button type="submit" class="secondary small">"Switch"</button>
+                </form>
+            })}
+        </Suspense>
+    }
+}
+
 #[component]
 pub fn Shell() -> impl IntoView {
     let hydrated = use_hydrated();
@@ -61,6 +99,7 @@ pub fn Shell() -> impl IntoView {
                 </Suspense>
                 <A href="/account">"Account"</A>
             </nav>
+            <EnvironmentSwitcher/>
             <div class="who">
                 <Suspense fallback=|| ()>
                     {move || member.get().and_then(Result::ok).flatten().map(|m| view! {
