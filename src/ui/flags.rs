@@ -12,7 +12,9 @@ use super::error::{field_error, form_error, AppError, ErrorText};
 use super::format::datetime;
 use crate::model::ContextOperator;
 #[cfg(feature = "ssr")]
-use crate::model::{AccessRule, AccessRules, Condition, Percentage, SegmentKey, TargetedAccess};
+use crate::model::{
+    AccessRule, AccessRules, Condition, Percentage, RolloutAttribute, SegmentKey, TargetedAccess,
+};
 
 /// Flags per page of the list.
 pub const PAGE_SIZE: usize = 50;
@@ -80,6 +82,9 @@ pub struct AccessForm {
     pub companies: String,
     pub users: String,
     pub segments: String,
+    /// Whose attribute the rule's condition reads: `company` (the default) or `user`.
+    #[serde(default)]
+    pub rule_kind: String,
     pub rule_attribute: String,
     pub rule_operator: String,
     pub rule_value: String,
@@ -105,17 +110,28 @@ impl AccessForm {
             AccessRules::Some(some) => {
                 let rule = some.rules.first();
                 let condition = rule.and_then(|r| r.conditions.first());
-                let (attribute, operator, value) = match condition {
+                let (kind, attribute, operator, value) = match condition {
                     Some(Condition::CompanyAttribute {
                         attribute,
                         operator,
                         values,
                     }) => (
+                        "company",
                         attribute.clone(),
                         operator.as_str().to_string(),
                         values.join(", "),
                     ),
-                    _ => (String::new(), "IS".into(), String::new()),
+                    Some(Condition::UserAttribute {
+                        attribute,
+                        operator,
+                        values,
+                    }) => (
+                        "user",
+                        attribute.clone(),
+                        operator.as_str().to_string(),
+                        values.join(", "),
+                    ),
+                    _ => ("company", String::new(), "IS".into(), String::new()),
                 };
                 AccessForm {
                     mode: "some".into(),
@@ -127,6 +143,7 @@ impl AccessForm {
                         .map(|s| s.as_str().to_string())
                         .collect::<Vec<_>>()
                         .join("\n"),
+                    rule_kind: kind.into(),
                     rule_attribute: attribute,
                     rule_operator: operator,
                     rule_value: value,
@@ -187,16 +204,31 @@ impl AccessForm {
                     }
                     _ => vec![self.rule_value.trim().to_string()],
                 };
-                conditions.push(Condition::CompanyAttribute {
-                    attribute: attribute.to_string(),
-                    operator,
-                    values,
+                let attribute = attribute.to_string();
+                conditions.push(match self.rule_kind.as_str() {
+                    "user" => Condition::UserAttribute {
+                        attribute,
+                        operator,
+                        values,
+                    },
+                    "" | "company" => Condition::CompanyAttribute {
+                        attribute,
+                        operator,
+                        values,
+                    },
+                    _ => return Err(wrong("rule_kind", "choose company or user".into())),
                 });
             }
+            // A rule about users rolls out per user; otherwise per company (Reflag's default).
+            let rollout_attribute = if self.rule_kind == "user" {
+                RolloutAttribute::User
+            } else {
+                RolloutAttribute::Company
+            };
             rules.push(AccessRule {
                 conditions,
                 rollout_percentage: rollout,
-                rollout_attribute: Default::default(),
+                rollout_attribute,
             });
         }
         Ok(AccessRules::Some(TargetedAccess {
@@ -1004,8 +1036,13 @@ pub fn FlagPage() -> impl IntoView {
                                 <textarea id="segments" name="form[segments]" rows="2" aria-describedby="segments-error">{form.segments.clone()}</textarea>
                                 <ErrorText id="segments-error" message=Signal::derive(field_error(save_value, "segments"))/>
                                 <fieldset>
-                                    <legend>"Rule: company attribute and rollout"</legend>
-                                    <label for="rule_attribute">"Company attribute"</label>
+                                    <legend>"Rule: an attribute condition and a rollout"</legend>
+                                    <label for="rule_kind">"Attribute of"</label>
+                                    <select id="rule_kind" name="form[rule_kind]">
+                                        <option value="company" selected=form.rule_kind != "user">"the company"</option>
+                                        <option value="user" selected=form.rule_kind == "user">"the user"</option>
+                                    </select>
+                                    <label for="rule_attribute">"Attribute"</label>
                                     <input id="rule_attribute" name="form[rule_attribute]" value=form.rule_attribute.clone() placeholder="plan"/>
                                     <label for="rule_operator">"Operator"</label>
                                     <select id="rule_operator" name="form[rule_operator]">
@@ -1229,6 +1266,28 @@ mod tests {
         assert_eq!(suggested_key("New checkout"), "new-checkout");
         assert_eq!(suggested_key("  Dark mode (beta)! "), "dark-mode-beta");
         assert_eq!(suggested_key("Ünïcode & more"), "n-code-more");
+    }
+
+    #[test]
+    fn user_attribute_rules_round_trip_and_roll_out_per_user() {
+        let form = AccessForm {
+            mode: "some".into(),
+            rule_kind: "user".into(),
+            rule_attribute: "email".into(),
+            rule_operator: "CONTAINS".into(),
+            rule_value: "@acme.com".into(),
+            rollout: "50".into(),
+            ..Default::default()
+        };
+        let rules = form.to_rules().unwrap();
+        let AccessRules::Some(some) = &rules else {
+            panic!("{rules:?}")
+        };
+        assert!(
+            matches!(&some.rules[0].conditions[0], Condition::UserAttribute { attribute, .. } if attribute == "email")
+        );
+        assert_eq!(some.rules[0].rollout_attribute, RolloutAttribute::User);
+        assert_eq!(AccessForm::from_rules(&rules).to_rules().unwrap(), rules);
     }
 
     #[test]

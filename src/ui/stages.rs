@@ -460,8 +460,12 @@ fn StageDefaultEditor(
                 <textarea id=segments_id name="form[segments]" rows="2" aria-describedby=segments_error_id.clone()>{form.segments}</textarea>
                 <ErrorTextOwned id=segments_error_id message=segments_error/>
                 <fieldset>
-                    <legend>"Rule: company attribute and rollout"</legend>
-                    <label for=attribute_id.clone()>"Company attribute"</label>
+                    <legend>"Rule: attribute condition and rollout"</legend>
+                    // Keeps a user-attribute rule (made on a flag page or imported) what it is.
+                    <input type="hidden" name="form[rule_kind]" value=form.rule_kind.clone()/>
+                    <label for=attribute_id.clone()>
+                        {if form.rule_kind == "user" { "User attribute" } else { "Company attribute" }}
+                    </label>
                     <input id=attribute_id name="form[rule_attribute]" value=form.rule_attribute placeholder="plan"/>
                     <label for=operator_id.clone()>"Operator"</label>
                     <select id=operator_id name="form[rule_operator]" aria-describedby=operator_error_id.clone()>
