@@ -855,7 +855,7 @@ pub fn FlagsPage() -> impl IntoView {
                             <section class="card">
                                 <FlagRows flags=page_data.flags/>
                                 <p class="muted pager">
-                                    {format!("{} flags · page {} of {} ", page_data.total, current + 1, pages)}
+                                    {format!("{} · page {} of {} ", if page_data.total == 1 { "1 flag".to_string() } else { format!("{} flags", page_data.total) }, current + 1, pages)}
                                     {(current > 0).then(|| view! { <a href=link(false, current - 1)>"Previous"</a> })}
                                     " "
                                     {(current + 1 < pages).then(|| view! { <a href=link(false, current + 1)>"Next"</a> })}
