@@ -45,8 +45,12 @@ test('a new team walks first-run setup, invitation, sign-out and sign-in', async
   await page.getByRole('button', { name: 'Create admin and sign in' }).click();
   await expect(page.getByRole('alert')).toContainText('not valid');
 
-  // Invite an editor.
-  await page.goto('/settings/members');
+  // Invite an editor: Settings → Members.
+  await page.goto('/');
+  await waitForHydration(page);
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByRole('link', { name: /^Members/ }).click();
+  await expect(page).toHaveURL(/\/settings\/members$/);
   await waitForHydration(page);
   await expect(page.getByRole('cell', { name: ADMIN.email, exact: true })).toBeVisible();
   await page.getByLabel('Email').fill(EDITOR.email);
@@ -73,7 +77,7 @@ test('a new team walks first-run setup, invitation, sign-out and sign-in', async
   await page.getByRole('button', { name: 'Join' }).click();
   await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
   await expect(page.getByText(EDITOR.name)).toBeVisible();
-  await expect(page.getByRole('link', { name: 'Members' })).toHaveCount(0);
+  await expect(page.getByRole('link', { name: 'Settings' })).toHaveCount(0);
   await page.getByRole('button', { name: 'Sign out' }).click();
   await expect(page).toHaveURL(/\/sign-in/);
 

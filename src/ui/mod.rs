@@ -29,7 +29,7 @@ use entities_ui::{CompaniesPage, CompanyPage, UserPage, UsersPage};
 use flags::{FlagPage, FlagsPage, NewFlagPage};
 use home::HomePage;
 use segments::{NewSegmentPage, SegmentPage, SegmentsPage};
-use settings::{KeysPage, MembersPage};
+use settings::{KeysPage, MembersPage, SettingsPage};
 use shell::Shell;
 use sign_in::{InvitationPage, SetupPage, SignInPage};
 use stages::StagesPage;
@@ -80,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("users") view=UsersPage/>
                     <Route path=path!("users/:id") view=UserPage/>
                     <Route path=path!("account") view=AccountPage/>
+                    <Route path=path!("settings") view=SettingsPage/>
                     <Route path=path!("settings/members") view=MembersPage/>
                     <Route path=path!("settings/keys") view=KeysPage/>
                     <Route path=path!("settings/stages") view=StagesPage/>

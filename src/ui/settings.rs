@@ -345,3 +345,25 @@ pub fn KeysPage() -> impl IntoView {
         })}
     }
 }
+
+/// The admin's settings: where each part lives.
+#[component]
+pub fn SettingsPage() -> impl IntoView {
+    view! {
+        <h1>"Settings"</h1>
+        <div class="settings-grid">
+            <a class="card tile-link" href="/settings/members">
+                <h2>"Members"</h2>
+                <p class="muted">"Invite your team, change roles, remove members."</p>
+            </a>
+            <a class="card tile-link" href="/settings/keys">
+                <h2>"Environments and API keys"</h2>
+                <p class="muted">"Publishable keys for apps, secret keys for servers; create and revoke."</p>
+            </a>
+            <a class="card tile-link" href="/settings/stages">
+                <h2>"Release stages"</h2>
+                <p class="muted">"Add, rename, recolour and reorder stages; default access per environment."</p>
+            </a>
+        </div>
+    }
+}

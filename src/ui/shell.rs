@@ -92,9 +92,7 @@ pub fn Shell() -> impl IntoView {
                 <A href="/users">"Users"</A>
                 <Suspense fallback=|| ()>
                     <Show when=is_admin>
-                        <A href="/settings/members">"Members"</A>
-                        <A href="/settings/keys">"API keys"</A>
-                        <A href="/settings/stages">"Stages"</A>
+                        <A href="/settings">"Settings"</A>
                     </Show>
                 </Suspense>
                 <A href="/account">"Account"</A>
