@@ -197,7 +197,7 @@ impl Runtime {
         let mut state = State::default();
         if stale {
             let flags = self.store.flags().await?;
-            let segments = self.segments().await?;
+            let segments = self.store.segments_by_key().await?;
             for environment in environments {
                 let snapshot = match previous.snapshots.get(&environment.id) {
                     Some(snapshot) if snapshot.environment == environment => snapshot.clone(),
@@ -232,27 +232,6 @@ impl Runtime {
             let _ = self.changes.send(change);
         }
         Ok(())
-    }
-
-    async fn segments(&self) -> Result<HashMap<SegmentKey, Segment>, RuntimeError> {
-        Ok(self
-            .store
-            .segments()
-            .await?
-            .into_iter()
-            .filter_map(|row| {
-                let key = SegmentKey::parse(row.key.clone()).ok()?;
-                let conditions = serde_json::from_str(&row.conditions).ok()?;
-                Some((
-                    key.clone(),
-                    Segment {
-                        key,
-                        name: row.name,
-                        conditions,
-                    },
-                ))
-            })
-            .collect())
     }
 
     async fn build(

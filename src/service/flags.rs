@@ -73,20 +73,7 @@ async fn compile_inputs(
     store: &Store,
     environment_id: i64,
 ) -> ServiceResult<(HashMap<SegmentKey, Segment>, HashMap<FlagKey, AccessRules>)> {
-    let mut segments = HashMap::new();
-    for row in store.segments().await? {
-        if let (Ok(key), Ok(conditions)) = (SegmentKey::parse(row.key), serde_json::from_str(&row.conditions))
-        {
-            segments.insert(
-                key.clone(),
-                Segment {
-                    key,
-                    name: row.name,
-                    conditions,
-                },
-            );
-        }
-    }
+    let segments = store.segments_by_key().await?;
     let by_id: HashMap<i64, String> = store.flags().await?.into_iter().map(|f| (f.id, f.key)).collect();
     let mut flags = HashMap::new();
     for key in by_id.values() {

@@ -42,6 +42,32 @@ pub struct SegmentRow {
     pub conditions: String,
 }
 
+impl SegmentRow {
+    /// The segment as the engine uses it; `None` for a row that no longer parses.
+    pub fn to_segment(&self) -> Option<crate::model::Segment> {
+        Some(crate::model::Segment {
+            key: crate::model::SegmentKey::parse(self.key.clone()).ok()?,
+            name: self.name.clone(),
+            conditions: serde_json::from_str(&self.conditions).ok()?,
+        })
+    }
+}
+
+impl Store {
+    /// Every stored segment that parses, by key, ready for compilation.
+    pub async fn segments_by_key(
+        &self,
+    ) -> StoreResult<std::collections::HashMap<crate::model::SegmentKey, crate::model::Segment>> {
+        Ok(self
+            .segments()
+            .await?
+            .iter()
+            .filter_map(SegmentRow::to_segment)
+            .map(|segment| (segment.key.clone(), segment))
+            .collect())
+    }
+}
+
 const FLAG_COLUMNS: &str =
     "id, key, name, description, stage_id, owner_id, archived, permanent, created_at, updated_at, updated_by";
 

@@ -331,18 +331,7 @@ pub(crate) mod matching {
             .segments()
             .await?
             .into_iter()
-            .filter_map(|row| {
-                let key = SegmentKey::parse(row.key).ok()?;
-                let conditions = serde_json::from_str(&row.conditions).ok()?;
-                Some((
-                    Segment {
-                        key,
-                        name: row.name,
-                        conditions,
-                    },
-                    row.description,
-                ))
-            })
+            .filter_map(|row| Some((row.to_segment()?, row.description)))
             .collect())
     }
 
