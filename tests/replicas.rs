@@ -141,10 +141,13 @@ async fn a_change_through_one_replica_is_served_by_the_other_within_a_second() {
             ("form[companies]", ""),
             ("form[users]", ""),
             ("form[segments]", ""),
-            ("form[rule_attribute]", ""),
-            ("form[rule_operator]", "IS"),
-            ("form[rule_value]", ""),
-            ("form[rollout]", "100"),
+            ("form[rules][0][rollout]", ""),
+            ("form[rules][0][rollout_by]", "company"),
+            ("form[conditions][0][rule]", "0"),
+            ("form[conditions][0][kind]", "company"),
+            ("form[conditions][0][field]", ""),
+            ("form[conditions][0][operator]", "IS"),
+            ("form[conditions][0][value]", ""),
         ])
         .send()
         .await

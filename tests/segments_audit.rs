@@ -106,10 +106,13 @@ async fn editor_creates_a_segment_and_the_list_counts_its_companies_and_flags() 
                 ("form[companies]", ""),
                 ("form[users]", ""),
                 ("form[segments]", "vip"),
-                ("form[rule_attribute]", ""),
-                ("form[rule_operator]", "IS"),
-                ("form[rule_value]", ""),
-                ("form[rollout]", "100"),
+                ("form[rules][0][rollout]", ""),
+                ("form[rules][0][rollout_by]", "company"),
+                ("form[conditions][0][rule]", "0"),
+                ("form[conditions][0][kind]", "company"),
+                ("form[conditions][0][field]", ""),
+                ("form[conditions][0][operator]", "IS"),
+                ("form[conditions][0][value]", ""),
             ],
         )
         .await;

@@ -389,10 +389,13 @@ fn default_form<'a>(stage: &'a str, mode: &'a str, companies: &'a str) -> Vec<(&
         ("form[companies]", companies),
         ("form[users]", ""),
         ("form[segments]", ""),
-        ("form[rule_attribute]", ""),
-        ("form[rule_operator]", "IS"),
-        ("form[rule_value]", ""),
-        ("form[rollout]", "100"),
+        ("form[rules][0][rollout]", ""),
+        ("form[rules][0][rollout_by]", "company"),
+        ("form[conditions][0][rule]", "0"),
+        ("form[conditions][0][kind]", "company"),
+        ("form[conditions][0][field]", ""),
+        ("form[conditions][0][operator]", "IS"),
+        ("form[conditions][0][value]", ""),
     ]
 }
 

@@ -41,7 +41,11 @@ async function saveAccess(page: Page, fields: { mode: string; companies?: string
   const before = Number((await heading.innerText()).match(/version (\d+)/)![1]);
   await page.getByLabel(fields.mode, { exact: true }).check();
   await page.getByLabel('Companies (ids, one per line)', { exact: true }).fill(fields.companies ?? '');
-  await page.getByLabel('Rollout percentage').fill(fields.rollout ?? '100');
+  if (fields.rollout !== undefined) {
+    // The first saved rule, or the blank one when there is none yet.
+    const rule = page.getByRole('group', { name: /^(Rule 1|New rule)$/ }).first();
+    await rule.getByLabel('Rollout percentage').fill(fields.rollout);
+  }
   await page.getByRole('button', { name: 'Save access' }).click();
   await expect(heading).toContainText(`version ${before + 1}`);
 }
@@ -134,6 +138,73 @@ test('remote config values are validated in place and served through OFREP', asy
   expect(await response.json()).toMatchObject({ value: { layout: 'compact' }, variant: 'compact' });
 });
 
+test('rules of several conditions, picked ids, a live count and a readable history', async ({ page, request }) => {
+  await signIn(page);
+  const key = await publishableKey(page);
+  // Companies reported by an SDK: their attributes feed the field picker and the count.
+  const companies = [
+    { companyId: 'globex', attributes: { name: 'Globex', plan: 'enterprise', seats: 120 } },
+    { companyId: 'initech', attributes: { name: 'Initech', plan: 'enterprise', seats: 8 } },
+    { companyId: 'hooli', attributes: { name: 'Hooli', plan: 'free', seats: 500 } },
+  ];
+  for (const company of companies) {
+    const response = await request.post('/company', { headers: { Authorization: `Bearer ${key}` }, data: company });
+    expect(response.status()).toBe(200);
+  }
+
+  await page.goto('/flags/new');
+  await page.getByLabel('Name').fill('Big accounts');
+  await page.getByLabel(/^Key/).fill('big-accounts');
+  await page.getByRole('button', { name: 'Create flag' }).click();
+  await expect(page).toHaveURL(/\/flags\/big-accounts$/);
+  await waitForHydration(page);
+
+  // The field input suggests the attributes companies were reported with.
+  await expect(page.locator('datalist#access-company option[value="seats"]')).toHaveCount(1);
+
+  // Enterprise plan and more than 50 seats: only globex.
+  await page.getByLabel('Some', { exact: true }).check();
+  const rule = page.getByRole('group', { name: 'New rule' });
+  await rule.getByLabel('Field').nth(0).fill('plan');
+  await rule.getByLabel('Operator').nth(0).selectOption('IS');
+  await rule.getByLabel('Value').nth(0).fill('enterprise');
+  await rule.getByLabel('Field').nth(1).fill('seats');
+  await rule.getByLabel('Operator').nth(1).selectOption('GT');
+  await rule.getByLabel('Value').nth(1).fill('50');
+  await rule.getByLabel('Value').nth(1).blur();
+  // Counted live, before saving.
+  await expect(page.locator('#access-count')).toContainText(/\b1 of \d+ known companies have access with these rules/);
+
+  // A company picked by searching its name.
+  await page.getByLabel('Find a company to add').fill('hoo');
+  await expect(page.locator('#access-companies-matches option[value="hooli"]')).toHaveCount(1);
+  await page.getByLabel('Find a company to add').fill('hooli');
+  await page.getByRole('button', { name: 'Add' }).first().click();
+  await expect(page.getByLabel('Companies (ids, one per line)', { exact: true })).toHaveValue('hooli');
+  await screenshot(page, '18-rule-editor');
+
+  await page.getByRole('button', { name: 'Save access' }).click();
+  await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 2');
+  await expect(page.locator('#access-count')).toContainText(/\b2 of \d+ known companies have access with the saved rules/);
+  for (const [company, enabled] of [['globex', true], ['initech', false], ['hooli', true], ['acme', false]] as const) {
+    expect(await enabledFor(request, key, 'big-accounts', company)).toBe(enabled);
+  }
+
+  // The saved rule is shown as Rule 1; its seat threshold changes and the history says how.
+  const saved = page.getByRole('group', { name: 'Rule 1' });
+  await expect(saved.getByLabel('Field').nth(1)).toHaveValue('seats');
+  await saved.getByLabel('Value').nth(1).fill('5');
+  await page.getByRole('button', { name: 'Save access' }).click();
+  await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 3');
+  expect(await enabledFor(request, key, 'big-accounts', 'initech')).toBe(true);
+  const history = page.getByRole('row').filter({ hasText: /^3/ });
+  await expect(history).toContainText(
+    'rule 1: company.plan is enterprise and company.seats is greater than 50 → company.plan is enterprise and company.seats is greater than 5',
+  );
+  await expect(page.getByRole('row').filter({ hasText: /^2/ })).toContainText('+ companies hooli');
+  await screenshot(page, '19-history-diff');
+});
+
 test('a stale save shows a conflict instead of overwriting', async ({ browser }) => {
   const first = await browser.newPage();
   const second = await browser.newPage();
@@ -173,8 +244,21 @@ test.describe('without JavaScript', () => {
     await expect(page.getByText('version 2')).toBeVisible();
     expect(await enabledFor(request, key, 'plain-forms', 'initech')).toBe(true);
 
+    // A rule with a condition, typed into the blank rule.
+    const rule = page.getByRole('group', { name: 'New rule' });
+    await rule.getByLabel('Field').first().fill('plan');
+    await rule.getByLabel('Operator').first().selectOption('ANY_OF');
+    await rule.getByLabel('Value').first().fill('pro, team');
+    await page.getByRole('button', { name: 'Save access' }).click();
+    await expect(page.getByText('version 3')).toBeVisible();
+    const plan = await request.get('/features/evaluated?key=plain-forms&context.company.id=x&context.company.plan=team', {
+      headers: { Authorization: `Bearer ${key}` },
+    });
+    expect((await plan.json()).features['plain-forms'].isEnabled).toBe(true);
+    await expect(page.getByRole('group', { name: 'Rule 1' }).getByLabel('Value').first()).toHaveValue('pro, team');
+
     // A bad rollout is refused with a message next to the field.
-    await page.getByLabel('Rollout percentage').fill('250');
+    await page.getByRole('group', { name: 'Rule 1' }).getByLabel('Rollout percentage').fill('250');
     await page.getByRole('button', { name: 'Save access' }).click();
     await expect(page.getByText('enter a percentage from 0 to 100')).toBeVisible();
     await screenshot(page, '17-no-js-validation');

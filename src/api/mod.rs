@@ -101,17 +101,32 @@ fn cors() -> CorsLayer {
 /// Refuses over-long query strings and declared-too-large bodies before any handler runs, and
 /// gives the body limit's own refusals (bodies without a length) the API's JSON error shape.
 async fn limits(State(max_body_bytes): State<usize>, request: Request, next: Next) -> Response {
+    // OFREP clients read OFREP's error shape; every other route answers Reflag's.
+    let ofrep = request.uri().path().starts_with("/ofrep/");
+    let refuse = |status: StatusCode, code: &'static str, message: String| {
+        if ofrep {
+            (
+                status,
+                Json(json!({ "errorCode": "GENERAL", "errorDetails": message })),
+            )
+                .into_response()
+        } else {
+            error::ApiError::new(status, code, message).into_response()
+        }
+    };
     if request.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
-        return error::ApiError::new(
+        return refuse(
             StatusCode::URI_TOO_LONG,
             "URI_TOO_LONG",
             format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
-        )
-        .into_response();
+        );
     }
     let too_large = || {
-        ingest::payload_too_large(format!("the request body is larger than {max_body_bytes} bytes"))
-            .into_response()
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("the request body is larger than {max_body_bytes} bytes"),
+        )
     };
     let declared = request
         .headers()

@@ -7,6 +7,7 @@
 //! the browser. Validating newtypes ([`FlagKey`], [`Percentage`], …) keep invalid values out.
 
 mod access;
+pub mod describe;
 mod filter;
 mod json;
 mod keys;

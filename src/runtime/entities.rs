@@ -216,6 +216,49 @@ impl Entities {
         (merged, true)
     }
 
+    /// Every known company of the environment as its evaluation context (`company.id` and
+    /// `company.<attribute>`), for counting who a rule or segment lets in.
+    pub fn company_contexts(&self, environment_id: i64) -> Vec<FlatContext> {
+        let environments = self.read();
+        let Some(environment) = environments.get(&environment_id) else {
+            return Vec::new();
+        };
+        environment
+            .companies
+            .iter()
+            .map(|(id, attributes)| {
+                let pairs = attributes
+                    .iter()
+                    .map(|(k, v)| (format!("company.{k}"), v))
+                    .chain(std::iter::once(("company.id".to_string(), &**id)));
+                FlatContext::from_pairs(pairs)
+            })
+            .collect()
+    }
+
+    /// The attribute names seen on the environment's companies and on its users, each sorted,
+    /// `id` first.
+    pub fn attribute_names(&self, environment_id: i64) -> (Vec<String>, Vec<String>) {
+        let environments = self.read();
+        let names = |map: Option<&HashMap<Box<str>, Attributes>>| {
+            let mut set = std::collections::BTreeSet::new();
+            for attributes in map.into_iter().flat_map(|m| m.values()) {
+                for (key, _) in attributes.iter() {
+                    if !set.contains(key) {
+                        set.insert(key.to_string());
+                    }
+                }
+            }
+            set.remove("id");
+            std::iter::once("id".to_string()).chain(set).collect::<Vec<_>>()
+        };
+        let environment = environments.get(&environment_id);
+        (
+            names(environment.map(|e| &e.companies)),
+            names(environment.map(|e| &e.users)),
+        )
+    }
+
     /// The cached flattened attributes of one company or user.
     pub fn attributes(
         &self,

@@ -10,11 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{field_error, form_error, AppError, ErrorText};
 use super::format::datetime;
-use crate::model::ContextOperator;
 #[cfg(feature = "ssr")]
-use crate::model::{
-    AccessRule, AccessRules, Condition, Percentage, RolloutAttribute, SegmentKey, TargetedAccess,
-};
+use crate::model::{describe::access_changes, AccessRules, SegmentKey};
 
 /// Flags per page of the list.
 pub const PAGE_SIZE: usize = 50;
@@ -60,185 +57,8 @@ pub fn access_summary(rules: &AccessRules) -> String {
     }
 }
 
-/// The entries of a list typed one per line or comma-separated, trimmed, first occurrence kept.
-pub(crate) fn split_list(text: &str) -> Vec<String> {
-    let mut items: Vec<String> = Vec::new();
-    for item in text
-        .split([',', '\n', '\r'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        if !items.iter().any(|i| i == item) {
-            items.push(item.to_string());
-        }
-    }
-    items
-}
-
-/// The access editor's fields, as the form posts them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct AccessForm {
-    pub mode: String,
-    pub companies: String,
-    pub users: String,
-    pub segments: String,
-    /// Whose attribute the rule's condition reads: `company` (the default) or `user`.
-    #[serde(default)]
-    pub rule_kind: String,
-    pub rule_attribute: String,
-    pub rule_operator: String,
-    pub rule_value: String,
-    pub rollout: String,
-}
-
-// Conversions happen on the server, where forms are posted and rules are stored.
-#[cfg(feature = "ssr")]
-impl AccessForm {
-    /// Fills the form from stored rules (the first rule only; the editor shows one).
-    pub fn from_rules(rules: &AccessRules) -> Self {
-        match rules {
-            AccessRules::NoOne => AccessForm {
-                mode: "noOne".into(),
-                rollout: "100".into(),
-                ..Default::default()
-            },
-            AccessRules::Everyone => AccessForm {
-                mode: "everyone".into(),
-                rollout: "100".into(),
-                ..Default::default()
-            },
-            AccessRules::Some(some) => {
-                let rule = some.rules.first();
-                let condition = rule.and_then(|r| r.conditions.first());
-                let (kind, attribute, operator, value) = match condition {
-                    Some(Condition::CompanyAttribute {
-                        attribute,
-                        operator,
-                        values,
-                    }) => (
-                        "company",
-                        attribute.clone(),
-                        operator.as_str().to_string(),
-                        values.join(", "),
-                    ),
-                    Some(Condition::UserAttribute {
-                        attribute,
-                        operator,
-                        values,
-                    }) => (
-                        "user",
-                        attribute.clone(),
-                        operator.as_str().to_string(),
-                        values.join(", "),
-                    ),
-                    _ => ("company", String::new(), "IS".into(), String::new()),
-                };
-                AccessForm {
-                    mode: "some".into(),
-                    companies: some.companies.join("\n"),
-                    users: some.users.join("\n"),
-                    segments: some
-                        .segments
-                        .iter()
-                        .map(|s| s.as_str().to_string())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    rule_kind: kind.into(),
-                    rule_attribute: attribute,
-                    rule_operator: operator,
-                    rule_value: value,
-                    rollout: rule
-                        .map(|r| r.rollout_percentage.as_f64().to_string())
-                        .unwrap_or_else(|| "100".into()),
-                }
-            }
-        }
-    }
-
-    /// Turns the posted fields into access rules, or the field that is wrong and why.
-    pub fn to_rules(&self) -> Result<AccessRules, AppError> {
-        let wrong = |field: &str, message: String| AppError {
-            field: Some(field.into()),
-            message,
-        };
-        match self.mode.as_str() {
-            "noOne" => return Ok(AccessRules::NoOne),
-            "everyone" => return Ok(AccessRules::Everyone),
-            "some" => {}
-            _ => return Err(wrong("mode", "choose No one, Everyone or Some".into())),
-        }
-        let rollout_text = self.rollout.trim().trim_end_matches('%').trim();
-        let rollout = if rollout_text.is_empty() {
-            Ok(100.0)
-        } else {
-            rollout_text.parse::<f64>()
-        }
-        .ok()
-        .and_then(|p| Percentage::new(p).ok())
-        .ok_or_else(|| {
-            wrong(
-                "rollout",
-                "enter a percentage from 0 to 100 (up to 3 decimals)".into(),
-            )
-        })?;
-        let segments = split_list(&self.segments)
-            .into_iter()
-            .map(|key| SegmentKey::parse(key.clone()).map_err(|e| wrong("segments", format!("{key}: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut rules = Vec::new();
-        let attribute = self.rule_attribute.trim();
-        if !attribute.is_empty() || !rollout.is_full() {
-            let mut conditions = Vec::new();
-            if !attribute.is_empty() {
-                let operator = ContextOperator::ALL
-                    .into_iter()
-                    .find(|op| op.as_str() == self.rule_operator)
-                    .ok_or_else(|| wrong("rule_operator", "choose an operator".into()))?;
-                let values = match operator {
-                    ContextOperator::AnyOf | ContextOperator::NotAnyOf => split_list(&self.rule_value),
-                    ContextOperator::Set
-                    | ContextOperator::NotSet
-                    | ContextOperator::IsTrue
-                    | ContextOperator::IsFalse => {
-                        vec![]
-                    }
-                    _ => vec![self.rule_value.trim().to_string()],
-                };
-                let attribute = attribute.to_string();
-                conditions.push(match self.rule_kind.as_str() {
-                    "user" => Condition::UserAttribute {
-                        attribute,
-                        operator,
-                        values,
-                    },
-                    "" | "company" => Condition::CompanyAttribute {
-                        attribute,
-                        operator,
-                        values,
-                    },
-                    _ => return Err(wrong("rule_kind", "choose company or user".into())),
-                });
-            }
-            // A rule about users rolls out per user; otherwise per company (Reflag's default).
-            let rollout_attribute = if self.rule_kind == "user" {
-                RolloutAttribute::User
-            } else {
-                RolloutAttribute::Company
-            };
-            rules.push(AccessRule {
-                conditions,
-                rollout_percentage: rollout,
-                rollout_attribute,
-            });
-        }
-        Ok(AccessRules::Some(TargetedAccess {
-            companies: split_list(&self.companies),
-            users: split_list(&self.users),
-            segments,
-            rules,
-        }))
-    }
-}
+pub(crate) use super::access_editor::{split_list, AccessForm};
+use super::access_editor::{AccessCount, AccessEditor, EditorOptions, PreviewAccess};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlagListItem {
@@ -417,6 +237,8 @@ pub struct VersionItem {
     pub created_at: i64,
     pub created_by: String,
     pub summary: String,
+    /// What this version changed from the one before, a line per change.
+    pub changes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -440,7 +262,8 @@ pub struct FlagView {
     pub variants: Vec<VariantForm>,
     pub default_variant: Option<usize>,
     /// Known companies of this environment that the saved rules let in, and how many are known.
-    pub companies_with_access: (usize, usize),
+    pub companies_with_access: AccessCount,
+    pub options: EditorOptions,
 }
 
 /// One remote-config value in the editor.
@@ -550,16 +373,13 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
     let mut variants: Vec<VariantForm> = config.variants.iter().map(VariantForm::from_variant).collect();
     variants.push(VariantForm::default());
     let default_variant = config.variants.iter().position(|v| v.is_default);
-    let companies = super::segments::matching::company_contexts(&state.store, current.id)
-        .await
-        .map_err(failed)?;
     let now = crate::store::now_ms();
+    let companies = state.runtime.entities().company_contexts(current.id);
     let with_access = state
         .runtime
         .snapshot(current.id)
         .and_then(|snapshot| {
-            let position = snapshot.position(&key)?;
-            let compiled = &snapshot.compiled[position];
+            let compiled = &snapshot.compiled[snapshot.position(&key)?];
             Some(
                 companies
                     .iter()
@@ -568,8 +388,15 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
             )
         })
         .unwrap_or(0);
+    let known = companies.len();
+    let options = EditorOptions::load(&state, current.id).await?;
+    let versions: Vec<AccessRules> = history
+        .iter()
+        .map(|v| serde_json::from_str(&v.json).unwrap_or_default())
+        .collect();
     Ok(FlagView {
-        companies_with_access: (with_access, companies.len()),
+        companies_with_access: AccessCount { with_access, known },
+        options,
         archived: flag.archived,
         others,
         config_version: config.version as i64,
@@ -589,11 +416,14 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
         form: AccessForm::from_rules(&rules),
         history: history
             .iter()
-            .map(|v| VersionItem {
+            .enumerate()
+            .map(|(i, v)| VersionItem {
                 version: v.version,
                 created_at: v.created_at,
                 created_by: v.created_by.clone().unwrap_or_else(|| "system".into()),
-                summary: access_summary(&serde_json::from_str(&v.json).unwrap_or_default()),
+                summary: access_summary(&versions[i]),
+                // History is newest first: each version against the one before it.
+                changes: access_changes(versions.get(i + 1).unwrap_or(&AccessRules::NoOne), &versions[i]),
             })
             .collect(),
         stage_changes,
@@ -963,13 +793,13 @@ pub fn FlagPage() -> impl IntoView {
     let copy_value = copy_action.value();
     let config_value = config_action.value();
     let save_value = save.value();
+    let save_error = Signal::derive(move || save_value.get().and_then(Result::err));
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading the flag…"</p> }>
             {move || detail.get().map(|result| match result {
                 Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
                 Ok(flag) => {
                     let form = flag.form.clone();
-                    let mode = form.mode.clone();
                     let flag_key = flag.key.clone();
                     let environment_key = flag.environment.clone();
                     // (stage id, stage name, what the move changes), owned for the list below.
@@ -999,10 +829,9 @@ pub fn FlagPage() -> impl IntoView {
                     let (copy_flag, copy_environment) = (flag_key.clone(), environment_key.clone());
                     let (config_flag, config_environment) = (flag_key.clone(), environment_key.clone());
                     let archive_flag_key = flag_key.clone();
-                    let access_count = match flag.companies_with_access {
-                        (_, 0) => "No companies are known in this environment yet; they arrive through the SDKs.".to_string(),
-                        (with, known) => format!("{with} of {known} known companies have access with the saved rules."),
-                    };
+                    let access_count = flag.companies_with_access.text(true);
+                    // Made anew with each render of the flag, so a save drops the last preview.
+                    let preview = ServerAction::<PreviewAccess>::new();
                     view! {
                         <div class="page-head">
                             <h1>{flag.name.clone()}</h1>
@@ -1018,49 +847,33 @@ pub fn FlagPage() -> impl IntoView {
                         </form>
                         <section class="card">
                             <h2>"Access in " {flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone())} <span class="muted">{format!(" · version {}", flag.version)}</span></h2>
+                            <div on:change=move |ev| preview_form(&ev, preview)>
                             <ActionForm action=save>
                                 <input type="hidden" name="flag" value=flag.key.clone()/>
                                 <input type="hidden" name="environment" value=flag.environment.clone()/>
                                 <input type="hidden" name="expected_version" value=flag.version/>
-                                <fieldset>
-                                    <legend>"Who gets it"</legend>
-                                    <label class="inline"><input type="radio" name="form[mode]" value="noOne" checked=mode == "noOne"/>"No one"</label>
-                                    <label class="inline"><input type="radio" name="form[mode]" value="everyone" checked=mode == "everyone"/>"Everyone"</label>
-                                    <label class="inline"><input type="radio" name="form[mode]" value="some" checked=mode == "some"/>"Some"</label>
-                                </fieldset>
-                                <label for="companies">"Companies (ids, one per line)"</label>
-                                <textarea id="companies" name="form[companies]" rows="3">{form.companies.clone()}</textarea>
-                                <label for="users">"Users (ids, one per line)"</label>
-                                <textarea id="users" name="form[users]" rows="2">{form.users.clone()}</textarea>
-                                <label for="segments">"Segments (keys, one per line)"</label>
-                                <textarea id="segments" name="form[segments]" rows="2" aria-describedby="segments-error">{form.segments.clone()}</textarea>
-                                <ErrorText id="segments-error" message=Signal::derive(field_error(save_value, "segments"))/>
-                                <fieldset>
-                                    <legend>"Rule: an attribute condition and a rollout"</legend>
-                                    <label for="rule_kind">"Attribute of"</label>
-                                    <select id="rule_kind" name="form[rule_kind]">
-                                        <option value="company" selected=form.rule_kind != "user">"the company"</option>
-                                        <option value="user" selected=form.rule_kind == "user">"the user"</option>
-                                    </select>
-                                    <label for="rule_attribute">"Attribute"</label>
-                                    <input id="rule_attribute" name="form[rule_attribute]" value=form.rule_attribute.clone() placeholder="plan"/>
-                                    <label for="rule_operator">"Operator"</label>
-                                    <select id="rule_operator" name="form[rule_operator]">
-                                        {ContextOperator::ALL.into_iter().map(|op| view! { <option value=op.as_str() selected=op.as_str() == form.rule_operator>{op.as_str()}</option> }).collect_view()}
-                                    </select>
-                                    <label for="rule_value">"Value (comma-separated for ANY_OF)"</label>
-                                    <input id="rule_value" name="form[rule_value]" value=form.rule_value.clone()/>
-                                    <label for="rollout">"Rollout percentage"</label>
-                                    <input id="rollout" name="form[rollout]" value=form.rollout.clone() inputmode="decimal" aria-describedby="rollout-error"/>
-                                    <ErrorText id="rollout-error" message=Signal::derive(field_error(save_value, "rollout"))/>
-                                </fieldset>
-                                <ErrorText id="save-error" message=Signal::derive(form_error(save_value, &["segments", "rollout"]))/>
+                                <AccessEditor
+                                    form=form
+                                    prefix="access".into()
+                                    environment=flag.environment.clone()
+                                    options=flag.options.clone()
+                                    error=save_error
+                                    modes=vec![("noOne", "No one"), ("everyone", "Everyone"), ("some", "Some")]
+                                />
                                 <button type="submit" disabled=move || save.pending().get()>{move || if save.pending().get() { "Saving…" } else { "Save access" }}</button>
                             </ActionForm>
+                            </div>
                             <Show when=move || matches!(save_value.get(), Some(Ok(())))>
                                 <p class="notice" role="status">"Saved as a new version."</p>
                             </Show>
-                            <p class="muted" id="access-count">{access_count}</p>
+                            <p class="muted" id="access-count" aria-live="polite">
+                                {move || match preview.value().get() {
+                                    Some(Ok(count)) if preview.version().get() > 0 => count.text(false),
+                                    Some(Err(error)) => format!("Can't count yet: {}", error.message),
+                                    _ => access_count.clone(),
+                                }}
+                                {move || preview.pending().get().then_some(" (counting…)")}
+                            </p>
                         </section>
                         <section class="card">
                             <h2>"Release stage"</h2>
@@ -1146,7 +959,7 @@ pub fn FlagPage() -> impl IntoView {
                         <section class="card">
                             <h2>"History"</h2>
                             <table>
-                                <thead><tr><th>"Version"</th><th>"Access"</th><th>"When"</th><th>"Who"</th><th></th></tr></thead>
+                                <thead><tr><th>"Version"</th><th>"Access"</th><th>"Changes"</th><th>"When"</th><th>"Who"</th><th></th></tr></thead>
                                 <tbody>
                                     {history.into_iter().map(|v| {
                                         let is_current = v.version == current_version;
@@ -1155,6 +968,13 @@ pub fn FlagPage() -> impl IntoView {
                                             <tr>
                                                 <td>{v.version}</td>
                                                 <td>{v.summary.clone()}</td>
+                                                <td>
+                                                    {if v.changes.is_empty() {
+                                                        view! { <span class="muted">"no change"</span> }.into_any()
+                                                    } else {
+                                                        view! { <ul class="changes">{v.changes.iter().map(|c| view! { <li>{c.clone()}</li> }).collect_view()}</ul> }.into_any()
+                                                    }}
+                                                </td>
                                                 <td>{datetime(v.created_at)}</td>
                                                 <td>{v.created_by.clone()}</td>
                                                 <td>
@@ -1177,6 +997,24 @@ pub fn FlagPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Asks the server how many known companies the access form's unsaved rules let in (on any
+/// change inside the form; only with the bundle, the server render shows the saved count).
+fn preview_form(ev: &leptos::ev::Event, preview: ServerAction<PreviewAccess>) {
+    use leptos::form::FromFormData;
+    use leptos::wasm_bindgen::JsCast;
+    let form = ev
+        .target()
+        .and_then(|target| target.dyn_into::<leptos::web_sys::Element>().ok())
+        .and_then(|element| element.closest("form").ok().flatten())
+        .and_then(|form| form.dyn_into::<leptos::web_sys::HtmlFormElement>().ok());
+    let Some(data) = form.and_then(|form| leptos::web_sys::FormData::new_with_form(&form).ok()) else {
+        return;
+    };
+    if let Ok(args) = PreviewAccess::from_form_data(&data) {
+        preview.dispatch(args);
     }
 }
 
@@ -1248,12 +1086,16 @@ mod tests {
 
     #[test]
     fn summaries_read_like_the_list() {
+        use super::super::access_editor::RuleForm;
         assert_eq!(access_summary(&AccessRules::NoOne), "No one");
         assert_eq!(access_summary(&AccessRules::Everyone), "Everyone");
         let form = AccessForm {
             mode: "some".into(),
             companies: "acme\nglobex, initech".into(),
-            rollout: "25".into(),
+            rules: vec![RuleForm {
+                rollout: "25".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let rules = form.to_rules().unwrap();
@@ -1266,48 +1108,5 @@ mod tests {
         assert_eq!(suggested_key("New checkout"), "new-checkout");
         assert_eq!(suggested_key("  Dark mode (beta)! "), "dark-mode-beta");
         assert_eq!(suggested_key("Ünïcode & more"), "n-code-more");
-    }
-
-    #[test]
-    fn user_attribute_rules_round_trip_and_roll_out_per_user() {
-        let form = AccessForm {
-            mode: "some".into(),
-            rule_kind: "user".into(),
-            rule_attribute: "email".into(),
-            rule_operator: "CONTAINS".into(),
-            rule_value: "@acme.com".into(),
-            rollout: "50".into(),
-            ..Default::default()
-        };
-        let rules = form.to_rules().unwrap();
-        let AccessRules::Some(some) = &rules else {
-            panic!("{rules:?}")
-        };
-        assert!(
-            matches!(&some.rules[0].conditions[0], Condition::UserAttribute { attribute, .. } if attribute == "email")
-        );
-        assert_eq!(some.rules[0].rollout_attribute, RolloutAttribute::User);
-        assert_eq!(AccessForm::from_rules(&rules).to_rules().unwrap(), rules);
-    }
-
-    #[test]
-    fn bad_fields_are_named() {
-        let form = AccessForm {
-            mode: "some".into(),
-            rollout: "250".into(),
-            ..Default::default()
-        };
-        assert_eq!(form.to_rules().unwrap_err().field.as_deref(), Some("rollout"));
-        let form = AccessForm {
-            mode: "sometimes".into(),
-            ..Default::default()
-        };
-        assert_eq!(form.to_rules().unwrap_err().field.as_deref(), Some("mode"));
-        let form = AccessForm {
-            mode: "some".into(),
-            segments: "bad key!".into(),
-            ..Default::default()
-        };
-        assert_eq!(form.to_rules().unwrap_err().field.as_deref(), Some("segments"));
     }
 }

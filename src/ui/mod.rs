@@ -3,6 +3,7 @@
 //! Pages post plain HTML forms to server functions, so every page works before (or without) the
 //! WebAssembly bundle; once hydrated, the same forms submit without a full reload.
 
+mod access_editor;
 mod account;
 mod audit;
 mod entities_ui;

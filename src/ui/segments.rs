@@ -179,9 +179,7 @@ pub async fn list_segments(environment: String) -> Result<SegmentList, AppError>
     let used_by = matching::flags_using_segments(&state.store, &environments)
         .await
         .map_err(failed)?;
-    let companies = matching::company_contexts(&state.store, current.id)
-        .await
-        .map_err(failed)?;
+    let companies = state.runtime.entities().company_contexts(current.id);
     let by_key: std::collections::HashMap<_, _> =
         stored.iter().map(|(s, _)| (s.key.clone(), s.clone())).collect();
     let now = crate::store::now_ms();
@@ -281,14 +279,11 @@ pub async fn update_segment(
 pub(crate) mod matching {
     use std::collections::HashMap;
 
-    use tokio_stream::StreamExt;
-
     use super::ConditionsForm;
     use crate::eval::{compile_access_rules, CompileContext, CompiledRules, FlatContext};
     use crate::model::member::MemberView;
     use crate::model::{AccessRules, Condition, FlagKey, Segment, SegmentKey, TargetedAccess};
     use crate::service::{Actor, ServiceError};
-    use crate::store::entities::EntityKind;
     use crate::store::{Environment, Store, StoreResult};
     use crate::ui::error::AppError;
 
@@ -371,26 +366,6 @@ pub(crate) mod matching {
         }
         used.values_mut().for_each(|flags| flags.sort());
         Ok(used)
-    }
-
-    /// The flattened evaluation context (`company.id`, `company.<attribute>`) of every company
-    /// stored for the environment. Read from the database: the runtime's cache answers by id only.
-    pub async fn company_contexts(store: &Store, environment_id: i64) -> StoreResult<Vec<FlatContext>> {
-        let mut contexts = Vec::new();
-        let mut rows = std::pin::pin!(store.entities_seen_since(i64::MIN));
-        while let Some(entity) = rows.next().await {
-            let entity = entity?;
-            if entity.kind != EntityKind::Company || entity.environment_id != environment_id {
-                continue;
-            }
-            let attributes = FlatContext::from_object(&entity.attributes);
-            let pairs = attributes
-                .iter()
-                .map(|(k, v)| (format!("company.{k}"), v.to_string()))
-                .chain([("company.id".to_string(), entity.id)]);
-            contexts.push(FlatContext::from_pairs(pairs));
-        }
-        Ok(contexts)
     }
 
     /// How many of `companies` are in the segment `key`, evaluated as a flag that targets only

@@ -9,8 +9,8 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::error::{AppError, ErrorText};
+use super::access_editor::{AccessEditor, EditorOptions};
 use super::flags::AccessForm;
-use crate::model::ContextOperator;
 
 /// The mode value of the access form meaning "the stage sets nothing here".
 const NO_DEFAULT: &str = "noDefault";
@@ -37,6 +37,8 @@ pub struct StagesData {
     pub stages: Vec<StageItem>,
     pub environments: Vec<(String, String)>,
     pub defaults: Vec<StageDefault>,
+    /// The editor's suggestions per environment key.
+    pub options: Vec<(String, EditorOptions)>,
 }
 
 /// Gives a field error the row it happened in, so the right row shows it.
@@ -97,9 +99,7 @@ pub async fn stages() -> Result<StagesData, AppError> {
                     "No default".to_string(),
                     AccessForm {
                         mode: NO_DEFAULT.into(),
-                        rule_operator: "IS".into(),
-                        rollout: "100".into(),
-                        ..Default::default()
+                        ..AccessForm::from_rules(&crate::model::AccessRules::NoOne)
                     },
                 ),
             };
@@ -111,7 +111,15 @@ pub async fn stages() -> Result<StagesData, AppError> {
             });
         }
     }
+    let mut options = Vec::new();
+    for environment in &environments {
+        options.push((
+            environment.key.clone(),
+            EditorOptions::load(&state, environment.id).await?,
+        ));
+    }
     Ok(StagesData {
+        options,
         stages: stages
             .into_iter()
             .map(|s| StageItem {
@@ -272,8 +280,14 @@ pub fn StagesPage() -> impl IntoView {
                             view! {
                                 <section class="card stage-defaults">
                                     <h3><span class="swatch" style=format!("background:{}", stage.color)></span>{stage.name.clone()}</h3>
-                                    {rows.into_iter().map(|(environment_name, default)| view! {
-                                        <StageDefaultEditor environment_name default action=defaults/>
+                                    {rows.into_iter().map(|(environment_name, default)| {
+                                        let options = data
+                                            .options
+                                            .iter()
+                                            .find(|(key, _)| *key == default.environment)
+                                            .map(|(_, o)| o.clone())
+                                            .unwrap_or_default();
+                                        view! { <StageDefaultEditor environment_name default options action=defaults/> }
                                     }).collect_view()}
                                 </section>
                             }
@@ -398,47 +412,23 @@ fn ErrorTextOwned(id: String, message: Signal<Option<String>>) -> impl IntoView 
 fn StageDefaultEditor(
     environment_name: String,
     default: StageDefault,
+    options: EditorOptions,
     action: ServerAction<SetStageDefault>,
 ) -> impl IntoView {
     let row = format!("{}-{}", default.stage_id, default.environment);
-    let id = |field: &str| format!("default-{row}-{field}");
-    let (companies_id, users_id, segments_id, segments_error_id) =
-        (id("companies"), id("users"), id("segments"), id("segments-error"));
-    let (attribute_id, operator_id, operator_error_id, value_id) =
-        (id("attribute"), id("operator"), id("operator-error"), id("value"));
-    let (rollout_id, rollout_error_id, error_id) = (id("rollout"), id("rollout-error"), id("error"));
-    let form = default.form;
     let value = action.value();
-    let segments_error = Signal::derive(row_error(value, "segments", &row));
-    let rollout_error = Signal::derive(row_error(value, "rollout", &row));
-    let operator_error = Signal::derive(row_error(value, "rule_operator", &row));
-    let rules_error = {
-        let row = row.clone();
+    // This row's errors, with the row suffix taken off their field names.
+    let error = {
+        let suffix = format!(":{row}");
         Signal::derive(move || {
-            ["rules", "mode", "environment", "stage"]
-                .into_iter()
-                .find_map(|field| row_error(value, field, &row)())
+            let error = value.get()?.err()?;
+            let field = error.field.as_deref()?.strip_suffix(suffix.as_str())?.to_string();
+            Some(AppError {
+                field: Some(field),
+                message: error.message,
+            })
         })
     };
-    let radios: Vec<_> = [
-        (NO_DEFAULT, "No default"),
-        ("noOne", "No one"),
-        ("everyone", "Everyone"),
-        ("some", "Some"),
-    ]
-    .into_iter()
-    .map(|(value, label)| {
-        let checked = form.mode == value;
-        view! { <label class="inline"><input type="radio" name="form[mode]" value=value checked=checked/>{label}</label> }
-    })
-    .collect();
-    let operators: Vec<_> = ContextOperator::ALL
-        .into_iter()
-        .map(|op| {
-            let selected = op.as_str() == form.rule_operator;
-            view! { <option value=op.as_str() selected=selected>{op.as_str()}</option> }
-        })
-        .collect();
     let legend = format!("Default in {environment_name}");
     let submit = format!("Save default for {environment_name}");
     let (stage_id, environment) = (default.stage_id, default.environment);
@@ -447,38 +437,16 @@ fn StageDefaultEditor(
             <summary>{environment_name} ": " <span class="muted">{default.summary}</span></summary>
             <ActionForm action=action>
                 <input type="hidden" name="stage_id" value=stage_id/>
-                <input type="hidden" name="environment" value=environment/>
-                <fieldset>
-                    <legend>{legend}</legend>
-                    {radios}
-                </fieldset>
-                <label for=companies_id.clone()>"Companies (ids, one per line)"</label>
-                <textarea id=companies_id name="form[companies]" rows="2">{form.companies}</textarea>
-                <label for=users_id.clone()>"Users (ids, one per line)"</label>
-                <textarea id=users_id name="form[users]" rows="2">{form.users}</textarea>
-                <label for=segments_id.clone()>"Segments (keys, one per line)"</label>
-                <textarea id=segments_id name="form[segments]" rows="2" aria-describedby=segments_error_id.clone()>{form.segments}</textarea>
-                <ErrorTextOwned id=segments_error_id message=segments_error/>
-                <fieldset>
-                    <legend>"Rule: attribute condition and rollout"</legend>
-                    // Keeps a user-attribute rule (made on a flag page or imported) what it is.
-                    <input type="hidden" name="form[rule_kind]" value=form.rule_kind.clone()/>
-                    <label for=attribute_id.clone()>
-                        {if form.rule_kind == "user" { "User attribute" } else { "Company attribute" }}
-                    </label>
-                    <input id=attribute_id name="form[rule_attribute]" value=form.rule_attribute placeholder="plan"/>
-                    <label for=operator_id.clone()>"Operator"</label>
-                    <select id=operator_id name="form[rule_operator]" aria-describedby=operator_error_id.clone()>
-                        {operators}
-                    </select>
-                    <ErrorTextOwned id=operator_error_id message=operator_error/>
-                    <label for=value_id.clone()>"Value (comma-separated for ANY_OF)"</label>
-                    <input id=value_id name="form[rule_value]" value=form.rule_value/>
-                    <label for=rollout_id.clone()>"Rollout percentage"</label>
-                    <input id=rollout_id name="form[rollout]" value=form.rollout inputmode="decimal" aria-describedby=rollout_error_id.clone()/>
-                    <ErrorTextOwned id=rollout_error_id message=rollout_error/>
-                </fieldset>
-                <ErrorTextOwned id=error_id message=rules_error/>
+                <input type="hidden" name="environment" value=environment.clone()/>
+                <p class="muted small">{legend}</p>
+                <AccessEditor
+                    form=default.form
+                    prefix=format!("default-{row}")
+                    environment=environment
+                    options=options
+                    error=error
+                    modes=vec![(NO_DEFAULT, "No default"), ("noOne", "No one"), ("everyone", "Everyone"), ("some", "Some")]
+                />
                 <button type="submit" disabled=move || action.pending().get()>{submit}</button>
             </ActionForm>
         </details>

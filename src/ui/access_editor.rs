@@ -1,0 +1,1033 @@
+//! The access editor, shared by the flag page and the release stages' defaults.
+//!
+//! It is one plain form, so it works without JavaScript: the mode, companies and users (pasted
+//! ids, or picked by search as you type once the page is hydrated), segments, and any number of
+//! rules, each an AND of conditions followed by a sticky rollout. The server renders every saved
+//! rule with one empty condition row, plus one empty rule; empty rows are left out on save. With
+//! JavaScript the rows show only the inputs their kind and operator need, the field inputs suggest
+//! the attributes, segments and flags known in the environment, and the flag page counts live
+//! which known companies the unsaved rules would let in.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::error::AppError;
+use crate::model::describe::{arity, operator_label, operator_named, Arity, OPERATOR_GROUPS};
+#[cfg(feature = "ssr")]
+use crate::model::{
+    describe::{value_kind, ValueKind},
+    AccessRule, AccessRules, Condition, FlagKey, Percentage, RolloutAttribute, SegmentKey,
+    SegmentMembership, TargetedAccess,
+};
+
+/// What a condition row tests, as the kind select offers it.
+pub const CONDITION_KINDS: [(&str, &str); 7] = [
+    ("company", "Company attribute"),
+    ("user", "User attribute"),
+    ("other", "Other context field"),
+    ("segment", "In segment"),
+    ("notSegment", "Not in segment"),
+    ("flag", "Has flag"),
+    ("notFlag", "Does not have flag"),
+];
+
+/// Kinds whose row has an operator and a value.
+fn compares_values(kind: &str) -> bool {
+    matches!(kind, "" | "company" | "user" | "other")
+}
+
+/// One condition row. An empty `field` (with an empty value) leaves the row out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConditionForm {
+    /// Index of the rule the row belongs to.
+    #[serde(default)]
+    pub rule: usize,
+    /// One of [`CONDITION_KINDS`].
+    #[serde(default)]
+    pub kind: String,
+    /// The attribute or context field, the segment key or the flag key.
+    #[serde(default)]
+    pub field: String,
+    /// The operator's wire name (`ANY_OF`).
+    #[serde(default)]
+    pub operator: String,
+    /// The value; comma-separated for ANY_OF and NOT_ANY_OF.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// One rule's own fields; its conditions are the [`ConditionForm`]s that name it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleForm {
+    /// Percentage; empty on the blank rule, where it means 100 once a condition is filled in.
+    #[serde(default)]
+    pub rollout: String,
+    /// Whose id the rollout hashes: `company` or `user`.
+    #[serde(default)]
+    pub rollout_by: String,
+    /// Present (checkbox) to delete the rule.
+    #[serde(default)]
+    pub remove: String,
+}
+
+/// The access editor's fields, as the form posts them. Rules and conditions are flat lists
+/// (a condition names its rule) so the posted names stay within the form decoder's nesting depth.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccessForm {
+    pub mode: String,
+    #[serde(default)]
+    pub companies: String,
+    #[serde(default)]
+    pub users: String,
+    #[serde(default)]
+    pub segments: String,
+    #[serde(default)]
+    pub rules: Vec<RuleForm>,
+    #[serde(default)]
+    pub conditions: Vec<ConditionForm>,
+}
+
+/// The entries of a list typed one per line or comma-separated, trimmed, first occurrence kept.
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    for item in text
+        .split([',', '\n', '\r'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if !items.iter().any(|i| i == item) {
+            items.push(item.to_string());
+        }
+    }
+    items
+}
+
+#[cfg(feature = "ssr")]
+impl ConditionForm {
+    fn blank(rule: usize) -> Self {
+        ConditionForm {
+            rule,
+            kind: "company".into(),
+            operator: "IS".into(),
+            ..Default::default()
+        }
+    }
+
+    fn from_condition(rule: usize, condition: &Condition) -> Self {
+        let attribute = |kind: &str, field: &str, operator: &crate::model::ContextOperator, values: &[String]| {
+            ConditionForm {
+                rule,
+                kind: kind.into(),
+                field: field.into(),
+                operator: operator.as_str().into(),
+                value: values.join(", "),
+            }
+        };
+        let reference = |kind: &str, field: &str| ConditionForm {
+            rule,
+            kind: kind.into(),
+            field: field.into(),
+            operator: "IS".into(),
+            value: String::new(),
+        };
+        match condition {
+            Condition::CompanyAttribute {
+                attribute: a,
+                operator,
+                values,
+            } => attribute("company", a, operator, values),
+            Condition::UserAttribute {
+                attribute: a,
+                operator,
+                values,
+            } => attribute("user", a, operator, values),
+            Condition::OtherContext {
+                field,
+                operator,
+                values,
+            } => attribute("other", field, operator, values),
+            Condition::Segment {
+                segment,
+                membership: SegmentMembership::In,
+            } => reference("segment", segment.as_str()),
+            Condition::Segment {
+                segment,
+                membership: SegmentMembership::NotIn,
+            } => reference("notSegment", segment.as_str()),
+            Condition::FlagAccess { flag, enabled: true } => reference("flag", flag.as_str()),
+            Condition::FlagAccess { flag, enabled: false } => reference("notFlag", flag.as_str()),
+        }
+    }
+
+    /// The condition, `None` for an empty row, or the input (`condition-<index>-field`, …) that
+    /// is wrong and why.
+    fn to_condition(&self, index: usize) -> Result<Option<Condition>, AppError> {
+        let wrong = |input: &str, message: String| AppError {
+            field: Some(format!("condition-{index}-{input}")),
+            message,
+        };
+        let field = self.field.trim();
+        if field.is_empty() {
+            if self.value.trim().is_empty() || !compares_values(&self.kind) {
+                return Ok(None);
+            }
+            return Err(wrong("field", "choose a field for this value, or clear the value".into()));
+        }
+        let segment = || {
+            SegmentKey::parse(field.to_string()).map_err(|e| wrong("field", format!("{field}: {e}")))
+        };
+        let flag = || FlagKey::parse(field.to_string()).map_err(|e| wrong("field", format!("{field}: {e}")));
+        let condition = match self.kind.as_str() {
+            "segment" => Condition::Segment {
+                segment: segment()?,
+                membership: SegmentMembership::In,
+            },
+            "notSegment" => Condition::Segment {
+                segment: segment()?,
+                membership: SegmentMembership::NotIn,
+            },
+            "flag" => Condition::FlagAccess {
+                flag: flag()?,
+                enabled: true,
+            },
+            "notFlag" => Condition::FlagAccess {
+                flag: flag()?,
+                enabled: false,
+            },
+            kind @ ("" | "company" | "user" | "other") => {
+                let operator = operator_named(&self.operator)
+                    .ok_or_else(|| wrong("operator", "choose an operator".into()))?;
+                let values = self.values(operator, &wrong)?;
+                // `company.plan` typed for a company attribute means `plan`.
+                let prefix = match kind {
+                    "user" => "user.",
+                    "other" => "other.",
+                    _ => "company.",
+                };
+                let name = field.strip_prefix(prefix).unwrap_or(field).to_string();
+                if name.is_empty() || name.chars().any(char::is_whitespace) {
+                    return Err(wrong("field", format!("{field:?} is not a field name")));
+                }
+                match kind {
+                    "user" => Condition::UserAttribute {
+                        attribute: name,
+                        operator,
+                        values,
+                    },
+                    "other" => Condition::OtherContext {
+                        field: name,
+                        operator,
+                        values,
+                    },
+                    _ => Condition::CompanyAttribute {
+                        attribute: name,
+                        operator,
+                        values,
+                    },
+                }
+            }
+            _ => return Err(wrong("kind", "choose what the condition tests".into())),
+        };
+        Ok(Some(condition))
+    }
+
+    /// The values the operator takes, checked against the kind of value it compares.
+    fn values(
+        &self,
+        operator: crate::model::ContextOperator,
+        wrong: &dyn Fn(&str, String) -> AppError,
+    ) -> Result<Vec<String>, AppError> {
+        let values = match arity(operator) {
+            Arity::None => return Ok(Vec::new()),
+            Arity::One => {
+                let value = self.value.trim();
+                if value.is_empty() {
+                    return Err(wrong("value", "enter a value".into()));
+                }
+                vec![value.to_string()]
+            }
+            Arity::List => {
+                let values = split_list(&self.value);
+                if values.is_empty() {
+                    return Err(wrong("value", "enter one or more values, separated by commas".into()));
+                }
+                values
+            }
+        };
+        for value in &values {
+            let problem = match value_kind(operator) {
+                ValueKind::Number if !crate::eval::jsnum::parse_js_number(value).is_finite() => {
+                    Some(format!("{value:?} is not a number"))
+                }
+                ValueKind::Days
+                    if !crate::eval::jsnum::parse_js_number(value).is_finite()
+                        || crate::eval::jsnum::parse_js_number(value) < 0.0 =>
+                {
+                    Some(format!("{value:?} is not a number of days"))
+                }
+                ValueKind::Date if !crate::eval::jsdate::parse_js_date(value).is_finite() => {
+                    Some(format!("{value:?} is not a date; write it like 2026-01-31"))
+                }
+                _ => None,
+            };
+            if let Some(message) = problem {
+                return Err(wrong("value", message));
+            }
+        }
+        Ok(values)
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl AccessForm {
+    /// Fills the form from stored rules: every rule with its conditions and one empty condition
+    /// row, then one empty rule with two empty rows.
+    pub fn from_rules(rules: &AccessRules) -> Self {
+        let mode = match rules {
+            AccessRules::NoOne => "noOne",
+            AccessRules::Everyone => "everyone",
+            AccessRules::Some(_) => "some",
+        };
+        let mut form = AccessForm {
+            mode: mode.into(),
+            ..Default::default()
+        };
+        if let AccessRules::Some(some) = rules {
+            form.companies = some.companies.join("\n");
+            form.users = some.users.join("\n");
+            form.segments = some
+                .segments
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            for (i, rule) in some.rules.iter().enumerate() {
+                form.rules.push(RuleForm {
+                    rollout: rule.rollout_percentage.as_f64().to_string(),
+                    rollout_by: match rule.rollout_attribute {
+                        RolloutAttribute::Company => "company".into(),
+                        RolloutAttribute::User => "user".into(),
+                    },
+                    remove: String::new(),
+                });
+                form.conditions
+                    .extend(rule.conditions.iter().map(|c| ConditionForm::from_condition(i, c)));
+                form.conditions.push(ConditionForm::blank(i));
+            }
+        }
+        let blank = form.rules.len();
+        form.rules.push(RuleForm {
+            rollout_by: "company".into(),
+            ..Default::default()
+        });
+        form.conditions.push(ConditionForm::blank(blank));
+        form.conditions.push(ConditionForm::blank(blank));
+        form
+    }
+
+    /// Turns the posted fields into access rules, or the input that is wrong and why.
+    pub fn to_rules(&self) -> Result<AccessRules, AppError> {
+        let wrong = |field: String, message: String| AppError {
+            field: Some(field),
+            message,
+        };
+        match self.mode.as_str() {
+            "noOne" => return Ok(AccessRules::NoOne),
+            "everyone" => return Ok(AccessRules::Everyone),
+            "some" => {}
+            _ => return Err(wrong("mode".into(), "choose No one, Everyone or Some".into())),
+        }
+        let segments = split_list(&self.segments)
+            .into_iter()
+            .map(|key| SegmentKey::parse(key.clone()).map_err(|e| wrong("segments".into(), format!("{key}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.conditions.iter().any(|c| c.rule >= self.rules.len()) {
+            return Err(AppError::general("a condition belongs to no rule; reload the page"));
+        }
+        let mut rules = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let mut conditions = Vec::new();
+            for (j, row) in self.conditions.iter().enumerate().filter(|(_, c)| c.rule == i) {
+                conditions.extend(row.to_condition(j)?);
+            }
+            let rollout_text = rule.rollout.trim().trim_end_matches('%').trim();
+            if !rule.remove.is_empty() || (conditions.is_empty() && rollout_text.is_empty()) {
+                continue;
+            }
+            let rollout_percentage = if rollout_text.is_empty() {
+                Ok(100.0)
+            } else {
+                rollout_text.parse::<f64>()
+            }
+            .ok()
+            .and_then(|p| Percentage::new(p).ok())
+            .ok_or_else(|| {
+                wrong(
+                    format!("rule-{i}-rollout"),
+                    "enter a percentage from 0 to 100 (up to 3 decimals)".into(),
+                )
+            })?;
+            let rollout_attribute = match rule.rollout_by.as_str() {
+                "" | "company" => RolloutAttribute::Company,
+                "user" => RolloutAttribute::User,
+                _ => return Err(wrong(format!("rule-{i}-rollout_by"), "choose company or user".into())),
+            };
+            rules.push(AccessRule {
+                conditions,
+                rollout_percentage,
+                rollout_attribute,
+            });
+        }
+        Ok(AccessRules::Some(TargetedAccess {
+            companies: split_list(&self.companies),
+            users: split_list(&self.users),
+            segments,
+            rules,
+        }))
+    }
+}
+
+/// What the field inputs suggest: attribute names seen on the environment's companies and users,
+/// segment keys and flag keys.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EditorOptions {
+    pub company_fields: Vec<String>,
+    pub user_fields: Vec<String>,
+    pub segments: Vec<String>,
+    pub flags: Vec<String>,
+}
+
+#[cfg(feature = "ssr")]
+impl EditorOptions {
+    /// The suggestions for one environment (attribute names from the runtime's entity cache).
+    pub async fn load(state: &crate::startup::AppState, environment_id: i64) -> Result<Self, AppError> {
+        let failed = |_| AppError::general("could not read the editor's suggestions");
+        let (company_fields, user_fields) = state.runtime.entities().attribute_names(environment_id);
+        let segments = state
+            .store
+            .segments()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|s| s.key)
+            .collect();
+        let flags = state
+            .store
+            .flags()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .filter(|f| !f.archived)
+            .map(|f| f.key)
+            .collect();
+        Ok(EditorOptions {
+            company_fields,
+            user_fields,
+            segments,
+            flags,
+        })
+    }
+}
+
+/// Known companies that a form's rules let in, out of all known companies of the environment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccessCount {
+    pub with_access: usize,
+    pub known: usize,
+}
+
+impl AccessCount {
+    pub fn text(self, saved: bool) -> String {
+        let rules = if saved { "the saved rules" } else { "these rules" };
+        match self {
+            AccessCount { known: 0, .. } => {
+                "No companies are known in this environment yet; they arrive through the SDKs.".into()
+            }
+            AccessCount { with_access, known } => {
+                format!("{with_access} of {known} known companies have access with {rules}.")
+            }
+        }
+    }
+}
+
+/// How many known companies of the environment `rules` let in, compiled against the current
+/// segments and the other flags' access (for a flag, under its own key).
+#[cfg(feature = "ssr")]
+pub async fn count_access(
+    state: &crate::startup::AppState,
+    environment_id: i64,
+    flag: Option<&str>,
+    rules: &AccessRules,
+) -> Result<AccessCount, AppError> {
+    use std::collections::HashMap;
+    let failed = |_| AppError::general("could not read the rules to count");
+    let segments: HashMap<SegmentKey, crate::model::Segment> = state
+        .store
+        .segments_by_key()
+        .await
+        .map_err(failed)?;
+    let keys: HashMap<i64, String> = state
+        .store
+        .flags()
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .map(|f| (f.id, f.key))
+        .collect();
+    let mut flags = HashMap::new();
+    for row in state.store.current_targeting(environment_id).await.map_err(failed)? {
+        let (Some(key), Ok(rules)) = (keys.get(&row.flag_id), serde_json::from_str::<AccessRules>(&row.json))
+        else {
+            continue;
+        };
+        if let Ok(key) = FlagKey::parse(key.clone()) {
+            flags.insert(key, rules);
+        }
+    }
+    let probe = FlagKey::parse(flag.unwrap_or("access-preview").to_string())
+        .map_err(|_| AppError::general("not a flag key"))?;
+    flags.insert(probe.clone(), rules.clone());
+    let cx = crate::eval::CompileContext {
+        segments: &segments,
+        flags: &flags,
+    };
+    let compiled = crate::eval::compile_access_rules(&probe, rules, &cx).map_err(|e| AppError {
+        field: Some("rules".into()),
+        message: e.to_string(),
+    })?;
+    let engine = crate::eval::CompiledRules::compile(compiled.iter().map(|r| &r.filter));
+    let now = crate::store::now_ms();
+    let companies = state.runtime.entities().company_contexts(environment_id);
+    let with_access = companies
+        .iter()
+        .filter(|company| engine.evaluate(company, now).matched.is_some())
+        .count();
+    Ok(AccessCount {
+        with_access,
+        known: companies.len(),
+    })
+}
+
+/// Counts, for the editor's live preview, the known companies that the unsaved form lets in.
+#[server(endpoint = "read/preview_access")]
+pub async fn preview_access(
+    environment: String,
+    form: AccessForm,
+    flag: Option<String>,
+) -> Result<AccessCount, AppError> {
+    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let environment = state
+        .store
+        .environments()
+        .await
+        .map_err(|_| AppError::general("could not read the environments"))?
+        .into_iter()
+        .find(|e| e.key == environment)
+        .ok_or_else(|| AppError::general(format!("there is no environment {environment}")))?;
+    let rules = form.to_rules()?;
+    count_access(&state, environment.id, flag.as_deref(), &rules).await
+}
+
+/// Stored companies or users of an environment matching `query` (id, name or email), for the
+/// pickers: `(id, label)`, at most ten, most recently seen first.
+#[server(endpoint = "read/search_ids")]
+pub async fn search_ids(
+    environment: String,
+    kind: String,
+    query: String,
+) -> Result<Vec<(String, String)>, AppError> {
+    use crate::store::entities::EntityKind;
+    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let kind = match kind.as_str() {
+        "company" => EntityKind::Company,
+        "user" => EntityKind::User,
+        _ => return Err(AppError::general("search companies or users")),
+    };
+    let failed = |_| AppError::general("could not search");
+    let Some(environment) = state
+        .store
+        .environments()
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .find(|e| e.key == environment)
+    else {
+        return Ok(Vec::new());
+    };
+    let query: String = query.chars().take(100).collect();
+    let page = state
+        .store
+        .search_entities(environment.id, kind, &query, 0, 10)
+        .await
+        .map_err(failed)?;
+    Ok(page
+        .rows
+        .into_iter()
+        .map(|row| {
+            let label = [row.name, row.email].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+            (row.id, label)
+        })
+        .collect())
+}
+
+/// The message of `error` when it names `field`.
+fn message_for(error: Signal<Option<AppError>>, field: String) -> Signal<Option<String>> {
+    Signal::derive(move || {
+        error
+            .get()
+            .filter(|e| e.field.as_deref() == Some(field.as_str()))
+            .map(|e| e.message)
+    })
+}
+
+#[component]
+fn FieldError(id: String, message: Signal<Option<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || message.get().is_some()>
+            <p class="error" id=id.clone() role="alert">{move || message.get().unwrap_or_default()}</p>
+        </Show>
+    }
+}
+
+/// A list of ids (a textarea, posted as `name`) with a search box that suggests stored
+/// companies or users as you type and adds the chosen one to the list.
+#[component]
+fn IdPicker(
+    kind: &'static str,
+    environment: String,
+    id: String,
+    name: String,
+    label: String,
+    value: String,
+) -> impl IntoView {
+    let list = NodeRef::<leptos::html::Textarea>::new();
+    let search = NodeRef::<leptos::html::Input>::new();
+    let query = RwSignal::new(String::new());
+    let matches = LocalResource::new(move || {
+        let (environment, query) = (environment.clone(), query.get());
+        async move {
+            if query.trim().is_empty() {
+                return Vec::new();
+            }
+            search_ids(environment, kind.to_string(), query).await.unwrap_or_default()
+        }
+    });
+    let add = move || {
+        let (Some(list), Some(search)) = (list.get(), search.get()) else {
+            return;
+        };
+        let chosen = search.value().trim().to_string();
+        if chosen.is_empty() {
+            return;
+        }
+        let mut ids = split_list(&list.value());
+        if !ids.contains(&chosen) {
+            ids.push(chosen);
+        }
+        list.set_value(&ids.join("\n"));
+        search.set_value("");
+        query.set(String::new());
+    };
+    let (search_id, options_id) = (format!("{id}-search"), format!("{id}-matches"));
+    let search_label = format!("Find a {kind} to add");
+    view! {
+        <div class="picker">
+            <label for=id.clone()>{label}</label>
+            <textarea id=id.clone() name=name rows="3" node_ref=list>{value}</textarea>
+            <div class="picker-search">
+                <label for=search_id.clone() class="small">{search_label}</label>
+                <input
+                    id=search_id
+                    type="search"
+                    list=options_id.clone()
+                    autocomplete="off"
+                    placeholder="id, name or email"
+                    node_ref=search
+                    on:input=move |ev| query.set(event_target_value(&ev))
+                    on:keydown=move |ev| {
+                        if ev.key() == "Enter" {
+                            ev.prevent_default();
+                            add();
+                        }
+                    }
+                />
+                <button type="button" class="secondary small" on:click=move |_| add()>"Add"</button>
+                <datalist id=options_id>
+                    {move || {
+                        matches
+                            .get()
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(id, label)| view! { <option value=id>{label}</option> })
+                            .collect_view()
+                    }}
+                </datalist>
+            </div>
+        </div>
+    }
+}
+
+/// One condition row of a rule.
+#[component]
+fn ConditionRow(
+    index: usize,
+    row: ConditionForm,
+    prefix: String,
+    error: Signal<Option<AppError>>,
+) -> impl IntoView {
+    let kind = RwSignal::new(if row.kind.is_empty() { "company".to_string() } else { row.kind.clone() });
+    let operator = RwSignal::new(row.operator.clone());
+    let id = |input: &str| format!("{prefix}-condition-{index}-{input}");
+    let name = |input: &str| format!("form[conditions][{index}][{input}]");
+    let (kind_id, field_id, operator_id, value_id) = (id("kind"), id("field"), id("operator"), id("value"));
+    let lists = prefix.clone();
+    let kinds = CONDITION_KINDS
+        .into_iter()
+        .map(|(value, label)| {
+            let selected = value == kind.get_untracked();
+            view! { <option value=value selected=selected>{label}</option> }
+        })
+        .collect_view();
+    let groups = OPERATOR_GROUPS
+        .into_iter()
+        .map(|(group, operators)| {
+            let options = operators
+                .iter()
+                .map(|op| {
+                    let selected = op.as_str() == row.operator;
+                    view! { <option value=op.as_str() selected=selected>{operator_label(*op)}</option> }
+                })
+                .collect_view();
+            view! { <optgroup label=group>{options}</optgroup> }
+        })
+        .collect_view();
+    let compares = move || compares_values(&kind.get());
+    let takes_value = move || {
+        compares() && operator_named(&operator.get()).is_none_or(|op| arity(op) != Arity::None)
+    };
+    let errors = ["kind", "field", "operator", "value"].map(|input| {
+        let field = format!("condition-{index}-{input}");
+        (format!("{prefix}-{field}-error"), message_for(error, field))
+    });
+    let [kind_error, field_error, operator_error, value_error] = errors;
+    view! {
+        <div class="condition">
+            <input type="hidden" name=name("rule") value=row.rule/>
+            <div>
+                <label for=kind_id.clone() class="small">"Condition"</label>
+                <select id=kind_id name=name("kind") on:change=move |ev| kind.set(event_target_value(&ev))>{kinds}</select>
+                <FieldError id=kind_error.0 message=kind_error.1/>
+            </div>
+            <div>
+                <label for=field_id.clone() class="small">"Field"</label>
+                <input
+                    id=field_id
+                    name=name("field")
+                    value=row.field.clone()
+                    list=move || format!("{lists}-{}", kind.get())
+                    autocomplete="off"
+                    placeholder=move || if compares() { "plan" } else { "key" }
+                />
+                <FieldError id=field_error.0 message=field_error.1/>
+            </div>
+            <div class:hidden=move || !compares()>
+                <label for=operator_id.clone() class="small">"Operator"</label>
+                <select id=operator_id name=name("operator") on:change=move |ev| operator.set(event_target_value(&ev))>{groups}</select>
+                <FieldError id=operator_error.0 message=operator_error.1/>
+            </div>
+            <div class:hidden=move || !takes_value()>
+                <label for=value_id.clone() class="small">"Value"</label>
+                <input id=value_id name=name("value") value=row.value.clone() placeholder="pro, team"/>
+                <FieldError id=value_error.0 message=value_error.1/>
+            </div>
+        </div>
+    }
+}
+
+/// The whole editor: mode, pickers, segments, rules. `prefix` keeps element ids unique when a
+/// page holds several editors; `error` is the last save's error for this editor.
+#[component]
+pub fn AccessEditor(
+    form: AccessForm,
+    prefix: String,
+    environment: String,
+    options: EditorOptions,
+    error: Signal<Option<AppError>>,
+    /// `(value, label)` of the mode radios.
+    modes: Vec<(&'static str, &'static str)>,
+) -> impl IntoView {
+    let mode = form.mode.clone();
+    let radios = modes
+        .into_iter()
+        .map(|(value, label)| {
+            let checked = mode == value;
+            view! { <label class="inline"><input type="radio" name="form[mode]" value=value checked=checked/>{label}</label> }
+        })
+        .collect_view();
+    let id = |field: &str| format!("{prefix}-{field}");
+    let saved_rules = form.rules.len().saturating_sub(1);
+    let rules = form
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let is_new = i == saved_rules;
+            let legend = if is_new { "New rule".to_string() } else { format!("Rule {}", i + 1) };
+            let rows = form
+                .conditions
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.rule == i)
+                .map(|(j, row)| {
+                    view! { <ConditionRow index=j row=row.clone() prefix=prefix.clone() error=error/> }
+                })
+                .collect_view();
+            let (rollout_id, by_id, remove_id) = (
+                format!("{prefix}-rule-{i}-rollout"),
+                format!("{prefix}-rule-{i}-by"),
+                format!("{prefix}-rule-{i}-remove"),
+            );
+            let rollout_error = (format!("{rollout_id}-error"), message_for(error, format!("rule-{i}-rollout")));
+            let by_user = rule.rollout_by == "user";
+            view! {
+                <fieldset class="rule">
+                    <legend>{legend}</legend>
+                    <p class="muted small">
+                        {if is_new {
+                            "Fill in a condition or a percentage to add a rule. Every condition must hold."
+                        } else {
+                            "Every condition must hold; then the rollout decides. Clear a field to drop its condition."
+                        }}
+                    </p>
+                    {rows}
+                    <div class="rollout">
+                        <div>
+                            <label for=rollout_id.clone()>"Rollout percentage"</label>
+                            <input
+                                id=rollout_id.clone()
+                                name=format!("form[rules][{i}][rollout]")
+                                value=rule.rollout.clone()
+                                inputmode="decimal"
+                                placeholder="100"
+                                aria-describedby=rollout_error.0.clone()
+                            />
+                        </div>
+                        <div>
+                            <label for=by_id.clone()>"Sticky per"</label>
+                            <select id=by_id name=format!("form[rules][{i}][rollout_by]")>
+                                <option value="company" selected=!by_user>"company"</option>
+                                <option value="user" selected=by_user>"user"</option>
+                            </select>
+                        </div>
+                        {(!is_new).then(|| view! {
+                            <label class="inline" for=remove_id.clone()>
+                                <input type="checkbox" id=remove_id.clone() name=format!("form[rules][{i}][remove]") value="on"/>
+                                "Remove this rule"
+                            </label>
+                        })}
+                    </div>
+                    <FieldError id=rollout_error.0 message=rollout_error.1/>
+                </fieldset>
+            }
+        })
+        .collect_view();
+    let datalist = |suffix: &str, values: &[String], hint: &'static str| {
+        let options = values
+            .iter()
+            .map(|v| view! { <option value=v.clone()>{hint}</option> })
+            .collect_view();
+        view! { <datalist id=format!("{prefix}-{suffix}")>{options}</datalist> }
+    };
+    let lists = view! {
+        {datalist("company", &options.company_fields, "company attribute")}
+        {datalist("user", &options.user_fields, "user attribute")}
+        {datalist("other", &[], "")}
+        {datalist("segment", &options.segments, "segment")}
+        {datalist("notSegment", &options.segments, "segment")}
+        {datalist("flag", &options.flags, "flag")}
+        {datalist("notFlag", &options.flags, "flag")}
+    };
+    let segments_hint = if options.segments.is_empty() {
+        "No segments yet; create them under Segments.".to_string()
+    } else {
+        format!("Known: {}", options.segments.join(", "))
+    };
+    let (segments_id, segments_error_id) = (id("segments"), id("segments-error"));
+    let known = |field: &str| {
+        field == "segments"
+            || field == "mode"
+            || field.starts_with("condition-")
+            || field.starts_with("rule-")
+    };
+    let general = Signal::derive(move || {
+        error
+            .get()
+            .filter(|e| !e.field.as_deref().is_some_and(known))
+            .map(|e| e.message)
+    });
+    view! {
+        <fieldset>
+            <legend>"Who gets it"</legend>
+            {radios}
+        </fieldset>
+        <FieldError id=id("mode-error") message=message_for(error, "mode".into())/>
+        <div class="targets">
+            <IdPicker
+                kind="company"
+                environment=environment.clone()
+                id=id("companies")
+                name="form[companies]".into()
+                label="Companies (ids, one per line)".into()
+                value=form.companies.clone()
+            />
+            <IdPicker
+                kind="user"
+                environment=environment
+                id=id("users")
+                name="form[users]".into()
+                label="Users (ids, one per line)".into()
+                value=form.users.clone()
+            />
+            <div>
+                <label for=segments_id.clone()>"Segments (keys, one per line)"</label>
+                <textarea id=segments_id name="form[segments]" rows="3" aria-describedby=segments_error_id.clone()>{form.segments.clone()}</textarea>
+                <p class="muted small">{segments_hint}</p>
+                <FieldError id=segments_error_id message=message_for(error, "segments".into())/>
+            </div>
+        </div>
+        {rules}
+        {lists}
+        <FieldError id=id("error") message=general/>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+    use crate::model::{AccessRules, ContextOperator};
+
+    fn some(rules: Vec<AccessRule>) -> AccessRules {
+        AccessRules::Some(TargetedAccess {
+            companies: vec!["acme".into()],
+            users: vec![],
+            segments: vec![SegmentKey::parse("beta").unwrap()],
+            rules,
+        })
+    }
+
+    #[test]
+    fn every_rule_and_condition_survives_the_form() {
+        let rules = some(vec![
+            AccessRule {
+                conditions: vec![
+                    Condition::CompanyAttribute {
+                        attribute: "plan".into(),
+                        operator: ContextOperator::AnyOf,
+                        values: vec!["pro".into(), "team".into()],
+                    },
+                    Condition::UserAttribute {
+                        attribute: "email".into(),
+                        operator: ContextOperator::Contains,
+                        values: vec!["@acme.com".into()],
+                    },
+                    Condition::OtherContext {
+                        field: "region".into(),
+                        operator: ContextOperator::Set,
+                        values: vec![],
+                    },
+                    Condition::Segment {
+                        segment: SegmentKey::parse("beta").unwrap(),
+                        membership: SegmentMembership::NotIn,
+                    },
+                    Condition::FlagAccess {
+                        flag: FlagKey::parse("new-ui").unwrap(),
+                        enabled: false,
+                    },
+                ],
+                rollout_percentage: Percentage::new(12.5).unwrap(),
+                rollout_attribute: RolloutAttribute::User,
+            },
+            AccessRule {
+                conditions: vec![],
+                rollout_percentage: Percentage::FULL,
+                rollout_attribute: RolloutAttribute::Company,
+            },
+        ]);
+        let form = AccessForm::from_rules(&rules);
+        // Two saved rules and a blank one; each saved rule has a blank condition row.
+        assert_eq!(form.rules.len(), 3);
+        assert_eq!(form.conditions.len(), 5 + 1 + 1 + 2);
+        assert_eq!(form.to_rules().unwrap(), rules);
+        for rules in [AccessRules::NoOne, AccessRules::Everyone] {
+            assert_eq!(AccessForm::from_rules(&rules).to_rules().unwrap(), rules);
+        }
+    }
+
+    #[test]
+    fn the_blank_rule_becomes_a_rule_once_filled_in() {
+        let mut form = AccessForm::from_rules(&some(vec![]));
+        form.rules[0].rollout = "25 %".into();
+        let AccessRules::Some(access) = form.to_rules().unwrap() else { panic!() };
+        assert_eq!(access.rules.len(), 1);
+        assert_eq!(access.rules[0].rollout_percentage, Percentage::new(25.0).unwrap());
+        assert!(access.rules[0].conditions.is_empty());
+
+        let mut form = AccessForm::from_rules(&some(vec![]));
+        form.conditions[1].kind = "user".into();
+        form.conditions[1].field = "user.role".into();
+        form.conditions[1].value = "admin".into();
+        let AccessRules::Some(access) = form.to_rules().unwrap() else { panic!() };
+        assert_eq!(
+            access.rules[0].conditions,
+            vec![Condition::UserAttribute {
+                attribute: "role".into(),
+                operator: ContextOperator::Is,
+                values: vec!["admin".into()],
+            }]
+        );
+        assert!(access.rules[0].rollout_percentage.is_full());
+    }
+
+    #[test]
+    fn a_removed_rule_is_left_out() {
+        let rule = AccessRule {
+            conditions: vec![],
+            rollout_percentage: Percentage::new(50.0).unwrap(),
+            rollout_attribute: RolloutAttribute::Company,
+        };
+        let mut form = AccessForm::from_rules(&some(vec![rule]));
+        form.rules[0].remove = "on".into();
+        assert_eq!(form.to_rules().unwrap(), some(vec![]));
+    }
+
+    #[test]
+    fn wrong_inputs_are_named() {
+        let field = |form: &AccessForm| form.to_rules().unwrap_err().field.unwrap();
+        let base = AccessForm::from_rules(&some(vec![]));
+        let mut form = base.clone();
+        form.rules[0].rollout = "150".into();
+        assert_eq!(field(&form), "rule-0-rollout");
+        let mut form = base.clone();
+        form.conditions[0].field = "seats".into();
+        form.conditions[0].operator = "GT".into();
+        form.conditions[0].value = "many".into();
+        assert_eq!(field(&form), "condition-0-value");
+        form.conditions[0].operator = "DATE_AFTER".into();
+        form.conditions[0].value = "not a date".into();
+        assert_eq!(field(&form), "condition-0-value");
+        form.conditions[0].operator = "NOPE".into();
+        assert_eq!(field(&form), "condition-0-operator");
+        let mut form = base.clone();
+        form.conditions[1].value = "orphan value".into();
+        assert_eq!(field(&form), "condition-1-field");
+        let mut form = base.clone();
+        form.conditions[0].kind = "segment".into();
+        form.conditions[0].field = "Not A Key!".into();
+        assert_eq!(field(&form), "condition-0-field");
+        let mut form = base;
+        form.segments = "bad key!".into();
+        assert_eq!(field(&form), "segments");
+    }
+}
