@@ -21,9 +21,20 @@ use crate::service::Actor;
 use crate::store::{Store, StoreError};
 use crate::ui::{shell, App};
 
-/// What every handler and server function can reach.
+/// What every handler and server function can reach: one shared allocation, so handing it to a
+/// request is a reference-count increment (a field-by-field clone showed up in the API profile).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct AppStateInner {
     pub store: Store,
     pub runtime: Runtime,
     pub leptos_options: LeptosOptions,
@@ -138,14 +149,14 @@ impl Application {
             .await
             .map_err(|e| StartupError::Runtime(e.to_string()))?;
         runtime.spawn_watchers();
-        let state = AppState {
+        let state = AppState(Arc::new(AppStateInner {
             store,
             runtime,
             leptos_options: leptos_options(local_addr),
             throttle: Arc::new(Throttle::default()),
             setup,
             public_url,
-        };
+        }));
         let router = router(state.clone(), settings.sessions);
         Ok(Application {
             listener,

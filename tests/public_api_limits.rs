@@ -34,7 +34,10 @@ async fn oversized_bodies_are_refused_with_413() {
         if path.starts_with("/ofrep/") {
             // OFREP's error shape, which its providers read.
             assert_eq!(body["errorCode"], "GENERAL", "{path}");
-            assert!(body["errorDetails"].as_str().unwrap().contains("larger than"), "{body}");
+            assert!(
+                body["errorDetails"].as_str().unwrap().contains("larger than"),
+                "{body}"
+            );
         } else {
             assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE", "{path}");
         }

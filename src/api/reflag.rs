@@ -11,13 +11,12 @@ use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
 use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
 use super::error::ApiError;
-use crate::eval::{FlagResult, FlatContext};
+use crate::eval::{CompiledFlag, FlatContext, Scratch};
 use crate::runtime::{Runtime, Snapshot};
 use crate::startup::AppState;
 use crate::store::ApiKeyKind;
@@ -126,77 +125,6 @@ pub async fn features(
     .into_response()
 }
 
-/// One flag of a remote evaluation, in the shape Reflag's browser SDK validates.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EvaluatedFlag<'a> {
-    key: &'a str,
-    is_enabled: bool,
-    targeting_version: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    config: Option<EvaluatedConfig<'a>>,
-    rule_evaluation_results: &'a [bool],
-    missing_context_fields: &'a [&'a str],
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EvaluatedConfig<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    version: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<&'a serde_json::Value>,
-    rule_evaluation_results: &'a [bool],
-    missing_context_fields: &'a [&'a str],
-}
-
-/// The body of `/features/evaluated` and `/features/enabled`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EvaluatedResponse<'a> {
-    success: bool,
-    remote_context_used: bool,
-    flag_state_version: i64,
-    features: Features<'a>,
-}
-
-/// The evaluated flags as an object keyed by flag key, in snapshot (key) order.
-struct Features<'a> {
-    results: &'a [FlagResult<'a>],
-    only_enabled: bool,
-}
-
-impl Serialize for Features<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        for result in self.results.iter().filter(|r| !self.only_enabled || r.is_enabled) {
-            map.serialize_entry(result.key, &EvaluatedFlag::from_result(result))?;
-        }
-        map.end()
-    }
-}
-
-impl<'a> EvaluatedFlag<'a> {
-    fn from_result(result: &'a FlagResult<'a>) -> Self {
-        EvaluatedFlag {
-            key: result.key,
-            is_enabled: result.is_enabled,
-            targeting_version: result.targeting_version,
-            config: result.config.targeting_version.map(|version| EvaluatedConfig {
-                key: result.config.key,
-                version,
-                payload: result.config.payload,
-                rule_evaluation_results: &result.config.rule_evaluation_results,
-                missing_context_fields: &result.config.missing_context_fields,
-            }),
-            rule_evaluation_results: &result.rule_evaluation_results,
-            missing_context_fields: &result.missing_context_fields,
-        }
-    }
-}
-
 /// The request context: every `context.*` parameter, prefix removed, in order.
 pub fn context_from_pairs(pairs: &[(String, String)]) -> FlatContext {
     FlatContext::from_pairs(
@@ -241,9 +169,9 @@ async fn evaluated(
         .enrich(snapshot.environment.id, context_from_pairs(&pairs));
     let now = crate::store::now_ms();
     let key = pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_str());
-    let results: Vec<FlagResult<'_>> = match key {
+    let flags = match key {
         Some(key) => match snapshot.position(key) {
-            Some(i) => vec![snapshot.compiled[i].evaluate(&context, now)],
+            Some(i) => &snapshot.compiled[i..=i],
             None => {
                 return ApiError::new(
                     axum::http::StatusCode::NOT_FOUND,
@@ -253,31 +181,57 @@ async fn evaluated(
                 .into_response()
             }
         },
-        None => snapshot
-            .compiled
-            .iter()
-            .map(|flag| flag.evaluate(&context, now))
-            .collect(),
+        None => &snapshot.compiled[..],
     };
-    let body = EvaluatedResponse {
-        success: true,
+    let body = evaluated_json(
+        flags,
+        &context,
+        now,
         remote_context_used,
-        flag_state_version: snapshot.version(),
-        features: Features {
-            results: &results,
-            only_enabled,
-        },
-    };
-    // Serialised straight from the results: building a `serde_json::Value` tree first cost more
-    // than evaluating the flags.
-    let mut response = match serde_json::to_vec(&body) {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Err(_) => return ApiError::internal().into_response(),
-    };
+        snapshot.version(),
+        only_enabled,
+    );
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     response
         .extensions_mut()
-        .insert(super::metrics::Evaluations(results.len() as u64));
+        .insert(super::metrics::Evaluations(flags.len() as u64));
     response
+}
+
+/// The body of `/features/evaluated` (and, with `only_enabled`, `/features/enabled`): each flag
+/// evaluated and appended from JSON pieces rendered when the snapshot was compiled. Rendering
+/// through serde cost more than evaluating the flags; the test below holds this to serde's output.
+pub fn evaluated_json(
+    flags: &[CompiledFlag],
+    context: &FlatContext,
+    now_ms: i64,
+    remote_context_used: bool,
+    flag_state_version: i64,
+    only_enabled: bool,
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(128 + 160 * flags.len());
+    body.extend_from_slice(b"{\"success\":true,\"remoteContextUsed\":");
+    body.extend_from_slice(if remote_context_used { b"true" } else { b"false" });
+    body.extend_from_slice(b",\"flagStateVersion\":");
+    body.extend_from_slice(flag_state_version.to_string().as_bytes());
+    body.extend_from_slice(b",\"features\":{");
+    let mut any = false;
+    let mut scratch = Scratch::default();
+    for flag in flags {
+        let mark = body.len();
+        if any {
+            body.push(b',');
+        }
+        if flag.write_evaluated_json(context, now_ms, only_enabled, &mut scratch, &mut body) {
+            any = true;
+        } else if only_enabled {
+            body.truncate(mark);
+        } else {
+            any = true;
+        }
+    }
+    body.extend_from_slice(b"}}");
+    body
 }
 
 /// `GET /features/evaluated`: every flag evaluated for the `context.*` parameters.
@@ -335,4 +289,142 @@ pub fn flag_updates(
         });
         Some(Ok(Event::default().event("message").data(data.to_string())))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::{flatten, FlagResult};
+    use crate::model::{FlagDefinition, JsValue};
+    use serde::Serialize;
+    use serde_json::Value;
+
+    /// One flag of a remote evaluation, in the shape Reflag's browser SDK validates.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct EvaluatedFlag<'a> {
+        key: &'a str,
+        is_enabled: bool,
+        targeting_version: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        config: Option<EvaluatedConfig<'a>>,
+        rule_evaluation_results: &'a [bool],
+        missing_context_fields: &'a [&'a str],
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct EvaluatedConfig<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<&'a str>,
+        version: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        payload: Option<&'a serde_json::Value>,
+        rule_evaluation_results: &'a [bool],
+        missing_context_fields: &'a [&'a str],
+    }
+
+    /// The body of `/features/evaluated` and `/features/enabled`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct EvaluatedResponse<'a> {
+        success: bool,
+        remote_context_used: bool,
+        flag_state_version: i64,
+        features: Features<'a>,
+    }
+
+    /// The evaluated flags as an object keyed by flag key, in snapshot (key) order.
+    struct Features<'a> {
+        results: &'a [FlagResult<'a>],
+        only_enabled: bool,
+    }
+
+    impl Serialize for Features<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = serializer.serialize_map(None)?;
+            for result in self.results.iter().filter(|r| !self.only_enabled || r.is_enabled) {
+                map.serialize_entry(result.key, &EvaluatedFlag::from_result(result))?;
+            }
+            map.end()
+        }
+    }
+
+    impl<'a> EvaluatedFlag<'a> {
+        fn from_result(result: &'a FlagResult<'a>) -> Self {
+            EvaluatedFlag {
+                key: result.key,
+                is_enabled: result.is_enabled,
+                targeting_version: result.targeting_version,
+                config: result.config.targeting_version.map(|version| EvaluatedConfig {
+                    key: result.config.key,
+                    version,
+                    payload: result.config.payload,
+                    rule_evaluation_results: &result.config.rule_evaluation_results,
+                    missing_context_fields: &result.config.missing_context_fields,
+                }),
+                rule_evaluation_results: &result.rule_evaluation_results,
+                missing_context_fields: &result.missing_context_fields,
+            }
+        }
+    }
+
+    /// What serde makes of the same results: the shape Reflag's SDKs read.
+    fn through_serde(results: &[FlagResult<'_>], remote: bool, version: i64, only_enabled: bool) -> Value {
+        let body = EvaluatedResponse {
+            success: true,
+            remote_context_used: remote,
+            flag_state_version: version,
+            features: Features {
+                results,
+                only_enabled,
+            },
+        };
+        serde_json::to_value(&body).unwrap()
+    }
+
+    #[test]
+    fn pre_rendered_answers_equal_serde_output() {
+        let vectors: Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/reflag-vectors.json")).unwrap();
+        let mut definitions: Vec<FlagDefinition> = Vec::new();
+        let mut contexts: Vec<Value> = vec![json!({})];
+        for case in vectors["node_sdk_flags"].as_array().unwrap() {
+            definitions.extend(
+                serde_json::from_value::<Vec<FlagDefinition>>(case["flagDefinitions"].clone()).unwrap(),
+            );
+            contexts.push(case["context"].clone());
+        }
+        // A payload and field names that need escaping.
+        definitions.push(
+            serde_json::from_value(json!({
+                "key": "quoted.flag_1",
+                "description": null,
+                "targeting": { "version": 7, "rules": [
+                    { "filter": { "type": "context", "field": "company.\"odd\\name", "operator": "IS", "values": ["x"] } },
+                    { "filter": { "type": "rolloutPercentage", "key": "quoted.flag_1", "partialRolloutAttribute": "user.id", "partialRolloutThreshold": 50000 } }
+                ] },
+                "config": { "version": 3, "variants": [
+                    { "filter": { "type": "context", "field": "user.id", "operator": "SET", "values": [] }, "key": "v\"1", "payload": { "text": "line\nbreak \u{1}", "n": [1, 2.5, null] } },
+                    { "filter": { "type": "constant", "value": true }, "key": "plain", "payload": null }
+                ] }
+            }))
+            .unwrap(),
+        );
+        contexts.push(json!({ "user": { "id": "u1" }, "company": { "id": "c1" } }));
+        let flags: Vec<CompiledFlag> = definitions.iter().map(CompiledFlag::compile).collect();
+        assert!(flags.len() > 5);
+        for context in &contexts {
+            let context: JsValue = serde_json::from_value(context.clone()).unwrap();
+            let context = flatten(&context);
+            let now = 1_700_000_000_000;
+            let results: Vec<FlagResult<'_>> = flags.iter().map(|f| f.evaluate(&context, now)).collect();
+            for (remote, only_enabled) in [(false, false), (true, true)] {
+                let written = evaluated_json(&flags, &context, now, remote, 42, only_enabled);
+                let written: Value = serde_json::from_slice(&written).expect("valid JSON");
+                assert_eq!(written, through_serde(&results, remote, 42, only_enabled));
+            }
+        }
+    }
 }

@@ -226,13 +226,13 @@ impl Node {
 }
 
 /// Per-evaluation scratch state shared across the rules of one flag.
-struct Eval<'c, 'r> {
+struct Eval<'c, 'r, 'm> {
     ctx: &'c FlatContext,
     now_ms: f64,
-    missing: Vec<&'r str>,
+    missing: &'m mut Vec<&'r str>,
 }
 
-impl<'r> Eval<'_, 'r> {
+impl<'r> Eval<'_, 'r, '_> {
     fn add_missing(&mut self, field: &'r str) {
         if !self.missing.contains(&field) {
             self.missing.push(field);
@@ -380,13 +380,35 @@ impl CompiledRules {
 
     /// Evaluates every rule against `ctx` with the clock at `now_ms` (epoch ms).
     pub fn evaluate(&self, ctx: &FlatContext, now_ms: i64) -> RulesOutcome<'_> {
+        let mut rule_results = Vec::with_capacity(self.rules.len());
+        let mut missing = Vec::new();
+        let (matched, decided_by_rollout) = self.evaluate_into(ctx, now_ms, &mut rule_results, &mut missing);
+        RulesOutcome {
+            matched,
+            rule_results,
+            missing,
+            decided_by_rollout,
+        }
+    }
+
+    /// [`CompiledRules::evaluate`] into caller-owned buffers (cleared first), so a caller that
+    /// evaluates many flags allocates once: returns the matched rule and whether a rollout bucket
+    /// decided it.
+    pub fn evaluate_into<'r>(
+        &'r self,
+        ctx: &FlatContext,
+        now_ms: i64,
+        rule_results: &mut Vec<bool>,
+        missing: &mut Vec<&'r str>,
+    ) -> (Option<usize>, bool) {
+        rule_results.clear();
+        missing.clear();
         let mut ev = Eval {
             ctx,
             // Epoch milliseconds are exact in f64 for any real date.
             now_ms: now_ms as f64,
-            missing: Vec::new(),
+            missing,
         };
-        let mut rule_results = Vec::with_capacity(self.rules.len());
         let mut matched = None;
         let mut decided_by_rollout = false;
         for (i, rule) in self.rules.iter().enumerate() {
@@ -397,11 +419,6 @@ impl CompiledRules {
             }
             rule_results.push(r);
         }
-        RulesOutcome {
-            matched,
-            rule_results,
-            missing: ev.missing,
-            decided_by_rollout,
-        }
+        (matched, decided_by_rollout)
     }
 }

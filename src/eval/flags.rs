@@ -54,6 +54,8 @@ pub fn evaluate_flag_rules<V: Clone>(
 struct CompiledVariant {
     key: String,
     payload: serde_json::Value,
+    /// `"key":…,"version":…,"payload":…` of the evaluated config when this variant is chosen.
+    json: Box<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ struct CompiledConfig {
     version: u64,
     variants: Vec<CompiledVariant>,
     rules: CompiledRules,
+    /// `"version":…` of the evaluated config when no variant is chosen.
+    json_unmatched: Box<str>,
 }
 
 /// A `GET /features` flag definition compiled for repeated evaluation.
@@ -70,10 +74,63 @@ pub struct CompiledFlag {
     targeting_version: u64,
     targeting: CompiledRules,
     config: Option<CompiledConfig>,
+    /// `"<key>":{"key":"<key>","isEnabled":` of the evaluated entry, rendered once.
+    json_head: Box<str>,
+    /// `,"targetingVersion":<n>`.
+    json_version: Box<str>,
+}
+
+/// Buffers reused across the flags of one evaluation (see [`CompiledFlag::write_evaluated_json`]).
+#[derive(Debug, Default)]
+pub struct Scratch<'a> {
+    results: Vec<bool>,
+    missing: Vec<&'a str>,
+    config_results: Vec<bool>,
+    config_missing: Vec<&'a str>,
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// Appends `text` as a JSON string literal; names from rules rarely need escaping, so the common
+/// case is a copy.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(json_string(text).as_bytes());
+    }
+}
+
+fn push_bools(out: &mut Vec<u8>, values: &[bool]) {
+    out.push(b'[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(if *v { b"true" } else { b"false" });
+    }
+    out.push(b']');
+}
+
+fn push_strings(out: &mut Vec<u8>, values: &[&str]) {
+    out.push(b'[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_string(out, v);
+    }
+    out.push(b']');
 }
 
 impl CompiledFlag {
     pub fn compile(def: &FlagDefinition) -> Self {
+        let key = json_string(def.key.as_str());
         CompiledFlag {
             key: def.key.as_str().to_owned(),
             targeting_version: def.targeting.version,
@@ -86,11 +143,73 @@ impl CompiledFlag {
                     .map(|v| CompiledVariant {
                         key: v.key.clone(),
                         payload: v.payload.clone(),
+                        json: format!(
+                            "\"key\":{},\"version\":{},\"payload\":{}",
+                            json_string(&v.key),
+                            c.version,
+                            serde_json::to_string(&v.payload).unwrap_or_else(|_| "null".into())
+                        )
+                        .into(),
                     })
                     .collect(),
                 rules: CompiledRules::compile(c.variants.iter().map(|v| &v.filter)),
+                json_unmatched: format!("\"version\":{}", c.version).into(),
             }),
+            json_head: format!("{key}:{{\"key\":{key},\"isEnabled\":").into(),
+            json_version: format!(",\"targetingVersion\":{}", def.targeting.version).into(),
         }
+    }
+
+    /// Evaluates like [`CompiledFlag::evaluate`] and appends the flag's entry of a
+    /// `/features/evaluated` answer (`"<key>":{…}`, the JSON the node SDK's `RawFlag` serialises
+    /// to) from pieces rendered at compile time. With `only_enabled`, a disabled flag appends
+    /// nothing. Returns whether the flag is enabled.
+    pub fn write_evaluated_json<'a>(
+        &'a self,
+        ctx: &FlatContext,
+        now_ms: i64,
+        only_enabled: bool,
+        scratch: &mut Scratch<'a>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Scratch {
+            results,
+            missing,
+            config_results,
+            config_missing,
+        } = scratch;
+        let (matched, _) = self.targeting.evaluate_into(ctx, now_ms, results, missing);
+        let is_enabled = matched.is_some();
+        if only_enabled && !is_enabled {
+            return false;
+        }
+        out.extend_from_slice(self.json_head.as_bytes());
+        out.extend_from_slice(if is_enabled { b"true" } else { b"false" });
+        out.extend_from_slice(self.json_version.as_bytes());
+        // The config is written before the flag's own results, so those wait in their buffers
+        // while the config is evaluated into a second pair.
+        if let Some(cfg) = &self.config {
+            let (matched, _) = cfg
+                .rules
+                .evaluate_into(ctx, now_ms, config_results, config_missing);
+            out.extend_from_slice(b",\"config\":{");
+            let chosen = match matched {
+                Some(i) => &cfg.variants[i].json,
+                None => &cfg.json_unmatched,
+            };
+            out.extend_from_slice(chosen.as_bytes());
+            out.extend_from_slice(b",\"ruleEvaluationResults\":");
+            push_bools(out, config_results);
+            out.extend_from_slice(b",\"missingContextFields\":");
+            push_strings(out, config_missing);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b",\"ruleEvaluationResults\":");
+        push_bools(out, results);
+        out.extend_from_slice(b",\"missingContextFields\":");
+        push_strings(out, missing);
+        out.push(b'}');
+        is_enabled
     }
 
     pub fn key(&self) -> &str {

@@ -26,7 +26,7 @@ pub use engine::{CompiledRules, RulesOutcome};
 pub use explain::{explain_flag, explain_rules, Explanation};
 pub use flags::{
     compile_flags, evaluate_flag_rules, evaluate_flags, CompiledFlag, ConfigResult, FlagResult,
-    RulesEvaluation,
+    RulesEvaluation, Scratch,
 };
 pub use flatten::{flatten, FlatContext};
 pub use hash::{hash_int, rollout_bucket};

@@ -1,7 +1,9 @@
 //! Access rules in words: how the admin UI names operators, conditions and rules, and what
 //! changed between two versions of a flag's access (the history's diff).
 
-use super::access::{AccessRule, AccessRules, Condition, RolloutAttribute, SegmentMembership, TargetedAccess};
+use super::access::{
+    AccessRule, AccessRules, Condition, RolloutAttribute, SegmentMembership, TargetedAccess,
+};
 use super::filter::ContextOperator;
 
 /// How many values an operator compares against.
@@ -78,9 +80,10 @@ pub fn operator_label(operator: ContextOperator) -> &'static str {
 
 pub fn arity(operator: ContextOperator) -> Arity {
     match operator {
-        ContextOperator::Set | ContextOperator::NotSet | ContextOperator::IsTrue | ContextOperator::IsFalse => {
-            Arity::None
-        }
+        ContextOperator::Set
+        | ContextOperator::NotSet
+        | ContextOperator::IsTrue
+        | ContextOperator::IsFalse => Arity::None,
         ContextOperator::AnyOf | ContextOperator::NotAnyOf => Arity::List,
         _ => Arity::One,
     }
@@ -168,10 +171,7 @@ pub fn describe_rule(rule: &AccessRule) -> String {
             RolloutAttribute::Company => "companies",
             RolloutAttribute::User => "users",
         };
-        format!(
-            "{conditions}, {} % of {by}",
-            rule.rollout_percentage.as_f64()
-        )
+        format!("{conditions}, {} % of {by}", rule.rollout_percentage.as_f64())
     }
 }
 
@@ -184,8 +184,16 @@ fn mode_name(rules: &AccessRules) -> &'static str {
 }
 
 fn list_changes(what: &str, old: &[String], new: &[String], out: &mut Vec<String>) {
-    let added: Vec<&str> = new.iter().filter(|v| !old.contains(v)).map(String::as_str).collect();
-    let removed: Vec<&str> = old.iter().filter(|v| !new.contains(v)).map(String::as_str).collect();
+    let added: Vec<&str> = new
+        .iter()
+        .filter(|v| !old.contains(v))
+        .map(String::as_str)
+        .collect();
+    let removed: Vec<&str> = old
+        .iter()
+        .filter(|v| !new.contains(v))
+        .map(String::as_str)
+        .collect();
     if !added.is_empty() {
         out.push(format!("+ {what} {}", added.join(", ")));
     }
@@ -217,9 +225,12 @@ pub fn access_changes(old: &AccessRules, new: &AccessRules) -> Vec<String> {
     list_changes("segments", &keys(&old.segments), &keys(&new.segments), &mut out);
     for i in 0..old.rules.len().max(new.rules.len()) {
         match (old.rules.get(i), new.rules.get(i)) {
-            (Some(a), Some(b)) if a != b => {
-                out.push(format!("rule {}: {} → {}", i + 1, describe_rule(a), describe_rule(b)))
-            }
+            (Some(a), Some(b)) if a != b => out.push(format!(
+                "rule {}: {} → {}",
+                i + 1,
+                describe_rule(a),
+                describe_rule(b)
+            )),
             (None, Some(b)) => out.push(format!("+ rule {}: {}", i + 1, describe_rule(b))),
             (Some(a), None) => out.push(format!("− rule {}: {}", i + 1, describe_rule(a))),
             _ => {}
@@ -247,7 +258,10 @@ mod tests {
 
     #[test]
     fn rules_read_as_sentences() {
-        assert_eq!(describe_rule(&plan_rule(&["pro", "team"], 100.0)), "company.plan is any of pro, team");
+        assert_eq!(
+            describe_rule(&plan_rule(&["pro", "team"], 100.0)),
+            "company.plan is any of pro, team"
+        );
         assert_eq!(
             describe_rule(&plan_rule(&["pro"], 25.0)),
             "company.plan is any of pro, 25 % of companies"
@@ -301,17 +315,27 @@ mod tests {
             ]
         );
         assert!(access_changes(&new, &new).is_empty());
-        assert_eq!(access_changes(&AccessRules::NoOne, &AccessRules::Everyone), vec!["No one → Everyone"]);
+        assert_eq!(
+            access_changes(&AccessRules::NoOne, &AccessRules::Everyone),
+            vec!["No one → Everyone"]
+        );
         assert_eq!(
             access_changes(&AccessRules::Everyone, &old),
-            vec!["Everyone → Some", "+ companies acme, globex", "+ rule 1: company.plan is any of pro, 25 % of companies"]
+            vec![
+                "Everyone → Some",
+                "+ companies acme, globex",
+                "+ rule 1: company.plan is any of pro, 25 % of companies"
+            ]
         );
     }
 
     #[test]
     fn every_offered_operator_is_in_one_group() {
         for op in ContextOperator::ALL {
-            let groups = OPERATOR_GROUPS.iter().filter(|(_, ops)| ops.contains(&op)).count();
+            let groups = OPERATOR_GROUPS
+                .iter()
+                .filter(|(_, ops)| ops.contains(&op))
+                .count();
             assert_eq!(groups, 1, "{op:?}");
             assert_eq!(operator_named(op.as_str()), Some(op));
         }

@@ -16,8 +16,8 @@ use crate::model::describe::{arity, operator_label, operator_named, Arity, OPERA
 #[cfg(feature = "ssr")]
 use crate::model::{
     describe::{value_kind, ValueKind},
-    AccessRule, AccessRules, Condition, FlagKey, Percentage, RolloutAttribute, SegmentKey,
-    SegmentMembership, TargetedAccess,
+    AccessRule, AccessRules, Condition, FlagKey, Percentage, RolloutAttribute, SegmentKey, SegmentMembership,
+    TargetedAccess,
 };
 
 /// What a condition row tests, as the kind select offers it.
@@ -114,15 +114,16 @@ impl ConditionForm {
     }
 
     fn from_condition(rule: usize, condition: &Condition) -> Self {
-        let attribute = |kind: &str, field: &str, operator: &crate::model::ContextOperator, values: &[String]| {
-            ConditionForm {
-                rule,
-                kind: kind.into(),
-                field: field.into(),
-                operator: operator.as_str().into(),
-                value: values.join(", "),
-            }
-        };
+        let attribute =
+            |kind: &str, field: &str, operator: &crate::model::ContextOperator, values: &[String]| {
+                ConditionForm {
+                    rule,
+                    kind: kind.into(),
+                    field: field.into(),
+                    operator: operator.as_str().into(),
+                    value: values.join(", "),
+                }
+            };
         let reference = |kind: &str, field: &str| ConditionForm {
             rule,
             kind: kind.into(),
@@ -171,11 +172,13 @@ impl ConditionForm {
             if self.value.trim().is_empty() || !compares_values(&self.kind) {
                 return Ok(None);
             }
-            return Err(wrong("field", "choose a field for this value, or clear the value".into()));
+            return Err(wrong(
+                "field",
+                "choose a field for this value, or clear the value".into(),
+            ));
         }
-        let segment = || {
-            SegmentKey::parse(field.to_string()).map_err(|e| wrong("field", format!("{field}: {e}")))
-        };
+        let segment =
+            || SegmentKey::parse(field.to_string()).map_err(|e| wrong("field", format!("{field}: {e}")));
         let flag = || FlagKey::parse(field.to_string()).map_err(|e| wrong("field", format!("{field}: {e}")));
         let condition = match self.kind.as_str() {
             "segment" => Condition::Segment {
@@ -249,7 +252,10 @@ impl ConditionForm {
             Arity::List => {
                 let values = split_list(&self.value);
                 if values.is_empty() {
-                    return Err(wrong("value", "enter one or more values, separated by commas".into()));
+                    return Err(wrong(
+                        "value",
+                        "enter one or more values, separated by commas".into(),
+                    ));
                 }
                 values
             }
@@ -310,8 +316,11 @@ impl AccessForm {
                     },
                     remove: String::new(),
                 });
-                form.conditions
-                    .extend(rule.conditions.iter().map(|c| ConditionForm::from_condition(i, c)));
+                form.conditions.extend(
+                    rule.conditions
+                        .iter()
+                        .map(|c| ConditionForm::from_condition(i, c)),
+                );
                 form.conditions.push(ConditionForm::blank(i));
             }
         }
@@ -339,10 +348,14 @@ impl AccessForm {
         }
         let segments = split_list(&self.segments)
             .into_iter()
-            .map(|key| SegmentKey::parse(key.clone()).map_err(|e| wrong("segments".into(), format!("{key}: {e}"))))
+            .map(|key| {
+                SegmentKey::parse(key.clone()).map_err(|e| wrong("segments".into(), format!("{key}: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if self.conditions.iter().any(|c| c.rule >= self.rules.len()) {
-            return Err(AppError::general("a condition belongs to no rule; reload the page"));
+            return Err(AppError::general(
+                "a condition belongs to no rule; reload the page",
+            ));
         }
         let mut rules = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
@@ -370,7 +383,12 @@ impl AccessForm {
             let rollout_attribute = match rule.rollout_by.as_str() {
                 "" | "company" => RolloutAttribute::Company,
                 "user" => RolloutAttribute::User,
-                _ => return Err(wrong(format!("rule-{i}-rollout_by"), "choose company or user".into())),
+                _ => {
+                    return Err(wrong(
+                        format!("rule-{i}-rollout_by"),
+                        "choose company or user".into(),
+                    ))
+                }
             };
             rules.push(AccessRule {
                 conditions,
@@ -461,11 +479,8 @@ pub async fn count_access(
 ) -> Result<AccessCount, AppError> {
     use std::collections::HashMap;
     let failed = |_| AppError::general("could not read the rules to count");
-    let segments: HashMap<SegmentKey, crate::model::Segment> = state
-        .store
-        .segments_by_key()
-        .await
-        .map_err(failed)?;
+    let segments: HashMap<SegmentKey, crate::model::Segment> =
+        state.store.segments_by_key().await.map_err(failed)?;
     let keys: HashMap<i64, String> = state
         .store
         .flags()
@@ -475,9 +490,16 @@ pub async fn count_access(
         .map(|f| (f.id, f.key))
         .collect();
     let mut flags = HashMap::new();
-    for row in state.store.current_targeting(environment_id).await.map_err(failed)? {
-        let (Some(key), Ok(rules)) = (keys.get(&row.flag_id), serde_json::from_str::<AccessRules>(&row.json))
-        else {
+    for row in state
+        .store
+        .current_targeting(environment_id)
+        .await
+        .map_err(failed)?
+    {
+        let (Some(key), Ok(rules)) = (
+            keys.get(&row.flag_id),
+            serde_json::from_str::<AccessRules>(&row.json),
+        ) else {
             continue;
         };
         if let Ok(key) = FlagKey::parse(key.clone()) {
@@ -566,7 +588,11 @@ pub async fn search_ids(
         .rows
         .into_iter()
         .map(|row| {
-            let label = [row.name, row.email].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+            let label = [row.name, row.email]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" · ");
             (row.id, label)
         })
         .collect())
@@ -611,7 +637,9 @@ fn IdPicker(
             if query.trim().is_empty() {
                 return Vec::new();
             }
-            search_ids(environment, kind.to_string(), query).await.unwrap_or_default()
+            search_ids(environment, kind.to_string(), query)
+                .await
+                .unwrap_or_default()
         }
     });
     let add = move || {
@@ -677,7 +705,11 @@ fn ConditionRow(
     prefix: String,
     error: Signal<Option<AppError>>,
 ) -> impl IntoView {
-    let kind = RwSignal::new(if row.kind.is_empty() { "company".to_string() } else { row.kind.clone() });
+    let kind = RwSignal::new(if row.kind.is_empty() {
+        "company".to_string()
+    } else {
+        row.kind.clone()
+    });
     let operator = RwSignal::new(row.operator.clone());
     let id = |input: &str| format!("{prefix}-condition-{index}-{input}");
     let name = |input: &str| format!("form[conditions][{index}][{input}]");
@@ -704,9 +736,8 @@ fn ConditionRow(
         })
         .collect_view();
     let compares = move || compares_values(&kind.get());
-    let takes_value = move || {
-        compares() && operator_named(&operator.get()).is_none_or(|op| arity(op) != Arity::None)
-    };
+    let takes_value =
+        move || compares() && operator_named(&operator.get()).is_none_or(|op| arity(op) != Arity::None);
     let errors = ["kind", "field", "operator", "value"].map(|input| {
         let field = format!("condition-{index}-{input}");
         (format!("{prefix}-{field}-error"), message_for(error, field))
@@ -969,7 +1000,9 @@ mod tests {
     fn the_blank_rule_becomes_a_rule_once_filled_in() {
         let mut form = AccessForm::from_rules(&some(vec![]));
         form.rules[0].rollout = "25 %".into();
-        let AccessRules::Some(access) = form.to_rules().unwrap() else { panic!() };
+        let AccessRules::Some(access) = form.to_rules().unwrap() else {
+            panic!()
+        };
         assert_eq!(access.rules.len(), 1);
         assert_eq!(access.rules[0].rollout_percentage, Percentage::new(25.0).unwrap());
         assert!(access.rules[0].conditions.is_empty());
@@ -978,7 +1011,9 @@ mod tests {
         form.conditions[1].kind = "user".into();
         form.conditions[1].field = "user.role".into();
         form.conditions[1].value = "admin".into();
-        let AccessRules::Some(access) = form.to_rules().unwrap() else { panic!() };
+        let AccessRules::Some(access) = form.to_rules().unwrap() else {
+            panic!()
+        };
         assert_eq!(
             access.rules[0].conditions,
             vec![Condition::UserAttribute {

@@ -8,8 +8,8 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::error::{AppError, ErrorText};
 use super::access_editor::{AccessEditor, EditorOptions};
+use super::error::{AppError, ErrorText};
 use super::flags::AccessForm;
 
 /// The mode value of the access form meaning "the stage sets nothing here".
