@@ -530,13 +530,30 @@ pub async fn count_access(
     })
 }
 
+/// The live preview's answer: a count, or why the unsaved rules can't be counted yet (a field
+/// still empty, a bad value). The latter is an answer, not a failure of the call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AccessPreview {
+    Count(AccessCount),
+    Incomplete(String),
+}
+
+impl AccessPreview {
+    pub fn text(&self) -> String {
+        match self {
+            AccessPreview::Count(count) => count.text(false),
+            AccessPreview::Incomplete(why) => format!("Can't count yet: {why}"),
+        }
+    }
+}
+
 /// Counts, for the editor's live preview, the known companies that the unsaved form lets in.
 #[server(endpoint = "read/preview_access")]
 pub async fn preview_access(
     environment: String,
     form: AccessForm,
     flag: Option<String>,
-) -> Result<AccessCount, AppError> {
+) -> Result<AccessPreview, AppError> {
     crate::auth::guard::require(crate::model::member::Role::Viewer)?;
     let state = super::server::app_state()?;
     let environment = state
@@ -547,8 +564,15 @@ pub async fn preview_access(
         .into_iter()
         .find(|e| e.key == environment)
         .ok_or_else(|| AppError::general(format!("there is no environment {environment}")))?;
-    let rules = form.to_rules()?;
-    count_access(&state, environment.id, flag.as_deref(), &rules).await
+    let rules = match form.to_rules() {
+        Ok(rules) => rules,
+        Err(problem) => return Ok(AccessPreview::Incomplete(problem.message)),
+    };
+    match count_access(&state, environment.id, flag.as_deref(), &rules).await {
+        Ok(count) => Ok(AccessPreview::Count(count)),
+        Err(problem) if problem.field.is_some() => Ok(AccessPreview::Incomplete(problem.message)),
+        Err(error) => Err(error),
+    }
 }
 
 /// Stored companies or users of an environment matching `query` (id, name or email), for the
@@ -630,18 +654,20 @@ fn IdPicker(
 ) -> impl IntoView {
     let list = NodeRef::<leptos::html::Textarea>::new();
     let search = NodeRef::<leptos::html::Input>::new();
-    let query = RwSignal::new(String::new());
-    let matches = LocalResource::new(move || {
-        let (environment, query) = (environment.clone(), query.get());
-        async move {
-            if query.trim().is_empty() {
-                return Vec::new();
-            }
-            search_ids(environment, kind.to_string(), query)
-                .await
-                .unwrap_or_default()
-        }
-    });
+    // Filled by a search the input starts; a signal, not a resource, so the server render never
+    // waits for it (there is nothing to search before someone types).
+    let matches = RwSignal::new(Vec::<(String, String)>::new());
+    let search_for = move |query: String| {
+        let environment = environment.clone();
+        leptos::task::spawn_local(async move {
+            let found = if query.trim().is_empty() {
+                Vec::new()
+            } else {
+                search_ids(environment, kind.to_string(), query).await.unwrap_or_default()
+            };
+            matches.set(found);
+        });
+    };
     let add = move || {
         let (Some(list), Some(search)) = (list.get(), search.get()) else {
             return;
@@ -656,7 +682,7 @@ fn IdPicker(
         }
         list.set_value(&ids.join("\n"));
         search.set_value("");
-        query.set(String::new());
+        matches.set(Vec::new());
     };
     let (search_id, options_id) = (format!("{id}-search"), format!("{id}-matches"));
     let search_label = format!("Find a {kind} to add");
@@ -673,7 +699,7 @@ fn IdPicker(
                     autocomplete="off"
                     placeholder="id, name or email"
                     node_ref=search
-                    on:input=move |ev| query.set(event_target_value(&ev))
+                    on:input=move |ev| search_for(event_target_value(&ev))
                     on:keydown=move |ev| {
                         if ev.key() == "Enter" {
                             ev.prevent_default();
@@ -686,7 +712,6 @@ fn IdPicker(
                     {move || {
                         matches
                             .get()
-                            .unwrap_or_default()
                             .into_iter()
                             .map(|(id, label)| view! { <option value=id>{label}</option> })
                             .collect_view()

@@ -868,8 +868,8 @@ pub fn FlagPage() -> impl IntoView {
                             </Show>
                             <p class="muted" id="access-count" aria-live="polite">
                                 {move || match preview.value().get() {
-                                    Some(Ok(count)) if preview.version().get() > 0 => count.text(false),
-                                    Some(Err(error)) => format!("Can't count yet: {}", error.message),
+                                    Some(Ok(answer)) => answer.text(),
+                                    Some(Err(error)) => format!("Could not count: {}", error.message),
                                     _ => access_count.clone(),
                                 }}
                                 {move || preview.pending().get().then_some(" (counting…)")}
