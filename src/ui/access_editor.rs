@@ -663,7 +663,9 @@ fn IdPicker(
             let found = if query.trim().is_empty() {
                 Vec::new()
             } else {
-                search_ids(environment, kind.to_string(), query).await.unwrap_or_default()
+                search_ids(environment, kind.to_string(), query)
+                    .await
+                    .unwrap_or_default()
             };
             matches.set(found);
         });

@@ -423,7 +423,10 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
                 created_by: v.created_by.clone().unwrap_or_else(|| "system".into()),
                 summary: access_summary(&versions[i]),
                 // History is newest first: each version against the one before it.
-                changes: access_changes(versions.get(i + 1).unwrap_or(&AccessRules::NoOne), &versions[i]),
+                changes: match versions.get(i + 1) {
+                    Some(before) => access_changes(before, &versions[i]),
+                    None => vec![format!("created as {}", access_summary(&versions[i]))],
+                },
             })
             .collect(),
         stage_changes,
