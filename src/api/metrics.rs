@@ -24,35 +24,95 @@ const BUCKETS: [f64; 12] = [
 #[derive(Clone, Copy, Debug)]
 pub struct Evaluations(pub u64);
 
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Observations per bucket (not cumulative); the last slot is above every bound.
-    counts: [u64; BUCKETS.len() + 1],
-    sum: f64,
+/// Methods with their own counters; others are counted under a lock (they are rare).
+const METHODS: [&str; 3] = ["GET", "OPTIONS", "POST"];
+/// Status codes 100..=599 each have a slot.
+const STATUSES: usize = 500;
+
+/// One route's counters: atomics, so concurrent requests never wait on each other to be counted.
+#[derive(Debug)]
+struct RouteStats {
+    /// Per method of [`METHODS`], requests per status (`status - 100`).
+    by_status: [Box<[AtomicU64]>; METHODS.len()],
+    /// Requests with any other method or an out-of-range status.
+    other: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Observations per latency bucket (not cumulative); the last slot is above every bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl RouteStats {
+    fn new() -> Self {
+        RouteStats {
+            by_status: std::array::from_fn(|_| (0..STATUSES).map(|_| AtomicU64::new(0)).collect()),
+            other: Mutex::default(),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, method: &str, status: u16, elapsed: Duration) {
+        let slot = usize::from(status).checked_sub(100).filter(|s| *s < STATUSES);
+        match (METHODS.iter().position(|m| *m == method), slot) {
+            (Some(m), Some(slot)) => {
+                self.by_status[m][slot].fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                if let Ok(mut other) = self.other.lock() {
+                    *other.entry((method.to_string(), status)).or_default() += 1;
+                }
+            }
+        }
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// `(method, status, count)` of every non-zero counter, sorted.
+    fn requests(&self) -> Vec<(String, u16, u64)> {
+        let mut out = Vec::new();
+        for (method, counts) in METHODS.iter().zip(&self.by_status) {
+            for (slot, count) in counts.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    out.push((method.to_string(), 100 + slot as u16, count));
+                }
+            }
+        }
+        if let Ok(other) = self.other.lock() {
+            out.extend(other.iter().map(|((m, s), c)| (m.clone(), *s, *c)));
+        }
+        out.sort();
+        out
+    }
 }
 
 /// Counters of one process; the route labels are the router's path templates.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    routes: std::sync::RwLock<BTreeMap<String, RouteStats>>,
     evaluations: AtomicU64,
 }
 
 impl Metrics {
-    fn observe(&self, route: String, method: String, status: u16, elapsed: Duration) {
-        if let Ok(mut requests) = self.requests.lock() {
-            *requests.entry((route.clone(), method, status)).or_default() += 1;
+    fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        // The common case takes only the shared lock: the route has been seen before.
+        if let Ok(routes) = self.routes.read() {
+            if let Some(stats) = routes.get(route) {
+                stats.record(method, status, elapsed);
+                return;
+            }
         }
-        let seconds = elapsed.as_secs_f64();
-        if let Ok(mut latency) = self.latency.lock() {
-            let histogram = latency.entry(route).or_default();
-            let bucket = BUCKETS
-                .iter()
-                .position(|b| seconds <= *b)
-                .unwrap_or(BUCKETS.len());
-            histogram.counts[bucket] += 1;
-            histogram.sum += seconds;
+        if let Ok(mut routes) = self.routes.write() {
+            routes
+                .entry(route.to_string())
+                .or_insert_with(RouteStats::new)
+                .record(method, status, elapsed);
         }
     }
 
@@ -65,13 +125,14 @@ impl Metrics {
             "# HELP gatehouse_http_requests_total Requests to the public API by route, method and status."
         );
         let _ = writeln!(out, "# TYPE gatehouse_http_requests_total counter");
-        if let Ok(requests) = self.requests.lock() {
-            for ((route, method, status), count) in requests.iter() {
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        for (route, stats) in routes.iter() {
+            for (method, status, count) in stats.requests() {
                 let _ = writeln!(
                     out,
                     "gatehouse_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {count}",
                     escape(route),
-                    escape(method)
+                    escape(&method)
                 );
             }
         }
@@ -80,33 +141,32 @@ impl Metrics {
             "# HELP gatehouse_http_request_duration_seconds Time to the response head, by route."
         );
         let _ = writeln!(out, "# TYPE gatehouse_http_request_duration_seconds histogram");
-        if let Ok(latency) = self.latency.lock() {
-            for (route, histogram) in latency.iter() {
-                let route = escape(route);
-                let mut cumulative = 0;
-                for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
-                    cumulative += count;
-                    let _ = writeln!(
-                        out,
-                        "gatehouse_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                    );
-                }
-                cumulative += histogram.counts[BUCKETS.len()];
+        for (route, stats) in routes.iter() {
+            let route = escape(route);
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(stats.buckets.iter()) {
+                cumulative += count.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "gatehouse_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
-                );
-                let _ = writeln!(
-                    out,
-                    "gatehouse_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                    histogram.sum
-                );
-                let _ = writeln!(
-                    out,
-                    "gatehouse_http_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
+                    "gatehouse_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
+            cumulative += stats.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "gatehouse_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let _ = writeln!(
+                out,
+                "gatehouse_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                stats.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+            );
+            let _ = writeln!(
+                out,
+                "gatehouse_http_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
+            );
         }
+        drop(routes);
         let _ = writeln!(
             out,
             "# HELP gatehouse_evaluations_total Flags evaluated by the public API."
@@ -195,17 +255,20 @@ fn escape(value: &str) -> String {
 /// Middleware: counts each request by route and status, times it, and adds the evaluations its
 /// handler reported.
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
     if let Some(Evaluations(n)) = response.extensions().get::<Evaluations>() {
         metrics.evaluations.fetch_add(*n, Ordering::Relaxed);
     }
-    metrics.observe(route, method, response.status().as_u16(), started.elapsed());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    metrics.observe(
+        route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
