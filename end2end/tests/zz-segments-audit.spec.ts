@@ -71,6 +71,8 @@ test('an editor defines a segment, sees who matches and where it is used, and fi
   await page.getByLabel('Value 2').fill('');
   await page.getByLabel(/^Company ids/).fill('acme\ninitech');
   await page.getByLabel('Description').fill('Paying for the enterprise plan');
+  // Counted live from the unsaved conditions, per environment.
+  await expect(page.locator('#segment-count')).toContainText('Production: 2 of 3');
   await screenshot(page, '42-segment-new');
   await page.getByRole('button', { name: 'Create segment' }).click();
   await expect(page).toHaveURL(/\/segments$/);

@@ -622,6 +622,17 @@ pub async fn search_ids(
         .collect())
 }
 
+/// The data of the form an event happened in (for live previews that post the unsaved form).
+pub(crate) fn form_data_of(ev: &leptos::ev::Event) -> Option<leptos::web_sys::FormData> {
+    use leptos::wasm_bindgen::JsCast;
+    let form = ev
+        .target()
+        .and_then(|target| target.dyn_into::<leptos::web_sys::Element>().ok())
+        .and_then(|element| element.closest("form").ok().flatten())
+        .and_then(|form| form.dyn_into::<leptos::web_sys::HtmlFormElement>().ok())?;
+    leptos::web_sys::FormData::new_with_form(&form).ok()
+}
+
 /// The message of `error` when it names `field`.
 fn message_for(error: Signal<Option<AppError>>, field: String) -> Signal<Option<String>> {
     Signal::derive(move || {

@@ -1007,13 +1007,7 @@ pub fn FlagPage() -> impl IntoView {
 /// change inside the form; only with the bundle, the server render shows the saved count).
 fn preview_form(ev: &leptos::ev::Event, preview: ServerAction<PreviewAccess>) {
     use leptos::form::FromFormData;
-    use leptos::wasm_bindgen::JsCast;
-    let form = ev
-        .target()
-        .and_then(|target| target.dyn_into::<leptos::web_sys::Element>().ok())
-        .and_then(|element| element.closest("form").ok().flatten())
-        .and_then(|form| form.dyn_into::<leptos::web_sys::HtmlFormElement>().ok());
-    let Some(data) = form.and_then(|form| leptos::web_sys::FormData::new_with_form(&form).ok()) else {
+    let Some(data) = super::access_editor::form_data_of(ev) else {
         return;
     };
     if let Ok(args) = PreviewAccess::from_form_data(&data) {

@@ -246,6 +246,69 @@ pub async fn segment_detail(key: String) -> Result<SegmentView, AppError> {
     })
 }
 
+/// For the editor's live count: how many known companies of each environment the unsaved
+/// conditions match, as `(environment name, matching, known)`; or why they can't be counted yet.
+#[server(endpoint = "read/preview_segment")]
+pub async fn preview_segment(
+    #[server(default)] companies: String,
+    #[server(default)] rows: Vec<ConditionRow>,
+) -> Result<Result<Vec<(String, usize, usize)>, String>, AppError> {
+    use crate::model::{Segment, SegmentKey};
+    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
+    let state = super::server::app_state()?;
+    let conditions = match (ConditionsForm { companies, rows }).to_conditions() {
+        Ok(conditions) => conditions,
+        Err(problem) => return Ok(Err(problem.message)),
+    };
+    let failed = |_| AppError::general("could not read the segments");
+    let probe =
+        SegmentKey::parse("segment-preview".to_string()).map_err(|_| AppError::general("bad probe key"))?;
+    let mut segments = state.store.segments_by_key().await.map_err(failed)?;
+    segments.insert(
+        probe.clone(),
+        Segment {
+            key: probe.clone(),
+            name: "preview".into(),
+            conditions,
+        },
+    );
+    let now = crate::store::now_ms();
+    let mut counts = Vec::new();
+    for environment in state.store.environments().await.map_err(failed)? {
+        let companies = state.runtime.entities().company_contexts(environment.id);
+        let matching = matching::count_matching(&segments, &probe, &companies, now)?;
+        counts.push((environment.name, matching, companies.len()));
+    }
+    Ok(Ok(counts))
+}
+
+/// The live count's line.
+fn preview_text(answer: Option<Result<Result<Vec<(String, usize, usize)>, String>, AppError>>) -> String {
+    match answer {
+        None => "Matching companies are counted here as you edit the conditions.".into(),
+        Some(Ok(Ok(counts))) => {
+            let parts: Vec<String> = counts
+                .iter()
+                .map(|(environment, matching, known)| format!("{environment}: {matching} of {known}"))
+                .collect();
+            format!("Known companies matching: {}.", parts.join(" · "))
+        }
+        Some(Ok(Err(why))) => format!("Can't count yet: {why}"),
+        Some(Err(error)) => format!("Could not count: {}", error.message),
+    }
+}
+
+/// Posts the unsaved conditions to [`preview_segment`] on every change inside the form.
+fn preview_conditions(ev: &leptos::ev::Event, preview: ServerAction<PreviewSegment>) {
+    use leptos::form::FromFormData;
+    let Some(data) = super::access_editor::form_data_of(ev) else {
+        return;
+    };
+    if let Ok(args) = PreviewSegment::from_form_data(&data) {
+        preview.dispatch(args);
+    }
+}
+
 #[server(endpoint = "edit/create_segment")]
 pub async fn create_segment(
     key: String,
@@ -541,9 +604,10 @@ pub fn NewSegmentPage() -> impl IntoView {
     let value = action.value();
     let error = Signal::derive(move || value.get().and_then(Result::err));
     let (form, _) = ConditionsForm::from_conditions(&[]);
+    let preview = ServerAction::<PreviewSegment>::new();
     view! {
         <h1>"Create segment"</h1>
-        <section class="card narrow-card wide-form">
+        <section class="card narrow-card wide-form" on:change=move |ev| preview_conditions(&ev, preview)>
             <ActionForm action=action>
                 <label for="name">"Name"</label>
                 <input id="name" name="name" required aria-describedby="name-error"/>
@@ -555,6 +619,7 @@ pub fn NewSegmentPage() -> impl IntoView {
                 <textarea id="description" name="description" rows="2" aria-describedby="description-error"></textarea>
                 <ErrorText id="description-error" message=Signal::derive(field_error(value, "description"))/>
                 <ConditionFields form=form error=error/>
+                <p class="muted" id="segment-count" aria-live="polite">{move || preview_text(preview.value().get())}</p>
                 <ErrorText id="form-error" message=Signal::derive(general_message(error))/>
                 <button type="submit" disabled=move || action.pending().get()>"Create segment"</button>
             </ActionForm>
@@ -573,6 +638,7 @@ pub fn SegmentPage() -> impl IntoView {
         move || (key(), save.version().get()),
         |(key, _)| segment_detail(key),
     );
+    let preview = ServerAction::<PreviewSegment>::new();
     view! {
         <p><a href="/segments">"← All segments"</a></p>
         <Suspense fallback=|| view! { <p class="muted">"Loading the segment…"</p> }>
@@ -590,7 +656,7 @@ pub fn SegmentPage() -> impl IntoView {
                             format!("Used by {}.", segment.used_by.join(", "))
                         }}
                     </p>
-                    <section class="card narrow-card wide-form">
+                    <section class="card narrow-card wide-form" on:change=move |ev| preview_conditions(&ev, preview)>
                         <ActionForm action=save>
                             <input type="hidden" name="key" value=segment.key.clone()/>
                             <label for="name">"Name"</label>
@@ -603,6 +669,7 @@ pub fn SegmentPage() -> impl IntoView {
                                 <p class="muted">"This segment has several company lists (from an import); saving joins them into one list."</p>
                             })}
                             <ConditionFields form=segment.form.clone() error=error/>
+                            <p class="muted" id="segment-count" aria-live="polite">{move || preview_text(preview.value().get())}</p>
                             <ErrorText id="form-error" message=Signal::derive(general_message(error))/>
                             <button type="submit" disabled=move || save.pending().get()>{move || if save.pending().get() { "Saving…" } else { "Save segment" }}</button>
                         </ActionForm>
