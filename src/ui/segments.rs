@@ -246,13 +246,17 @@ pub async fn segment_detail(key: String) -> Result<SegmentView, AppError> {
     })
 }
 
+/// The live count's answer: `(environment name, matching, known)` per environment, or why the
+/// unsaved conditions can't be counted yet.
+pub type SegmentPreview = Result<Vec<(String, usize, usize)>, String>;
+
 /// For the editor's live count: how many known companies of each environment the unsaved
-/// conditions match, as `(environment name, matching, known)`; or why they can't be counted yet.
+/// conditions match.
 #[server(endpoint = "read/preview_segment")]
 pub async fn preview_segment(
     #[server(default)] companies: String,
     #[server(default)] rows: Vec<ConditionRow>,
-) -> Result<Result<Vec<(String, usize, usize)>, String>, AppError> {
+) -> Result<SegmentPreview, AppError> {
     use crate::model::{Segment, SegmentKey};
     crate::auth::guard::require(crate::model::member::Role::Viewer)?;
     let state = super::server::app_state()?;
@@ -283,7 +287,7 @@ pub async fn preview_segment(
 }
 
 /// The live count's line.
-fn preview_text(answer: Option<Result<Result<Vec<(String, usize, usize)>, String>, AppError>>) -> String {
+fn preview_text(answer: Option<Result<SegmentPreview, AppError>>) -> String {
     match answer {
         None => "Matching companies are counted here as you edit the conditions.".into(),
         Some(Ok(Ok(counts))) => {
