@@ -292,7 +292,7 @@ pub fn flag_updates(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::eval::{flatten, FlagResult};
     use crate::model::{FlagDefinition, JsValue};
@@ -384,8 +384,9 @@ mod tests {
         serde_json::to_value(&body).unwrap()
     }
 
-    #[test]
-    fn pre_rendered_answers_equal_serde_output() {
+    /// Flag definitions (the node SDK vectors plus one that needs escaping everywhere) and
+    /// contexts to render answers for.
+    pub(in crate::api) fn sample() -> (Vec<FlagDefinition>, Vec<Value>) {
         let vectors: Value =
             serde_json::from_str(include_str!("../../tests/fixtures/reflag-vectors.json")).unwrap();
         let mut definitions: Vec<FlagDefinition> = Vec::new();
@@ -413,6 +414,12 @@ mod tests {
             .unwrap(),
         );
         contexts.push(json!({ "user": { "id": "u1" }, "company": { "id": "c1" } }));
+        (definitions, contexts)
+    }
+
+    #[test]
+    fn pre_rendered_answers_equal_serde_output() {
+        let (definitions, contexts) = sample();
         let flags: Vec<CompiledFlag> = definitions.iter().map(CompiledFlag::compile).collect();
         assert!(flags.len() > 5);
         for context in &contexts {

@@ -56,6 +56,8 @@ struct CompiledVariant {
     payload: serde_json::Value,
     /// `"key":…,"version":…,"payload":…` of the evaluated config when this variant is chosen.
     json: Box<str>,
+    /// `"value":<payload>,"variant":<key>,"reason":"TARGETING_MATCH"` of an OFREP resolution.
+    ofrep: Box<str>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +80,10 @@ pub struct CompiledFlag {
     json_head: Box<str>,
     /// `,"targetingVersion":<n>`.
     json_version: Box<str>,
+    /// `{"key":"<key>",` of an OFREP resolution.
+    ofrep_head: Box<str>,
+    /// `"metadata":{"targetingVersion":<n>,"flagStateVersion":` of an OFREP resolution.
+    ofrep_metadata: Box<str>,
 }
 
 /// Buffers reused across the flags of one evaluation (see [`CompiledFlag::write_evaluated_json`]).
@@ -150,6 +156,12 @@ impl CompiledFlag {
                             serde_json::to_string(&v.payload).unwrap_or_else(|_| "null".into())
                         )
                         .into(),
+                        ofrep: format!(
+                            "\"value\":{},\"variant\":{},\"reason\":\"TARGETING_MATCH\"",
+                            serde_json::to_string(&v.payload).unwrap_or_else(|_| "null".into()),
+                            json_string(&v.key)
+                        )
+                        .into(),
                     })
                     .collect(),
                 rules: CompiledRules::compile(c.variants.iter().map(|v| &v.filter)),
@@ -157,7 +169,57 @@ impl CompiledFlag {
             }),
             json_head: format!("{key}:{{\"key\":{key},\"isEnabled\":").into(),
             json_version: format!(",\"targetingVersion\":{}", def.targeting.version).into(),
+            ofrep_head: format!("{{\"key\":{key},").into(),
+            ofrep_metadata: format!(
+                "\"metadata\":{{\"targetingVersion\":{},\"flagStateVersion\":",
+                def.targeting.version
+            )
+            .into(),
         }
+    }
+
+    /// Evaluates and appends the flag's OFREP resolution (`{"key",…,"metadata"}`) from pieces
+    /// rendered at compile time. A flag with remote config resolves to the chosen variant's
+    /// payload (`TARGETING_MATCH`), or to no value (`DEFAULT`) when none is chosen; a plain flag
+    /// to its boolean, `SPLIT` when a rollout bucket decided it.
+    pub fn write_ofrep_json<'a>(
+        &'a self,
+        ctx: &FlatContext,
+        now_ms: i64,
+        flag_state_version: i64,
+        scratch: &mut Scratch<'a>,
+        out: &mut Vec<u8>,
+    ) {
+        out.extend_from_slice(self.ofrep_head.as_bytes());
+        match &self.config {
+            Some(cfg) => {
+                let (matched, _) = cfg.rules.evaluate_into(
+                    ctx,
+                    now_ms,
+                    &mut scratch.config_results,
+                    &mut scratch.config_missing,
+                );
+                match matched {
+                    Some(i) => out.extend_from_slice(cfg.variants[i].ofrep.as_bytes()),
+                    None => out.extend_from_slice(b"\"reason\":\"DEFAULT\""),
+                }
+            }
+            None => {
+                let (matched, by_rollout) =
+                    self.targeting
+                        .evaluate_into(ctx, now_ms, &mut scratch.results, &mut scratch.missing);
+                let resolution: &[u8] = match (matched.is_some(), by_rollout) {
+                    (true, true) => b"\"value\":true,\"reason\":\"SPLIT\"",
+                    (true, false) => b"\"value\":true,\"reason\":\"TARGETING_MATCH\"",
+                    (false, _) => b"\"value\":false,\"reason\":\"DEFAULT\"",
+                };
+                out.extend_from_slice(resolution);
+            }
+        }
+        out.push(b',');
+        out.extend_from_slice(self.ofrep_metadata.as_bytes());
+        out.extend_from_slice(flag_state_version.to_string().as_bytes());
+        out.extend_from_slice(b"}}");
     }
 
     /// Evaluates like [`CompiledFlag::evaluate`] and appends the flag's entry of a
