@@ -289,14 +289,15 @@ fn bulk_json(
     let mut body = Vec::with_capacity(96 + 110 * flags.len());
     body.extend_from_slice(b"{\"flags\":[");
     let mut scratch = Scratch::default();
+    let version = flag_state_version.to_string();
     for (i, flag) in flags.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        flag.write_ofrep_json(context, now_ms, flag_state_version, &mut scratch, &mut body);
+        flag.write_ofrep_json(context, now_ms, &version, &mut scratch, &mut body);
     }
     body.extend_from_slice(b"],\"metadata\":{\"version\":\"");
-    body.extend_from_slice(flag_state_version.to_string().as_bytes());
+    body.extend_from_slice(version.as_bytes());
     body.extend_from_slice(b"\"}");
     if let Some(streams) = event_streams {
         body.extend_from_slice(b",\"eventStreams\":");

@@ -186,7 +186,7 @@ impl CompiledFlag {
         &'a self,
         ctx: &FlatContext,
         now_ms: i64,
-        flag_state_version: i64,
+        flag_state_version: &str,
         scratch: &mut Scratch<'a>,
         out: &mut Vec<u8>,
     ) {
@@ -218,7 +218,7 @@ impl CompiledFlag {
         }
         out.push(b',');
         out.extend_from_slice(self.ofrep_metadata.as_bytes());
-        out.extend_from_slice(flag_state_version.to_string().as_bytes());
+        out.extend_from_slice(flag_state_version.as_bytes());
         out.extend_from_slice(b"}}");
     }
 
