@@ -141,3 +141,73 @@ mod readiness {
         assert!(timeout >= 1000, "busy timeout {timeout} ms");
     }
 }
+
+store_test!(
+    the_flags_list_filters_counts_and_pages_in_the_database,
+    |store: Store| async move {
+        use gatehouse::store::flags::{insert_flag, NewFlag};
+        use gatehouse::store::FlagFilter;
+        let stages = store.release_stages().await.unwrap();
+        let mut tx = store.pool().begin().await.unwrap();
+        for i in 0..10_000 {
+            let key = format!("flag-{i:05}");
+            let name = if i % 1000 == 7 {
+                format!("Checkout {i}")
+            } else {
+                format!("Flag {i}")
+            };
+            let flag = NewFlag {
+                key: &key,
+                name: &name,
+                description: "",
+                stage_id: stages[i % 2].id,
+                owner_id: None,
+                permanent: false,
+            };
+            insert_flag(&mut tx, &flag, None, 0).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let (page, total) = store.flags_page(&FlagFilter::default(), 50, 50).await.unwrap();
+        assert_eq!(total, 10_000);
+        assert_eq!(page.len(), 50);
+        assert_eq!(page[0].key, "flag-00050");
+        assert_eq!(page[49].key, "flag-00099");
+
+        let search = FlagFilter {
+            search: " CHECKOUT ".into(),
+            ..Default::default()
+        };
+        let (page, total) = store.flags_page(&search, 0, 50).await.unwrap();
+        assert_eq!(total, 10);
+        assert!(page.iter().all(|f| f.name.starts_with("Checkout")), "{page:?}");
+
+        let by_stage = FlagFilter {
+            stage: Some(stages[1].id),
+            search: "flag-0000".into(),
+            ..Default::default()
+        };
+        let (page, total) = store.flags_page(&by_stage, 0, 50).await.unwrap();
+        assert_eq!(total, 5);
+        assert!(page.iter().all(|f| f.stage_id == stages[1].id));
+
+        let archived = FlagFilter {
+            archived: true,
+            ..Default::default()
+        };
+        assert_eq!(store.flags_page(&archived, 0, 50).await.unwrap().1, 0);
+        // LIKE's wildcards are searched for as themselves.
+        let wildcard = FlagFilter {
+            search: "%".into(),
+            ..Default::default()
+        };
+        assert_eq!(store.flags_page(&wildcard, 0, 50).await.unwrap().1, 0);
+        // Past the end: an empty page, the same total.
+        let (page, total) = store
+            .flags_page(&FlagFilter::default(), 10_000, 50)
+            .await
+            .unwrap();
+        assert!(page.is_empty());
+        assert_eq!(total, 10_000);
+    }
+);

@@ -53,7 +53,7 @@ fn entity_from_row(row: &AnyRow) -> Result<EntityRow, sqlx::Error> {
 }
 
 /// A `LIKE` pattern matching `needle` anywhere, lowercased, with `\` escaping `%` and `_`.
-fn contains_pattern(needle: &str) -> String {
+pub(super) fn contains_pattern(needle: &str) -> String {
     let mut pattern = String::from("%");
     for c in needle.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -120,7 +120,108 @@ fn current_versions_sql(table: &str, column: &str) -> String {
     )
 }
 
+/// What the flags list filters by; `search` matches key or name anywhere, in any case.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlagFilter {
+    pub search: String,
+    pub stage: Option<i64>,
+    pub owner: Option<i64>,
+    pub archived: bool,
+}
+
+/// A value bound to a dynamically built query.
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for bind in binds {
+        query = match bind {
+            Bind::Int(n) => query.bind(*n),
+            Bind::Text(t) => query.bind(t.as_str()),
+        };
+    }
+    query
+}
+
 impl Store {
+    /// One page of the flags that match `filter`, by key, and how many match in all. The filter,
+    /// count and page are the database's work, so the list stays fast with many flags.
+    pub async fn flags_page(
+        &self,
+        filter: &FlagFilter,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<FlagRow>, i64)> {
+        let mut clauses = vec!["archived = $1".to_string()];
+        let mut binds = vec![Bind::Int(i64::from(filter.archived))];
+        if let Some(stage) = filter.stage {
+            binds.push(Bind::Int(stage));
+            clauses.push(format!("stage_id = ${}", binds.len()));
+        }
+        if let Some(owner) = filter.owner {
+            binds.push(Bind::Int(owner));
+            clauses.push(format!("owner_id = ${}", binds.len()));
+        }
+        let search = filter.search.trim();
+        if !search.is_empty() {
+            binds.push(Bind::Text(super::entities_query::contains_pattern(search)));
+            let n = binds.len();
+            clauses.push(format!(
+                "(LOWER(key) LIKE ${n} ESCAPE '\\' OR LOWER(name) LIKE ${n} ESCAPE '\\')"
+            ));
+        }
+        let filter_sql = clauses.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM flags WHERE {filter_sql}");
+        let total: i64 = bind_all(sqlx::query(&count_sql), &binds)
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?;
+        let page_sql = format!(
+            "SELECT {FLAG_COLUMNS} FROM flags WHERE {filter_sql} ORDER BY key LIMIT ${} OFFSET ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        );
+        let rows = bind_all(sqlx::query(&page_sql), &binds)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        Ok((rows.iter().map(flag_from_row).collect::<Result<_, _>>()?, total))
+    }
+
+    /// The current access rules of the given flags in an environment.
+    pub async fn current_targeting_of(
+        &self,
+        environment_id: i64,
+        flag_ids: &[i64],
+    ) -> StoreResult<Vec<VersionRow>> {
+        if flag_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (0..flag_ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT t.flag_id, t.environment_id, t.version, t.access_rules AS json, t.created_at, m.email AS created_by \
+             FROM flag_targeting_versions t \
+             JOIN (SELECT flag_id, MAX(version) AS version FROM flag_targeting_versions \
+                   WHERE environment_id = $1 AND flag_id IN ({ids}) GROUP BY flag_id) latest \
+               ON latest.flag_id = t.flag_id AND latest.version = t.version \
+             LEFT JOIN members m ON m.id = t.created_by \
+             WHERE t.environment_id = $1 ORDER BY t.flag_id",
+            ids = list.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(environment_id);
+        for id in flag_ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(version_from_row).collect::<Result<_, _>>()?)
+    }
+
     /// Every flag, archived ones included, by key.
     pub async fn flags(&self) -> StoreResult<Vec<FlagRow>> {
         let rows = sqlx::query(&format!("SELECT {FLAG_COLUMNS} FROM flags ORDER BY key"))

@@ -21,6 +21,7 @@ mod stages;
 pub mod stages_write;
 
 pub use environments::{ApiKeyKind, Environment};
+pub use flags::FlagFilter;
 pub use members::{Invitation, MemberCredentials};
 pub use seed::{new_publishable_key, SeedReport};
 pub use stages::ReleaseStage;

@@ -101,40 +101,29 @@ pub async fn list_flags(
             .map(|m| m.name.clone())
             .unwrap_or_default()
     };
-    let needle = search.trim().to_lowercase();
-    let matching: Vec<_> = state
+    let filter = crate::store::FlagFilter {
+        search,
+        stage,
+        owner,
+        archived,
+    };
+    let (shown, total) = state
         .store
-        .flags()
+        .flags_page(&filter, (page * PAGE_SIZE) as i64, PAGE_SIZE as i64)
         .await
-        .map_err(failed)?
-        .into_iter()
-        .filter(|f| f.archived == archived)
-        .filter(|f| stage.is_none_or(|s| f.stage_id == s))
-        .filter(|f| owner.is_none_or(|o| f.owner_id == Some(o)))
-        .filter(|f| {
-            needle.is_empty()
-                || f.key.to_lowercase().contains(&needle)
-                || f.name.to_lowercase().contains(&needle)
-        })
-        .collect();
-    let total = matching.len();
-    let shown: Vec<_> = matching
-        .into_iter()
-        .skip(page * PAGE_SIZE)
-        .take(PAGE_SIZE)
-        .collect();
+        .map_err(failed)?;
+    let total = total as usize;
+    let ids: Vec<i64> = shown.iter().map(|f| f.id).collect();
     let mut access: std::collections::HashMap<(i64, i64), String> = Default::default();
     for environment in &environments {
         for row in state
             .store
-            .current_targeting(environment.id)
+            .current_targeting_of(environment.id, &ids)
             .await
             .map_err(failed)?
         {
-            if shown.iter().any(|f| f.id == row.flag_id) {
-                let rules: AccessRules = serde_json::from_str(&row.json).unwrap_or_default();
-                access.insert((row.flag_id, environment.id), access_summary(&rules));
-            }
+            let rules: AccessRules = serde_json::from_str(&row.json).unwrap_or_default();
+            access.insert((row.flag_id, environment.id), access_summary(&rules));
         }
     }
     let flags = shown
