@@ -2,11 +2,12 @@
 //! evaluation (`GET /features/evaluated`, `/features/enabled`) and server-sent updates
 //! (`GET /sse/server`). Paths, parameters and JSON follow Reflag so its SDKs work unchanged.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -24,11 +25,13 @@ use crate::store::ApiKeyKind;
 /// How long `waitForVersion` waits for a newer snapshot before answering with what it has.
 const WAIT_FOR_VERSION: Duration = Duration::from_secs(5);
 
+/// The query string's pairs, in order, decoded; borrowed from the query where nothing needed
+/// decoding.
+pub type QueryPairs<'q> = Vec<(Cow<'q, str>, Cow<'q, str>)>;
+
 /// The query string as ordered pairs.
-pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
+pub fn query_pairs(query: Option<&str>) -> QueryPairs<'_> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).collect()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -44,17 +47,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 pub fn authenticate(
     runtime: &Runtime,
     headers: &HeaderMap,
-    pairs: &[(String, String)],
+    pairs: &[(Cow<'_, str>, Cow<'_, str>)],
 ) -> Result<(Arc<Snapshot>, ApiKeyKind), ApiError> {
     let (presented, from_query) = match bearer(headers) {
-        Some(key) => (key.to_string(), false),
+        Some(key) => (key, false),
         None => match pairs.iter().find(|(k, _)| k == "publishableKey") {
-            Some((_, key)) => (key.clone(), true),
+            Some((_, key)) => (key.as_ref(), true),
             None => return Err(ApiError::missing_key()),
         },
     };
     let (environment_id, kind) = runtime
-        .authenticate(&presented)
+        .authenticate(presented)
         .ok_or_else(ApiError::invalid_key)?;
     if from_query && kind == ApiKeyKind::Secret {
         return Err(ApiError::invalid_key());
@@ -83,7 +86,7 @@ async fn wait_for_version(runtime: &Runtime, snapshot: Arc<Snapshot>, version: O
     }
 }
 
-fn wait_param(pairs: &[(String, String)]) -> Result<Option<i64>, ApiError> {
+fn wait_param(pairs: &[(Cow<'_, str>, Cow<'_, str>)]) -> Result<Option<i64>, ApiError> {
     match pairs.iter().find(|(k, _)| k == "waitForVersion") {
         None => Ok(None),
         Some((_, v)) => v
@@ -126,22 +129,20 @@ pub async fn features(
 }
 
 /// The request context: every `context.*` parameter, prefix removed, in order.
-pub fn context_from_pairs(pairs: &[(String, String)]) -> FlatContext {
+pub fn context_from_pairs(pairs: &[(Cow<'_, str>, Cow<'_, str>)]) -> FlatContext {
     FlatContext::from_pairs(
         pairs
             .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("context.")?, v.as_str()))),
+            .filter_map(|(k, v)| Some((k.strip_prefix("context.")?, v.as_ref()))),
     )
 }
 
-async fn evaluated(
-    state: AppState,
-    headers: HeaderMap,
-    query: Option<String>,
-    only_enabled: bool,
-) -> Response {
-    let pairs = query_pairs(query.as_deref());
-    let (snapshot, _) = match authenticate(&state.runtime, &headers, &pairs) {
+/// Reads the headers and query in place: the `HeaderMap` and `RawQuery` extractors would copy
+/// them for every request.
+async fn evaluated(state: AppState, request: Request, only_enabled: bool) -> Response {
+    let (headers, query) = (request.headers(), request.uri().query());
+    let pairs = query_pairs(query);
+    let (snapshot, _) = match authenticate(&state.runtime, headers, &pairs) {
         Ok(grant) => grant,
         Err(error) => return error.into_response(),
     };
@@ -168,7 +169,7 @@ async fn evaluated(
         .entities()
         .enrich(snapshot.environment.id, context_from_pairs(&pairs));
     let now = crate::store::now_ms();
-    let key = pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_str());
+    let key = pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_ref());
     let flags = match key {
         Some(key) => match snapshot.position(key) {
             Some(i) => &snapshot.compiled[i..=i],
@@ -235,21 +236,13 @@ pub fn evaluated_json(
 }
 
 /// `GET /features/evaluated`: every flag evaluated for the `context.*` parameters.
-pub async fn features_evaluated(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    evaluated(state, headers, query, false).await
+pub async fn features_evaluated(State(state): State<AppState>, request: Request) -> Response {
+    evaluated(state, request, false).await
 }
 
 /// `GET /features/enabled`: like `/features/evaluated`, only the enabled flags.
-pub async fn features_enabled(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    evaluated(state, headers, query, true).await
+pub async fn features_enabled(State(state): State<AppState>, request: Request) -> Response {
+    evaluated(state, request, true).await
 }
 
 /// `GET /sse/server`: a `flags-updated` message whenever the environment's flags change.

@@ -131,10 +131,27 @@ impl FlatContext {
         out
     }
 
+    /// Like [`FlatContext::from_pairs`] with each key given as `(prefix, rest)` and written as
+    /// their concatenation (`("company.", "plan")` is `company.plan`), so no key is built apart.
+    pub fn from_prefixed_pairs<'p>(pairs: impl IntoIterator<Item = (&'p str, &'p str, &'p str)>) -> Self {
+        let mut out = FlatContext::default();
+        for (prefix, key, value) in pairs {
+            let k0 = out.text.len();
+            out.text.push_str(prefix);
+            out.push_from(k0, key, |text| text.push_str(value));
+        }
+        out.finish();
+        out
+    }
+
     /// Appends an entry without de-duplication (`finish` merges repeated keys); `write_value`
     /// appends the value text.
     fn push(&mut self, key: &str, write_value: impl FnOnce(&mut String)) {
-        let k0 = self.text.len();
+        self.push_from(self.text.len(), key, write_value);
+    }
+
+    /// [`FlatContext::push`] for a key whose first part is already in `text` from `k0` on.
+    fn push_from(&mut self, k0: usize, key: &str, write_value: impl FnOnce(&mut String)) {
         self.text.push_str(key);
         let v0 = self.text.len();
         write_value(&mut self.text);
@@ -344,6 +361,25 @@ impl Serialize for FlatContext {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prefixed_pairs_equal_the_joined_keys() {
+        let prefixed = FlatContext::from_prefixed_pairs([
+            ("company.", "plan", "pro"),
+            ("company.", "id", "acme"),
+            ("", "company.plan", "team"),
+            ("user.", "id", "u1"),
+        ]);
+        let joined = FlatContext::from_pairs([
+            ("company.plan", "pro"),
+            ("company.id", "acme"),
+            ("company.plan", "team"),
+            ("user.id", "u1"),
+        ]);
+        assert_eq!(prefixed.to_pairs(), joined.to_pairs());
+        assert_eq!(prefixed.get("company.plan"), Some("team"));
+        assert_eq!(prefixed.get("user.id"), Some("u1"));
+    }
+
     use super::*;
 
     fn flat(json: &str) -> Vec<(String, String)> {

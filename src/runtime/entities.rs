@@ -7,7 +7,6 @@
 //! by other replicas arrive through [`Entities::refresh`], which reloads rows seen since the last
 //! reload every [`ENTITY_POLL_INTERVAL`].
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -203,16 +202,11 @@ impl Entities {
         if company.is_none() && user.is_none() {
             return (context, false);
         }
-        let stored = [("company", company), ("user", user)]
+        let stored = [("company.", company), ("user.", user)]
             .into_iter()
             .filter_map(|(prefix, attributes)| Some((prefix, attributes?)))
-            .flat_map(|(prefix, attributes)| {
-                attributes
-                    .iter()
-                    .map(move |(k, v)| (Cow::Owned(format!("{prefix}.{k}")), v))
-            });
-        let merged =
-            FlatContext::from_pairs(stored.chain(context.iter().map(|(k, v)| (Cow::Borrowed(k), v))));
+            .flat_map(|(prefix, attributes)| attributes.iter().map(move |(k, v)| (prefix, k, v)));
+        let merged = FlatContext::from_prefixed_pairs(stored.chain(context.iter().map(|(k, v)| ("", k, v))));
         (merged, true)
     }
 
@@ -229,9 +223,9 @@ impl Entities {
             .map(|(id, attributes)| {
                 let pairs = attributes
                     .iter()
-                    .map(|(k, v)| (format!("company.{k}"), v))
-                    .chain(std::iter::once(("company.id".to_string(), &**id)));
-                FlatContext::from_pairs(pairs)
+                    .map(|(k, v)| ("company.", k, v))
+                    .chain(std::iter::once(("company.", "id", &**id)));
+                FlatContext::from_prefixed_pairs(pairs)
             })
             .collect()
     }
