@@ -351,6 +351,20 @@ pub async fn preview_stage_move(
     flag_key: &str,
     stage_id: i64,
 ) -> ServiceResult<Vec<(String, AccessRules, AccessRules)>> {
+    Ok(preview_stage_moves(store, flag_key, &[stage_id])
+        .await?
+        .into_iter()
+        .map(|(_, environment, current, default)| (environment, current, default))
+        .collect())
+}
+
+/// [`preview_stage_move`] for several stages at once, `(stage id, environment key, current,
+/// default)`, reading the flag, the defaults and each environment's current rules once.
+pub async fn preview_stage_moves(
+    store: &Store,
+    flag_key: &str,
+    stage_ids: &[i64],
+) -> ServiceResult<Vec<(i64, String, AccessRules, AccessRules)>> {
     let flag = store
         .flag_by_key(flag_key)
         .await?
@@ -358,16 +372,22 @@ pub async fn preview_stage_move(
     let defaults = store.stage_defaults().await?;
     let mut changes = Vec::new();
     for environment in store.environments().await? {
-        let Some((_, _, default)) = defaults
-            .iter()
-            .find(|(s, e, _)| *s == stage_id && *e == environment.id)
-        else {
-            continue;
-        };
-        let default = parse_rules(default);
-        let current = current_access_rules(store, flag.id, environment.id).await?;
-        if current != default {
-            changes.push((environment.key, current, default));
+        let mut current = None;
+        for &stage_id in stage_ids {
+            let Some((_, _, default)) = defaults
+                .iter()
+                .find(|(s, e, _)| *s == stage_id && *e == environment.id)
+            else {
+                continue;
+            };
+            let default = parse_rules(default);
+            let current = match &current {
+                Some(rules) => rules,
+                None => current.insert(current_access_rules(store, flag.id, environment.id).await?),
+            };
+            if *current != default {
+                changes.push((stage_id, environment.key.clone(), current.clone(), default));
+            }
         }
     }
     Ok(changes)

@@ -341,13 +341,16 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
         .map(|v| serde_json::from_str(&v.json).unwrap_or_default())
         .unwrap_or_default();
     let stages = state.store.release_stages().await.map_err(failed)?;
-    let mut stage_changes = Vec::new();
-    for stage in stages.iter().filter(|s| s.id != flag.stage_id) {
-        for (env, from, to) in crate::service::flags::preview_stage_move(&state.store, &key, stage.id).await?
-        {
-            stage_changes.push((stage.id, env, access_summary(&from), access_summary(&to)));
-        }
-    }
+    let other_stages: Vec<i64> = stages
+        .iter()
+        .map(|s| s.id)
+        .filter(|id| *id != flag.stage_id)
+        .collect();
+    let stage_changes = crate::service::flags::preview_stage_moves(&state.store, &key, &other_stages)
+        .await?
+        .into_iter()
+        .map(|(stage, env, from, to)| (stage, env, access_summary(&from), access_summary(&to)))
+        .collect();
     let mut others = Vec::new();
     for environment in environments.iter().filter(|e| e.id != current.id) {
         let rules =
