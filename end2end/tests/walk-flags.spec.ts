@@ -178,6 +178,14 @@ test('rules of several conditions, picked ids, a live count and a readable histo
   // Counted live, before saving.
   await expect(page.locator('#access-count')).toContainText('1 of 3 known companies have access with these rules');
 
+  // A refused save names the input and keeps everything typed.
+  await rule.getByLabel('Value').nth(1).fill('many');
+  await page.getByRole('button', { name: 'Save access' }).click();
+  await expect(page.locator('#access-condition-1-value-error')).toContainText('"many" is not a number');
+  await expect(rule.getByLabel('Value').nth(1)).toHaveValue('many');
+  await expect(rule.getByLabel('Value').nth(0)).toHaveValue('enterprise');
+  await rule.getByLabel('Value').nth(1).fill('50');
+
   // A company picked by searching its name.
   await page.getByLabel('Find a company to add').fill('hoo');
   await expect(page.locator('#access-companies-matches option[value="hooli"]')).toHaveCount(1);

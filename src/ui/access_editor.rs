@@ -54,6 +54,10 @@ pub struct ConditionForm {
     /// The value; comma-separated for ANY_OF and NOT_ANY_OF.
     #[serde(default)]
     pub value: String,
+    /// The saved values as a JSON array, posted back unchanged: while `value` still reads as
+    /// they were shown, they are kept as they are (a value containing a comma stays one value).
+    #[serde(default)]
+    pub original: String,
 }
 
 /// One rule's own fields; its conditions are the [`ConditionForm`]s that name it.
@@ -68,6 +72,10 @@ pub struct RuleForm {
     /// Present (checkbox) to delete the rule.
     #[serde(default)]
     pub remove: String,
+    /// How many conditions the saved rule had (empty on the blank rule), so clearing them all is
+    /// refused instead of turning the rule into "everyone".
+    #[serde(default)]
+    pub had: String,
 }
 
 /// The access editor's fields, as the form posts them. Rules and conditions are flat lists
@@ -122,6 +130,7 @@ impl ConditionForm {
                     field: field.into(),
                     operator: operator.as_str().into(),
                     value: values.join(", "),
+                    original: serde_json::to_string(values).unwrap_or_default(),
                 }
             };
         let reference = |kind: &str, field: &str| ConditionForm {
@@ -129,7 +138,7 @@ impl ConditionForm {
             kind: kind.into(),
             field: field.into(),
             operator: "IS".into(),
-            value: String::new(),
+            ..Default::default()
         };
         match condition {
             Condition::CompanyAttribute {
@@ -240,6 +249,15 @@ impl ConditionForm {
         operator: crate::model::ContextOperator,
         wrong: &dyn Fn(&str, String) -> AppError,
     ) -> Result<Vec<String>, AppError> {
+        if arity(operator) == Arity::None {
+            return Ok(Vec::new());
+        }
+        let untouched = serde_json::from_str::<Vec<String>>(&self.original)
+            .ok()
+            .filter(|original| !original.is_empty() && original.join(", ") == self.value);
+        if let Some(original) = untouched {
+            return Ok(original);
+        }
         let values = match arity(operator) {
             Arity::None => return Ok(Vec::new()),
             Arity::One => {
@@ -309,6 +327,7 @@ impl AccessForm {
                 .join("\n");
             for (i, rule) in some.rules.iter().enumerate() {
                 form.rules.push(RuleForm {
+                    had: rule.conditions.len().to_string(),
                     rollout: rule.rollout_percentage.as_f64().to_string(),
                     rollout_by: match rule.rollout_attribute {
                         RolloutAttribute::Company => "company".into(),
@@ -359,13 +378,24 @@ impl AccessForm {
         }
         let mut rules = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
+            if !rule.remove.is_empty() {
+                continue;
+            }
             let mut conditions = Vec::new();
             for (j, row) in self.conditions.iter().enumerate().filter(|(_, c)| c.rule == i) {
                 conditions.extend(row.to_condition(j)?);
             }
             let rollout_text = rule.rollout.trim().trim_end_matches('%').trim();
-            if !rule.remove.is_empty() || (conditions.is_empty() && rollout_text.is_empty()) {
+            if conditions.is_empty() && rollout_text.is_empty() {
                 continue;
+            }
+            if conditions.is_empty() && rule.had.parse::<usize>().is_ok_and(|n| n > 0) {
+                return Err(wrong(
+                    format!("rule-{i}-rollout"),
+                    "this rule has no conditions left, so it would let everyone in at this percentage; \
+                     tick \"Remove this rule\" to delete it, or keep a condition"
+                        .into(),
+                ));
             }
             let rollout_percentage = if rollout_text.is_empty() {
                 Ok(100.0)
@@ -773,6 +803,10 @@ fn ConditionRow(
             view! { <optgroup label=group>{options}</optgroup> }
         })
         .collect_view();
+    // Inputs a row's kind or operator doesn't use are hidden only once the page is hydrated:
+    // without JavaScript, changing the kind must still leave the operator and value usable.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
     let compares = move || compares_values(&kind.get());
     let takes_value =
         move || compares() && operator_named(&operator.get()).is_none_or(|op| arity(op) != Arity::None);
@@ -784,6 +818,7 @@ fn ConditionRow(
     view! {
         <div class="condition">
             <input type="hidden" name=name("rule") value=row.rule/>
+            <input type="hidden" name=name("original") value=row.original.clone()/>
             <div>
                 <label for=kind_id.clone() class="small">"Condition"</label>
                 <select id=kind_id name=name("kind") on:change=move |ev| kind.set(event_target_value(&ev))>{kinds}</select>
@@ -801,12 +836,12 @@ fn ConditionRow(
                 />
                 <FieldError id=field_error.0 message=field_error.1/>
             </div>
-            <div class:hidden=move || !compares()>
+            <div class:hidden=move || hydrated.get() && !compares()>
                 <label for=operator_id.clone() class="small">"Operator"</label>
                 <select id=operator_id name=name("operator") on:change=move |ev| operator.set(event_target_value(&ev))>{groups}</select>
                 <FieldError id=operator_error.0 message=operator_error.1/>
             </div>
-            <div class:hidden=move || !takes_value()>
+            <div class:hidden=move || hydrated.get() && !takes_value()>
                 <label for=value_id.clone() class="small">"Value"</label>
                 <input id=value_id name=name("value") value=row.value.clone() placeholder="pro, team"/>
                 <FieldError id=value_error.0 message=value_error.1/>
@@ -870,6 +905,7 @@ pub fn AccessEditor(
                             "Every condition must hold; then the rollout decides. Clear a field to drop its condition."
                         }}
                     </p>
+                    <input type="hidden" name=format!("form[rules][{i}][had]") value=rule.had.clone()/>
                     {rows}
                     <div class="rollout">
                         <div>
@@ -1061,6 +1097,39 @@ mod tests {
             }]
         );
         assert!(access.rules[0].rollout_percentage.is_full());
+    }
+
+    #[test]
+    fn untouched_values_keep_their_commas_and_a_cleared_rule_is_refused() {
+        let rule = AccessRule {
+            conditions: vec![Condition::CompanyAttribute {
+                attribute: "name".into(),
+                operator: ContextOperator::AnyOf,
+                values: vec!["Acme, Inc.".into(), "Globex".into()],
+            }],
+            rollout_percentage: Percentage::FULL,
+            rollout_attribute: RolloutAttribute::Company,
+        };
+        let form = AccessForm::from_rules(&some(vec![rule.clone()]));
+        assert_eq!(form.to_rules().unwrap(), some(vec![rule]));
+        // Edited text is split again.
+        let mut edited = form.clone();
+        edited.conditions[0].value = "Initech, Hooli".into();
+        let AccessRules::Some(access) = edited.to_rules().unwrap() else {
+            panic!()
+        };
+        assert!(matches!(&access.rules[0].conditions[0],
+            Condition::CompanyAttribute { values, .. } if values == &["Initech".to_string(), "Hooli".to_string()]));
+        // Clearing every condition of a saved rule would open it to everyone: refused.
+        let mut cleared = form;
+        cleared.conditions[0].field.clear();
+        cleared.conditions[0].value.clear();
+        assert_eq!(
+            cleared.to_rules().unwrap_err().field.as_deref(),
+            Some("rule-0-rollout")
+        );
+        cleared.rules[0].remove = "on".into();
+        assert_eq!(cleared.to_rules().unwrap(), some(vec![]));
     }
 
     #[test]

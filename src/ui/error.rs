@@ -20,6 +20,14 @@ impl AppError {
             message: message.into(),
         }
     }
+
+    /// This error refuses what the caller sent (a form that does not validate): the call answers
+    /// 422 instead of 500.
+    #[cfg(feature = "ssr")]
+    pub fn rejected_input(self) -> Self {
+        set_error_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        self
+    }
 }
 
 impl FromServerFnError for AppError {
@@ -119,4 +127,21 @@ pub fn ErrorText(#[prop(into)] message: Signal<Option<String>>, id: &'static str
             <p class="error" id=id role="alert">{move || message.get().unwrap_or_default()}</p>
         </Show>
     }
+}
+
+/// How many submissions of an action have succeeded, given its `value()`. Page data should reload
+/// on this rather than on the action's version, which counts failures too: reloading after a
+/// failure would redraw the form from the saved data and drop what the user typed.
+pub fn success_count<T, S>(value: S) -> Signal<usize>
+where
+    T: 'static,
+    S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+{
+    let count = RwSignal::new(0usize);
+    Effect::new(move || {
+        if matches!(value.get(), Some(Ok(_))) {
+            count.update(|n| *n += 1);
+        }
+    });
+    count.into()
 }

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
-use super::error::{field_error, form_error, AppError, ErrorText};
+use super::error::{field_error, form_error, success_count, AppError, ErrorText};
 use super::format::datetime;
 #[cfg(feature = "ssr")]
 use crate::model::{describe::access_changes, AccessRules, SegmentKey};
@@ -109,7 +109,11 @@ pub async fn list_flags(
     };
     let (shown, total) = state
         .store
-        .flags_page(&filter, (page * PAGE_SIZE) as i64, PAGE_SIZE as i64)
+        .flags_page(
+            &filter,
+            page.saturating_mul(PAGE_SIZE).min(i64::MAX as usize) as i64,
+            PAGE_SIZE as i64,
+        )
         .await
         .map_err(failed)?;
     let total = total as usize;
@@ -434,7 +438,7 @@ pub async fn save_access(
 ) -> Result<(), AppError> {
     let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
     let state = super::server::app_state()?;
-    let rules = form.to_rules()?;
+    let rules = form.to_rules().map_err(AppError::rejected_input)?;
     let actor = crate::service::Actor::member(&member);
     crate::service::flags::set_access_rules(
         &state.store,
@@ -495,7 +499,10 @@ pub async fn save_config(
         .iter()
         .enumerate()
         .filter(|(_, v)| !v.key.trim().is_empty())
-        .map(|(i, v)| v.to_variant(i, default_variant == Some(i)))
+        .map(|(i, v)| {
+            v.to_variant(i, default_variant == Some(i))
+                .map_err(AppError::rejected_input)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let config = crate::model::RemoteConfig { version: 0, variants };
     let actor = crate::service::Actor::member(&member);
@@ -766,20 +773,22 @@ pub fn FlagPage() -> impl IntoView {
     let copy_action = ServerAction::<CopyAccess>::new();
     let archive_action = ServerAction::<ArchiveFlag>::new();
     let config_action = ServerAction::<SaveConfig>::new();
+    // Not the versions: a failed save must leave the typed form (and its errors) in place.
+    let (saves, config_saves) = (success_count(save.value()), success_count(config_action.value()));
     let detail = Resource::new(
         move || {
             (
                 key(),
                 environment(),
                 (
-                    save.version().get(),
+                    saves.get(),
                     rollback_action.version().get(),
                     move_action.version().get(),
                 ),
                 (
                     copy_action.version().get(),
                     archive_action.version().get(),
-                    config_action.version().get(),
+                    config_saves.get(),
                 ),
             )
         },

@@ -638,10 +638,9 @@ pub fn SegmentPage() -> impl IntoView {
     let save = ServerAction::<UpdateSegment>::new();
     let value = save.value();
     let error = Signal::derive(move || value.get().and_then(Result::err));
-    let detail = Resource::new(
-        move || (key(), save.version().get()),
-        |(key, _)| segment_detail(key),
-    );
+    // Reloads after a successful save only, so a refused save keeps what was typed.
+    let saves = super::error::success_count(save.value());
+    let detail = Resource::new(move || (key(), saves.get()), |(key, _)| segment_detail(key));
     let preview = ServerAction::<PreviewSegment>::new();
     view! {
         <p><a href="/segments">"← All segments"</a></p>

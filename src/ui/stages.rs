@@ -198,7 +198,7 @@ pub async fn set_stage_default(stage_id: i64, environment: String, form: AccessF
     let rules = if form.mode == NO_DEFAULT {
         None
     } else {
-        Some(form.to_rules().map_err(|e| in_row(e, &row))?)
+        Some(form.to_rules().map_err(|e| in_row(e.rejected_input(), &row))?)
     };
     let actor = crate::service::Actor::member(&member);
     crate::service::flags::set_stage_default(&state.store, &actor, stage_id, &environment, rules)
@@ -213,6 +213,8 @@ pub fn StagesPage() -> impl IntoView {
     let reorder = ServerAction::<ReorderStage>::new();
     let delete = ServerAction::<DeleteStage>::new();
     let defaults = ServerAction::<SetStageDefault>::new();
+    // A refused default keeps its typed form; only successes reload the page's data.
+    let default_saves = super::error::success_count(defaults.value());
     let data = Resource::new(
         move || {
             (
@@ -220,7 +222,7 @@ pub fn StagesPage() -> impl IntoView {
                 update.version().get(),
                 reorder.version().get(),
                 delete.version().get(),
-                defaults.version().get(),
+                default_saves.get(),
             )
         },
         |_| stages(),
