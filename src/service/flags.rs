@@ -68,8 +68,9 @@ pub async fn current_access_rules(
     Ok(latest.map(|(_, json)| parse_rules(&json)).unwrap_or_default())
 }
 
-/// The compile inputs of an environment as stored, with `changes` applied.
-async fn compile_inputs(
+/// The compile inputs of an environment as stored: every segment, and every flag's current access
+/// rules (No one for a flag without any).
+pub(crate) async fn compile_inputs(
     store: &Store,
     environment_id: i64,
 ) -> ServiceResult<(HashMap<SegmentKey, Segment>, HashMap<FlagKey, AccessRules>)> {

@@ -507,35 +507,8 @@ pub async fn count_access(
     flag: Option<&str>,
     rules: &AccessRules,
 ) -> Result<AccessCount, AppError> {
-    use std::collections::HashMap;
-    let failed = |_| AppError::general("could not read the rules to count");
-    let segments: HashMap<SegmentKey, crate::model::Segment> =
-        state.store.segments_by_key().await.map_err(failed)?;
-    let keys: HashMap<i64, String> = state
-        .store
-        .flags()
-        .await
-        .map_err(failed)?
-        .into_iter()
-        .map(|f| (f.id, f.key))
-        .collect();
-    let mut flags = HashMap::new();
-    for row in state
-        .store
-        .current_targeting(environment_id)
-        .await
-        .map_err(failed)?
-    {
-        let (Some(key), Ok(rules)) = (
-            keys.get(&row.flag_id),
-            serde_json::from_str::<AccessRules>(&row.json),
-        ) else {
-            continue;
-        };
-        if let Ok(key) = FlagKey::parse(key.clone()) {
-            flags.insert(key, rules);
-        }
-    }
+    // The same inputs a save compiles against, so the count agrees with what saving would do.
+    let (segments, mut flags) = crate::service::flags::compile_inputs(&state.store, environment_id).await?;
     let probe = FlagKey::parse(flag.unwrap_or("access-preview").to_string())
         .map_err(|_| AppError::general("not a flag key"))?;
     flags.insert(probe.clone(), rules.clone());
