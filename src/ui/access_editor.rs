@@ -11,7 +11,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::error::AppError;
+use super::error::{message_for, AppError, ErrorTextOwned};
 use crate::model::describe::{arity, operator_label, operator_named, Arity, OPERATOR_GROUPS};
 #[cfg(feature = "ssr")]
 use crate::model::{
@@ -636,25 +636,6 @@ pub(crate) fn form_data_of(ev: &leptos::ev::Event) -> Option<leptos::web_sys::Fo
     leptos::web_sys::FormData::new_with_form(&form).ok()
 }
 
-/// The message of `error` when it names `field`.
-fn message_for(error: Signal<Option<AppError>>, field: String) -> Signal<Option<String>> {
-    Signal::derive(move || {
-        error
-            .get()
-            .filter(|e| e.field.as_deref() == Some(field.as_str()))
-            .map(|e| e.message)
-    })
-}
-
-#[component]
-fn FieldError(id: String, message: Signal<Option<String>>) -> impl IntoView {
-    view! {
-        <Show when=move || message.get().is_some()>
-            <p class="error" id=id.clone() role="alert">{move || message.get().unwrap_or_default()}</p>
-        </Show>
-    }
-}
-
 /// A list of ids (a textarea, posted as `name`) with a search box that suggests stored
 /// companies or users as you type and adds the chosen one to the list.
 #[component]
@@ -795,7 +776,7 @@ fn ConditionRow(
             <div>
                 <label for=kind_id.clone() class="small">"Condition"</label>
                 <select id=kind_id name=name("kind") on:change=move |ev| kind.set(event_target_value(&ev))>{kinds}</select>
-                <FieldError id=kind_error.0 message=kind_error.1/>
+                <ErrorTextOwned id=kind_error.0 message=kind_error.1/>
             </div>
             <div>
                 <label for=field_id.clone() class="small">"Field"</label>
@@ -807,17 +788,17 @@ fn ConditionRow(
                     autocomplete="off"
                     placeholder=move || if compares() { "plan" } else { "key" }
                 />
-                <FieldError id=field_error.0 message=field_error.1/>
+                <ErrorTextOwned id=field_error.0 message=field_error.1/>
             </div>
             <div class:hidden=move || hydrated.get() && !compares()>
                 <label for=operator_id.clone() class="small">"Operator"</label>
                 <select id=operator_id name=name("operator") on:change=move |ev| operator.set(event_target_value(&ev))>{groups}</select>
-                <FieldError id=operator_error.0 message=operator_error.1/>
+                <ErrorTextOwned id=operator_error.0 message=operator_error.1/>
             </div>
             <div class:hidden=move || hydrated.get() && !takes_value()>
                 <label for=value_id.clone() class="small">"Value"</label>
                 <input id=value_id name=name("value") value=row.value.clone() placeholder="pro, team"/>
-                <FieldError id=value_error.0 message=value_error.1/>
+                <ErrorTextOwned id=value_error.0 message=value_error.1/>
             </div>
         </div>
     }
@@ -906,7 +887,7 @@ pub fn AccessEditor(
                             </label>
                         })}
                     </div>
-                    <FieldError id=rollout_error.0 message=rollout_error.1/>
+                    <ErrorTextOwned id=rollout_error.0 message=rollout_error.1/>
                 </fieldset>
             }
         })
@@ -950,7 +931,7 @@ pub fn AccessEditor(
             <legend>"Who gets it"</legend>
             {radios}
         </fieldset>
-        <FieldError id=id("mode-error") message=message_for(error, "mode".into())/>
+        <ErrorTextOwned id=id("mode-error") message=message_for(error, "mode".into())/>
         <div class="targets">
             <IdPicker
                 kind="company"
@@ -972,12 +953,12 @@ pub fn AccessEditor(
                 <label for=segments_id.clone()>"Segments (keys, one per line)"</label>
                 <textarea id=segments_id name="form[segments]" rows="3" aria-describedby=segments_error_id.clone()>{form.segments.clone()}</textarea>
                 <p class="muted small">{segments_hint}</p>
-                <FieldError id=segments_error_id message=message_for(error, "segments".into())/>
+                <ErrorTextOwned id=segments_error_id message=message_for(error, "segments".into())/>
             </div>
         </div>
         {rules}
         {lists}
-        <FieldError id=id("error") message=general/>
+        <ErrorTextOwned id=id("error") message=general/>
     }
 }
 

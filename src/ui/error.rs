@@ -145,3 +145,23 @@ where
     });
     count.into()
 }
+
+/// [`ErrorText`] for ids built at run time (one per row or input).
+#[component]
+pub fn ErrorTextOwned(id: String, message: Signal<Option<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || message.get().is_some()>
+            <p class="error" id=id.clone() role="alert">{move || message.get().unwrap_or_default()}</p>
+        </Show>
+    }
+}
+
+/// The message of `error` when it names `field`.
+pub fn message_for(error: Signal<Option<AppError>>, field: String) -> Signal<Option<String>> {
+    Signal::derive(move || {
+        error
+            .get()
+            .filter(|e| e.field.as_deref() == Some(field.as_str()))
+            .map(|e| e.message)
+    })
+}

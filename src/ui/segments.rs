@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
-use super::error::{field_error, AppError, ErrorText};
+use super::error::{field_error, message_for, AppError, ErrorText};
 use super::flags::split_list;
 use crate::model::{ContextOperator, SegmentCondition};
 
@@ -463,15 +463,6 @@ pub(crate) mod matching {
     }
 }
 
-fn message_for(error: Signal<Option<AppError>>, field: String) -> impl Fn() -> Option<String> + Send + Sync {
-    move || {
-        error
-            .get()
-            .filter(|e| e.field.as_deref() == Some(field.as_str()))
-            .map(|e| e.message)
-    }
-}
-
 /// Failures the form shows at the bottom: no field, or a field it has no place for.
 fn general_message(error: Signal<Option<AppError>>) -> impl Fn() -> Option<String> + Send + Sync {
     move || {
@@ -561,7 +552,7 @@ pub fn SegmentsPage() -> impl IntoView {
 /// The conditions part of the segment form, shared by creation and editing.
 #[component]
 fn ConditionFields(form: ConditionsForm, error: Signal<Option<AppError>>) -> impl IntoView {
-    let companies_error = Signal::derive(message_for(error, "companies".into()));
+    let companies_error = message_for(error, "companies".into());
     view! {
         <fieldset>
             <legend>"Conditions (a company must meet all of them)"</legend>

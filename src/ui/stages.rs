@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::access_editor::{AccessEditor, EditorOptions};
-use super::error::{AppError, ErrorText};
+use super::error::{AppError, ErrorText, ErrorTextOwned};
 use super::flags::AccessForm;
 
 /// The mode value of the access form meaning "the stage sets nothing here".
@@ -397,16 +397,6 @@ fn StageRow(
                 <ErrorTextOwned id=move_error_id message=move_error/>
             </td>
         </tr>
-    }
-}
-
-/// [`ErrorText`] for ids built at run time (one per row).
-#[component]
-fn ErrorTextOwned(id: String, message: Signal<Option<String>>) -> impl IntoView {
-    view! {
-        <Show when=move || message.get().is_some()>
-            <p class="error" id=id.clone() role="alert">{move || message.get().unwrap_or_default()}</p>
-        </Show>
     }
 }
 
