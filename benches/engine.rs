@@ -308,7 +308,7 @@ fn benches(c: &mut Criterion) {
     let defs = workload();
     let simple = simple_flag();
     write_workload(&defs, &simple);
-    let flags: Vec<CompiledFlag> = compile_flags(&defs);
+    let (flags, fields) = compile_flags(&defs);
     let context = JsValue::from(&context());
     let enabled = evaluate_flags(&flags, &flatten(&context), NOW)
         .iter()
@@ -321,12 +321,14 @@ fn benches(c: &mut Criterion) {
 
     c.bench_function("bulk_100_flags (flatten + evaluate)", |b| {
         b.iter(|| {
-            let ctx = flatten(black_box(&context));
+            let mut ctx = flatten(black_box(&context));
+            ctx.bind(&fields);
             let results = evaluate_flags(&flags, &ctx, NOW);
             black_box(results.len())
         })
     });
-    let flat = flatten(&context);
+    let mut flat = flatten(&context);
+    flat.bind(&fields);
     c.bench_function("bulk_100_flags (evaluate only)", |b| {
         b.iter(|| black_box(evaluate_flags(&flags, black_box(&flat), NOW).len()))
     });
@@ -338,7 +340,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     c.bench_function("compile_100_flags", |b| {
-        b.iter(|| black_box(compile_flags(black_box(&defs)).len()))
+        b.iter(|| black_box(compile_flags(black_box(&defs)).0.len()))
     });
 }
 

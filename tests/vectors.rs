@@ -4,8 +4,8 @@
 //! `expected_v1_1` columns) and HTTP shapes (`http_requests`) are for other layers.
 
 use gatehouse::eval::{
-    evaluate_flag_rules, evaluate_flags, evaluate_operator, flatten, hash_int, jsdate::parse_js_date,
-    rollout_bucket, CompiledFlag, CompiledRules, FlatContext,
+    compile_flags, evaluate_flag_rules, evaluate_flags, evaluate_operator, flatten, hash_int,
+    jsdate::parse_js_date, rollout_bucket, CompiledFlag, CompiledRules, FieldTable, FlatContext,
 };
 use gatehouse::model::{ContextOperator, FlagDefinition, JsValue, Rule, RuleFilter};
 use serde_json::Value;
@@ -181,6 +181,24 @@ fn evaluate_flag_rules_vectors() {
             "{name}: missingContextFields"
         );
         assert_eq!(result.flag_key, flag_key);
+
+        // The same rules numbered in a field table and read by slot from a bound context, and
+        // read by name from a context bound to another table: the same outcome either way.
+        let mut fields = FieldTable::new();
+        let compiled = CompiledRules::compile_in(rules.iter().map(|r| &r.filter), &mut fields);
+        let mut bound = flatten(&js(&c["context"]));
+        bound.bind(&fields);
+        let by_slot = compiled.evaluate(&bound, now_of(c));
+        assert_eq!(by_slot.rule_results, results, "{name}: by slot");
+        assert_eq!(by_slot.missing, missing, "{name}: missing by slot");
+        assert_eq!(
+            by_slot.matched.is_some(),
+            expected["matched"].as_bool().unwrap_or_default()
+        );
+        let mut other = flatten(&js(&c["context"]));
+        other.bind(&FieldTable::new());
+        let by_name = compiled.evaluate(&other, now_of(c));
+        assert_eq!(by_name, by_slot, "{name}: context bound to another table");
     }
     assert_eq!(cases.len(), 21);
 }
@@ -200,6 +218,16 @@ fn node_sdk_flag_vectors() {
             got.insert(r.key.to_owned(), serde_json::to_value(r).expect("serialize"));
         }
         assert_eq!(Value::Object(got), c["expected"], "{name}");
+
+        // Compiled as a snapshot is (one field table) and read by slot.
+        let (snapshot_flags, fields) = compile_flags(&defs);
+        let mut bound = flatten(&js(&c["context"]));
+        bound.bind(&fields);
+        assert_eq!(
+            evaluate_flags(&snapshot_flags, &bound, ANY_NOW),
+            results,
+            "{name}: by slot"
+        );
     }
     assert_eq!(cases.len(), 4);
 }

@@ -87,11 +87,9 @@ fn request_context(state: &AppState, snapshot: &Snapshot, body: &[u8]) -> Result
             crate::api::MAX_CONTEXT_FIELDS
         )));
     }
-    Ok(state
-        .runtime
-        .entities()
-        .enrich(snapshot.environment.id, context)
-        .0)
+    let (mut context, _) = state.runtime.entities().enrich(snapshot.environment.id, context);
+    context.bind(&snapshot.fields);
+    Ok(context)
 }
 
 fn parse_context(body: &[u8]) -> Result<FlatContext, ContextError> {

@@ -164,10 +164,11 @@ async fn evaluated(state: AppState, request: Request, only_enabled: bool) -> Res
     let snapshot = wait_for_version(&state.runtime, snapshot, wait).await;
     // Stored attributes of the company and user (from `/company`, `/user`) fill in what the
     // request does not send; the request's own fields win.
-    let (context, remote_context_used) = state
+    let (mut context, remote_context_used) = state
         .runtime
         .entities()
         .enrich(snapshot.environment.id, context_from_pairs(&pairs));
+    context.bind(&snapshot.fields);
     let now = crate::store::now_ms();
     let key = pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_ref());
     let flags = match key {

@@ -13,8 +13,9 @@ use super::jsdate::{days_ago, parse_js_date};
 use super::jsnum::parse_js_number;
 use super::operators::contains_ci;
 use crate::model::{ContextOperator, GroupOperator, RuleFilter};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Lists up to this length are scanned linearly; longer ones are hashed (hashing a string costs
 /// about as much as a handful of short comparisons).
@@ -42,6 +43,68 @@ impl Hasher for FastHasher {
     }
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+/// Numbers the context fields that the rules of one snapshot read, so that evaluation finds a
+/// field by index instead of by name. A context bound to the table ([`FlatContext::bind`])
+/// resolves each of its own fields once per request; every rule then reads its field's slot.
+/// Rules compiled into a table only take that path for a context bound to the same table (the
+/// table's `id`, unique in the process); any other context is searched by name as before.
+#[derive(Debug, Clone)]
+pub struct FieldTable {
+    id: u64,
+    ids: HashMap<Box<str>, u32, FastBuild>,
+}
+
+/// Table ids: 0 is "no table"; every [`FieldTable::new`] takes the next.
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Default for FieldTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FieldTable {
+    pub fn new() -> Self {
+        FieldTable {
+            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
+            ids: HashMap::default(),
+        }
+    }
+
+    /// A table no context is ever bound to: rules compiled into it always search by name.
+    pub(crate) fn unbound() -> Self {
+        FieldTable {
+            id: 0,
+            ids: HashMap::default(),
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The slot of `field`, numbered on first sight.
+    fn intern(&mut self, field: &str) -> u32 {
+        if let Some(&id) = self.ids.get(field) {
+            return id;
+        }
+        // A snapshot's rules name far fewer than 2^32 distinct fields.
+        let id = self.ids.len() as u32;
+        self.ids.insert(field.into(), id);
+        id
+    }
+
+    /// The slot of `field`, if any rule of the table reads it.
+    #[inline]
+    pub(crate) fn get(&self, field: &str) -> Option<u32> {
+        self.ids.get(field).copied()
     }
 }
 
@@ -176,6 +239,8 @@ enum Node {
     Context {
         field: Box<str>,
         field_hash: u64,
+        /// The field's slot in the rules' [`FieldTable`].
+        slot: u32,
         tolerates_missing: bool,
         test: Test,
     },
@@ -183,22 +248,23 @@ enum Node {
         key: Box<str>,
         attribute: Box<str>,
         attribute_hash: u64,
+        slot: u32,
         threshold: f64,
     },
 }
 
 impl Node {
-    fn compile(filter: &RuleFilter) -> Node {
+    fn compile(filter: &RuleFilter, fields: &mut FieldTable) -> Node {
         match filter {
             RuleFilter::Constant { value } => Node::Const(*value),
             RuleFilter::Group { operator, filters } => {
-                let children = filters.iter().map(Node::compile).collect();
+                let children = filters.iter().map(|f| Node::compile(f, fields)).collect();
                 match operator {
                     GroupOperator::And => Node::And(children),
                     GroupOperator::Or => Node::Or(children),
                 }
             }
-            RuleFilter::Negation { filter } => Node::Not(Box::new(Node::compile(filter))),
+            RuleFilter::Negation { filter } => Node::Not(Box::new(Node::compile(filter, fields))),
             RuleFilter::Context {
                 field,
                 operator,
@@ -206,6 +272,7 @@ impl Node {
             } => Node::Context {
                 field: field.as_str().into(),
                 field_hash: field_hash(field),
+                slot: fields.intern(field),
                 tolerates_missing: operator.tolerates_missing(),
                 test: Test::compile(*operator, values.as_deref().unwrap_or_default()),
             },
@@ -218,6 +285,7 @@ impl Node {
                 key: key.as_deref().unwrap_or("undefined").into(),
                 attribute: partial_rollout_attribute.as_str().into(),
                 attribute_hash: field_hash(partial_rollout_attribute),
+                slot: fields.intern(partial_rollout_attribute),
                 threshold: *partial_rollout_threshold,
             },
             RuleFilter::Unknown => Node::Const(false),
@@ -228,11 +296,23 @@ impl Node {
 /// Per-evaluation scratch state shared across the rules of one flag.
 struct Eval<'c, 'r, 'm> {
     ctx: &'c FlatContext,
+    /// The context is bound to the rules' field table: fields are found by slot.
+    by_slot: bool,
     now_ms: f64,
     missing: &'m mut Vec<&'r str>,
 }
 
 impl<'r> Eval<'_, 'r, '_> {
+    /// Position of a context field in `ctx`.
+    #[inline]
+    fn find(&self, field: &str, hash: u64, slot: u32) -> Option<usize> {
+        if self.by_slot {
+            self.ctx.slot(slot)
+        } else {
+            self.ctx.position(field, hash)
+        }
+    }
+
     fn add_missing(&mut self, field: &'r str) {
         if !self.missing.contains(&field) {
             self.missing.push(field);
@@ -274,9 +354,10 @@ impl<'r> Eval<'_, 'r, '_> {
             Node::Context {
                 field,
                 field_hash,
+                slot,
                 tolerates_missing,
                 test,
-            } => match self.ctx.position(field, *field_hash) {
+            } => match self.find(field, *field_hash, *slot) {
                 Some(i) => (
                     test.eval(
                         Field {
@@ -306,10 +387,10 @@ impl<'r> Eval<'_, 'r, '_> {
                 key,
                 attribute,
                 attribute_hash,
+                slot,
                 threshold,
             } => match self
-                .ctx
-                .position(attribute, *attribute_hash)
+                .find(attribute, *attribute_hash, *slot)
                 .map(|i| self.ctx.value_at(i))
             {
                 Some(v) => {
@@ -361,12 +442,25 @@ impl RulesOutcome<'_> {
 #[derive(Debug, Clone)]
 pub struct CompiledRules {
     rules: Vec<Node>,
+    /// The id of the [`FieldTable`] the rules' slots refer to (0: none).
+    table: u64,
 }
 
 impl CompiledRules {
+    /// Compiles rules that find context fields by name (see [`CompiledRules::compile_in`]).
     pub fn compile<'a>(filters: impl IntoIterator<Item = &'a RuleFilter>) -> Self {
+        Self::compile_in(filters, &mut FieldTable::unbound())
+    }
+
+    /// Compiles rules whose fields are numbered in `fields`, shared by the rules of one snapshot:
+    /// a context bound to that table is read by slot.
+    pub fn compile_in<'a>(
+        filters: impl IntoIterator<Item = &'a RuleFilter>,
+        fields: &mut FieldTable,
+    ) -> Self {
         CompiledRules {
-            rules: filters.into_iter().map(Node::compile).collect(),
+            rules: filters.into_iter().map(|f| Node::compile(f, fields)).collect(),
+            table: fields.id,
         }
     }
 
@@ -405,6 +499,7 @@ impl CompiledRules {
         missing.clear();
         let mut ev = Eval {
             ctx,
+            by_slot: self.table != 0 && ctx.bound_table() == self.table,
             // Epoch milliseconds are exact in f64 for any real date.
             now_ms: now_ms as f64,
             missing,

@@ -6,7 +6,7 @@
 //! environment, flattening the context once, and returns node-SDK `RawFlag`-shaped results
 //! (notes §4) that borrow from the compiled flags so nothing is cloned per request.
 
-use super::engine::{CompiledRules, RulesOutcome};
+use super::engine::{CompiledRules, FieldTable, RulesOutcome};
 use super::flatten::FlatContext;
 use crate::model::{FlagDefinition, JsValue, Rule};
 use serde::Serialize;
@@ -135,12 +135,19 @@ fn push_strings(out: &mut Vec<u8>, values: &[&str]) {
 }
 
 impl CompiledFlag {
+    /// Compiles a definition on its own; its rules find context fields by name.
     pub fn compile(def: &FlagDefinition) -> Self {
+        Self::compile_in(def, &mut FieldTable::unbound())
+    }
+
+    /// Compiles a definition whose rules number their fields in `fields`, the table shared by
+    /// the flags of one snapshot (see [`FieldTable`]).
+    pub fn compile_in(def: &FlagDefinition, fields: &mut FieldTable) -> Self {
         let key = json_string(def.key.as_str());
         CompiledFlag {
             key: def.key.as_str().to_owned(),
             targeting_version: def.targeting.version,
-            targeting: CompiledRules::compile(def.targeting.rules.iter().map(|r| &r.filter)),
+            targeting: CompiledRules::compile_in(def.targeting.rules.iter().map(|r| &r.filter), fields),
             config: def.config.as_ref().map(|c| CompiledConfig {
                 version: c.version,
                 variants: c
@@ -164,7 +171,7 @@ impl CompiledFlag {
                         .into(),
                     })
                     .collect(),
-                rules: CompiledRules::compile(c.variants.iter().map(|v| &v.filter)),
+                rules: CompiledRules::compile_in(c.variants.iter().map(|v| &v.filter), fields),
                 json_unmatched: format!("\"version\":{}", c.version).into(),
             }),
             json_head: format!("{key}:{{\"key\":{key},\"isEnabled\":").into(),
@@ -351,7 +358,14 @@ pub fn evaluate_flags<'a>(flags: &'a [CompiledFlag], ctx: &FlatContext, now_ms: 
     flags.iter().map(|f| f.evaluate(ctx, now_ms)).collect()
 }
 
-/// Compiles every definition of an environment snapshot.
-pub fn compile_flags(defs: &[FlagDefinition]) -> Vec<CompiledFlag> {
-    defs.iter().map(CompiledFlag::compile).collect()
+/// Compiles every definition of an environment snapshot, numbering the context fields their
+/// rules read in one table: bind each request's context to it ([`FlatContext::bind`]) before
+/// evaluating the flags.
+pub fn compile_flags(defs: &[FlagDefinition]) -> (Vec<CompiledFlag>, FieldTable) {
+    let mut fields = FieldTable::new();
+    let flags = defs
+        .iter()
+        .map(|d| CompiledFlag::compile_in(d, &mut fields))
+        .collect();
+    (flags, fields)
 }

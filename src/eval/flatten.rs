@@ -5,6 +5,7 @@
 //! order (array-index keys ascending first, then insertion order; a key written twice keeps its
 //! first position) because the reference echoes it and evaluation order depends on nothing else.
 
+use super::engine::FieldTable;
 use super::jsdate::parse_js_date;
 use super::jsnum::{number_to_string, parse_js_number};
 use crate::model::{is_array_index, JsObject, JsValue};
@@ -27,6 +28,10 @@ pub struct FlatContext {
     text: String,
     entries: Vec<Entry>,
     index: Vec<(u64, u32)>,
+    /// The [`FieldTable`] this context is bound to (0: none) and, per slot of that table, the
+    /// position of the field (`u32::MAX`: absent).
+    bound_table: u64,
+    slots: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +93,7 @@ impl FlatContext {
         let mut out = FlatContext {
             text: String::with_capacity(256),
             entries: Vec::with_capacity(context.len() * 4),
-            index: Vec::new(),
+            ..FlatContext::default()
         };
         let mut path = String::with_capacity(64);
         for (k, v) in context.entries() {
@@ -261,6 +266,35 @@ impl FlatContext {
             .map(|(i, e)| (field_hash(&self.text[e.key.start..e.key.end]), i as u32))
             .collect();
         self.index.sort_unstable();
+    }
+
+    /// Resolves the fields that `table`'s rules read, once, so that rules compiled into the table
+    /// ([`crate::eval::CompiledRules::compile_in`]) find them by slot instead of by name.
+    pub fn bind(&mut self, table: &FieldTable) {
+        self.slots.clear();
+        self.slots.resize(table.len(), u32::MAX);
+        for (i, e) in self.entries.iter().enumerate() {
+            if let Some(slot) = table.get(&self.text[e.key.start..e.key.end]) {
+                // Keys are unique after `finish`, and a context has far fewer than 2^32 entries.
+                self.slots[slot as usize] = i as u32;
+            }
+        }
+        self.bound_table = table.id();
+    }
+
+    /// The id of the field table the context is bound to, 0 when none.
+    #[inline]
+    pub(crate) fn bound_table(&self) -> u64 {
+        self.bound_table
+    }
+
+    /// Position of the field in `slot` of the bound table.
+    #[inline]
+    pub(crate) fn slot(&self, slot: u32) -> Option<usize> {
+        match self.slots.get(slot as usize) {
+            Some(&i) if i != u32::MAX => Some(i as usize),
+            _ => None,
+        }
     }
 
     /// The value of a flattened field, `None` when the field is absent.

@@ -5,7 +5,7 @@
 //! what a server needs around it: compilation of the UI access model into wire rules
 //! ([`compile`]), rule lists compiled once per snapshot ([`CompiledFlag`]) and evaluated in bulk
 //! with one flattening per request ([`evaluate_flags`]), decision explanations ([`explain`]) and the
-//! `gatehouse evaluate` command ([`cli`]). No I/O, no clock, no globals: time is an argument
+//! `gatehouse evaluate` command ([`cli`]). No I/O, no clock, and no global state beyond a counter that names field tables: time is an argument
 //! (epoch milliseconds, UTC), so the module also builds for wasm32.
 
 pub mod cli;
@@ -22,7 +22,7 @@ mod operators;
 pub use compile::{
     compile_access_rules, compile_environment, compile_remote_config, CompileContext, CompileError,
 };
-pub use engine::{CompiledRules, RulesOutcome};
+pub use engine::{CompiledRules, FieldTable, RulesOutcome};
 pub use explain::{explain_flag, explain_rules, Explanation};
 pub use flags::{
     compile_flags, evaluate_flag_rules, evaluate_flags, CompiledFlag, ConfigResult, FlagResult,

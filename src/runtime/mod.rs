@@ -17,7 +17,9 @@ use tokio::sync::broadcast;
 
 use crate::auth::tokens::sha256_hex;
 use crate::config::Backend;
-use crate::eval::{compile_environment, compile_flags, compile_remote_config, CompileContext, CompiledFlag};
+use crate::eval::{
+    compile_environment, compile_flags, compile_remote_config, CompileContext, CompiledFlag, FieldTable,
+};
 use crate::model::{AccessRules, FlagDefinition, FlagKey, RemoteConfig, Segment, SegmentKey, Targeting};
 use crate::store::{ApiKeyKind, Environment, SessionPool, Store, StoreError};
 
@@ -38,6 +40,9 @@ pub struct Snapshot {
     pub definitions: Vec<FlagDefinition>,
     /// The same flags compiled for evaluation, in the same order.
     pub compiled: Vec<CompiledFlag>,
+    /// The context fields the compiled rules read; bind a request's context to it before
+    /// evaluating ([`crate::eval::FlatContext::bind`]).
+    pub fields: FieldTable,
     index: HashMap<String, usize>,
     /// When this snapshot was built (epoch ms).
     pub built_at: i64,
@@ -308,7 +313,7 @@ impl Runtime {
             });
         }
         definitions.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-        let compiled = compile_flags(&definitions);
+        let (compiled, fields) = compile_flags(&definitions);
         let index = definitions
             .iter()
             .enumerate()
@@ -318,6 +323,7 @@ impl Runtime {
             environment,
             definitions,
             compiled,
+            fields,
             index,
             built_at: crate::store::now_ms(),
         })
