@@ -164,6 +164,29 @@ async fn browser_routes_answer_cors_and_the_admin_ui_does_not() {
     for method in ["GET", "POST", "OPTIONS"] {
         assert!(methods.contains(method), "{method} missing from {methods}");
     }
+    assert_eq!(headers["access-control-max-age"], "3600");
+    assert!(headers["vary"].to_str().unwrap().contains("origin"));
+
+    // A GET-only route answers its preflight too (not 405), and its answers carry the origin.
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/features/evaluated"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let refused = app
+        .client
+        .get(app.url("/features/evaluated"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["access-control-allow-origin"], "*");
 
     let response = app
         .client
@@ -201,6 +224,8 @@ async fn browser_routes_answer_cors_and_the_admin_ui_does_not() {
         (reqwest::Method::GET, "/sign-in"),
         (reqwest::Method::OPTIONS, "/sign-in"),
         (reqwest::Method::GET, "/healthz"),
+        (reqwest::Method::GET, "/features"),
+        (reqwest::Method::OPTIONS, "/features"),
     ] {
         let response = app
             .client

@@ -5,12 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::runtime::Runtime;
@@ -100,7 +98,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    /// Counts one request of `route` (the router's path template).
+    pub(super) fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         // The common case takes only the shared lock: the route has been seen before.
         if let Ok(routes) = self.routes.read() {
             if let Some(stats) = routes.get(route) {
@@ -114,6 +113,11 @@ impl Metrics {
                 .or_insert_with(RouteStats::new)
                 .record(method, status, elapsed);
         }
+    }
+
+    /// Adds flags evaluated by a handler.
+    pub(super) fn count_evaluations(&self, n: u64) {
+        self.evaluations.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The exposition text, including the runtime's per-environment gauges.
@@ -250,26 +254,6 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Middleware: counts each request by route and status, times it, and adds the evaluations its
-/// handler reported.
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    if let Some(Evaluations(n)) = response.extensions().get::<Evaluations>() {
-        metrics.evaluations.fetch_add(*n, Ordering::Relaxed);
-    }
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.observe(
-        route,
-        method.as_str(),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
 }
 
 /// `GET /metrics`.

@@ -5,20 +5,19 @@
 //! 1 MiB), a query-string limit, request metrics; the routes browsers call also answer CORS.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderName, Method, StatusCode};
-use axum::middleware::{from_fn_with_state, Next};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::startup::AppState;
+use guard::ApiGuard;
 
 pub mod error;
+mod guard;
 pub mod ingest;
 pub mod metrics;
 pub mod ofrep;
@@ -62,7 +61,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
         .route("/ofrep/v1/events", get(ofrep::events))
-        .layer(cors());
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(ApiGuard::new(metrics.clone(), max_body_bytes, true));
     let metrics_handle = metrics.clone();
     Router::new()
         .route("/healthz", get(healthz))
@@ -75,76 +75,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/openapi.json", get(openapi))
         .route("/features", get(reflag::features))
-        .merge(browser)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(from_fn_with_state(max_body_bytes, limits))
-        .layer(from_fn_with_state(metrics, metrics::track))
-}
-
-/// CORS for the routes browsers call (the admin UI is same-origin and gets none): any origin,
-/// the headers Reflag's browser SDK and the OFREP web provider send, and a readable `ETag`.
-fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("x-api-key"),
-            header::IF_NONE_MATCH,
-            HeaderName::from_static("reflag-sdk-version"),
-        ])
-        .expose_headers([header::ETAG])
-        .max_age(Duration::from_secs(3600))
-}
-
-/// Refuses over-long query strings and declared-too-large bodies before any handler runs, and
-/// gives the body limit's own refusals (bodies without a length) the API's JSON error shape.
-async fn limits(State(max_body_bytes): State<usize>, request: Request, next: Next) -> Response {
-    // OFREP clients read OFREP's error shape; every other route answers Reflag's.
-    let ofrep = request.uri().path().starts_with("/ofrep/");
-    let refuse = |status: StatusCode, code: &'static str, message: String| {
-        if ofrep {
-            (
-                status,
-                Json(json!({ "errorCode": "GENERAL", "errorDetails": message })),
-            )
-                .into_response()
-        } else {
-            error::ApiError::new(status, code, message).into_response()
-        }
-    };
-    if request.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
-        return refuse(
-            StatusCode::URI_TOO_LONG,
-            "URI_TOO_LONG",
-            format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
-        );
-    }
-    let too_large = || {
-        refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            format!("the request body is larger than {max_body_bytes} bytes"),
-        )
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body_bytes as u64) {
-        return too_large();
-    }
-    let response = next.run(request).await;
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
-        return too_large();
-    }
-    response
+        .layer(ApiGuard::new(metrics, max_body_bytes, false))
+        .merge(browser)
 }
 
 /// `GET /openapi.json`.
