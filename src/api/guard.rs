@@ -1,5 +1,6 @@
-//! The one middleware every public API route passes: the query-string and declared-body limits,
-//! request metrics, and (for the routes browsers call) CORS.
+//! The one middleware every public API route passes: the body limit (declared lengths checked
+//! up front, axum's `DefaultBodyLimit` for the rest), the query-string limit, request metrics,
+//! and (for the routes browsers call) CORS.
 //!
 //! Written as a plain tower service rather than three stacked layers (`from_fn` twice and
 //! tower-http's `CorsLayer`): axum clones a route's whole service stack for every request, and
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -52,12 +53,15 @@ impl ApiGuard {
     }
 }
 
+/// Also sets the body limit that axum's body extractors read (`DefaultBodyLimit`), so a route
+/// is wrapped once: every `Router::layer` call boxes the routes again, one more allocation per
+/// request.
 impl<S> Layer<S> for ApiGuard {
-    type Service = GuardService<S>;
+    type Service = GuardService<<DefaultBodyLimit as Layer<S>>::Service>;
 
-    fn layer(&self, inner: S) -> GuardService<S> {
+    fn layer(&self, inner: S) -> Self::Service {
         GuardService {
-            inner,
+            inner: DefaultBodyLimit::max(self.settings.max_body_bytes).layer(inner),
             settings: self.settings.clone(),
         }
     }

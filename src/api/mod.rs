@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -61,7 +61,6 @@ pub fn routes() -> Router<AppState> {
         .route("/ofrep/v1/evaluate/flags/", post(ofrep::evaluate_flags))
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
         .route("/ofrep/v1/events", get(ofrep::events))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(ApiGuard::new(metrics.clone(), max_body_bytes, true));
     let metrics_handle = metrics.clone();
     Router::new()
@@ -75,7 +74,6 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/openapi.json", get(openapi))
         .route("/features", get(reflag::features))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(ApiGuard::new(metrics, max_body_bytes, false))
         .merge(browser)
 }
