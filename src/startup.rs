@@ -42,6 +42,8 @@ pub struct AppStateInner {
     pub setup: Arc<SetupToken>,
     /// The address people use to reach this server, for links (setup, invitations).
     pub public_url: Arc<str>,
+    /// Request and evaluation counters of the public API (`GET /metrics`).
+    pub metrics: Arc<crate::api::metrics::Metrics>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -156,6 +158,7 @@ impl Application {
             throttle: Arc::new(Throttle::default()),
             setup,
             public_url,
+            metrics: Arc::default(),
         }));
         let router = router(state.clone(), settings.sessions);
         Ok(Application {
@@ -224,7 +227,7 @@ pub fn router(state: AppState, sessions: SessionSettings) -> Router {
         ))
         .layer(session_layer(&state.store, sessions));
     Router::new()
-        .merge(crate::api::routes())
+        .merge(crate::api::routes(&state))
         .merge(admin)
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -23,7 +23,7 @@ use serde_json::json;
 use tower::{Layer, Service};
 
 use super::error::ApiError;
-use super::metrics::{Evaluations, Metrics};
+use super::metrics::Metrics;
 use super::MAX_QUERY_BYTES;
 
 /// What the guard of a group of routes enforces and records.
@@ -216,9 +216,6 @@ impl Done {
         }
         if settings.cors {
             add_cors(response.headers_mut());
-        }
-        if let Some(Evaluations(n)) = response.extensions().get::<Evaluations>() {
-            settings.metrics.count_evaluations(*n);
         }
         let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
         settings.metrics.observe(

@@ -18,10 +18,6 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// Set by handlers on their response: how many flags they evaluated.
-#[derive(Clone, Copy, Debug)]
-pub struct Evaluations(pub u64);
-
 /// Methods with their own counters; others are counted under a lock (they are rare).
 const METHODS: [&str; 3] = ["GET", "OPTIONS", "POST"];
 /// Status codes 100..=599 each have a slot.
@@ -99,7 +95,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts one request of `route` (the router's path template).
-    pub(super) fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         // The common case takes only the shared lock: the route has been seen before.
         if let Ok(routes) = self.routes.read() {
             if let Some(stats) = routes.get(route) {
@@ -116,7 +112,7 @@ impl Metrics {
     }
 
     /// Adds flags evaluated by a handler.
-    pub(super) fn count_evaluations(&self, n: u64) {
+    pub fn count_evaluations(&self, n: u64) {
         self.evaluations.fetch_add(n, Ordering::Relaxed);
     }
 

@@ -4,8 +4,6 @@
 //! Every route here passes the same guards: a body limit (`GATEHOUSE_MAX_BODY_BYTES`, default
 //! 1 MiB), a query-string limit, request metrics; the routes browsers call also answer CORS.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,9 +40,9 @@ pub fn max_body_bytes() -> usize {
 /// The OpenAPI 3.1 description of the routes below.
 const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     let max_body_bytes = max_body_bytes();
-    let metrics = Arc::new(metrics::Metrics::default());
+    let metrics = state.metrics.clone();
     let browser = Router::new()
         .route("/features/evaluated", get(reflag::features_evaluated))
         .route("/features/enabled", get(reflag::features_enabled))
@@ -62,15 +60,12 @@ pub fn routes() -> Router<AppState> {
         .route("/ofrep/v1/evaluate/flags/{key}", post(ofrep::evaluate_flag))
         .route("/ofrep/v1/events", get(ofrep::events))
         .layer(ApiGuard::new(metrics.clone(), max_body_bytes, true));
-    let metrics_handle = metrics.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
-            get(move |State(state): State<AppState>| async move {
-                metrics::respond(&metrics_handle, &state.runtime)
-            }),
+            get(|State(state): State<AppState>| async move { metrics::respond(&state.metrics, &state.runtime) }),
         )
         .route("/openapi.json", get(openapi))
         .route("/features", get(reflag::features))

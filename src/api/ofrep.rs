@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
-use super::metrics::Evaluations;
 use crate::eval::{flatten, CompiledFlag, FlagResult, FlatContext, Scratch};
 use crate::model::{JsObject, JsValue};
 use crate::runtime::Snapshot;
@@ -259,9 +258,8 @@ pub async fn evaluate_flag(
         );
     };
     let result = snapshot.compiled[position].evaluate(&context, crate::store::now_ms());
-    let mut response = Json(resolution(&result, snapshot.version())).into_response();
-    response.extensions_mut().insert(Evaluations(1));
-    response
+    state.metrics.count_evaluations(1);
+    Json(resolution(&result, snapshot.version())).into_response()
 }
 
 /// True when an `If-None-Match` header lists `etag` (or `*`); weak validators compare too.
@@ -331,6 +329,7 @@ pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, b
         snapshot.version(),
         event_streams.as_ref(),
     );
+    state.metrics.count_evaluations(snapshot.compiled.len() as u64);
     // A strong validator of the body's bytes. xxh3 is a fixed algorithm, so every replica gives
     // the same body the same tag; nothing here needs a cryptographic hash.
     let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body));
@@ -338,9 +337,6 @@ pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, b
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
     let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-    response
-        .extensions_mut()
-        .insert(Evaluations(snapshot.compiled.len() as u64));
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }

@@ -193,11 +193,8 @@ async fn evaluated(state: AppState, request: Request, only_enabled: bool) -> Res
         snapshot.version(),
         only_enabled,
     );
-    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    response
-        .extensions_mut()
-        .insert(super::metrics::Evaluations(flags.len() as u64));
-    response
+    state.metrics.count_evaluations(flags.len() as u64);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The body of `/features/evaluated` (and, with `only_enabled`, `/features/enabled`): each flag
