@@ -225,10 +225,12 @@ pub fn router(state: AppState, sessions: SessionSettings) -> Router {
             state.clone(),
             crate::auth::guard::guard,
         ))
-        .layer(session_layer(&state.store, sessions));
+        .layer(session_layer(&state.store, sessions))
+        .layer(TraceLayer::new_for_http());
+    // The public API has its own request metrics (`GET /metrics`) and no per-request trace: on
+    // that hot path the extra layer cost a boxed service clone per request.
     Router::new()
         .merge(crate::api::routes(&state))
         .merge(admin)
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

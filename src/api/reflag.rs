@@ -128,13 +128,13 @@ pub async fn features(
     .into_response()
 }
 
-/// The request context: every `context.*` parameter, prefix removed, in order.
-pub fn context_from_pairs(pairs: &[(Cow<'_, str>, Cow<'_, str>)]) -> FlatContext {
-    FlatContext::from_pairs(
-        pairs
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("context.")?, v.as_ref()))),
-    )
+/// The `context.*` parameters, prefix removed, in order.
+fn context_params<'q>(
+    pairs: &'q [(Cow<'_, str>, Cow<'_, str>)],
+) -> impl Iterator<Item = (&'q str, &'q str)> + Clone {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("context.")?, v.as_ref())))
 }
 
 /// Reads the headers and query in place: the `HeaderMap` and `RawQuery` extractors would copy
@@ -167,7 +167,7 @@ async fn evaluated(state: AppState, request: Request, only_enabled: bool) -> Res
     let (mut context, remote_context_used) = state
         .runtime
         .entities()
-        .enrich(snapshot.environment.id, context_from_pairs(&pairs));
+        .enrich_pairs(snapshot.environment.id, context_params(&pairs));
     context.bind(&snapshot.fields);
     let now = crate::store::now_ms();
     let key = pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_ref());

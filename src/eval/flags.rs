@@ -76,10 +76,10 @@ pub struct CompiledFlag {
     targeting_version: u64,
     targeting: CompiledRules,
     config: Option<CompiledConfig>,
-    /// `"<key>":{"key":"<key>","isEnabled":` of the evaluated entry, rendered once.
-    json_head: Box<str>,
-    /// `,"targetingVersion":<n>`.
-    json_version: Box<str>,
+    /// `"<key>":{"key":"<key>","isEnabled":true,"targetingVersion":<n>` of the evaluated entry,
+    /// rendered once, and the same with `false`.
+    json_enabled: Box<str>,
+    json_disabled: Box<str>,
     /// `{"key":"<key>",` of an OFREP resolution.
     ofrep_head: Box<str>,
     /// `"metadata":{"targetingVersion":<n>,"flagStateVersion":` of an OFREP resolution.
@@ -174,8 +174,16 @@ impl CompiledFlag {
                 rules: CompiledRules::compile_in(c.variants.iter().map(|v| &v.filter), fields),
                 json_unmatched: format!("\"version\":{}", c.version).into(),
             }),
-            json_head: format!("{key}:{{\"key\":{key},\"isEnabled\":").into(),
-            json_version: format!(",\"targetingVersion\":{}", def.targeting.version).into(),
+            json_enabled: format!(
+                "{key}:{{\"key\":{key},\"isEnabled\":true,\"targetingVersion\":{}",
+                def.targeting.version
+            )
+            .into(),
+            json_disabled: format!(
+                "{key}:{{\"key\":{key},\"isEnabled\":false,\"targetingVersion\":{}",
+                def.targeting.version
+            )
+            .into(),
             ofrep_head: format!("{{\"key\":{key},").into(),
             ofrep_metadata: format!(
                 "\"metadata\":{{\"targetingVersion\":{},\"flagStateVersion\":",
@@ -252,9 +260,12 @@ impl CompiledFlag {
         if only_enabled && !is_enabled {
             return false;
         }
-        out.extend_from_slice(self.json_head.as_bytes());
-        out.extend_from_slice(if is_enabled { b"true" } else { b"false" });
-        out.extend_from_slice(self.json_version.as_bytes());
+        let head = if is_enabled {
+            &self.json_enabled
+        } else {
+            &self.json_disabled
+        };
+        out.extend_from_slice(head.as_bytes());
         // The config is written before the flag's own results, so those wait in their buffers
         // while the config is evaluated into a second pair.
         if let Some(cfg) = &self.config {

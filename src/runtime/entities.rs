@@ -187,27 +187,53 @@ impl Entities {
     /// The request context with the stored attributes of its `company.id` and `user.id` merged
     /// under it (the request's own fields win), and whether any stored attributes were found.
     pub fn enrich(&self, environment_id: i64, context: FlatContext) -> (FlatContext, bool) {
+        let ids = (context.get("company.id"), context.get("user.id"));
+        match self.merged(environment_id, ids, context.iter()) {
+            Some(merged) => (merged, true),
+            None => (context, false),
+        }
+    }
+
+    /// [`Entities::enrich`] for a context given as flat pairs in order (the query string's
+    /// `context.*` parameters, later pairs winning): the merged context is built in one pass.
+    pub fn enrich_pairs<'p, I>(&self, environment_id: i64, pairs: I) -> (FlatContext, bool)
+    where
+        I: Iterator<Item = (&'p str, &'p str)> + Clone,
+    {
+        let last = |field: &str| pairs.clone().filter(|(k, _)| *k == field).last().map(|(_, v)| v);
+        let ids = (last("company.id"), last("user.id"));
+        match self.merged(environment_id, ids, pairs.clone()) {
+            Some(merged) => (merged, true),
+            None => (FlatContext::from_pairs(pairs), false),
+        }
+    }
+
+    /// The context of `pairs` under the stored attributes of the company and user `ids`, or
+    /// `None` when neither has any.
+    fn merged<'p>(
+        &self,
+        environment_id: i64,
+        (company_id, user_id): (Option<&str>, Option<&str>),
+        pairs: impl Iterator<Item = (&'p str, &'p str)>,
+    ) -> Option<FlatContext> {
         let environments = self.read();
-        let Some(environment) = environments.get(&environment_id) else {
-            return (context, false);
-        };
-        let company = context
-            .get("company.id")
+        let environment = environments.get(&environment_id)?;
+        let company = company_id
             .and_then(|id| environment.companies.get(id))
             .filter(|a| !a.is_empty());
-        let user = context
-            .get("user.id")
+        let user = user_id
             .and_then(|id| environment.users.get(id))
             .filter(|a| !a.is_empty());
         if company.is_none() && user.is_none() {
-            return (context, false);
+            return None;
         }
         let stored = [("company.", company), ("user.", user)]
             .into_iter()
             .filter_map(|(prefix, attributes)| Some((prefix, attributes?)))
             .flat_map(|(prefix, attributes)| attributes.iter().map(move |(k, v)| (prefix, k, v)));
-        let merged = FlatContext::from_prefixed_pairs(stored.chain(context.iter().map(|(k, v)| ("", k, v))));
-        (merged, true)
+        Some(FlatContext::from_prefixed_pairs(
+            stored.chain(pairs.map(|(k, v)| ("", k, v))),
+        ))
     }
 
     /// Every known company of the environment as its evaluation context (`company.id` and
@@ -324,5 +350,41 @@ mod tests {
         assert_eq!(merged.get("company.tier"), Some("gold"));
         let (_, used) = entities.enrich(2, FlatContext::from_pairs([("company.id", "acme")]));
         assert!(!used);
+    }
+
+    #[test]
+    fn pairs_enrich_like_a_built_context() {
+        let entities = Entities::default();
+        let attributes: JsValue = serde_json::from_str(r#"{"plan":"pro","tier":"gold"}"#).unwrap();
+        entities.apply([StoredEntity {
+            environment_id: 1,
+            kind: EntityKind::Company,
+            id: "acme".into(),
+            attributes: attributes.as_object().unwrap().clone(),
+        }]);
+        let cases: [&[(&str, &str)]; 4] = [
+            // The later `company.id` wins, as in a built context.
+            &[
+                ("company.id", "other"),
+                ("company.plan", "free"),
+                ("company.id", "acme"),
+            ],
+            &[("company.id", "acme"), ("company.id", "other")],
+            &[("user.id", "u1")],
+            &[],
+        ];
+        for pairs in cases {
+            let built = entities.enrich(1, FlatContext::from_pairs(pairs.iter().copied()));
+            let streamed = entities.enrich_pairs(1, pairs.iter().copied());
+            assert_eq!(streamed, built, "{pairs:?}");
+        }
+        let (merged, used) =
+            entities.enrich_pairs(1, [("company.id", "acme"), ("company.plan", "free")].into_iter());
+        assert!(used);
+        assert_eq!(
+            merged.to_pairs()[0],
+            ("company.plan".to_owned(), "free".to_owned())
+        );
+        assert_eq!(merged.get("company.tier"), Some("gold"));
     }
 }
