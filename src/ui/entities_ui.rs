@@ -120,7 +120,7 @@ mod server {
     use super::{AccessCheck, EntityItem, FlagCheck, Kind};
     use crate::eval::explain::{Explanation, NodeKind, NodeTrace};
     use crate::eval::FlatContext;
-    use crate::model::{ContextOperator, JsObject, JsValue};
+    use crate::model::{JsObject, JsValue};
     use crate::store::entities_query::EntityRow;
 
     pub fn item(row: EntityRow) -> EntityItem {
@@ -143,28 +143,6 @@ mod server {
             .chain([("id".to_string(), JsValue::String(id.to_string()))]);
         let entity = JsValue::Object(JsObject::from_entries(entries));
         crate::eval::flatten(&JsValue::object([(kind.as_str(), entity)]))
-    }
-
-    fn operator_words(operator: ContextOperator) -> &'static str {
-        match operator {
-            ContextOperator::Is => "is",
-            ContextOperator::IsNot => "is not",
-            ContextOperator::AnyOf => "is any of",
-            ContextOperator::NotAnyOf => "is none of",
-            ContextOperator::Contains => "contains",
-            ContextOperator::NotContains => "does not contain",
-            ContextOperator::Gt => "is greater than",
-            ContextOperator::Lt => "is less than",
-            ContextOperator::After => "is less than this many days ago:",
-            ContextOperator::Before => "is more than this many days ago:",
-            ContextOperator::DateAfter => "is after",
-            ContextOperator::DateBefore => "is before",
-            ContextOperator::Set => "is set",
-            ContextOperator::NotSet => "is not set",
-            ContextOperator::IsTrue => "is true",
-            ContextOperator::IsFalse => "is false",
-            ContextOperator::Unknown => "has an operator this server does not know",
-        }
     }
 
     fn percent(thousandths: f64) -> String {
@@ -195,7 +173,7 @@ mod server {
                 };
                 format!(
                     "{not}{field} {}{values} ({seen}) → {outcome}",
-                    operator_words(*operator)
+                    crate::model::describe::operator_label(*operator)
                 )
             }
             NodeKind::RolloutPercentage {
