@@ -211,3 +211,55 @@ store_test!(
         assert_eq!(total, 10_000);
     }
 );
+
+store_test!(
+    current_access_of_some_flags_is_their_newest_version,
+    |store: Store| async move {
+        use gatehouse::store::flags::{insert_flag, insert_version, NewFlag, NewVersion, Versioned};
+        let stages = store.release_stages().await.unwrap();
+        let environment = store.environments().await.unwrap()[0].id;
+        let mut tx = store.pool().begin().await.unwrap();
+        let mut ids = Vec::new();
+        for key in ["a", "b", "c"] {
+            let flag = NewFlag {
+                key,
+                name: key,
+                description: "",
+                stage_id: stages[0].id,
+                owner_id: None,
+                permanent: false,
+            };
+            ids.push(insert_flag(&mut tx, &flag, None, 0).await.unwrap());
+        }
+        // a: versions 1 and 2; b: version 1; c: none.
+        for (flag_id, version) in [(ids[0], 1), (ids[0], 2), (ids[1], 1)] {
+            let json = format!("{{\"v\":{version}}}");
+            let new = NewVersion {
+                kind: Versioned::AccessRules,
+                flag_id,
+                environment_id: environment,
+                version,
+                json: &json,
+                actor: None,
+            };
+            insert_version(&mut tx, new, 0).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let rows = store
+            .current_targeting_of(environment, &[ids[0], ids[2]])
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!((rows[0].flag_id, rows[0].version), (ids[0], 2));
+        let all = store.current_targeting(environment).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let of_all = store.current_targeting_of(environment, &ids).await.unwrap();
+        assert_eq!(of_all, all);
+        assert!(store
+            .current_targeting_of(environment, &[])
+            .await
+            .unwrap()
+            .is_empty());
+    }
+);

@@ -109,11 +109,13 @@ fn segment_from_row(row: &AnyRow) -> Result<SegmentRow, sqlx::Error> {
 }
 
 /// The newest version of every flag in an environment, from a versions table.
-fn current_versions_sql(table: &str, column: &str) -> String {
+/// `only` narrows the flags (`AND flag_id IN (…)`, empty for all of them).
+fn current_versions_sql(kind: Versioned, only: &str) -> String {
+    let (table, column) = kind.table_and_column();
     format!(
         "SELECT t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, m.email AS created_by \
          FROM {table} t \
-         JOIN (SELECT flag_id, MAX(version) AS version FROM {table} WHERE environment_id = $1 GROUP BY flag_id) latest \
+         JOIN (SELECT flag_id, MAX(version) AS version FROM {table} WHERE environment_id = $1{only} GROUP BY flag_id) latest \
            ON latest.flag_id = t.flag_id AND latest.version = t.version \
          LEFT JOIN members m ON m.id = t.created_by \
          WHERE t.environment_id = $1 ORDER BY t.flag_id"
@@ -204,16 +206,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let list: Vec<String> = (0..flag_ids.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT t.flag_id, t.environment_id, t.version, t.access_rules AS json, t.created_at, m.email AS created_by \
-             FROM flag_targeting_versions t \
-             JOIN (SELECT flag_id, MAX(version) AS version FROM flag_targeting_versions \
-                   WHERE environment_id = $1 AND flag_id IN ({ids}) GROUP BY flag_id) latest \
-               ON latest.flag_id = t.flag_id AND latest.version = t.version \
-             LEFT JOIN members m ON m.id = t.created_by \
-             WHERE t.environment_id = $1 ORDER BY t.flag_id",
-            ids = list.join(", ")
-        );
+        let only = format!(" AND flag_id IN ({})", list.join(", "));
+        let sql = current_versions_sql(Versioned::AccessRules, &only);
         let mut query = sqlx::query(&sql).bind(environment_id);
         for id in flag_ids {
             query = query.bind(*id);
@@ -240,7 +234,7 @@ impl Store {
 
     /// The current access rules of every flag in an environment.
     pub async fn current_targeting(&self, environment_id: i64) -> StoreResult<Vec<VersionRow>> {
-        let rows = sqlx::query(&current_versions_sql("flag_targeting_versions", "access_rules"))
+        let rows = sqlx::query(&current_versions_sql(Versioned::AccessRules, ""))
             .bind(environment_id)
             .fetch_all(self.pool())
             .await?;
@@ -249,7 +243,7 @@ impl Store {
 
     /// The current remote config of every flag that has one in an environment.
     pub async fn current_configs(&self, environment_id: i64) -> StoreResult<Vec<VersionRow>> {
-        let rows = sqlx::query(&current_versions_sql("flag_config_versions", "targeting"))
+        let rows = sqlx::query(&current_versions_sql(Versioned::RemoteConfig, ""))
             .bind(environment_id)
             .fetch_all(self.pool())
             .await?;
