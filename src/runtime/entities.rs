@@ -7,7 +7,7 @@
 //! by other replicas arrive through [`Entities::refresh`], which reloads rows seen since the last
 //! reload every [`ENTITY_POLL_INTERVAL`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -89,6 +89,29 @@ fn read_text<'a>(buffer: &'a [u8], position: &mut usize) -> Option<&'a str> {
 struct EnvironmentEntities {
     companies: HashMap<Box<str>, Attributes>,
     users: HashMap<Box<str>, Attributes>,
+    /// Attribute names of the companies and of the users, each with how many carry it, kept
+    /// with every write so the editors' suggestions never scan the entities.
+    company_names: BTreeMap<Box<str>, usize>,
+    user_names: BTreeMap<Box<str>, usize>,
+}
+
+/// Counts `attributes`' names in (`add`) or out of `names`, dropping names no one carries.
+fn count_names(names: &mut BTreeMap<Box<str>, usize>, attributes: &Attributes, add: bool) {
+    for (key, _) in attributes.iter() {
+        if add {
+            match names.get_mut(key) {
+                Some(count) => *count += 1,
+                None => {
+                    names.insert(key.into(), 1);
+                }
+            }
+        } else if let Some(count) = names.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                names.remove(key);
+            }
+        }
+    }
 }
 
 /// How many companies and users of an environment are cached.
@@ -132,14 +155,15 @@ impl Entities {
         let mut environments = self.write();
         for entity in entities {
             let environment = environments.entry(entity.environment_id).or_default();
-            let map = match entity.kind {
-                EntityKind::Company => &mut environment.companies,
-                EntityKind::User => &mut environment.users,
+            let (map, names) = match entity.kind {
+                EntityKind::Company => (&mut environment.companies, &mut environment.company_names),
+                EntityKind::User => (&mut environment.users, &mut environment.user_names),
             };
-            map.insert(
-                entity.id.into_boxed_str(),
-                Attributes::from_object(&entity.attributes),
-            );
+            let attributes = Attributes::from_object(&entity.attributes);
+            count_names(names, &attributes, true);
+            if let Some(previous) = map.insert(entity.id.into_boxed_str(), attributes) {
+                count_names(names, &previous, false);
+            }
         }
     }
 
@@ -260,22 +284,18 @@ impl Entities {
     /// `id` first.
     pub fn attribute_names(&self, environment_id: i64) -> (Vec<String>, Vec<String>) {
         let environments = self.read();
-        let names = |map: Option<&HashMap<Box<str>, Attributes>>| {
-            let mut set = std::collections::BTreeSet::new();
-            for attributes in map.into_iter().flat_map(|m| m.values()) {
-                for (key, _) in attributes.iter() {
-                    if !set.contains(key) {
-                        set.insert(key.to_string());
-                    }
-                }
-            }
-            set.remove("id");
-            std::iter::once("id".to_string()).chain(set).collect::<Vec<_>>()
+        let names = |names: Option<&BTreeMap<Box<str>, usize>>| {
+            let rest = names
+                .into_iter()
+                .flat_map(|n| n.keys())
+                .filter(|k| &***k != "id")
+                .map(|k| k.to_string());
+            std::iter::once("id".to_string()).chain(rest).collect::<Vec<_>>()
         };
         let environment = environments.get(&environment_id);
         (
-            names(environment.map(|e| &e.companies)),
-            names(environment.map(|e| &e.users)),
+            names(environment.map(|e| &e.company_names)),
+            names(environment.map(|e| &e.user_names)),
         )
     }
 
@@ -350,6 +370,34 @@ mod tests {
         assert_eq!(merged.get("company.tier"), Some("gold"));
         let (_, used) = entities.enrich(2, FlatContext::from_pairs([("company.id", "acme")]));
         assert!(!used);
+    }
+
+    #[test]
+    fn attribute_names_follow_every_write() {
+        let entities = Entities::default();
+        let company = |id: &str, attributes: &str| StoredEntity {
+            environment_id: 1,
+            kind: EntityKind::Company,
+            id: id.into(),
+            attributes: serde_json::from_str::<JsValue>(attributes)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        entities.apply([
+            company("a", r#"{"plan":"pro","tier":"gold","id":"a"}"#),
+            company("b", r#"{"plan":"free"}"#),
+        ]);
+        let (companies, users) = entities.attribute_names(1);
+        assert_eq!(companies, ["id", "plan", "tier"]);
+        assert_eq!(users, ["id"]);
+        // `a` is written again without `tier`: no one carries it any more; `plan` stays for `b`.
+        entities.apply([company("a", r#"{"region":"eu"}"#)]);
+        assert_eq!(entities.attribute_names(1).0, ["id", "plan", "region"]);
+        entities.apply([company("b", r#"{}"#)]);
+        assert_eq!(entities.attribute_names(1).0, ["id", "region"]);
+        assert_eq!(entities.attribute_names(2).0, ["id"]);
     }
 
     #[test]
