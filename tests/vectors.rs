@@ -199,6 +199,16 @@ fn evaluate_flag_rules_vectors() {
         other.bind(&FieldTable::new());
         let by_name = compiled.evaluate(&other, now_of(c));
         assert_eq!(by_name, by_slot, "{name}: context bound to another table");
+        // Bound before the table grew: the rules compiled afterwards read it by name.
+        let mut early = flatten(&js(&c["context"]));
+        let mut growing = FieldTable::new();
+        early.bind(&growing);
+        let late = CompiledRules::compile_in(rules.iter().map(|r| &r.filter), &mut growing);
+        assert_eq!(
+            late.evaluate(&early, now_of(c)),
+            by_slot,
+            "{name}: bound before compiling"
+        );
     }
     assert_eq!(cases.len(), 21);
 }

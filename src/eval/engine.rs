@@ -50,8 +50,9 @@ impl Hasher for FastHasher {
 /// field by index instead of by name. A context bound to the table ([`FlatContext::bind`])
 /// resolves each of its own fields once per request; every rule then reads its field's slot.
 /// Rules compiled into a table only take that path for a context bound to the same table (the
-/// table's `id`, unique in the process); any other context is searched by name as before.
-#[derive(Debug, Clone)]
+/// table's `id`, unique in the process) with all the slots they use; any other context is searched
+/// by name as before. Not `Clone`: a copy would share the id and could number new fields apart.
+#[derive(Debug)]
 pub struct FieldTable {
     id: u64,
     ids: HashMap<Box<str>, u32, FastBuild>,
@@ -442,8 +443,10 @@ impl RulesOutcome<'_> {
 #[derive(Debug, Clone)]
 pub struct CompiledRules {
     rules: Vec<Node>,
-    /// The id of the [`FieldTable`] the rules' slots refer to (0: none).
+    /// The id of the [`FieldTable`] the rules' slots refer to (0: none), and how many slots it
+    /// had once these rules were compiled: a context bound before the table grew is read by name.
     table: u64,
+    slots: usize,
 }
 
 impl CompiledRules {
@@ -461,6 +464,7 @@ impl CompiledRules {
         CompiledRules {
             rules: filters.into_iter().map(|f| Node::compile(f, fields)).collect(),
             table: fields.id,
+            slots: fields.len(),
         }
     }
 
@@ -499,7 +503,7 @@ impl CompiledRules {
         missing.clear();
         let mut ev = Eval {
             ctx,
-            by_slot: self.table != 0 && ctx.bound_table() == self.table,
+            by_slot: self.table != 0 && ctx.bound_table() == self.table && ctx.slot_count() >= self.slots,
             // Epoch milliseconds are exact in f64 for any real date.
             now_ms: now_ms as f64,
             missing,

@@ -288,6 +288,12 @@ impl FlatContext {
         self.bound_table
     }
 
+    /// How many slots of the bound table were resolved.
+    #[inline]
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Position of the field in `slot` of the bound table.
     #[inline]
     pub(crate) fn slot(&self, slot: u32) -> Option<usize> {
