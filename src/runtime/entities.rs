@@ -353,16 +353,24 @@ mod tests {
         assert_eq!(pairs[3].1.len(), 130);
     }
 
+    /// A stored company of environment 1 with attributes given as a JSON object.
+    fn company(id: &str, attributes: &str) -> StoredEntity {
+        StoredEntity {
+            environment_id: 1,
+            kind: EntityKind::Company,
+            id: id.into(),
+            attributes: serde_json::from_str::<JsValue>(attributes)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .clone(),
+        }
+    }
+
     #[test]
     fn request_fields_win_over_stored_ones() {
         let entities = Entities::default();
-        let attributes: JsValue = serde_json::from_str(r#"{"plan":"pro","tier":"gold"}"#).unwrap();
-        entities.apply([StoredEntity {
-            environment_id: 1,
-            kind: EntityKind::Company,
-            id: "acme".into(),
-            attributes: attributes.as_object().unwrap().clone(),
-        }]);
+        entities.apply([company("acme", r#"{"plan":"pro","tier":"gold"}"#)]);
         let request = FlatContext::from_pairs([("company.id", "acme"), ("company.plan", "free")]);
         let (merged, used) = entities.enrich(1, request);
         assert!(used);
@@ -375,16 +383,6 @@ mod tests {
     #[test]
     fn attribute_names_follow_every_write() {
         let entities = Entities::default();
-        let company = |id: &str, attributes: &str| StoredEntity {
-            environment_id: 1,
-            kind: EntityKind::Company,
-            id: id.into(),
-            attributes: serde_json::from_str::<JsValue>(attributes)
-                .unwrap()
-                .as_object()
-                .unwrap()
-                .clone(),
-        };
         entities.apply([
             company("a", r#"{"plan":"pro","tier":"gold","id":"a"}"#),
             company("b", r#"{"plan":"free"}"#),
@@ -403,13 +401,7 @@ mod tests {
     #[test]
     fn pairs_enrich_like_a_built_context() {
         let entities = Entities::default();
-        let attributes: JsValue = serde_json::from_str(r#"{"plan":"pro","tier":"gold"}"#).unwrap();
-        entities.apply([StoredEntity {
-            environment_id: 1,
-            kind: EntityKind::Company,
-            id: "acme".into(),
-            attributes: attributes.as_object().unwrap().clone(),
-        }]);
+        entities.apply([company("acme", r#"{"plan":"pro","tier":"gold"}"#)]);
         let cases: [&[(&str, &str)]; 4] = [
             // The later `company.id` wins, as in a built context.
             &[
