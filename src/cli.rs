@@ -7,9 +7,8 @@ use std::io::BufRead;
 use crate::auth::session::SessionSettings;
 use crate::config::{DatabaseUrl, DEFAULT_DATABASE_URL};
 use crate::model::member::Role;
-use crate::service::{self, Actor};
+use crate::service::{self, config_file, Actor, Change, Clock, Service};
 use crate::startup::{Application, ServerSettings};
-use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -175,38 +174,26 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     idle_minutes: cli.session_idle_minutes,
                 },
                 bootstrap_admin,
+                clock: Clock::system(),
             };
             serve(settings).await
         }
         Some(Command::Migrate) => {
-            let store = open(&database_url).await?;
-            store.close().await;
+            open(&database_url).await?.close().await;
             println!("database {database_url} is up to date");
             Ok(())
         }
-        Some(Command::Member(command)) => {
-            let store = open(&database_url).await?;
-            let result = member_command(&store, command).await;
-            store.close().await;
-            result
-        }
         Some(Command::Evaluate { input, now }) => evaluate(input.as_deref(), now.as_deref()),
-        Some(Command::Keys(command)) => {
-            let store = open(&database_url).await?;
-            let result = keys_command(&store, command).await;
-            store.close().await;
-            result
-        }
-        Some(Command::Export { output }) => {
-            let store = open(&database_url).await?;
-            let result = export_command(&store, output.as_deref()).await;
-            store.close().await;
-            result
-        }
-        Some(Command::Import { file, dry_run }) => {
-            let store = open(&database_url).await?;
-            let result = import_command(&store, &file, dry_run).await;
-            store.close().await;
+        Some(command) => {
+            let service = open(&database_url).await?;
+            let result = match command {
+                Command::Member(command) => member_command(&service, command).await,
+                Command::Keys(command) => keys_command(&service, command).await,
+                Command::Export { output } => export_command(&service, output.as_deref()).await,
+                Command::Import { file, dry_run } => import_command(&service, &file, dry_run).await,
+                Command::Serve | Command::Migrate | Command::Evaluate { .. } => Ok(()),
+            };
+            service.close().await;
             result
         }
     }
@@ -219,7 +206,7 @@ fn evaluate(input: Option<&std::path::Path>, now: Option<&str>) -> Result<(), St
                 .map_err(|e| format!("--now {text:?} is not an RFC 3339 time: {e}"))?;
             (parsed.unix_timestamp_nanos() / 1_000_000) as i64
         }
-        None => crate::store::now_ms(),
+        None => Clock::system().now_ms(),
     };
     let stdout = std::io::stdout();
     let output = std::io::BufWriter::new(stdout.lock());
@@ -240,11 +227,11 @@ fn evaluate(input: Option<&std::path::Path>, now: Option<&str>) -> Result<(), St
 }
 
 /// Connects, migrates and seeds, so every command works on a fresh database.
-async fn open(database_url: &DatabaseUrl) -> Result<Store, String> {
-    let store = Store::connect(database_url).await.map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
-    store.seed_defaults().await.map_err(|e| e.to_string())?;
-    Ok(store)
+async fn open(database_url: &DatabaseUrl) -> Result<Service, String> {
+    let (service, _) = Service::open(database_url, Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(service)
 }
 
 fn service_message(error: service::ServiceError) -> String {
@@ -254,7 +241,7 @@ fn service_message(error: service::ServiceError) -> String {
     }
 }
 
-async fn member_command(store: &Store, command: MemberCommand) -> Result<(), String> {
+async fn member_command(service: &Service, command: MemberCommand) -> Result<(), String> {
     match command {
         MemberCommand::Add {
             email,
@@ -269,14 +256,22 @@ async fn member_command(store: &Store, command: MemberCommand) -> Result<(), Str
                 .map_err(|e| format!("cannot read the password: {e}"))?;
             let password = password.trim_end_matches(['\n', '\r']);
             let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
-            let member = service::members::add_member(store, &Actor::cli(), &email, &name, role, password)
+            let change = Change::AddMember {
+                email,
+                name,
+                role,
+                password: password.to_string(),
+            };
+            let member = service
+                .apply(&Actor::cli(), change)
                 .await
+                .and_then(|outcome| outcome.into_member())
                 .map_err(service_message)?;
             println!("added {} ({})", member.email, member.role);
             Ok(())
         }
         MemberCommand::List => {
-            for member in store.members().await.map_err(|e| e.to_string())? {
+            for member in service.members(&Actor::cli()).await.map_err(service_message)? {
                 println!("{}\t{}\t{}", member.email, member.role, member.name);
             }
             Ok(())
@@ -284,39 +279,44 @@ async fn member_command(store: &Store, command: MemberCommand) -> Result<(), Str
     }
 }
 
-async fn keys_command(store: &Store, command: KeysCommand) -> Result<(), String> {
+async fn keys_command(service: &Service, command: KeysCommand) -> Result<(), String> {
+    let actor = Actor::cli();
     match command {
         KeysCommand::List => {
-            for key in store.api_keys().await.map_err(|e| e.to_string())? {
+            let (environments, keys) = service.api_keys(&actor).await.map_err(service_message)?;
+            for key in keys {
+                let environment = environments.iter().find(|e| e.id == key.environment_id);
+                let environment = environment.map(|e| e.key.to_string()).unwrap_or_default();
                 let shown = key.public_value.unwrap_or_else(|| format!("{}…", key.prefix));
                 let status = if key.revoked_at.is_some() {
                     "revoked"
                 } else {
                     "active"
                 };
-                println!("{}\t{}\t{}\t{}", key.environment_key, key.kind, shown, status);
+                println!("{environment}\t{}\t{shown}\t{status}", key.kind.as_str());
             }
             Ok(())
         }
         KeysCommand::Create { environment } => {
-            let key = service::keys::create_secret_key(store, &Actor::cli(), &environment)
+            let key = service
+                .apply(&actor, Change::CreateSecretKey { environment })
                 .await
+                .and_then(|outcome| outcome.into_secret_key())
                 .map_err(service_message)?;
             println!("{key}");
             Ok(())
         }
         KeysCommand::Revoke { prefix } => {
-            service::keys::revoke_secret_key(store, &Actor::cli(), &prefix)
-                .await
-                .map_err(service_message)?;
+            let change = Change::RevokeSecretKey { prefix: prefix.clone() };
+            service.apply(&actor, change).await.map_err(service_message)?;
             println!("revoked {prefix}");
             Ok(())
         }
     }
 }
 
-async fn export_command(store: &Store, output: Option<&std::path::Path>) -> Result<(), String> {
-    let document = service::config_file::export(store)
+async fn export_command(service: &Service, output: Option<&std::path::Path>) -> Result<(), String> {
+    let document = config_file::export(service, &Actor::cli())
         .await
         .map_err(service_message)?;
     let text = document
@@ -332,17 +332,12 @@ async fn export_command(store: &Store, output: Option<&std::path::Path>) -> Resu
     Ok(())
 }
 
-async fn import_command(store: &Store, file: &std::path::Path, dry_run: bool) -> Result<(), String> {
-    use service::config_file::{self, ConfigFileError, Document};
+async fn import_command(service: &Service, file: &std::path::Path, dry_run: bool) -> Result<(), String> {
+    use config_file::{ConfigFileError, Document};
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let result = match Document::parse(&text) {
-        Ok(document) if dry_run => config_file::plan(store, &document).await,
-        Ok(document) => {
-            let runtime = crate::runtime::Runtime::load(store.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            config_file::apply(store, &runtime, &Actor::cli(), &document).await
-        }
+        Ok(document) if dry_run => config_file::plan(service, &Actor::cli(), &document).await,
+        Ok(document) => config_file::apply(service, &Actor::cli(), &document).await,
         Err(error) => Err(error),
     };
     let changes = match result {

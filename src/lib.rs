@@ -23,13 +23,11 @@ pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
-pub mod runtime;
-#[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod startup;
 #[cfg(feature = "ssr")]
-pub mod store;
+pub mod state;
 
 /// Browser entry point: attaches the client to the server-rendered HTML.
 #[cfg(feature = "hydrate")]

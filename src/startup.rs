@@ -4,7 +4,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::FromRef;
 use axum::Router;
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -12,54 +11,17 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::session::{session_layer, SessionSettings};
-use crate::auth::throttle::Throttle;
 use crate::config::DatabaseUrl;
-use crate::model::member::Role;
-use crate::runtime::Runtime;
-use crate::service::members::{add_member, SetupToken};
-use crate::service::Actor;
-use crate::store::{Store, StoreError};
+use crate::service::{Clock, OpenError, Service};
+use crate::state::AppState;
 use crate::ui::{shell, App};
-
-/// What every handler and server function can reach: one shared allocation, so handing it to a
-/// request is a reference-count increment (a field-by-field clone showed up in the API profile).
-#[derive(Clone, Debug)]
-pub struct AppState(Arc<AppStateInner>);
-
-impl std::ops::Deref for AppState {
-    type Target = AppStateInner;
-    fn deref(&self) -> &AppStateInner {
-        &self.0
-    }
-}
-
-#[derive(Debug)]
-pub struct AppStateInner {
-    pub store: Store,
-    pub runtime: Runtime,
-    pub leptos_options: LeptosOptions,
-    pub throttle: Arc<Throttle>,
-    pub setup: Arc<SetupToken>,
-    /// The address people use to reach this server, for links (setup, invitations).
-    pub public_url: Arc<str>,
-    /// Request and evaluation counters of the public API (`GET /metrics`).
-    pub metrics: Arc<crate::api::metrics::Metrics>,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Open(#[from] OpenError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: String, reason: String },
-    #[error("cannot load the flags: {0}")]
-    Runtime(String),
     #[error("cannot create the first admin from GATEHOUSE_ADMIN_EMAIL: {0}")]
     Bootstrap(String),
 }
@@ -73,6 +35,8 @@ pub struct ServerSettings {
     pub sessions: SessionSettings,
     /// First admin's e-mail and password, used only while no member exists.
     pub bootstrap_admin: Option<(String, String)>,
+    /// Where "now" comes from (tests move a manual clock).
+    pub clock: Clock,
 }
 
 impl ServerSettings {
@@ -87,6 +51,7 @@ impl ServerSettings {
                 idle_minutes: 12 * 60,
             },
             bootstrap_admin: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -100,9 +65,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: ServerSettings) -> Result<Application, StartupError> {
-        let store = Store::connect(&settings.database_url).await?;
-        store.migrate().await?;
-        let seeded = store.seed_defaults().await?;
+        let (service, seeded) = Service::serve(&settings.database_url, settings.clock.clone()).await?;
         if seeded.environments > 0 || seeded.stages > 0 {
             tracing::info!(
                 environments = seeded.environments,
@@ -110,7 +73,6 @@ impl Application {
                 "seeded default environments and release stages"
             );
         }
-
         let listener = TcpListener::bind(&settings.addr)
             .await
             .map_err(|e| StartupError::Listen {
@@ -121,45 +83,24 @@ impl Application {
             addr: settings.addr.clone(),
             reason: e.to_string(),
         })?;
-
         let public_url: Arc<str> = settings
             .public_url
             .map(|url| url.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{local_addr}"))
             .into();
-        let setup = Arc::new(SetupToken::default());
-        if store.member_count().await? == 0 {
-            match settings.bootstrap_admin {
-                Some((email, password)) => {
-                    let actor = Actor::system("GATEHOUSE_ADMIN_EMAIL");
-                    let member = add_member(&store, &actor, &email, "Admin", Role::Admin, &password)
-                        .await
-                        .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
-                    tracing::info!(email = %member.email, "created the first admin from GATEHOUSE_ADMIN_EMAIL");
-                }
-                None => {
-                    // The one place a token is logged: it is how the operator gets in at all.
-                    let token = setup.issue();
-                    tracing::info!(
-                        "no member exists yet; create the first admin at {public_url}/setup?token={token}"
-                    );
-                }
-            }
+        first_member(&service, settings.bootstrap_admin, &public_url).await?;
+        for stale in service.runtime().map(|r| r.stale_environments()).unwrap_or_default() {
+            tracing::error!(
+                environment = %stale.environment,
+                error = %stale.error,
+                "serving every other environment; this one does not build until its flags are fixed"
+            );
         }
-
-        let runtime = Runtime::load(store.clone())
-            .await
-            .map_err(|e| StartupError::Runtime(e.to_string()))?;
-        runtime.spawn_watchers();
-        let state = AppState(Arc::new(AppStateInner {
-            store,
-            runtime,
-            leptos_options: leptos_options(local_addr),
-            throttle: Arc::new(Throttle::default()),
-            setup,
-            public_url,
-            metrics: Arc::default(),
-        }));
+        let runtime = service
+            .runtime()
+            .cloned()
+            .ok_or_else(|| StartupError::Bootstrap("the flags were not loaded".into()))?;
+        let state = AppState::new(service, runtime, leptos_options(local_addr), public_url);
         let router = router(state.clone(), settings.sessions);
         Ok(Application {
             listener,
@@ -191,9 +132,32 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
-        self.state.store.close().await;
+        self.state.service.close().await;
         Ok(())
     }
+}
+
+/// Gets the first member in: from the deployment's settings, or through a one-time setup link
+/// printed in the log (the one place a token is logged: it is how the operator gets in at all).
+async fn first_member(
+    service: &Service,
+    bootstrap: Option<(String, String)>,
+    public_url: &str,
+) -> Result<(), StartupError> {
+    let failed = |e: crate::service::ServiceError| StartupError::Bootstrap(e.to_string());
+    match bootstrap {
+        Some((email, password)) => {
+            if let Some(member) = service.bootstrap_admin(&email, &password).await.map_err(failed)? {
+                tracing::info!(email = %member.email, "created the first admin from GATEHOUSE_ADMIN_EMAIL");
+            }
+        }
+        None => {
+            if let Some(token) = service.issue_setup_token().await.map_err(failed)? {
+                tracing::info!("no member exists yet; create the first admin at {public_url}/setup?token={token}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where the compiled site (WebAssembly bundle, CSS, assets) lives; cargo-leptos writes it to
@@ -222,15 +186,15 @@ pub fn router(state: AppState, sessions: SessionSettings) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.service.clone(),
             crate::auth::guard::guard,
         ))
-        .layer(session_layer(&state.store, sessions))
+        .layer(session_layer(state.service.session_store(), sessions))
         .layer(TraceLayer::new_for_http());
     // The public API has its own request metrics (`GET /metrics`) and no per-request trace: on
     // that hot path the extra layer cost a boxed service clone per request.
     Router::new()
-        .merge(crate::api::routes(&state))
+        .merge(crate::api::routes())
         .merge(admin)
         .with_state(state)
 }

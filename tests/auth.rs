@@ -205,7 +205,7 @@ async fn repeated_failures_lock_the_account_even_with_the_right_password() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     app.add_member("ana@example.com", Role::Editor).await;
     let anonymous = client();
-    for _ in 0..gatehouse::auth::throttle::ACCOUNT_FAILURES {
+    for _ in 0..gatehouse::service::throttle::ACCOUNT_FAILURES {
         app.call(
             &anonymous,
             "/api/public/sign_in",
@@ -229,7 +229,7 @@ async fn repeated_failures_lock_the_account_even_with_the_right_password() {
         .unwrap();
     assert_eq!(
         failures.len(),
-        gatehouse::auth::throttle::ACCOUNT_FAILURES as usize
+        gatehouse::service::throttle::ACCOUNT_FAILURES as usize
     );
 }
 

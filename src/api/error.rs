@@ -37,6 +37,15 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "INVALID_API_KEY", "Invalid API key")
     }
 
+    /// The key's environment has not built since start-up (its stored flags do not compile).
+    pub fn not_loaded() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ENVIRONMENT_NOT_LOADED",
+            "the environment's flags could not be loaded; see /readyz",
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

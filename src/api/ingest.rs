@@ -6,21 +6,19 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::reflag::{authenticate, query_pairs};
+use super::key::ApiKey;
 use crate::eval::jsdate::parse_js_date;
 use crate::eval::jsnum::number_to_string;
 use crate::eval::FlatContext;
 use crate::model::{JsObject, JsValue};
-use crate::startup::AppState;
-use crate::store::entities::{EntityUpsert, IngestWrite};
-use crate::store::now_ms;
+use crate::service::{Actor, EntityUpsert, IngestWrite, Service};
 
 /// Most items one `/bulk` request may carry (the SDKs send at most 100).
 pub const MAX_BULK_ITEMS: usize = 1000;
@@ -261,95 +259,59 @@ fn decode_bulk(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
     Ok(writes)
 }
 
-/// Authenticates, decodes and commits one ingest request.
+/// Decodes one ingest request and commits it through the change pipeline, as the key.
 async fn ingest(
-    state: AppState,
-    headers: HeaderMap,
-    query: Option<String>,
+    key: ApiKey,
+    service: Service,
     body: Result<Bytes, BytesRejection>,
     decode: Decoder,
-) -> Response {
-    let pairs = query_pairs(query.as_deref());
-    let (snapshot, _) = match authenticate(&state.runtime, &headers, &pairs) {
-        Ok(grant) => grant,
-        Err(error) => return error.into_response(),
-    };
+) -> Result<Response, ApiError> {
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return payload_too_large("the request body is larger than this server accepts").into_response()
+            return Err(payload_too_large("the request body is larger than this server accepts"))
         }
-        Err(rejection) => return invalid(rejection.body_text()).into_response(),
+        Err(rejection) => return Err(invalid(rejection.body_text())),
     };
-    let parsed: JsValue = match serde_json::from_slice(&body) {
-        Ok(parsed) => parsed,
-        Err(error) => return invalid(format!("the body is not valid JSON: {error}")).into_response(),
-    };
-    let writes = match decode(&parsed, now_ms()) {
-        Ok(writes) => writes,
-        Err(error) => return error.into_response(),
-    };
+    let parsed: JsValue =
+        serde_json::from_slice(&body).map_err(|error| invalid(format!("the body is not valid JSON: {error}")))?;
+    let writes = decode(&parsed, key.runtime.clock().now_ms())?;
     if !writes.is_empty() {
-        let entities = state.runtime.entities();
-        if let Err(error) = entities
-            .record(&state.store, snapshot.environment.id, writes)
+        let environment_id = key.snapshot.environment.id;
+        service
+            .ingest(Actor::api_key(environment_id), environment_id, writes)
             .await
-        {
-            tracing::error!(%error, "could not record ingested data");
-            return ApiError::internal().into_response();
-        }
+            .map_err(|error| {
+                tracing::error!(%error, "could not record ingested data");
+                ApiError::internal()
+            })?;
     }
-    Json(json!({ "success": true })).into_response()
+    Ok(Json(json!({ "success": true })).into_response())
 }
 
 /// `POST /user` `{userId, attributes?, timestamp?}`.
-pub async fn post_user(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    ingest(state, headers, query, body, decode_user).await
+pub async fn post_user(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    ingest(key, service, body, decode_user).await
 }
 
 /// `POST /company` `{companyId, attributes?, timestamp?, userId?}`.
-pub async fn post_company(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    ingest(state, headers, query, body, decode_company).await
+pub async fn post_company(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    ingest(key, service, body, decode_company).await
 }
 
 /// `POST /event` `{event, userId, companyId?, attributes?, timestamp?}`.
-pub async fn post_event(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    ingest(state, headers, query, body, decode_event).await
+pub async fn post_event(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    ingest(key, service, body, decode_event).await
 }
 
 /// `POST /features/events` `{action, key, targetingVersion, evalContext, evalResult, …}`.
-pub async fn post_flag_event(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    ingest(state, headers, query, body, decode_flag_event).await
+pub async fn post_flag_event(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    ingest(key, service, body, decode_flag_event).await
 }
 
 /// `POST /bulk`: an array of typed items, written together.
-pub async fn post_bulk(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    ingest(state, headers, query, body, decode_bulk).await
+pub async fn post_bulk(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    ingest(key, service, body, decode_bulk).await
 }
 
 #[cfg(test)]

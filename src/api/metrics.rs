@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::runtime::Runtime;
+use crate::service::runtime::Runtime;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const BUCKETS: [f64; 12] = [
@@ -90,7 +90,6 @@ impl RouteStats {
 #[derive(Debug, Default)]
 pub struct Metrics {
     routes: std::sync::RwLock<BTreeMap<String, RouteStats>>,
-    evaluations: AtomicU64,
 }
 
 impl Metrics {
@@ -109,11 +108,6 @@ impl Metrics {
                 .or_insert_with(RouteStats::new)
                 .record(method, status, elapsed);
         }
-    }
-
-    /// Adds flags evaluated by a handler.
-    pub fn count_evaluations(&self, n: u64) {
-        self.evaluations.fetch_add(n, Ordering::Relaxed);
     }
 
     /// The exposition text, including the runtime's per-environment gauges.
@@ -175,7 +169,24 @@ impl Metrics {
         let _ = writeln!(
             out,
             "gatehouse_evaluations_total {}",
-            self.evaluations.load(Ordering::Relaxed)
+            runtime.evaluations()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gatehouse_snapshot_build_failures_total Environment builds that failed (the environment kept serving its last good snapshot)."
+        );
+        let _ = writeln!(out, "# TYPE gatehouse_snapshot_build_failures_total counter");
+        let _ = writeln!(out, "gatehouse_snapshot_build_failures_total {}", runtime.build_failures());
+        let stale: Vec<(String, usize)> = runtime
+            .stale_environments()
+            .into_iter()
+            .map(|s| (s.environment, 1))
+            .collect();
+        gauge_by_environment(
+            &mut out,
+            "gatehouse_environment_stale",
+            "1 for an environment whose newest stored version does not build (see /readyz).",
+            &stale,
         );
 
         let snapshots = runtime.snapshots();
@@ -188,7 +199,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "gatehouse_flag_state_version{{environment=\"{}\"}} {}",
-                escape(&snapshot.environment.key),
+                escape(snapshot.environment.key.as_str()),
                 snapshot.version()
             );
         }
@@ -201,7 +212,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "gatehouse_snapshot_age_seconds{{environment=\"{}\"}} {:.3}",
-                escape(&snapshot.environment.key),
+                escape(snapshot.environment.key.as_str()),
                 (now_ms - snapshot.built_at).max(0) as f64 / 1000.0
             );
         }
@@ -210,7 +221,7 @@ impl Metrics {
             snapshots
                 .iter()
                 .find(|s| s.environment.id == id)
-                .map_or_else(|| id.to_string(), |s| s.environment.key.clone())
+                .map_or_else(|| id.to_string(), |s| s.environment.key.to_string())
         };
         let companies: Vec<_> = counts
             .iter()
@@ -256,7 +267,7 @@ fn escape(value: &str) -> String {
 pub fn respond(metrics: &Metrics, runtime: &Runtime) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        metrics.render(runtime, crate::store::now_ms()),
+        metrics.render(runtime, runtime.clock().now_ms()),
     )
         .into_response()
 }

@@ -11,12 +11,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::service::runtime::Runtime;
+use crate::service::Service;
+use crate::state::AppState;
 use guard::ApiGuard;
 
 pub mod error;
 mod guard;
 pub mod ingest;
+mod key;
 pub mod metrics;
 pub mod ofrep;
 pub mod reflag;
@@ -40,9 +43,9 @@ pub fn max_body_bytes() -> usize {
 /// The OpenAPI 3.1 description of the routes below.
 const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn routes(state: &AppState) -> Router<AppState> {
+pub fn routes() -> Router<AppState> {
     let max_body_bytes = max_body_bytes();
-    let metrics = state.metrics.clone();
+    let metrics = std::sync::Arc::new(metrics::Metrics::default());
     let browser = Router::new()
         .route("/features/evaluated", get(reflag::features_evaluated))
         .route("/features/enabled", get(reflag::features_enabled))
@@ -65,7 +68,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
-            get(|State(state): State<AppState>| async move { metrics::respond(&state.metrics, &state.runtime) }),
+            get({
+                let metrics = metrics.clone();
+                move |State(runtime): State<Runtime>| async move { metrics::respond(&metrics, &runtime) }
+            }),
         )
         .route("/openapi.json", get(openapi))
         .route("/features", get(reflag::features))
@@ -84,15 +90,16 @@ async fn healthz() -> Response {
 }
 
 /// The database answers and carries every migration of this build; 503 otherwise, so a load
-/// balancer keeps traffic away from a replica that cannot serve it.
-async fn readyz(State(state): State<AppState>) -> Response {
-    if state.store.is_ready().await {
-        Json(json!({ "status": "ready", "database": state.store.backend().name() })).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "database": state.store.backend().name() })),
-        )
-            .into_response()
+/// balancer keeps traffic away from a replica that cannot serve it. An environment whose stored
+/// flags do not build is named under `stale` (with the version it serves, if any): the replica
+/// still serves the others, and that one from its last good snapshot, so it stays ready.
+async fn readyz(State(service): State<Service>, State(runtime): State<Runtime>) -> Response {
+    let database = service.backend().name();
+    if !service.database_ready().await {
+        let body = json!({ "status": "unavailable", "database": database });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
+    let stale = runtime.stale_environments();
+    let status = if stale.is_empty() { "ready" } else { "degraded" };
+    Json(json!({ "status": status, "database": database, "stale": stale })).into_response()
 }

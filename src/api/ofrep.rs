@@ -7,10 +7,9 @@
 //! attributes of the company and user (reported through `/company`, `/user`) are merged under it.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,54 +18,12 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
+use super::key::ApiKey;
 use crate::eval::{flatten, CompiledFlag, FlagResult, FlatContext, Scratch};
 use crate::model::{JsObject, JsValue};
-use crate::runtime::Snapshot;
-use crate::startup::AppState;
-use crate::store::ApiKeyKind;
 
 fn json_error(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
-}
-
-fn unauthorized(details: &str) -> Response {
-    json_error(StatusCode::UNAUTHORIZED, json!({ "errorDetails": details }))
-}
-
-/// A refused request: the status and the details for the body.
-type Refusal = (StatusCode, &'static str);
-
-fn refusal_response((status, details): Refusal) -> Response {
-    json_error(status, json!({ "errorDetails": details }))
-}
-
-/// The key from `X-API-Key` or `Authorization: Bearer`.
-fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<(Arc<Snapshot>, ApiKeyKind, String), Refusal> {
-    let presented = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| {
-            let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-            value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
-        })
-        .filter(|k| !k.is_empty())
-        .ok_or((
-            StatusCode::UNAUTHORIZED,
-            "send an API key in X-API-Key or Authorization: Bearer",
-        ))?;
-    let (environment_id, kind) = state
-        .runtime
-        .authenticate(&presented)
-        .ok_or((StatusCode::UNAUTHORIZED, "the API key is not valid"))?;
-    let snapshot = state.runtime.snapshot(environment_id).ok_or((
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the environment is not loaded yet",
-    ))?;
-    Ok((snapshot, kind, presented))
 }
 
 /// Why a request's context could not be used.
@@ -77,7 +34,8 @@ enum ContextError {
 
 /// Reads `{"context": {...}}`; an empty body, a missing or null context are an empty context.
 /// Stored attributes of the context's company and user are merged under it.
-fn request_context(state: &AppState, snapshot: &Snapshot, body: &[u8]) -> Result<FlatContext, ContextError> {
+fn request_context(key: &ApiKey, body: &[u8]) -> Result<FlatContext, ContextError> {
+    let snapshot = &key.snapshot;
     let context = parse_context(body)?;
     if context.len() > crate::api::MAX_CONTEXT_FIELDS {
         return Err(ContextError::Invalid(format!(
@@ -86,7 +44,7 @@ fn request_context(state: &AppState, snapshot: &Snapshot, body: &[u8]) -> Result
             crate::api::MAX_CONTEXT_FIELDS
         )));
     }
-    let (mut context, _) = state.runtime.entities().enrich(snapshot.environment.id, context);
+    let (mut context, _) = key.runtime.entities().enrich(snapshot.environment.id, context);
     context.bind(&snapshot.fields);
     Ok(context)
 }
@@ -237,28 +195,20 @@ fn context_failure(key: Option<&str>, error: ContextError) -> Response {
 }
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
-pub async fn evaluate_flag(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (snapshot, _, _) = match authenticate(&state, &headers) {
-        Ok(grant) => grant,
-        Err(refusal) => return refusal_response(refusal),
-    };
-    let context = match request_context(&state, &snapshot, &body) {
+pub async fn evaluate_flag(api_key: ApiKey, Path(key): Path<String>, body: Bytes) -> Response {
+    let context = match request_context(&api_key, &body) {
         Ok(context) => context,
         Err(error) => return context_failure(Some(&key), error),
     };
+    let snapshot = &api_key.snapshot;
     let Some(position) = snapshot.position(&key) else {
         return json_error(
             StatusCode::NOT_FOUND,
             json!({ "key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": format!("no flag has the key {key:?}") }),
         );
     };
-    let result = snapshot.compiled[position].evaluate(&context, crate::store::now_ms());
-    state.metrics.count_evaluations(1);
+    let result = snapshot.compiled[position].evaluate(&context, api_key.runtime.clock().now_ms());
+    api_key.runtime.count_evaluations(1);
     Json(resolution(&result, snapshot.version())).into_response()
 }
 
@@ -304,24 +254,21 @@ fn bulk_json(
 }
 
 /// `POST /ofrep/v1/evaluate/flags`: every flag of the environment, sorted by key, with an ETag.
-pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (snapshot, kind, presented) = match authenticate(&state, &headers) {
-        Ok(grant) => grant,
-        Err(refusal) => return refusal_response(refusal),
-    };
-    let context = match request_context(&state, &snapshot, &body) {
+pub async fn evaluate_flags(key: ApiKey, headers: HeaderMap, body: Bytes) -> Response {
+    let context = match request_context(&key, &body) {
         Ok(context) => context,
         Err(error) => return context_failure(None, error),
     };
-    let now = crate::store::now_ms();
+    let now = key.runtime.clock().now_ms();
     // Browsers cannot send headers on an EventSource; only a publishable key may ride in the URL.
-    let event_streams = (kind == ApiKeyKind::Publishable).then(|| {
+    let event_streams = key.publishable.as_deref().map(|publishable| {
         let uri = format!(
             "/ofrep/v1/events?publishableKey={}",
-            url::form_urlencoded::byte_serialize(presented.as_bytes()).collect::<String>()
+            url::form_urlencoded::byte_serialize(publishable.as_bytes()).collect::<String>()
         );
         json!([{ "type": "sse", "endpoint": { "requestUri": uri }, "inactivityDelaySec": 120 }])
     });
+    let snapshot = &key.snapshot;
     let body = bulk_json(
         &snapshot.compiled,
         &context,
@@ -329,7 +276,7 @@ pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, b
         snapshot.version(),
         event_streams.as_ref(),
     );
-    state.metrics.count_evaluations(snapshot.compiled.len() as u64);
+    key.runtime.count_evaluations(snapshot.compiled.len() as u64);
     // A strong validator of the body's bytes. xxh3 is a fixed algorithm, so every replica gives
     // the same body the same tag; nothing here needs a cryptographic hash.
     let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body));
@@ -344,17 +291,12 @@ pub async fn evaluate_flags(State(state): State<AppState>, headers: HeaderMap, b
 }
 
 /// `GET /ofrep/v1/events?publishableKey=…`: `refetchEvaluation` whenever the environment changes.
-pub async fn events(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
-    let pairs = super::reflag::query_pairs(query.as_deref());
-    let Some((_, key)) = pairs.iter().find(|(k, _)| k == "publishableKey") else {
-        return unauthorized("add publishableKey=<key> to the URL");
-    };
-    let Some((environment_id, ApiKeyKind::Publishable)) = state.runtime.authenticate(key) else {
-        return unauthorized("the publishable key is not valid");
-    };
-    let stream = BroadcastStream::new(state.runtime.subscribe()).filter_map(move |change| {
+pub async fn events(key: ApiKey) -> Response {
+    let environment_id = key.snapshot.environment.id;
+    let clock = key.runtime.clock().clone();
+    let stream = BroadcastStream::new(key.runtime.subscribe()).filter_map(move |change| {
         let change = change.ok().filter(|c| c.environment_id == environment_id)?;
-        let data = json!({ "type": "refetchEvaluation", "lastModified": crate::store::now_ms() / 1000 });
+        let data = json!({ "type": "refetchEvaluation", "lastModified": clock.now_ms() / 1000 });
         Some(Ok::<_, Infallible>(
             Event::default()
                 .event("message")
@@ -362,7 +304,7 @@ pub async fn events(State(state): State<AppState>, RawQuery(query): RawQuery) ->
                 .data(data.to_string()),
         ))
     });
-    Sse::new(state.runtime.until_closed(stream))
+    Sse::new(key.runtime.until_closed(stream))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

@@ -7,8 +7,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::extract::{RawQuery, Request};
+use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,10 +17,10 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
 use super::error::ApiError;
+use super::key::ApiKey;
 use crate::eval::{CompiledFlag, FlatContext, Scratch};
-use crate::runtime::{Runtime, Snapshot};
-use crate::startup::AppState;
-use crate::store::ApiKeyKind;
+use crate::model::ApiKeyKind;
+use crate::service::runtime::{Runtime, Snapshot};
 
 /// How long `waitForVersion` waits for a newer snapshot before answering with what it has.
 const WAIT_FOR_VERSION: Duration = Duration::from_secs(5);
@@ -34,55 +34,16 @@ pub fn query_pairs(query: Option<&str>) -> QueryPairs<'_> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).collect()
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
-    Some(token.trim()).filter(|t| !t.is_empty())
-}
-
-/// The environment a request's key opens. Secret keys only by header; publishable keys also by
-/// the `publishableKey` query parameter.
-pub fn authenticate(
-    runtime: &Runtime,
-    headers: &HeaderMap,
-    pairs: &[(Cow<'_, str>, Cow<'_, str>)],
-) -> Result<(Arc<Snapshot>, ApiKeyKind), ApiError> {
-    let (presented, from_query) = match bearer(headers) {
-        Some(key) => (key, false),
-        None => match pairs.iter().find(|(k, _)| k == "publishableKey") {
-            Some((_, key)) => (key.as_ref(), true),
-            None => return Err(ApiError::missing_key()),
-        },
-    };
-    let (environment_id, kind) = runtime
-        .authenticate(presented)
-        .ok_or_else(ApiError::invalid_key)?;
-    if from_query && kind == ApiKeyKind::Secret {
-        return Err(ApiError::invalid_key());
-    }
-    let snapshot = runtime.snapshot(environment_id).ok_or_else(ApiError::internal)?;
-    Ok((snapshot, kind))
-}
-
-/// Waits (briefly) until the environment's snapshot reaches `version`.
-async fn wait_for_version(runtime: &Runtime, snapshot: Arc<Snapshot>, version: Option<i64>) -> Arc<Snapshot> {
-    let Some(wanted) = version.filter(|v| *v > snapshot.version()) else {
-        return snapshot;
-    };
-    let environment_id = snapshot.environment.id;
-    let mut changes = runtime.subscribe();
-    let _ = runtime.refresh().await;
-    let deadline = tokio::time::Instant::now() + WAIT_FOR_VERSION;
-    loop {
-        match runtime.snapshot(environment_id) {
-            Some(current) if current.version() >= wanted => return current,
-            _ => {}
+/// The snapshot to answer from: once it reaches `waitForVersion` (when asked), waiting on the
+/// change broadcast at most [`WAIT_FOR_VERSION`]; a request never triggers a rebuild.
+async fn at_version(key: &ApiKey, wanted: Option<i64>) -> Arc<Snapshot> {
+    match wanted {
+        Some(version) if version > key.snapshot.version() => {
+            key.runtime
+                .wait_for_version(key.snapshot.clone(), version, WAIT_FOR_VERSION)
+                .await
         }
-        if tokio::time::timeout_at(deadline, changes.recv()).await.is_err() {
-            return runtime.snapshot(environment_id).unwrap_or(snapshot);
-        }
+        _ => key.snapshot.clone(),
     }
 }
 
@@ -97,35 +58,22 @@ fn wait_param(pairs: &[(Cow<'_, str>, Cow<'_, str>)]) -> Result<Option<i64>, Api
 }
 
 /// `GET /features`: every flag's compiled definition, for SDKs that evaluate locally.
-pub async fn features(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let pairs = query_pairs(query.as_deref());
-    let (snapshot, kind) = match authenticate(&state.runtime, &headers, &pairs) {
-        Ok(grant) => grant,
-        Err(error) => return error.into_response(),
-    };
-    if kind != ApiKeyKind::Secret {
-        return ApiError::new(
+pub async fn features(key: ApiKey, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    if key.kind != ApiKeyKind::Secret {
+        return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "SECRET_KEY_REQUIRED",
             "GET /features needs a secret key; publishable keys can use /features/evaluated",
-        )
-        .into_response();
+        ));
     }
-    let wait = match wait_param(&pairs) {
-        Ok(wait) => wait,
-        Err(error) => return error.into_response(),
-    };
-    let snapshot = wait_for_version(&state.runtime, snapshot, wait).await;
-    Json(json!({
+    let wait = wait_param(&query_pairs(query.as_deref()))?;
+    let snapshot = at_version(&key, wait).await;
+    Ok(Json(json!({
         "success": true,
         "flagStateVersion": snapshot.version(),
         "features": snapshot.definitions,
     }))
-    .into_response()
+    .into_response())
 }
 
 /// The `context.*` parameters, prefix removed, in order.
@@ -137,52 +85,40 @@ fn context_params<'q>(
         .filter_map(|(k, v)| Some((k.strip_prefix("context.")?, v.as_ref())))
 }
 
-/// Reads the headers and query in place: the `HeaderMap` and `RawQuery` extractors would copy
-/// them for every request.
-async fn evaluated(state: AppState, request: Request, only_enabled: bool) -> Response {
-    let (headers, query) = (request.headers(), request.uri().query());
-    let pairs = query_pairs(query);
-    let (snapshot, _) = match authenticate(&state.runtime, headers, &pairs) {
-        Ok(grant) => grant,
-        Err(error) => return error.into_response(),
-    };
-    let wait = match wait_param(&pairs) {
-        Ok(wait) => wait,
-        Err(error) => return error.into_response(),
-    };
+/// Reads the query in place: the `RawQuery` extractor would copy it for every request.
+async fn evaluated(key: ApiKey, request: Request, only_enabled: bool) -> Result<Response, ApiError> {
+    let pairs = query_pairs(request.uri().query());
+    let wait = wait_param(&pairs)?;
     let fields = pairs.iter().filter(|(k, _)| k.starts_with("context.")).count();
     if fields > super::MAX_CONTEXT_FIELDS {
-        return ApiError::bad_request(
+        return Err(ApiError::bad_request(
             "CONTEXT_TOO_LARGE",
             format!(
                 "the context has {fields} fields; at most {} are accepted",
                 super::MAX_CONTEXT_FIELDS
             ),
-        )
-        .into_response();
+        ));
     }
-    let snapshot = wait_for_version(&state.runtime, snapshot, wait).await;
+    let snapshot = at_version(&key, wait).await;
     // Stored attributes of the company and user (from `/company`, `/user`) fill in what the
     // request does not send; the request's own fields win.
-    let (mut context, remote_context_used) = state
+    let (mut context, remote_context_used) = key
         .runtime
         .entities()
         .enrich_pairs(snapshot.environment.id, context_params(&pairs));
     context.bind(&snapshot.fields);
-    let now = crate::store::now_ms();
-    let key = pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_ref());
-    let flags = match key {
-        Some(key) => match snapshot.position(key) {
-            Some(i) => &snapshot.compiled[i..=i],
-            None => {
-                return ApiError::new(
+    let now = key.runtime.clock().now_ms();
+    let flags = match pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_ref()) {
+        Some(flag) => {
+            let i = snapshot.position(flag).ok_or_else(|| {
+                ApiError::new(
                     axum::http::StatusCode::NOT_FOUND,
                     "FLAG_NOT_FOUND",
-                    format!("no flag has the key {key:?}"),
+                    format!("no flag has the key {flag:?}"),
                 )
-                .into_response()
-            }
-        },
+            })?;
+            &snapshot.compiled[i..=i]
+        }
         None => &snapshot.compiled[..],
     };
     let body = evaluated_json(
@@ -193,8 +129,8 @@ async fn evaluated(state: AppState, request: Request, only_enabled: bool) -> Res
         snapshot.version(),
         only_enabled,
     );
-    state.metrics.count_evaluations(flags.len() as u64);
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    key.runtime.count_evaluations(flags.len() as u64);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The body of `/features/evaluated` (and, with `only_enabled`, `/features/enabled`): each flag
@@ -234,33 +170,22 @@ pub fn evaluated_json(
 }
 
 /// `GET /features/evaluated`: every flag evaluated for the `context.*` parameters.
-pub async fn features_evaluated(State(state): State<AppState>, request: Request) -> Response {
-    evaluated(state, request, false).await
+pub async fn features_evaluated(key: ApiKey, request: Request) -> Result<Response, ApiError> {
+    evaluated(key, request, false).await
 }
 
 /// `GET /features/enabled`: like `/features/evaluated`, only the enabled flags.
-pub async fn features_enabled(State(state): State<AppState>, request: Request) -> Response {
-    evaluated(state, request, true).await
+pub async fn features_enabled(key: ApiKey, request: Request) -> Result<Response, ApiError> {
+    evaluated(key, request, true).await
 }
 
 /// `GET /sse/server`: a `flags-updated` message whenever the environment's flags change.
-pub async fn sse_server(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let pairs = query_pairs(query.as_deref());
-    let (snapshot, _) = match authenticate(&state.runtime, &headers, &pairs) {
-        Ok(grant) => grant,
-        Err(error) => return error.into_response(),
-    };
-    Sse::new(state.runtime.until_closed(flag_updates(
-        &state.runtime,
-        snapshot.environment.id,
-        snapshot.environment.key.clone(),
-    )))
-    .keep_alive(KeepAlive::default())
-    .into_response()
+pub async fn sse_server(key: ApiKey) -> Response {
+    let environment = &key.snapshot.environment;
+    let updates = flag_updates(&key.runtime, environment.id, environment.key.to_string());
+    Sse::new(key.runtime.until_closed(updates))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Reflag's message envelope for a version change of one environment.

@@ -1,12 +1,13 @@
-//! The one place that decides who may call what.
+//! The admin app's gate: finds who is calling and asks the service's one authorization decision
+//! ([`crate::service::access::authorize`]) before anything runs.
 //!
-//! A server function's endpoint name starts with the access it needs: `public/` (anyone),
-//! `account/` and `read/` (any member), `edit/` (editors and admins), `admin/` (admins). The
-//! middleware [`guard`] resolves the session's member for every admin request, refuses
-//! cross-origin writes, and refuses a server-function call whose caller lacks the endpoint's
-//! access — or whose endpoint has no known prefix (fail closed). Server functions then call
-//! [`authorize`] with the same access to obtain the member, which also covers in-process calls
-//! made while rendering a page on the server.
+//! A server function's endpoint name starts with the permission it needs: `public/` (anyone),
+//! `account/` (the caller's own account), `read/` (any member), `edit/` (editors and admins),
+//! `admin/` (admins). The middleware [`guard`] resolves the session's member for every admin
+//! request, refuses cross-origin writes, and refuses a server-function call whose caller lacks the
+//! endpoint's permission, or whose endpoint has no known prefix (fail closed). Server functions
+//! then take the caller with [`caller`] and pass it to the service, which authorizes every read and
+//! change again, so a function called in-process while rendering a page is covered too.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -17,32 +18,27 @@ use axum::Json;
 use serde_json::json;
 use tower_sessions::Session;
 
-use crate::model::member::{MemberView, Role};
-use crate::startup::AppState;
+use crate::model::member::MemberView;
+use crate::service::access::{authorize, Permission, Refusal};
+use crate::service::{Actor, Service};
 
 /// Prefix of every server-function path.
 pub const SERVER_FN_PREFIX: &str = "/api/";
 
-/// What a caller needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    Anyone,
-    /// A signed-in member with at least this role.
-    Member(Role),
-}
-
-/// The access an endpoint needs, read from its name; `None` for a name without a known prefix.
-pub fn endpoint_access(path: &str) -> Option<Access> {
+/// The permission an endpoint needs, read from its name; `None` for a name without a known
+/// prefix.
+pub fn endpoint_permission(path: &str) -> Option<Permission> {
     let name = path.strip_prefix(SERVER_FN_PREFIX)?;
     let (prefix, rest) = name.split_once('/')?;
     if rest.is_empty() {
         return None;
     }
     match prefix {
-        "public" => Some(Access::Anyone),
-        "account" | "read" => Some(Access::Member(Role::Viewer)),
-        "edit" => Some(Access::Member(Role::Editor)),
-        "admin" => Some(Access::Member(Role::Admin)),
+        "public" => Some(Permission::Public),
+        "account" => Some(Permission::OwnAccount),
+        "read" => Some(Permission::Read),
+        "edit" => Some(Permission::Edit),
+        "admin" => Some(Permission::Administer),
         _ => None,
     }
 }
@@ -51,46 +47,29 @@ pub fn endpoint_access(path: &str) -> Option<Access> {
 #[derive(Clone, Debug)]
 pub struct CurrentMember(pub MemberView);
 
-/// Why a call was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("sign in to continue")]
-    NotSignedIn,
-    #[error("your role ({have}) cannot do this; it needs {need}")]
-    Forbidden { have: Role, need: Role },
-    #[error("cross-origin request refused")]
+/// Why the gate refused a request.
+#[derive(Debug)]
+enum Blocked {
+    Denied(Refusal),
     CrossOrigin,
-    #[error("unknown endpoint")]
     UnknownEndpoint,
 }
 
-impl Refusal {
-    fn status(&self) -> StatusCode {
-        match self {
-            Refusal::NotSignedIn => StatusCode::UNAUTHORIZED,
-            Refusal::Forbidden { .. } | Refusal::CrossOrigin => StatusCode::FORBIDDEN,
-            Refusal::UnknownEndpoint => StatusCode::NOT_FOUND,
-        }
-    }
-}
-
-impl IntoResponse for Refusal {
+impl IntoResponse for Blocked {
     fn into_response(self) -> Response {
-        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+        let (status, message) = match self {
+            Blocked::Denied(refusal @ Refusal::NotSignedIn) => (StatusCode::UNAUTHORIZED, refusal.to_string()),
+            Blocked::Denied(refusal) => (StatusCode::FORBIDDEN, refusal.to_string()),
+            Blocked::CrossOrigin => (StatusCode::FORBIDDEN, "cross-origin request refused".into()),
+            Blocked::UnknownEndpoint => (StatusCode::NOT_FOUND, "unknown endpoint".into()),
+        };
+        (status, Json(json!({ "error": message }))).into_response()
     }
 }
 
-/// Checks `access` against an (optional) member.
-pub fn check(access: Access, member: Option<&MemberView>) -> Result<(), Refusal> {
-    match (access, member) {
-        (Access::Anyone, _) => Ok(()),
-        (Access::Member(_), None) => Err(Refusal::NotSignedIn),
-        (Access::Member(need), Some(member)) if member.role < need => Err(Refusal::Forbidden {
-            have: member.role,
-            need,
-        }),
-        (Access::Member(_), Some(_)) => Ok(()),
-    }
+/// The actor a member (or nobody) acts as.
+fn actor_of(member: Option<&MemberView>) -> Actor {
+    member.map_or_else(Actor::anonymous, Actor::member)
 }
 
 /// True when a browser says the request comes from another site. Requests without `Origin`
@@ -114,18 +93,18 @@ fn is_public_page(path: &str) -> bool {
         || path.starts_with("/pkg/")
 }
 
-pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn guard(State(service): State<Service>, mut request: Request, next: Next) -> Response {
     // Only the admin app is layered with this guard; the public API and the probes are routed
     // beside it (`startup::router`) and authenticate on their own.
     let path = request.uri().path().to_string();
     let is_server_fn = path.starts_with(SERVER_FN_PREFIX);
     if is_server_fn && request.method() != Method::GET && is_cross_origin(request.headers()) {
         tracing::warn!(%path, "refused a cross-origin server-function call");
-        return Refusal::CrossOrigin.into_response();
+        return Blocked::CrossOrigin.into_response();
     }
 
     let member = match request.extensions().get::<Session>().cloned() {
-        Some(session) => resolve_member(&state, &session).await,
+        Some(session) => resolve_member(&service, &session).await,
         None => None,
     };
     if let Some(member) = &member {
@@ -133,11 +112,11 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     }
 
     if is_server_fn {
-        let Some(access) = endpoint_access(&path) else {
-            return Refusal::UnknownEndpoint.into_response();
+        let Some(permission) = endpoint_permission(&path) else {
+            return Blocked::UnknownEndpoint.into_response();
         };
-        if let Err(refusal) = check(access, member.as_ref()) {
-            return refusal.into_response();
+        if let Err(refusal) = authorize(&actor_of(member.as_ref()), permission) {
+            return Blocked::Denied(refusal).into_response();
         }
     } else if member.is_none() && !is_public_page(&path) && request.method() == Method::GET {
         return sign_in_redirect(&request);
@@ -147,9 +126,9 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
 
 /// The member a session belongs to. A session of a removed member is ended here, on its next
 /// request.
-async fn resolve_member(state: &AppState, session: &Session) -> Option<MemberView> {
+async fn resolve_member(service: &Service, session: &Session) -> Option<MemberView> {
     let id = super::session::member_id(session).await?;
-    match state.store.member_by_id(id).await {
+    match service.member(id).await {
         Ok(Some(member)) => Some(member),
         Ok(None) => {
             let _ = session.flush().await;
@@ -176,17 +155,16 @@ fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// Returns the calling member if they have `access`; for server functions.
-pub fn authorize(access: Access) -> Result<Option<MemberView>, Refusal> {
-    let member = leptos::prelude::use_context::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<CurrentMember>().map(|m| m.0.clone()));
-    check(access, member.as_ref())?;
-    Ok(member)
+/// The member behind the current server-function call, if any.
+pub fn current_member() -> Option<MemberView> {
+    leptos::prelude::use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<CurrentMember>().map(|m| m.0.clone()))
 }
 
-/// Like [`authorize`] for endpoints that need a member: returns the member itself.
-pub fn require(role: Role) -> Result<MemberView, Refusal> {
-    authorize(Access::Member(role))?.ok_or(Refusal::NotSignedIn)
+/// Who calls the current server function: the signed-in member, or nobody. The service decides
+/// what they may do.
+pub fn caller() -> Actor {
+    actor_of(current_member().as_ref())
 }
 
 #[cfg(test)]
@@ -194,45 +172,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoint_prefixes_map_to_access() {
-        assert_eq!(endpoint_access("/api/public/sign_in"), Some(Access::Anyone));
-        assert_eq!(
-            endpoint_access("/api/read/flags"),
-            Some(Access::Member(Role::Viewer))
-        );
-        assert_eq!(
-            endpoint_access("/api/account/sign_out"),
-            Some(Access::Member(Role::Viewer))
-        );
-        assert_eq!(
-            endpoint_access("/api/edit/save_flag"),
-            Some(Access::Member(Role::Editor))
-        );
-        assert_eq!(
-            endpoint_access("/api/admin/invite"),
-            Some(Access::Member(Role::Admin))
-        );
+    fn endpoint_prefixes_map_to_permissions() {
+        assert_eq!(endpoint_permission("/api/public/sign_in"), Some(Permission::Public));
+        assert_eq!(endpoint_permission("/api/read/flags"), Some(Permission::Read));
+        assert_eq!(endpoint_permission("/api/account/sign_out"), Some(Permission::OwnAccount));
+        assert_eq!(endpoint_permission("/api/edit/save_flag"), Some(Permission::Edit));
+        assert_eq!(endpoint_permission("/api/admin/invite"), Some(Permission::Administer));
         for unknown in ["/api/sign_in", "/api/other/x", "/api/admin/", "/flags", "/api/"] {
-            assert_eq!(endpoint_access(unknown), None, "{unknown}");
+            assert_eq!(endpoint_permission(unknown), None, "{unknown}");
         }
-    }
-
-    #[test]
-    fn roles_below_the_need_are_refused() {
-        let member = |role| MemberView {
-            id: 1,
-            email: "a@b.co".into(),
-            name: "A".into(),
-            role,
-        };
-        assert_eq!(
-            check(Access::Member(Role::Viewer), None),
-            Err(Refusal::NotSignedIn)
-        );
-        assert!(check(Access::Member(Role::Editor), Some(&member(Role::Viewer))).is_err());
-        assert!(check(Access::Member(Role::Admin), Some(&member(Role::Editor))).is_err());
-        assert!(check(Access::Member(Role::Editor), Some(&member(Role::Admin))).is_ok());
-        assert!(check(Access::Anyone, None).is_ok());
     }
 
     #[test]

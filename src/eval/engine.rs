@@ -7,107 +7,18 @@
 //! recorded in first-encounter order (SET/NOT_SET exempt), a negation of a leaf that failed for a
 //! missing field is `true`, and the first matching rule wins.
 
-use super::flatten::{field_hash, hash_bytes, FlatContext};
+use super::fields::{field_hash, FastBuild, FieldTable, TableId};
+use super::flatten::FlatContext;
 use super::hash::rollout_bucket;
 use super::jsdate::{days_ago, parse_js_date};
 use super::jsnum::parse_js_number;
 use super::operators::contains_ci;
 use crate::model::{ContextOperator, GroupOperator, RuleFilter};
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashSet;
 
 /// Lists up to this length are scanned linearly; longer ones are hashed (hashing a string costs
 /// about as much as a handful of short comparisons).
 const LINEAR_SET_MAX: usize = 8;
-
-/// Hashes set members with the fast [`field_hash`] mixing step instead of SipHash. The members
-/// come from flag definitions (trusted), so lookups of hostile strings can at worst probe a chain
-/// of colliding *definition* values, which an attacker cannot create.
-#[derive(Debug, Clone, Copy, Default)]
-struct FastBuild;
-
-struct FastHasher(u64);
-
-impl BuildHasher for FastBuild {
-    type Hasher = FastHasher;
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(0)
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // `str` hashing writes the bytes, then a 0xff terminator byte.
-        self.0 = (self.0.rotate_left(5) ^ hash_bytes(bytes)).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Numbers the context fields that the rules of one snapshot read, so that evaluation finds a
-/// field by index instead of by name. A context bound to the table ([`FlatContext::bind`])
-/// resolves each of its own fields once per request; every rule then reads its field's slot.
-/// Rules compiled into a table only take that path for a context bound to the same table (the
-/// table's `id`, unique in the process) with all the slots they use; any other context is searched
-/// by name as before. Not `Clone`: a copy would share the id and could number new fields apart.
-#[derive(Debug)]
-pub struct FieldTable {
-    id: u64,
-    ids: HashMap<Box<str>, u32, FastBuild>,
-}
-
-/// Table ids: 0 is "no table"; every [`FieldTable::new`] takes the next.
-static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
-
-impl Default for FieldTable {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl FieldTable {
-    pub fn new() -> Self {
-        FieldTable {
-            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
-            ids: HashMap::default(),
-        }
-    }
-
-    /// A table no context is ever bound to: rules compiled into it always search by name.
-    pub(crate) fn unbound() -> Self {
-        FieldTable {
-            id: 0,
-            ids: HashMap::default(),
-        }
-    }
-
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// The slot of `field`, numbered on first sight.
-    fn intern(&mut self, field: &str) -> u32 {
-        if let Some(&id) = self.ids.get(field) {
-            return id;
-        }
-        // A snapshot's rules name far fewer than 2^32 distinct fields.
-        let id = self.ids.len() as u32;
-        self.ids.insert(field.into(), id);
-        id
-    }
-
-    /// The slot of `field`, if any rule of the table reads it.
-    #[inline]
-    pub(crate) fn get(&self, field: &str) -> Option<u32> {
-        self.ids.get(field).copied()
-    }
-}
 
 #[derive(Debug, Clone)]
 enum ValueSet {
@@ -443,9 +354,9 @@ impl RulesOutcome<'_> {
 #[derive(Debug, Clone)]
 pub struct CompiledRules {
     rules: Vec<Node>,
-    /// The id of the [`FieldTable`] the rules' slots refer to (0: none), and how many slots it
-    /// had once these rules were compiled: a context bound before the table grew is read by name.
-    table: u64,
+    /// The [`FieldTable`] the rules' slots refer to, and how many slots it had once these rules
+    /// were compiled: a context bound before the table grew is read by name.
+    table: TableId,
     slots: usize,
 }
 
@@ -463,7 +374,7 @@ impl CompiledRules {
     ) -> Self {
         CompiledRules {
             rules: filters.into_iter().map(|f| Node::compile(f, fields)).collect(),
-            table: fields.id,
+            table: fields.id().clone(),
             slots: fields.len(),
         }
     }
@@ -503,7 +414,7 @@ impl CompiledRules {
         missing.clear();
         let mut ev = Eval {
             ctx,
-            by_slot: self.table != 0 && ctx.bound_table() == self.table && ctx.slot_count() >= self.slots,
+            by_slot: self.table.same(ctx.bound_table()) && ctx.slot_count() >= self.slots,
             // Epoch milliseconds are exact in f64 for any real date.
             now_ms: now_ms as f64,
             missing,

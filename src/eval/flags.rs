@@ -6,7 +6,8 @@
 //! environment, flattening the context once, and returns node-SDK `RawFlag`-shaped results
 //! (notes §4) that borrow from the compiled flags so nothing is cloned per request.
 
-use super::engine::{CompiledRules, FieldTable, RulesOutcome};
+use super::engine::{CompiledRules, RulesOutcome};
+use super::fields::FieldTable;
 use super::flatten::FlatContext;
 use crate::model::{FlagDefinition, JsValue, Rule};
 use serde::Serialize;

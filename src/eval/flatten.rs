@@ -5,7 +5,7 @@
 //! order (array-index keys ascending first, then insertion order; a key written twice keeps its
 //! first position) because the reference echoes it and evaluation order depends on nothing else.
 
-use super::engine::FieldTable;
+use super::fields::{field_hash, FieldTable, TableId};
 use super::jsdate::parse_js_date;
 use super::jsnum::{number_to_string, parse_js_number};
 use crate::model::{is_array_index, JsObject, JsValue};
@@ -28,9 +28,9 @@ pub struct FlatContext {
     text: String,
     entries: Vec<Entry>,
     index: Vec<(u64, u32)>,
-    /// The [`FieldTable`] this context is bound to (0: none) and, per slot of that table, the
-    /// position of the field (`u32::MAX`: absent).
-    bound_table: u64,
+    /// The [`FieldTable`] this context is bound to (none by default) and, per slot of that table,
+    /// the position of the field (`u32::MAX`: absent).
+    bound_table: TableId,
     slots: Vec<u32>,
 }
 
@@ -53,34 +53,6 @@ impl PartialEq for FlatContext {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
     }
-}
-
-/// A fast, deterministic string hash (Fx-style, 8 bytes per step) for field names. Deterministic so
-/// compiled rules can store it; collisions only cost an extra string comparison, never
-/// correctness, and a context can hold at most its own entries in one collision run.
-#[inline]
-pub(crate) fn field_hash(s: &str) -> u64 {
-    hash_bytes(s.as_bytes())
-}
-
-/// [`field_hash`] over raw bytes.
-#[inline]
-pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    h
 }
 
 impl FlatContext {
@@ -279,13 +251,13 @@ impl FlatContext {
                 self.slots[slot as usize] = i as u32;
             }
         }
-        self.bound_table = table.id();
+        self.bound_table = table.id().clone();
     }
 
-    /// The id of the field table the context is bound to, 0 when none.
+    /// The field table the context is bound to.
     #[inline]
-    pub(crate) fn bound_table(&self) -> u64 {
-        self.bound_table
+    pub(crate) fn bound_table(&self) -> &TableId {
+        &self.bound_table
     }
 
     /// How many slots of the bound table were resolved.

@@ -5,13 +5,14 @@
 //! what a server needs around it: compilation of the UI access model into wire rules
 //! ([`compile`]), rule lists compiled once per snapshot ([`CompiledFlag`]) and evaluated in bulk
 //! with one flattening per request ([`evaluate_flags`]), decision explanations ([`explain`]) and the
-//! `gatehouse evaluate` command ([`cli`]). No I/O, no clock, and no global state beyond a counter that names field tables: time is an argument
-//! (epoch milliseconds, UTC), so the module also builds for wasm32.
+//! `gatehouse evaluate` command ([`cli`]). No I/O, no clock and no global state: time is an argument (epoch
+//! milliseconds, UTC), so the module also builds for wasm32.
 
 pub mod cli;
 pub mod compile;
 mod engine;
 pub mod explain;
+mod fields;
 mod flags;
 mod flatten;
 mod hash;
@@ -22,7 +23,8 @@ mod operators;
 pub use compile::{
     compile_access_rules, compile_environment, compile_remote_config, CompileContext, CompileError,
 };
-pub use engine::{CompiledRules, FieldTable, RulesOutcome};
+pub use engine::{CompiledRules, RulesOutcome};
+pub use fields::FieldTable;
 pub use explain::{explain_flag, explain_rules, Explanation};
 pub use flags::{
     compile_flags, evaluate_flag_rules, evaluate_flags, CompiledFlag, ConfigResult, FlagResult,

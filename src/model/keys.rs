@@ -100,6 +100,11 @@ key_newtype!(
     /// A segment key: how access rules and config variants refer to a segment.
     SegmentKey
 );
+key_newtype!(
+    /// An environment key (`production`, `staging`, …): how the CLI, imports and URLs name an
+    /// environment, and the `envId` of Reflag's live-update messages.
+    EnvironmentKey
+);
 
 /// Why a number is not a valid [`Percentage`].
 #[derive(Debug, Clone, PartialEq, Error)]

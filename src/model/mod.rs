@@ -7,11 +7,13 @@
 //! the browser. Validating newtypes ([`FlagKey`], [`Percentage`], …) keep invalid values out.
 
 mod access;
+mod catalog;
 pub mod describe;
 mod filter;
 mod json;
 mod keys;
 pub mod member;
+pub mod secret;
 
 pub use access::{
     AccessRule, AccessRules, Condition, ConfigVariant, RemoteConfig, RolloutAttribute, Segment,
@@ -22,4 +24,5 @@ pub use filter::{
     TargetingRule, VariantDefinition,
 };
 pub use json::{is_array_index, JsObject, JsValue};
-pub use keys::{FlagKey, KeyError, Percentage, PercentageError, SegmentKey};
+pub use catalog::{ApiKeyKind, Environment, Flag, ReleaseStage, Version};
+pub use keys::{EnvironmentKey, FlagKey, KeyError, Percentage, PercentageError, SegmentKey};

@@ -3,20 +3,23 @@
 //!
 //! Each entity's attributes are held flattened (`plan`, `address.city`, …) in one small byte buffer
 //! (length-prefixed key/value pairs), so 100,000 companies cost a few tens of megabytes. Writes
-//! made through this process update the cache right after their transaction commits; rows written
-//! by other replicas arrive through [`Entities::refresh`], which reloads rows seen since the last
-//! reload every [`ENTITY_POLL_INTERVAL`].
+//! made through this process update the cache right after their transaction commits (the service's
+//! ingest holds [`Entities::lock_writes`] from before its commit until the cache has the result,
+//! so the cache applies merged states in commit order); rows written by other replicas arrive
+//! through [`Entities::refresh`], which reloads rows seen since the last reload every
+//! [`ENTITY_POLL_INTERVAL`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use tokio_stream::StreamExt;
 
 use crate::eval::FlatContext;
 use crate::model::JsObject;
-use crate::store::entities::{EntityKind, IngestWrite, StoredEntity};
-use crate::store::{now_ms, Store, StoreError, StoreResult};
+use crate::service::store::entities::{EntityKind, StoredEntity};
+use crate::service::store::{Store, StoreResult};
+use crate::service::Clock;
 
 /// How often rows written by other replicas are picked up.
 pub const ENTITY_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -133,12 +136,12 @@ pub struct Entities {
 
 impl Entities {
     /// Loads every stored company and user.
-    pub async fn load(store: &Store) -> StoreResult<Entities> {
+    pub async fn load(store: &Store, clock: &Clock) -> StoreResult<Entities> {
         let entities = Entities {
             environments: RwLock::default(),
             writes: tokio::sync::Mutex::new(i64::MIN),
         };
-        entities.refresh(store).await?;
+        entities.refresh(store, clock).await?;
         Ok(entities)
     }
 
@@ -151,7 +154,8 @@ impl Entities {
         self.environments.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn apply(&self, entities: impl IntoIterator<Item = StoredEntity>) {
+    /// Puts committed companies and users into the cache (hold [`Entities::lock_writes`]).
+    pub fn apply(&self, entities: impl IntoIterator<Item = StoredEntity>) {
         let mut environments = self.write();
         for entity in entities {
             let environment = environments.entry(entity.environment_id).or_default();
@@ -167,38 +171,28 @@ impl Entities {
         }
     }
 
-    /// Commits one request's writes and updates the cache. Runs to completion even when the
-    /// client goes away, so the cache never misses a committed write.
-    pub async fn record(
-        self: &Arc<Self>,
-        store: &Store,
-        environment_id: i64,
-        writes: Vec<IngestWrite>,
-    ) -> StoreResult<()> {
-        let entities = self.clone();
-        let store = store.clone();
-        let task = tokio::spawn(async move {
-            let _guard = entities.writes.lock().await;
-            let touched = store.record_ingest(environment_id, &writes, now_ms()).await?;
-            entities.apply(touched);
-            Ok::<_, StoreError>(())
-        });
-        match task.await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            // Only a runtime shutting down cancels the task; the pool is going away with it.
-            Err(_) => Err(StoreError::Database(sqlx::Error::PoolClosed)),
-        }
+    /// Serialises writes to the cache with reloads, so merged states are applied in commit order:
+    /// hold it from before a write's commit until its result is [applied](Entities::apply).
+    pub async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, i64> {
+        self.writes.lock().await
     }
 
     /// Reloads the rows seen since the previous reload (everything the first time).
-    pub async fn refresh(&self, store: &Store) -> StoreResult<()> {
+    pub async fn refresh(&self, store: &Store, clock: &Clock) -> StoreResult<()> {
         let mut since = self.writes.lock().await;
-        let started = now_ms();
+        let started = clock.now_ms();
         let mut rows = std::pin::pin!(store.entities_seen_since(*since));
         let mut batch = Vec::with_capacity(1024);
         while let Some(entity) = rows.next().await {
-            batch.push(entity?);
+            match entity {
+                Ok(entity) => batch.push(entity),
+                // One unreadable row must not keep every other company from the cache.
+                Err(crate::service::store::StoreError::Corrupt(row)) => {
+                    tracing::error!(%row, "a stored company or user cannot be read; it is left out of remote context");
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
             if batch.len() == batch.capacity() {
                 self.apply(batch.drain(..));
             }

@@ -3,68 +3,37 @@
 //! for the database. The companies and users SDKs reported are held here too ([`entities`]), for
 //! remote context.
 //!
-//! A change made through this process is published at once ([`Runtime::publish`]). With
-//! PostgreSQL, other replicas hear of it through `LISTEN/NOTIFY` on [`CHANNEL`], and every replica
-//! also compares the environments' `flag_state_version`s and reloads the keys periodically, so a
-//! lost notification delays an update by at most [`POLL_INTERVAL`].
+//! Serving never freezes: the key table reloads on its own, apart from the snapshots, and an
+//! environment whose stored flags no longer build keeps serving its last good snapshot; it is
+//! logged, counted and named by [`Runtime::stale_environments`] (and so by `/readyz`) until a
+//! change makes it build again. Start-up serves every environment that builds.
+//!
+//! A change committed through this process is applied at once ([`Runtime::refresh`], called by
+//! the service after each commit). With PostgreSQL, other replicas hear of it through the store's
+//! change notices, and every replica also compares the environments' `flag_state_version`s and
+//! reloads the keys every [`POLL_INTERVAL`], so a lost notice delays an update by at most that.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
-use crate::auth::tokens::sha256_hex;
-use crate::config::Backend;
-use crate::eval::{
-    compile_environment, compile_flags, compile_remote_config, CompileContext, CompiledFlag, FieldTable,
-};
-use crate::model::{AccessRules, FlagDefinition, FlagKey, RemoteConfig, Segment, SegmentKey, Targeting};
-use crate::store::{ApiKeyKind, Environment, SessionPool, Store, StoreError};
+use crate::model::secret::digest;
+use crate::model::{ApiKeyKind, Environment};
+use crate::service::store::{Store, StoreError, StoreResult};
+use crate::service::Clock;
 
 pub mod entities;
+pub mod snapshot;
 
 pub use entities::Entities;
+pub use snapshot::{BuildError, Inputs, Snapshot};
 
-/// The PostgreSQL notification channel for changes.
-pub const CHANNEL: &str = "gatehouse_changes";
 /// How often replicas compare versions as a fallback for lost notifications.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Everything the API needs to answer for one environment, immutable once built.
-#[derive(Debug)]
-pub struct Snapshot {
-    pub environment: Environment,
-    /// Flag definitions as `GET /features` serves them, sorted by key.
-    pub definitions: Vec<FlagDefinition>,
-    /// The same flags compiled for evaluation, in the same order.
-    pub compiled: Vec<CompiledFlag>,
-    /// The context fields the compiled rules read; bind a request's context to it before
-    /// evaluating ([`crate::eval::FlatContext::bind`]).
-    pub fields: FieldTable,
-    index: HashMap<String, usize>,
-    /// When this snapshot was built (epoch ms).
-    pub built_at: i64,
-}
-
-impl Snapshot {
-    pub fn position(&self, key: &str) -> Option<usize> {
-        self.index.get(key).copied()
-    }
-
-    pub fn version(&self) -> i64 {
-        self.environment.flag_state_version
-    }
-}
-
-#[derive(Debug, Default)]
-struct State {
-    snapshots: HashMap<i64, Arc<Snapshot>>,
-    by_key: HashMap<String, i64>,
-    /// Publishable keys by value and secret keys by SHA-256 digest.
-    keys: HashMap<String, (i64, ApiKeyKind)>,
-}
 
 /// A change notice for live-update streams: the environment and its new `flagStateVersion`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,26 +42,47 @@ pub struct Change {
     pub flag_state_version: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("stored rules of environment {environment} do not compile: {reason}")]
-    Compile { environment: String, reason: String },
+/// An environment whose newest stored version could not be built: it serves its last good
+/// snapshot (`serving`, `None` when it never built in this process).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StaleEnvironment {
+    pub environment: String,
+    pub version: i64,
+    pub serving: Option<i64>,
+    pub error: String,
+    /// When the failure was first seen (epoch ms).
+    pub since: i64,
 }
 
-#[derive(Clone)]
-pub struct Runtime {
+#[derive(Debug, Default)]
+struct Snapshots {
+    by_id: HashMap<i64, Arc<Snapshot>>,
+    by_key: HashMap<String, i64>,
+}
+
+/// Publishable keys by value and secret keys by digest.
+type KeyTable = HashMap<String, (i64, ApiKeyKind)>;
+
+struct Inner {
     store: Store,
-    state: Arc<ArcSwap<State>>,
+    clock: Clock,
+    snapshots: ArcSwap<Snapshots>,
+    keys: ArcSwap<KeyTable>,
+    /// Environments whose newest version failed to build, by id.
+    stale: Mutex<BTreeMap<i64, StaleEnvironment>>,
     changes: broadcast::Sender<Change>,
     /// Serialises rebuilds so two refreshes never race to swap older data in.
-    rebuild: Arc<tokio::sync::Mutex<()>>,
-    /// Reported companies and users, for remote context.
-    entities: Arc<Entities>,
+    rebuild: tokio::sync::Mutex<()>,
+    entities: Entities,
     /// Set when the server shuts down, so long-lived streams end and let it stop.
-    closing: Arc<tokio::sync::watch::Sender<bool>>,
+    closing: tokio::sync::watch::Sender<bool>,
+    evaluations: AtomicU64,
+    build_failures: AtomicU64,
 }
+
+/// The serving state; cloning it is one reference-count increment.
+#[derive(Clone)]
+pub struct Runtime(Arc<Inner>);
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,69 +91,98 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Loads every environment's snapshot, the keys and the reported companies and users.
-    pub async fn load(store: Store) -> Result<Runtime, RuntimeError> {
-        let (changes, _) = broadcast::channel(256);
-        let entities = Arc::new(Entities::load(&store).await?);
-        let runtime = Runtime {
+    /// Loads the keys, the reported companies and users, and every environment that builds. Fails
+    /// only when the database cannot be read at all.
+    pub async fn load(store: Store, clock: Clock) -> StoreResult<Runtime> {
+        let entities = Entities::load(&store, &clock).await?;
+        let runtime = Runtime(Arc::new(Inner {
             store,
+            clock,
             entities,
-            state: Arc::new(ArcSwap::from_pointee(State::default())),
-            changes,
-            rebuild: Arc::new(tokio::sync::Mutex::new(())),
-            closing: Arc::new(tokio::sync::watch::channel(false).0),
-        };
+            snapshots: ArcSwap::from_pointee(Snapshots::default()),
+            keys: ArcSwap::from_pointee(KeyTable::new()),
+            stale: Mutex::default(),
+            changes: broadcast::channel(256).0,
+            rebuild: tokio::sync::Mutex::new(()),
+            closing: tokio::sync::watch::channel(false).0,
+            evaluations: AtomicU64::new(0),
+            build_failures: AtomicU64::new(0),
+        }));
         runtime.refresh().await?;
         Ok(runtime)
     }
 
+    pub fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
     pub fn snapshot(&self, environment_id: i64) -> Option<Arc<Snapshot>> {
-        self.state.load().snapshots.get(&environment_id).cloned()
+        self.0.snapshots.load().by_id.get(&environment_id).cloned()
     }
 
     pub fn snapshot_by_key(&self, environment_key: &str) -> Option<Arc<Snapshot>> {
-        let state = self.state.load();
-        state
-            .by_key
-            .get(environment_key)
-            .and_then(|id| state.snapshots.get(id))
-            .cloned()
+        let snapshots = self.0.snapshots.load();
+        let id = snapshots.by_key.get(environment_key)?;
+        snapshots.by_id.get(id).cloned()
     }
 
+    /// Every snapshot, in the environments' display order.
     pub fn snapshots(&self) -> Vec<Arc<Snapshot>> {
-        let mut all: Vec<_> = self.state.load().snapshots.values().cloned().collect();
+        let mut all: Vec<_> = self.0.snapshots.load().by_id.values().cloned().collect();
         all.sort_by_key(|s| (s.environment.sort_order, s.environment.id));
         all
     }
 
     /// Which environment a presented key opens, from memory.
     pub fn authenticate(&self, presented: &str) -> Option<(i64, ApiKeyKind)> {
-        let state = self.state.load();
-        if let Some(grant) = state
-            .keys
+        let keys = self.0.keys.load();
+        if let Some(grant) = keys
             .get(presented)
             .filter(|(_, kind)| *kind == ApiKeyKind::Publishable)
         {
             return Some(*grant);
         }
-        state
-            .keys
-            .get(&sha256_hex(presented))
+        keys.get(&digest(presented))
             .filter(|(_, kind)| *kind == ApiKeyKind::Secret)
             .copied()
     }
 
-    pub fn entities(&self) -> &Arc<Entities> {
-        &self.entities
+    pub fn entities(&self) -> &Entities {
+        &self.0.entities
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+        self.0.changes.subscribe()
+    }
+
+    /// The environments that serve an older snapshot than what is stored, or none at all.
+    pub fn stale_environments(&self) -> Vec<StaleEnvironment> {
+        self.0
+            .stale
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Counts flags evaluated for the API (`gatehouse_evaluations_total`).
+    pub fn count_evaluations(&self, n: u64) {
+        self.0.evaluations.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn evaluations(&self) -> u64 {
+        self.0.evaluations.load(Ordering::Relaxed)
+    }
+
+    /// How many snapshot builds failed since start (`gatehouse_snapshot_build_failures_total`).
+    pub fn build_failures(&self) -> u64 {
+        self.0.build_failures.load(Ordering::Relaxed)
     }
 
     /// Ends every stream made with [`Runtime::until_closed`] (server shutdown).
     pub fn close(&self) {
-        self.closing.send_replace(true);
+        self.0.closing.send_replace(true);
     }
 
     /// `stream`, ended when the server shuts down: graceful shutdown waits for open connections,
@@ -177,7 +196,7 @@ impl Runtime {
             Value(T),
             Closed,
         }
-        let closed = tokio_stream::wrappers::WatchStream::new(self.closing.subscribe())
+        let closed = tokio_stream::wrappers::WatchStream::new(self.0.closing.subscribe())
             .filter(|closing| *closing)
             .map(|_| Item::Closed);
         stream
@@ -190,170 +209,149 @@ impl Runtime {
             })
     }
 
-    /// Rebuilds the snapshots of environments whose version moved, reloads the key table, and
-    /// swaps both in.
-    pub async fn refresh(&self) -> Result<(), RuntimeError> {
-        let _guard = self.rebuild.lock().await;
-        let environments = self.store.environments().await?;
-        let previous = self.state.load_full();
-        let stale = environments
-            .iter()
-            .any(|e| previous.snapshots.get(&e.id).is_none_or(|s| s.environment != *e));
-        let mut state = State::default();
-        if stale {
-            let flags = self.store.flags().await?;
-            let segments = self.store.segments_by_key().await?;
-            for environment in environments {
-                let snapshot = match previous.snapshots.get(&environment.id) {
-                    Some(snapshot) if snapshot.environment == environment => snapshot.clone(),
-                    _ => Arc::new(self.build(environment.clone(), &flags, &segments).await?),
-                };
-                state.by_key.insert(environment.key.clone(), environment.id);
-                state.snapshots.insert(environment.id, snapshot);
+    /// The environment's snapshot once it reaches `version`, waiting for the change broadcast at
+    /// most `timeout`; the newest snapshot there is when the time is up. Never rebuilds anything:
+    /// a client asking for a version that does not exist costs a wait, not database work.
+    pub async fn wait_for_version(&self, snapshot: Arc<Snapshot>, version: i64, timeout: Duration) -> Arc<Snapshot> {
+        let environment_id = snapshot.environment.id;
+        let mut changes = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.snapshot(environment_id) {
+                Some(current) if current.version() >= version => return current,
+                _ => {}
             }
-        } else {
-            state.snapshots = previous.snapshots.clone();
-            state.by_key = previous.by_key.clone();
+            match tokio::time::timeout_at(deadline, changes.recv()).await {
+                Err(_) | Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    return self.snapshot(environment_id).unwrap_or(snapshot);
+                }
+                Ok(_) => {}
+            }
         }
-        for key in self.store.live_keys().await? {
-            state.keys.insert(key.lookup, (key.environment_id, key.kind));
+    }
+
+    /// Reloads the key table, then rebuilds every environment whose stored version moved. The key
+    /// table never waits for the snapshots, and one environment that does not build leaves the
+    /// others (and its own last good snapshot) serving.
+    pub async fn refresh(&self) -> StoreResult<()> {
+        let keys = self.reload_keys().await;
+        let snapshots = self.rebuild_snapshots().await;
+        keys.and(snapshots)
+    }
+
+    /// Reloads the API keys (a revoked key stops working here and now).
+    pub async fn reload_keys(&self) -> StoreResult<()> {
+        let mut keys = KeyTable::new();
+        for key in self.0.store.live_keys().await? {
+            keys.insert(key.lookup, (key.environment_id, key.kind));
         }
-        let changed: Vec<Change> = state
-            .snapshots
-            .values()
-            .filter(|s| {
-                previous
-                    .snapshots
-                    .get(&s.environment.id)
-                    .is_none_or(|p| p.version() != s.version())
-            })
-            .map(|s| Change {
-                environment_id: s.environment.id,
-                flag_state_version: s.version(),
-            })
-            .collect();
-        self.state.store(Arc::new(state));
+        self.0.keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    async fn rebuild_snapshots(&self) -> StoreResult<()> {
+        let _guard = self.0.rebuild.lock().await;
+        let environments = self.0.store.environments().await?;
+        let previous = self.0.snapshots.load_full();
+        let mut next = Snapshots::default();
+        let mut changed = Vec::new();
+        for environment in environments {
+            next.by_key.insert(environment.key.to_string(), environment.id);
+            let current = previous.by_id.get(&environment.id);
+            if current.is_some_and(|s| s.environment == environment) || self.known_failure(&environment) {
+                if let Some(snapshot) = current {
+                    next.by_id.insert(environment.id, snapshot.clone());
+                }
+                continue;
+            }
+            match self.build(environment.clone()).await {
+                Ok(snapshot) => {
+                    self.clear_failure(environment.id);
+                    if current.is_none_or(|c| c.version() != snapshot.version()) {
+                        changed.push(Change {
+                            environment_id: environment.id,
+                            flag_state_version: snapshot.version(),
+                        });
+                    }
+                    next.by_id.insert(environment.id, Arc::new(snapshot));
+                }
+                Err(BuildFailure::Store(error)) => return Err(error),
+                Err(BuildFailure::Build(error)) => {
+                    self.record_failure(&environment, current.map(|s| s.version()), &error);
+                    if let Some(snapshot) = current {
+                        next.by_id.insert(environment.id, snapshot.clone());
+                    }
+                }
+            }
+        }
+        self.0.snapshots.store(Arc::new(next));
         for change in changed {
-            let _ = self.changes.send(change);
+            let _ = self.0.changes.send(change);
         }
         Ok(())
     }
 
-    async fn build(
-        &self,
-        environment: Environment,
-        flags: &[crate::store::flags::FlagRow],
-        segments: &HashMap<SegmentKey, Segment>,
-    ) -> Result<Snapshot, RuntimeError> {
-        let compile_error = |reason: String| RuntimeError::Compile {
-            environment: environment.key.clone(),
-            reason,
+    async fn build(&self, environment: Environment) -> Result<Snapshot, BuildFailure> {
+        let mut conn = self.0.store.pool().acquire().await.map_err(StoreError::from)?;
+        let inputs = match Inputs::load(&mut conn, environment).await {
+            Ok(inputs) => inputs,
+            Err(StoreError::Corrupt(row)) => return Err(BuildFailure::Build(BuildError::Corrupt(row))),
+            Err(error) => return Err(BuildFailure::Store(error)),
         };
-        let targeting: HashMap<i64, (i64, AccessRules)> = self
-            .store
-            .current_targeting(environment.id)
-            .await?
-            .into_iter()
-            .map(|row| {
-                (
-                    row.flag_id,
-                    (row.version, serde_json::from_str(&row.json).unwrap_or_default()),
-                )
-            })
-            .collect();
-        let configs: HashMap<i64, RemoteConfig> = self
-            .store
-            .current_configs(environment.id)
-            .await?
-            .into_iter()
-            .filter_map(|row| {
-                let mut config: RemoteConfig = serde_json::from_str(&row.json).ok()?;
-                config.version = row.version as u64;
-                Some((row.flag_id, config))
-            })
-            .collect();
-        let access: HashMap<FlagKey, AccessRules> = flags
-            .iter()
-            .filter_map(|flag| {
-                let key = FlagKey::parse(flag.key.clone()).ok()?;
-                Some((
-                    key,
-                    targeting
-                        .get(&flag.id)
-                        .map(|(_, rules)| rules.clone())
-                        .unwrap_or_default(),
-                ))
-            })
-            .collect();
-        let cx = CompileContext {
-            segments,
-            flags: &access,
-        };
-        let mut compiled_rules = compile_environment(&cx).map_err(|e| compile_error(e.to_string()))?;
-        let mut definitions = Vec::new();
-        for flag in flags.iter().filter(|f| !f.archived) {
-            let Ok(key) = FlagKey::parse(flag.key.clone()) else {
-                continue;
-            };
-            let version = targeting.get(&flag.id).map(|(v, _)| *v).unwrap_or(0);
-            let config = match configs.get(&flag.id) {
-                Some(config) => {
-                    Some(compile_remote_config(config, &cx).map_err(|e| compile_error(e.to_string()))?)
-                }
-                None => None,
-            };
-            definitions.push(FlagDefinition {
-                key: key.clone(),
-                description: (!flag.description.is_empty()).then(|| flag.description.clone()),
-                targeting: Targeting {
-                    version: version as u64,
-                    rules: compiled_rules.remove(&key).unwrap_or_default(),
-                },
-                config,
-            });
-        }
-        definitions.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-        let (compiled, fields) = compile_flags(&definitions);
-        let index = definitions
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.key.as_str().to_string(), i))
-            .collect();
-        Ok(Snapshot {
-            environment,
-            definitions,
-            compiled,
-            fields,
-            index,
-            built_at: crate::store::now_ms(),
-        })
+        Snapshot::build(inputs, self.0.clock.now_ms()).map_err(BuildFailure::Build)
     }
 
-    /// Makes a committed change visible: here at once, on other replicas through PostgreSQL.
-    pub async fn publish(&self) {
-        if let Err(error) = self.refresh().await {
-            tracing::error!(%error, "could not refresh the evaluation snapshots");
-        }
-        if let SessionPool::Postgres(pool) = self.store.session_pool() {
-            if let Err(error) = sqlx::query("SELECT pg_notify($1, 'changed')")
-                .bind(CHANNEL)
-                .execute(pool)
-                .await
-            {
-                tracing::warn!(%error, "could not notify other replicas; they will catch up by polling");
-            }
+    /// True when this very version of the environment already failed to build (it is not tried
+    /// again until it changes).
+    fn known_failure(&self, environment: &Environment) -> bool {
+        let stale = self.0.stale.lock().unwrap_or_else(|e| e.into_inner());
+        stale
+            .get(&environment.id)
+            .is_some_and(|s| s.version == environment.flag_state_version)
+    }
+
+    fn record_failure(&self, environment: &Environment, serving: Option<i64>, error: &BuildError) {
+        self.0.build_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            environment = %environment.key,
+            version = environment.flag_state_version,
+            serving = ?serving,
+            %error,
+            "the environment's flags do not build; it keeps serving its last good snapshot"
+        );
+        let mut stale = self.0.stale.lock().unwrap_or_else(|e| e.into_inner());
+        let since = stale
+            .get(&environment.id)
+            .map_or_else(|| self.0.clock.now_ms(), |s| s.since);
+        stale.insert(
+            environment.id,
+            StaleEnvironment {
+                environment: environment.key.to_string(),
+                version: environment.flag_state_version,
+                serving,
+                error: error.to_string(),
+                since,
+            },
+        );
+    }
+
+    fn clear_failure(&self, environment_id: i64) {
+        let mut stale = self.0.stale.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(recovered) = stale.remove(&environment_id) {
+            tracing::info!(environment = %recovered.environment, "the environment builds again and serves its newest version");
         }
     }
 
-    /// Keeps this replica current: listens for other replicas' notifications (PostgreSQL) and
-    /// compares versions every [`POLL_INTERVAL`] as a fallback.
+    /// Keeps this replica current: listens for other replicas' change notices (PostgreSQL),
+    /// compares versions every [`POLL_INTERVAL`] as a fallback, and picks up companies and users
+    /// that other replicas stored.
     pub fn spawn_watchers(&self) {
         let runtime = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(entities::ENTITY_POLL_INTERVAL);
             loop {
                 ticker.tick().await;
-                if let Err(error) = runtime.entities.refresh(&runtime.store).await {
+                if let Err(error) = runtime.0.entities.refresh(&runtime.0.store, &runtime.0.clock).await {
                     tracing::warn!(%error, "periodic reload of companies and users failed");
                 }
             }
@@ -368,22 +366,15 @@ impl Runtime {
                 }
             }
         });
-        if self.store.backend() != Backend::Postgres {
-            return;
-        }
-        let SessionPool::Postgres(pool) = self.store.session_pool().clone() else {
-            return;
-        };
         let runtime = self.clone();
         tokio::spawn(async move {
             loop {
-                match sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(mut listener) => {
-                        if listener.listen(CHANNEL).await.is_ok() {
-                            while listener.recv().await.is_ok() {
-                                if let Err(error) = runtime.refresh().await {
-                                    tracing::warn!(%error, "refresh after a notification failed");
-                                }
+                match runtime.0.store.listen_changes().await {
+                    Ok(None) => return,
+                    Ok(Some(mut listener)) => {
+                        while listener.recv().await.is_ok() {
+                            if let Err(error) = runtime.refresh().await {
+                                tracing::warn!(%error, "refresh after a change notice failed");
                             }
                         }
                     }
@@ -392,5 +383,18 @@ impl Runtime {
                 tokio::time::sleep(POLL_INTERVAL).await;
             }
         });
+    }
+}
+
+/// Why a build did not happen: the database could not be read (try again later), or what is
+/// stored does not build (the environment is stale until it changes).
+enum BuildFailure {
+    Store(StoreError),
+    Build(BuildError),
+}
+
+impl From<StoreError> for BuildFailure {
+    fn from(error: StoreError) -> Self {
+        BuildFailure::Store(error)
     }
 }

@@ -26,24 +26,25 @@
 //! per change, bumping the `flagStateVersion` of the environments whose served flags change. An
 //! entry equal to what is stored is no change, so importing the same document again writes nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use sqlx::AnyConnection;
+use serde_json::Value;
 
-use super::{Actor, ServiceError};
+use super::actor::Actor;
+use super::change::Change;
+use super::flags::{AccessChange, NewFlag};
+use super::stages::{StageColor, StageName, StageRef};
+use super::error::ServiceError;
+use super::handle::Service;
+use super::store::flags::{current_versions, Decoded};
 use crate::eval::{compile_access_rules, compile_remote_config, CompileContext};
 use crate::model::{
-    AccessRules, ConfigVariant, FlagKey, RemoteConfig, Segment, SegmentCondition, SegmentKey, TargetedAccess,
+    AccessRules, ConfigVariant, Environment, FlagKey, ReleaseStage, RemoteConfig, Segment, SegmentCondition,
+    SegmentKey, TargetedAccess,
 };
-use crate::runtime::Runtime;
-use crate::store::audit::{insert_audit, NewAuditEntry};
-use crate::store::config_file::{self as sql, FlagFields};
-use crate::store::flags::{self as flag_sql, NewFlag, NewVersion, Versioned};
-use crate::store::{now_ms, Environment, ReleaseStage, Store, StoreError};
 
 /// The value of `format` this build writes and reads.
 pub const FORMAT: &str = "gatehouse/1";
@@ -132,17 +133,6 @@ pub enum ConfigFileError {
     Service(#[from] ServiceError),
 }
 
-impl From<StoreError> for ConfigFileError {
-    fn from(error: StoreError) -> Self {
-        ConfigFileError::Service(error.into())
-    }
-}
-
-impl From<sqlx::Error> for ConfigFileError {
-    fn from(error: sqlx::Error) -> Self {
-        ConfigFileError::Service(error.into())
-    }
-}
 
 impl Document {
     /// Reads a document. A shape error is reported with the path of every offending entry, not
@@ -254,9 +244,9 @@ fn section<T: DeserializeOwned>(
     }
 }
 
-/// One difference between the database and a document, in the order import applies them.
+/// One difference between the database and a document, in the order `plan` finds them.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Change {
+pub enum Difference {
     ChangeEnvironment {
         key: String,
         from: EnvironmentEntry,
@@ -317,20 +307,20 @@ fn compact<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-impl fmt::Display for Change {
+impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Change::ChangeEnvironment { key, from, to } => write!(
+            Difference::ChangeEnvironment { key, from, to } => write!(
                 f,
                 "change environment {key} from {} to {}",
                 compact(from),
                 compact(to)
             ),
-            Change::CreateStage { name, color } => write!(f, "create stage {name:?} ({color})"),
-            Change::ChangeStageColor { name, from, to } => {
+            Difference::CreateStage { name, color } => write!(f, "create stage {name:?} ({color})"),
+            Difference::ChangeStageColor { name, from, to } => {
                 write!(f, "change the colour of stage {name:?} from {from} to {to}")
             }
-            Change::SetStageDefault {
+            Difference::SetStageDefault {
                 stage,
                 environment,
                 from,
@@ -341,16 +331,16 @@ impl fmt::Display for Change {
                 from.as_ref().map_or("none".into(), compact),
                 to.as_ref().map_or("none".into(), compact)
             ),
-            Change::CreateSegment(segment) => write!(f, "create segment {}", segment.key),
-            Change::ChangeSegment { from, to } => write!(
+            Difference::CreateSegment(segment) => write!(f, "create segment {}", segment.key),
+            Difference::ChangeSegment { from, to } => write!(
                 f,
                 "change segment {} from {} to {}",
                 to.key,
                 compact(from),
                 compact(to)
             ),
-            Change::CreateFlag(flag) => write!(f, "create flag {} in stage {:?}", flag.key, flag.stage),
-            Change::ChangeFlag { from, to } => {
+            Difference::CreateFlag(flag) => write!(f, "create flag {} in stage {:?}", flag.key, flag.stage),
+            Difference::ChangeFlag { from, to } => {
                 write!(
                     f,
                     "change flag {} from {} to {}",
@@ -359,13 +349,13 @@ impl fmt::Display for Change {
                     compact(to)
                 )
             }
-            Change::SetAccess {
+            Difference::SetAccess {
                 flag,
                 environment,
                 from: None,
                 to,
             } => write!(f, "set access of {flag} in {environment} to {}", compact(to)),
-            Change::SetAccess {
+            Difference::SetAccess {
                 flag,
                 environment,
                 from: Some(from),
@@ -376,7 +366,7 @@ impl fmt::Display for Change {
                 compact(from),
                 compact(to)
             ),
-            Change::SetRemoteConfig {
+            Difference::SetRemoteConfig {
                 flag,
                 environment,
                 from: None,
@@ -386,7 +376,7 @@ impl fmt::Display for Change {
                 "set remote config of {flag} in {environment} to {}",
                 compact(to)
             ),
-            Change::SetRemoteConfig {
+            Difference::SetRemoteConfig {
                 flag,
                 environment,
                 from: Some(from),
@@ -409,72 +399,75 @@ struct Current {
     defaults: HashMap<(i64, i64), AccessRules>,
     segments: Vec<SegmentEntry>,
     flags: Vec<(i64, FlagSummary)>,
-    /// (flag id, environment id) → current access rules.
-    access: HashMap<(i64, i64), AccessRules>,
+    /// (flag id, environment id) → current access rules, or the row that does not decode (an
+    /// import that lists the flag's rules there replaces it).
+    access: HashMap<(i64, i64), Decoded<AccessRules>>,
     /// (flag id, environment id) → current remote config variants.
-    configs: HashMap<(i64, i64), Vec<ConfigVariant>>,
+    configs: HashMap<(i64, i64), Decoded<Vec<ConfigVariant>>>,
 }
 
-/// Stored JSON was written from these types, so failing to read it back is a server fault.
-fn stored<T: DeserializeOwned>(json: &str, what: &str) -> Result<T, ServiceError> {
-    serde_json::from_str(json).map_err(|error| {
-        tracing::error!(%error, what, "stored JSON does not parse");
-        ServiceError::Internal
-    })
+impl Current {
+    /// The rules compilation sees for a flag in an environment: unreadable ones as No one, so the
+    /// document's problems are still reported (the change pipeline refuses them if they stay).
+    fn rules(&self, flag_id: i64, environment_id: i64) -> AccessRules {
+        match self.access.get(&(flag_id, environment_id)) {
+            Some(Ok(rules)) => rules.clone(),
+            _ => AccessRules::NoOne,
+        }
+    }
 }
 
-fn stored_key<K: TryFrom<String>>(key: &str) -> Result<K, ServiceError> {
-    K::try_from(key.to_string()).map_err(|_| {
-        tracing::error!(key, "stored key is not valid");
-        ServiceError::Internal
-    })
-}
-
-async fn load(store: &Store) -> Result<Current, ServiceError> {
+async fn load(service: &Service) -> Result<Current, ServiceError> {
+    let store = service.store();
     let environments = store.environments().await?;
     let stages = store.release_stages().await?;
-    let mut defaults = HashMap::new();
-    for (stage, environment, json) in store.stage_defaults().await? {
-        defaults.insert((stage, environment), stored(&json, "stage default")?);
-    }
-    let mut segments = Vec::new();
-    for row in store.segments().await? {
-        segments.push(SegmentEntry {
-            key: stored_key(&row.key)?,
-            name: row.name,
-            description: row.description,
-            conditions: stored(&row.conditions, "segment conditions")?,
-        });
-    }
+    let defaults = store
+        .stage_defaults()
+        .await?
+        .into_iter()
+        .map(|d| ((d.stage_id, d.environment_id), d.rules))
+        .collect();
+    let mut segments: Vec<SegmentEntry> = store
+        .segments()
+        .await?
+        .into_iter()
+        .map(|record| SegmentEntry {
+            key: record.segment.key,
+            name: record.segment.name,
+            description: record.description,
+            conditions: record.segment.conditions,
+        })
+        .collect();
     // Sorted here, not in SQL: PostgreSQL's collation would order keys differently from SQLite.
     segments.sort_by(|a, b| a.key.cmp(&b.key));
     let stage_names: HashMap<i64, &str> = stages.iter().map(|s| (s.id, s.name.as_str())).collect();
-    let mut flags = Vec::new();
-    for row in store.flags().await? {
-        let summary = FlagSummary {
-            key: stored_key(&row.key)?,
-            name: row.name,
-            description: row.description,
-            stage: stage_names
-                .get(&row.stage_id)
-                .copied()
-                .unwrap_or_default()
-                .to_string(),
-            permanent: row.permanent,
-            archived: row.archived,
-        };
-        flags.push((row.id, summary));
-    }
+    let mut flags: Vec<(i64, FlagSummary)> = store
+        .flags()
+        .await?
+        .into_iter()
+        .map(|flag| {
+            let summary = FlagSummary {
+                key: flag.key,
+                name: flag.name,
+                description: flag.description,
+                stage: stage_names.get(&flag.stage_id).copied().unwrap_or_default().to_string(),
+                permanent: flag.permanent,
+                archived: flag.archived,
+            };
+            (flag.id, summary)
+        })
+        .collect();
     flags.sort_by(|a, b| a.1.key.cmp(&b.1.key));
     let mut access = HashMap::new();
     let mut configs = HashMap::new();
+    let mut conn = store.pool().acquire().await.map_err(ServiceError::from)?;
     for environment in &environments {
-        for row in store.current_targeting(environment.id).await? {
-            access.insert((row.flag_id, environment.id), stored(&row.json, "access rules")?);
+        for version in current_versions::<AccessRules>(&mut conn, environment.id).await? {
+            access.insert((version.flag_id, environment.id), version.value);
         }
-        for row in store.current_configs(environment.id).await? {
-            let config: RemoteConfig = stored(&row.json, "remote config")?;
-            configs.insert((row.flag_id, environment.id), config.variants);
+        for version in current_versions::<RemoteConfig>(&mut conn, environment.id).await? {
+            let variants = version.value.map(|config| config.variants);
+            configs.insert((version.flag_id, environment.id), variants);
         }
     }
     Ok(Current {
@@ -488,14 +481,16 @@ async fn load(store: &Store) -> Result<Current, ServiceError> {
     })
 }
 
-/// The whole configuration as a document.
-pub async fn export(store: &Store) -> Result<Document, ServiceError> {
-    let current = load(store).await?;
+/// The whole configuration as a document. Unreadable stored rules are an error that names them:
+/// an export must say exactly what is stored.
+pub async fn export(service: &Service, actor: &Actor) -> Result<Document, ServiceError> {
+    super::access::authorize(actor, super::access::Permission::Read)?;
+    let current = load(service).await?;
     let environments = current
         .environments
         .iter()
         .map(|e| EnvironmentEntry {
-            key: e.key.clone(),
+            key: e.key.to_string(),
             name: e.name.clone(),
             is_production: e.is_production,
         })
@@ -511,39 +506,37 @@ pub async fn export(store: &Store) -> Result<Document, ServiceError> {
                 .iter()
                 .filter_map(|e| {
                     let rules = current.defaults.get(&(stage.id, e.id))?;
-                    Some((e.key.clone(), rules.clone()))
+                    Some((e.key.to_string(), rules.clone()))
                 })
                 .collect(),
         })
         .collect();
-    let flags = current
-        .flags
-        .iter()
-        .map(|(id, flag)| FlagEntry {
+    let mut flags = Vec::with_capacity(current.flags.len());
+    for (id, flag) in &current.flags {
+        let mut access = BTreeMap::new();
+        let mut remote_config = BTreeMap::new();
+        for e in &current.environments {
+            let rules = match current.access.get(&(*id, e.id)) {
+                Some(rules) => rules.clone()?,
+                None => AccessRules::NoOne,
+            };
+            access.insert(e.key.to_string(), rules);
+            if let Some(variants) = current.configs.get(&(*id, e.id)) {
+                let variants = variants.clone()?;
+                remote_config.insert(e.key.to_string(), ConfigEntry { variants });
+            }
+        }
+        flags.push(FlagEntry {
             key: flag.key.clone(),
             name: flag.name.clone(),
             description: flag.description.clone(),
             stage: flag.stage.clone(),
             permanent: flag.permanent,
             archived: flag.archived,
-            access: current
-                .environments
-                .iter()
-                .map(|e| {
-                    let rules = current.access.get(&(*id, e.id)).cloned().unwrap_or_default();
-                    (e.key.clone(), rules)
-                })
-                .collect(),
-            remote_config: current
-                .environments
-                .iter()
-                .filter_map(|e| {
-                    let variants = current.configs.get(&(*id, e.id))?.clone();
-                    Some((e.key.clone(), ConfigEntry { variants }))
-                })
-                .collect(),
-        })
-        .collect();
+            access,
+            remote_config,
+        });
+    }
     Ok(Document {
         format: FORMAT.into(),
         environments,
@@ -578,8 +571,9 @@ const CHECK_KEY: &str = "gatehouse-import-check";
 
 /// Checks `document` against the database and lists what importing it would change. Nothing is
 /// written.
-pub async fn plan(store: &Store, document: &Document) -> Result<Vec<Change>, ConfigFileError> {
-    let current = load(store).await?;
+pub async fn plan(service: &Service, actor: &Actor, document: &Document) -> Result<Vec<Difference>, ConfigFileError> {
+    super::access::authorize(actor, super::access::Permission::Read).map_err(ServiceError::from)?;
+    let current = load(service).await?;
     let mut problems = Vec::new();
     if document.format != FORMAT {
         problems.push(format!(
@@ -630,8 +624,17 @@ pub async fn plan(store: &Store, document: &Document) -> Result<Vec<Change>, Con
     }
     for (i, stage) in document.stages.iter().enumerate() {
         let path = format!("stages[{i}] ({:?})", stage.name);
-        check_text(&mut problems, &format!("{path}.name"), &stage.name, 100, true);
-        check_text(&mut problems, &format!("{path}.color"), &stage.color, 32, true);
+        // The same validators as the stage forms.
+        if let Err(error) = StageName::parse(&stage.name) {
+            problems.push(format!("{path}.name: {error}"));
+        } else if stage.name.trim() != stage.name {
+            problems.push(format!("{path}.name: remove the leading or trailing spaces"));
+        }
+        if let Err(error) = StageColor::parse(&stage.color) {
+            problems.push(format!("{path}.color: {error}"));
+        } else if StageColor::parse(&stage.color).is_ok_and(|c| c.as_str() != stage.color) {
+            problems.push(format!("{path}.color: write the colour in lowercase, as {:?}", stage.color.to_lowercase()));
+        }
         for environment in stage.defaults.keys() {
             check_environment(&mut problems, &format!("{path}.defaults"), environment);
         }
@@ -709,7 +712,7 @@ fn desired_defaults(current: &Current, document: &Document) -> HashMap<(String, 
     }
     for stage in &document.stages {
         for environment in &current.environments {
-            if let Some(rules) = stage.defaults.get(&environment.key) {
+            if let Some(rules) = stage.defaults.get(environment.key.as_str()) {
                 defaults.insert((stage.name.clone(), environment.id), rules.clone());
             }
         }
@@ -724,15 +727,11 @@ fn desired_access(
     flag: &FlagEntry,
     environment: &Environment,
 ) -> AccessRules {
-    if let Some(rules) = flag.access.get(&environment.key) {
+    if let Some(rules) = flag.access.get(environment.key.as_str()) {
         return rules.clone();
     }
     match current.flags.iter().find(|(_, f)| f.key == flag.key) {
-        Some((id, _)) => current
-            .access
-            .get(&(*id, environment.id))
-            .cloned()
-            .unwrap_or_default(),
+        Some((id, _)) => current.rules(*id, environment.id),
         None => defaults
             .get(&(flag.stage.clone(), environment.id))
             .cloned()
@@ -776,14 +775,7 @@ fn compile_check(current: &Current, document: &Document, problems: &mut Vec<Stri
         let mut flags: HashMap<FlagKey, AccessRules> = current
             .flags
             .iter()
-            .map(|(id, f)| {
-                let rules = current
-                    .access
-                    .get(&(*id, environment.id))
-                    .cloned()
-                    .unwrap_or_default();
-                (f.key.clone(), rules)
-            })
+            .map(|(id, f)| (f.key.clone(), current.rules(*id, environment.id)))
             .collect();
         for flag in &document.flags {
             flags.insert(
@@ -803,7 +795,7 @@ fn compile_check(current: &Current, document: &Document, problems: &mut Vec<Stri
             }
         }
         for stage in &document.stages {
-            if let Some(rules) = stage.defaults.get(&environment.key) {
+            if let Some(rules) = stage.defaults.get(environment.key.as_str()) {
                 if let Err(error) = compile_access_rules(&check_key, rules, &cx) {
                     problems.push(format!(
                         "stage {:?}, default access in {}: {error}",
@@ -813,7 +805,7 @@ fn compile_check(current: &Current, document: &Document, problems: &mut Vec<Stri
             }
         }
         for flag in &document.flags {
-            if let Some(config) = flag.remote_config.get(&environment.key) {
+            if let Some(config) = flag.remote_config.get(environment.key.as_str()) {
                 let config = RemoteConfig {
                     version: 0,
                     variants: config.variants.clone(),
@@ -829,20 +821,20 @@ fn compile_check(current: &Current, document: &Document, problems: &mut Vec<Stri
     }
 }
 
-/// The differences between a valid document and the database, in the order to apply them.
-fn changes(current: &Current, document: &Document) -> Vec<Change> {
+/// The differences between a valid document and the database.
+fn changes(current: &Current, document: &Document) -> Vec<Difference> {
     let mut changes = Vec::new();
     for entry in &document.environments {
-        let Some(environment) = current.environments.iter().find(|e| e.key == entry.key) else {
+        let Some(environment) = current.environments.iter().find(|e| e.key.as_str() == entry.key) else {
             continue;
         };
         let from = EnvironmentEntry {
-            key: environment.key.clone(),
+            key: environment.key.to_string(),
             name: environment.name.clone(),
             is_production: environment.is_production,
         };
         if &from != entry {
-            changes.push(Change::ChangeEnvironment {
+            changes.push(Difference::ChangeEnvironment {
                 key: entry.key.clone(),
                 from,
                 to: entry.clone(),
@@ -852,11 +844,11 @@ fn changes(current: &Current, document: &Document) -> Vec<Change> {
     for stage in &document.stages {
         let existing = current.stages.iter().find(|s| s.name == stage.name);
         match existing {
-            None => changes.push(Change::CreateStage {
+            None => changes.push(Difference::CreateStage {
                 name: stage.name.clone(),
                 color: stage.color.clone(),
             }),
-            Some(existing) if existing.color != stage.color => changes.push(Change::ChangeStageColor {
+            Some(existing) if existing.color != stage.color => changes.push(Difference::ChangeStageColor {
                 name: stage.name.clone(),
                 from: existing.color.clone(),
                 to: stage.color.clone(),
@@ -865,11 +857,11 @@ fn changes(current: &Current, document: &Document) -> Vec<Change> {
         }
         for environment in &current.environments {
             let from = existing.and_then(|s| current.defaults.get(&(s.id, environment.id)).cloned());
-            let to = stage.defaults.get(&environment.key).cloned();
+            let to = stage.defaults.get(environment.key.as_str()).cloned();
             if from != to {
-                changes.push(Change::SetStageDefault {
+                changes.push(Difference::SetStageDefault {
                     stage: stage.name.clone(),
-                    environment: environment.key.clone(),
+                    environment: environment.key.to_string(),
                     from,
                     to,
                 });
@@ -878,8 +870,8 @@ fn changes(current: &Current, document: &Document) -> Vec<Change> {
     }
     for segment in &document.segments {
         match current.segments.iter().find(|s| s.key == segment.key) {
-            None => changes.push(Change::CreateSegment(segment.clone())),
-            Some(existing) if existing != segment => changes.push(Change::ChangeSegment {
+            None => changes.push(Difference::CreateSegment(segment.clone())),
+            Some(existing) if existing != segment => changes.push(Difference::ChangeSegment {
                 from: existing.clone(),
                 to: segment.clone(),
             }),
@@ -898,36 +890,38 @@ fn changes(current: &Current, document: &Document) -> Vec<Change> {
         };
         let existing = current.flags.iter().find(|(_, f)| f.key == flag.key);
         match existing {
-            None => changes.push(Change::CreateFlag(summary)),
-            Some((_, from)) if *from != summary => changes.push(Change::ChangeFlag {
+            None => changes.push(Difference::CreateFlag(summary)),
+            Some((_, from)) if *from != summary => changes.push(Difference::ChangeFlag {
                 from: from.clone(),
                 to: summary,
             }),
             Some(_) => {}
         }
         for environment in &current.environments {
-            let from = existing.and_then(|(id, _)| current.access.get(&(*id, environment.id)).cloned());
+            let stored = existing.and_then(|(id, _)| current.access.get(&(*id, environment.id)));
             let to = desired_access(current, &defaults, flag, environment);
-            // A missing version serves No one, so writing No one over it would change nothing.
-            let unchanged = match &from {
-                Some(from) => *from == to,
+            // A missing version serves No one, so writing No one over it would change nothing;
+            // an unreadable one is always replaced.
+            let unchanged = match stored {
+                Some(Ok(from)) => *from == to,
+                Some(Err(_)) => false,
                 None => existing.is_some() && to == AccessRules::NoOne,
             };
             if !unchanged {
-                changes.push(Change::SetAccess {
+                changes.push(Difference::SetAccess {
                     flag: flag.key.clone(),
-                    environment: environment.key.clone(),
-                    from,
+                    environment: environment.key.to_string(),
+                    from: stored.and_then(|s| s.clone().ok()),
                     to,
                 });
             }
-            if let Some(config) = flag.remote_config.get(&environment.key) {
-                let from = existing.and_then(|(id, _)| current.configs.get(&(*id, environment.id)).cloned());
-                if from.as_ref() != Some(&config.variants) {
-                    changes.push(Change::SetRemoteConfig {
+            if let Some(config) = flag.remote_config.get(environment.key.as_str()) {
+                let from = existing.and_then(|(id, _)| current.configs.get(&(*id, environment.id)));
+                if !matches!(from, Some(Ok(variants)) if *variants == config.variants) {
+                    changes.push(Difference::SetRemoteConfig {
                         flag: flag.key.clone(),
-                        environment: environment.key.clone(),
-                        from,
+                        environment: environment.key.to_string(),
+                        from: from.and_then(|f| f.clone().ok()),
                         to: config.variants.clone(),
                     });
                 }
@@ -937,351 +931,136 @@ fn changes(current: &Current, document: &Document) -> Vec<Change> {
     changes
 }
 
-/// Checks `document` and, if it is valid, makes the database match it in one transaction.
-/// Returns the changes made (none when the database already matched).
-pub async fn apply(
-    store: &Store,
-    runtime: &Runtime,
-    actor: &Actor,
-    document: &Document,
-) -> Result<Vec<Change>, ConfigFileError> {
-    let changes = plan(store, document).await?;
-    if changes.is_empty() {
-        return Ok(changes);
+/// Checks `document` and, if it is valid, makes the database match it: every difference becomes a
+/// change of the pipeline, and all of them apply in one transaction (or none does). Returns the
+/// differences (none when the database already matched).
+pub async fn apply(service: &Service, actor: &Actor, document: &Document) -> Result<Vec<Difference>, ConfigFileError> {
+    let differences = plan(service, actor, document).await?;
+    if differences.is_empty() {
+        return Ok(differences);
     }
-    let environments = store.environments().await?;
-    let environment_id = |key: &str| {
-        environments
-            .iter()
-            .find(|e| e.key == key)
-            .map(|e| e.id)
-            .ok_or_else(|| ServiceError::NotFound(format!("environment {key}")))
-    };
-    let mut stage_ids: HashMap<String, i64> = store
-        .release_stages()
-        .await?
+    let owners: HashMap<FlagKey, Option<i64>> = service
+        .store()
+        .flags()
+        .await
+        .map_err(ServiceError::from)?
         .into_iter()
-        .map(|s| (s.name, s.id))
+        .map(|f| (f.key, f.owner_id))
         .collect();
-    let mut flag_ids: HashMap<String, i64> =
-        store.flags().await?.into_iter().map(|f| (f.key, f.id)).collect();
-    let stage_id = |ids: &HashMap<String, i64>, name: &str| {
-        ids.get(name)
-            .copied()
-            .ok_or_else(|| ServiceError::NotFound(format!("release stage {name:?}")))
-    };
-    let every_environment: Vec<i64> = environments.iter().map(|e| e.id).collect();
-    let mut changed_environments = BTreeSet::new();
-    let now = now_ms();
-    let mut tx = store.pool().begin().await?;
-    for change in &changes {
-        match change {
-            Change::ChangeEnvironment { key, from, to } => {
-                let id = environment_id(key)?;
-                sql::update_environment(&mut tx, id, &to.name, to.is_production).await?;
-                let subject = Subject::new("environment", key, Some(id));
-                audit(
-                    &mut tx,
-                    actor,
-                    "environment.changed",
-                    subject,
-                    Some(json!(from)),
-                    Some(json!(to)),
-                    now,
-                )
-                .await?;
-            }
-            Change::CreateStage { name, color } => {
-                let id = sql::insert_stage(&mut tx, name, color, now).await?;
-                stage_ids.insert(name.clone(), id);
-                let after = json!({ "name": name, "color": color });
-                audit(
-                    &mut tx,
-                    actor,
-                    "stage.created",
-                    Subject::new("stage", name, None),
-                    None,
-                    Some(after),
-                    now,
-                )
-                .await?;
-            }
-            Change::ChangeStageColor { name, from, to } => {
-                sql::update_stage_color(&mut tx, stage_id(&stage_ids, name)?, to).await?;
-                let (before, after) = (json!({ "color": from }), json!({ "color": to }));
-                let subject = Subject::new("stage", name, None);
-                audit(
-                    &mut tx,
-                    actor,
-                    "stage.changed",
-                    subject,
-                    Some(before),
-                    Some(after),
-                    now,
-                )
-                .await?;
-            }
-            Change::SetStageDefault {
+    let changes = pipeline_changes(&differences, &owners);
+    service
+        .apply_all(actor, changes)
+        .await
+        .map_err(|error| match error {
+            ServiceError::Invalid { message, .. } => ConfigFileError::Invalid(vec![message]),
+            other => ConfigFileError::Service(other),
+        })?;
+    Ok(differences)
+}
+
+/// The differences as changes of the pipeline, in an order where each finds what it refers to:
+/// environments, stages, segments, flags (new flags with their first rules), stage defaults last.
+fn pipeline_changes(differences: &[Difference], owners: &HashMap<FlagKey, Option<i64>>) -> Vec<Change> {
+    let created: Vec<&FlagKey> = differences
+        .iter()
+        .filter_map(|d| match d {
+            Difference::CreateFlag(flag) => Some(&flag.key),
+            _ => None,
+        })
+        .collect();
+    let mut early = Vec::new();
+    let mut flags = Vec::new();
+    let mut defaults = Vec::new();
+    for difference in differences {
+        match difference {
+            Difference::ChangeEnvironment { key, to, .. } => early.push(Change::UpdateEnvironment {
+                key: key.clone(),
+                name: to.name.clone(),
+                is_production: to.is_production,
+            }),
+            Difference::CreateStage { name, color } => early.push(Change::AddStage {
+                name: name.clone(),
+                color: color.clone(),
+            }),
+            Difference::ChangeStageColor { name, to, .. } => early.push(Change::UpdateStage {
+                stage: StageRef::Name(name.clone()),
+                name: name.clone(),
+                color: to.clone(),
+            }),
+            Difference::SetStageDefault {
                 stage,
                 environment,
-                from,
                 to,
-            } => {
-                let environment = environment_id(environment)?;
-                let rules = to
-                    .as_ref()
-                    .map(serde_json::to_string)
-                    .transpose()
-                    .map_err(internal)?;
-                flag_sql::set_stage_default(
-                    &mut tx,
-                    stage_id(&stage_ids, stage)?,
-                    environment,
-                    rules.as_deref(),
-                )
-                .await?;
-                let subject = Subject::new("stage", stage, Some(environment));
-                let action = "stage.default_rules_changed";
-                audit(
-                    &mut tx,
-                    actor,
-                    action,
-                    subject,
-                    Some(json!(from)),
-                    Some(json!(to)),
-                    now,
-                )
-                .await?;
+                ..
+            } => defaults.push(Change::SetStageDefault {
+                stage: StageRef::Name(stage.clone()),
+                environment: environment.clone(),
+                rules: to.clone(),
+            }),
+            Difference::CreateSegment(segment) | Difference::ChangeSegment { to: segment, .. } => {
+                early.push(Change::SaveSegment {
+                    key: segment.key.to_string(),
+                    name: segment.name.clone(),
+                    description: segment.description.clone(),
+                    conditions: segment.conditions.clone(),
+                    create: matches!(difference, Difference::CreateSegment(_)),
+                })
             }
-            Change::CreateSegment(segment) => {
-                let conditions = serde_json::to_string(&segment.conditions).map_err(internal)?;
-                let key = segment.key.as_str();
-                flag_sql::insert_segment(
-                    &mut tx,
-                    key,
-                    &segment.name,
-                    &segment.description,
-                    &conditions,
-                    now,
-                )
-                .await?;
-                let subject = Subject::new("segment", key, None);
-                audit(
-                    &mut tx,
-                    actor,
-                    "segment.created",
-                    subject,
-                    None,
-                    Some(json!(segment)),
-                    now,
-                )
-                .await?;
-                changed_environments.extend(&every_environment);
-            }
-            Change::ChangeSegment { from, to } => {
-                let conditions = serde_json::to_string(&to.conditions).map_err(internal)?;
-                let key = to.key.as_str();
-                flag_sql::update_segment(&mut tx, key, &to.name, &to.description, &conditions, now).await?;
-                let subject = Subject::new("segment", key, None);
-                audit(
-                    &mut tx,
-                    actor,
-                    "segment.changed",
-                    subject,
-                    Some(json!(from)),
-                    Some(json!(to)),
-                    now,
-                )
-                .await?;
-                changed_environments.extend(&every_environment);
-            }
-            Change::CreateFlag(flag) => {
-                let new = NewFlag {
-                    key: flag.key.as_str(),
-                    name: &flag.name,
-                    description: &flag.description,
-                    stage_id: stage_id(&stage_ids, &flag.stage)?,
-                    owner_id: None,
-                    permanent: flag.permanent,
-                };
-                let id = flag_sql::insert_flag(&mut tx, &new, actor.member_id, now).await?;
-                if flag.archived {
-                    let fields = flag_fields(flag, new.stage_id);
-                    sql::update_flag_fields(&mut tx, id, &fields, actor.member_id, now).await?;
-                }
-                flag_ids.insert(flag.key.to_string(), id);
-                let subject = Subject::new("flag", flag.key.as_str(), None);
-                audit(
-                    &mut tx,
-                    actor,
-                    "flag.created",
-                    subject,
-                    None,
-                    Some(json!(flag)),
-                    now,
-                )
-                .await?;
-                changed_environments.extend(&every_environment);
-            }
-            Change::ChangeFlag { from, to } => {
-                let id = flag_id(&flag_ids, &to.key)?;
-                let fields = flag_fields(to, stage_id(&stage_ids, &to.stage)?);
-                sql::update_flag_fields(&mut tx, id, &fields, actor.member_id, now).await?;
-                let subject = Subject::new("flag", to.key.as_str(), None);
-                audit(
-                    &mut tx,
-                    actor,
-                    "flag.changed",
-                    subject,
-                    Some(json!(from)),
-                    Some(json!(to)),
-                    now,
-                )
-                .await?;
-                changed_environments.extend(&every_environment);
-            }
-            Change::SetAccess {
+            Difference::CreateFlag(flag) => flags.push(Change::CreateFlag(NewFlag {
+                key: flag.key.to_string(),
+                name: flag.name.clone(),
+                description: flag.description.clone(),
+                stage: Some(StageRef::Name(flag.stage.clone())),
+                owner_id: None,
+                permanent: flag.permanent,
+                archived: flag.archived,
+                access: differences
+                    .iter()
+                    .filter_map(|d| match d {
+                        Difference::SetAccess {
+                            flag: key,
+                            environment,
+                            to,
+                            ..
+                        } if *key == flag.key => Some((environment.clone(), to.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+            })),
+            Difference::ChangeFlag { to, .. } => flags.push(Change::UpdateFlag {
+                key: to.key.to_string(),
+                name: to.name.clone(),
+                description: to.description.clone(),
+                owner_id: owners.get(&to.key).copied().flatten(),
+                permanent: to.permanent,
+                stage: StageRef::Name(to.stage.clone()),
+                archived: to.archived,
+            }),
+            // A new flag's first rules travel with its creation.
+            Difference::SetAccess { flag, .. } if created.contains(&flag) => {}
+            Difference::SetAccess {
                 flag,
                 environment,
                 to,
                 ..
-            } => {
-                let (flag_id, environment) = (flag_id(&flag_ids, flag)?, environment_id(environment)?);
-                let json = serde_json::to_string(to).map_err(internal)?;
-                let kind = Versioned::AccessRules;
-                let (version, before) = latest(&mut tx, kind, flag_id, environment).await?;
-                insert_version(&mut tx, kind, (flag_id, environment, version), &json, actor, now).await?;
-                flag_sql::touch_flag(&mut tx, flag_id, actor.member_id, now).await?;
-                let before = before.map(|rules| json!({ "version": version - 1, "rules": rules }));
-                let after = json!({ "version": version, "rules": to });
-                let subject = Subject::new("flag", flag.as_str(), Some(environment));
-                let action = "flag.access_rules_changed";
-                audit(&mut tx, actor, action, subject, before, Some(after), now).await?;
-                changed_environments.insert(environment);
-            }
-            Change::SetRemoteConfig {
+            } => flags.push(Change::SetAccess {
+                flag: flag.to_string(),
+                environment: environment.clone(),
+                change: AccessChange::Set(to.clone()),
+                expected_version: None,
+            }),
+            Difference::SetRemoteConfig {
                 flag,
                 environment,
                 to,
                 ..
-            } => {
-                let (flag_id, environment) = (flag_id(&flag_ids, flag)?, environment_id(environment)?);
-                let kind = Versioned::RemoteConfig;
-                let (version, before) = latest(&mut tx, kind, flag_id, environment).await?;
-                let config = RemoteConfig {
-                    version: version as u64,
-                    variants: to.clone(),
-                };
-                let json = serde_json::to_string(&config).map_err(internal)?;
-                insert_version(&mut tx, kind, (flag_id, environment, version), &json, actor, now).await?;
-                let subject = Subject::new("flag", flag.as_str(), Some(environment));
-                let action = "flag.remote_config_changed";
-                audit(&mut tx, actor, action, subject, before, Some(json!(config)), now).await?;
-                changed_environments.insert(environment);
-            }
+            } => flags.push(Change::SetRemoteConfig {
+                flag: flag.to_string(),
+                environment: environment.clone(),
+                variants: to.clone(),
+                expected_version: None,
+            }),
         }
     }
-    for environment in changed_environments {
-        flag_sql::bump_flag_state_version(&mut tx, environment).await?;
-    }
-    tx.commit().await?;
-    runtime.publish().await;
-    Ok(changes)
-}
-
-fn internal(_: serde_json::Error) -> ServiceError {
-    ServiceError::Internal
-}
-
-fn flag_fields<'a>(flag: &'a FlagSummary, stage_id: i64) -> FlagFields<'a> {
-    FlagFields {
-        name: &flag.name,
-        description: &flag.description,
-        stage_id,
-        permanent: flag.permanent,
-        archived: flag.archived,
-    }
-}
-
-fn flag_id(ids: &HashMap<String, i64>, key: &FlagKey) -> Result<i64, ServiceError> {
-    ids.get(key.as_str())
-        .copied()
-        .ok_or_else(|| ServiceError::NotFound(format!("flag {key}")))
-}
-
-/// The number the next version of a flag's rules or config gets, and the current one's JSON.
-async fn latest(
-    conn: &mut AnyConnection,
-    kind: Versioned,
-    flag_id: i64,
-    environment_id: i64,
-) -> Result<(i64, Option<Value>), ServiceError> {
-    let latest = flag_sql::latest_version(conn, kind, flag_id, environment_id).await?;
-    let next = latest.as_ref().map_or(1, |(v, _)| v + 1);
-    Ok((
-        next,
-        latest.and_then(|(_, json)| serde_json::from_str(&json).ok()),
-    ))
-}
-
-/// Appends version `at.2` for flag `at.0` in environment `at.1`.
-async fn insert_version(
-    conn: &mut AnyConnection,
-    kind: Versioned,
-    at: (i64, i64, i64),
-    json: &str,
-    actor: &Actor,
-    now: i64,
-) -> Result<(), ServiceError> {
-    let (flag_id, environment_id, version) = at;
-    let new = NewVersion {
-        kind,
-        flag_id,
-        environment_id,
-        version,
-        json,
-        actor: actor.member_id,
-    };
-    flag_sql::insert_version(conn, new, now).await?;
-    Ok(())
-}
-
-/// What an audit entry is about.
-struct Subject<'a> {
-    kind: &'a str,
-    key: &'a str,
-    environment_id: Option<i64>,
-}
-
-impl<'a> Subject<'a> {
-    fn new(kind: &'a str, key: &'a str, environment_id: Option<i64>) -> Self {
-        Subject {
-            kind,
-            key,
-            environment_id,
-        }
-    }
-}
-
-async fn audit(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    action: &str,
-    subject: Subject<'_>,
-    before: Option<Value>,
-    after: Option<Value>,
-    now: i64,
-) -> Result<(), ServiceError> {
-    let entry = NewAuditEntry {
-        actor_id: actor.member_id,
-        actor_label: &actor.label,
-        action,
-        subject_type: subject.kind,
-        subject_key: subject.key,
-        environment_id: subject.environment_id,
-        before,
-        after,
-    };
-    insert_audit(conn, entry, now).await?;
-    Ok(())
+    early.into_iter().chain(flags).chain(defaults).collect()
 }

@@ -1,56 +1,41 @@
-//! Secret API keys: created (shown once), listed by prefix, revoked.
+//! Secret API keys: created (shown once, stored as a digest), listed by prefix, revoked. A change
+//! to the keys reloads the runtime's key table, here at once and on other replicas by notice.
 
 use serde_json::json;
 
-use super::{Actor, ServiceError, ServiceResult};
-use crate::auth::tokens::{random_token, sha256_hex};
-use crate::store::api_keys::{insert_secret_key, revoke_secret_keys};
-use crate::store::audit::{insert_audit, NewAuditEntry};
-use crate::store::{now_ms, Store};
+use super::error::{ServiceError, ServiceResult};
+use super::secrets::random_token;
+use super::store::api_keys::{insert_secret_key, revoke_secret_keys};
+use super::write::{Record, Write};
+use crate::model::secret::digest;
 
 /// Characters of a secret key shown in lists and accepted by `revoke`.
-const PREFIX_CHARS: usize = 16;
+pub const PREFIX_CHARS: usize = 16;
 
 /// A new secret key: `sec_<environment>_<40 random characters>`. The whole key is returned once.
-pub async fn create_secret_key(store: &Store, actor: &Actor, environment_key: &str) -> ServiceResult<String> {
-    let environment = store.environment_by_key(environment_key).await?.ok_or_else(|| {
-        ServiceError::invalid(
-            "environment",
-            format!("no environment has the key {environment_key:?}"),
-        )
-    })?;
+pub async fn create_secret(w: &mut Write<'_>, environment: &str) -> ServiceResult<String> {
+    let environment = w.environment(environment)?;
     let short: String = environment
         .key
+        .as_str()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(4)
         .collect();
     let key = format!("sec_{short}_{}", random_token(40));
     let prefix: String = key.chars().take(PREFIX_CHARS).collect();
-    let now = now_ms();
-    let mut tx = store.pool().begin().await?;
-    insert_secret_key(&mut tx, environment.id, &sha256_hex(&key), &prefix, now).await?;
-    insert_audit(
-        &mut tx,
-        NewAuditEntry {
-            actor_id: actor.member_id,
-            actor_label: &actor.label,
-            action: "api_key.created",
-            subject_type: "api_key",
-            subject_key: &prefix,
-            environment_id: Some(environment.id),
-            after: Some(json!({ "environment": environment.key, "prefix": prefix })),
-            ..Default::default()
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    let now = w.now;
+    insert_secret_key(w.conn(), environment.id, &digest(&key), &prefix, now).await?;
+    let record = Record::of("api_key.created", "api_key", &prefix)
+        .in_environment(environment.id)
+        .after(json!({ "environment": environment.key, "prefix": prefix }));
+    w.record(record).await?;
+    w.keys_changed();
     Ok(key)
 }
 
 /// Revokes the secret key shown as `prefix` (the whole key is accepted too).
-pub async fn revoke_secret_key(store: &Store, actor: &Actor, prefix: &str) -> ServiceResult<()> {
+pub async fn revoke_secret(w: &mut Write<'_>, prefix: &str) -> ServiceResult<()> {
     let prefix: String = prefix
         .trim()
         .trim_end_matches('…')
@@ -63,25 +48,15 @@ pub async fn revoke_secret_key(store: &Store, actor: &Actor, prefix: &str) -> Se
             format!("give the first {PREFIX_CHARS} characters of the key"),
         ));
     }
-    let now = now_ms();
-    let mut tx = store.pool().begin().await?;
-    if revoke_secret_keys(&mut tx, &prefix, now).await? == 0 {
+    let now = w.now;
+    let revoked = revoke_secret_keys(w.conn(), &prefix, now).await?;
+    let Some(environment_id) = revoked.first() else {
         return Err(ServiceError::NotFound(format!("live secret key {prefix}…")));
-    }
-    insert_audit(
-        &mut tx,
-        NewAuditEntry {
-            actor_id: actor.member_id,
-            actor_label: &actor.label,
-            action: "api_key.revoked",
-            subject_type: "api_key",
-            subject_key: &prefix,
-            before: Some(json!({ "prefix": prefix })),
-            ..Default::default()
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    };
+    let record = Record::of("api_key.revoked", "api_key", &prefix)
+        .in_environment(*environment_id)
+        .before(json!({ "prefix": prefix }));
+    w.record(record).await?;
+    w.keys_changed();
     Ok(())
 }

@@ -1,92 +1,69 @@
-//! Business operations, shared by server functions, the CLI and the API.
+//! Business operations, shared by the admin UI, the CLI and the public API: the one door every
+//! change goes through, and the queries the pages read.
 //!
-//! Every change follows the same path: validate, write in one transaction together with its
-//! audit entry, commit. Errors carry the field they concern so forms can show them in place.
+//! Every change is one call of [`Service::apply`] (or [`Service::apply_all`] for a batch such
+//! as an import): "as this actor, apply this change". The pipeline (`change.rs`) authorizes the
+//! actor ([`access::authorize`], the one decision), takes a write lock on the environments the
+//! change touches, writes, records one audit entry and one outbox event per change
+//! (`write.rs`), validates by building every touched environment as it now stands inside the
+//! same transaction, bumps their `flagStateVersion`, commits, and publishes to the runtime and
+//! the other replicas.
+//!
+//! Within the service the dependencies point one way: `handle` (the [`Service`] value) and the
+//! leaves (`error`, `actor`, `access`, `clock`, `secrets`, `throttle`) are below `write`, which is
+//! below the aggregates (`flags`, `segments`, `stages`, `environments`, `keys`, `members`,
+//! `ingest`), which are below `change` (the pipeline), which is below `config_file` (import);
+//! `pages` (what each admin page reads) sits beside the aggregates.
+//! Files import their siblings directly, never through this one, so no two files import each
+//! other.
+//!
+//! The store and the runtime are declared here, as children of the service: only the service
+//! (and the runtime) can reach the database. Their folders stay at the top of `src/`.
 
+pub mod access;
+mod actor;
+mod change;
+mod clock;
 pub mod config_file;
-pub mod flags;
-pub mod keys;
-pub mod members;
-pub mod stages;
+mod environments;
+mod error;
+mod flags;
+mod handle;
+mod ingest;
+mod keys;
+mod members;
+mod pages;
+mod secrets;
+mod segments;
+mod stages;
+mod throttle;
+mod write;
 
-use serde::{Deserialize, Serialize};
+#[path = "../runtime/mod.rs"]
+pub mod runtime;
+#[path = "../store/mod.rs"]
+mod store;
 
-use crate::store::StoreError;
-
-/// Who makes a change, as the audit log records it.
-#[derive(Clone, Debug)]
-pub struct Actor {
-    pub member_id: Option<i64>,
-    pub label: String,
-}
-
-impl Actor {
-    pub fn member(member: &crate::model::member::MemberView) -> Actor {
-        Actor {
-            member_id: Some(member.id),
-            label: member.email.clone(),
-        }
-    }
-
-    /// Changes made on the command line of the server machine.
-    pub fn cli() -> Actor {
-        Actor {
-            member_id: None,
-            label: "command line".into(),
-        }
-    }
-
-    pub fn system(label: &str) -> Actor {
-        Actor {
-            member_id: None,
-            label: label.into(),
-        }
-    }
-}
-
-/// A failure a caller can act on. `Invalid` names the form field.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum ServiceError {
-    #[error("{message}")]
-    Invalid { field: String, message: String },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0} not found")]
-    NotFound(String),
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    TooManyAttempts(String),
-    #[error("something went wrong on the server; the change was not saved")]
-    Internal,
-}
-
-impl ServiceError {
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        ServiceError::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<StoreError> for ServiceError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Conflict(message) => ServiceError::Conflict(message),
-            StoreError::NotFound(what) => ServiceError::NotFound(what),
-            other => {
-                tracing::error!(error = %other, "store error");
-                ServiceError::Internal
-            }
-        }
-    }
-}
-
-impl From<sqlx::Error> for ServiceError {
-    fn from(error: sqlx::Error) -> Self {
-        StoreError::from(error).into()
-    }
-}
-
-pub type ServiceResult<T> = Result<T, ServiceError>;
+pub use access::{Permission, Refusal};
+pub use actor::{Actor, ActorKind};
+pub use change::{Change, Outcome};
+pub use clock::Clock;
+pub use error::{ServiceError, ServiceResult};
+pub use handle::{OpenError, Service};
+pub use ingest::{EntityUpsert, IngestWrite};
+pub use members::BAD_CREDENTIALS;
+pub use pages::{
+    AccessCheck, AccessCount, AuditPage, EditorOptions, EntityDetail, FlagList, FlagPage, Overview, SegmentList,
+    StagesPage, Team,
+};
+pub use flags::{AccessChange, NewFlag};
+pub use stages::{Direction, StageColor, StageName, StageRef};
+pub use store::api_keys::ApiKeyInfo;
+pub use store::audit::{AuditFilter, AuditRecord, ChangeEvent};
+pub use store::entities::{EntityKind, EntityPage, EntityRow, Exposure};
+pub use store::flags::{Decoded, FlagFilter};
+pub use store::segments::SegmentRecord;
+pub use store::CorruptRow;
+pub use store::members::Invitation;
+pub use store::sessions::DatabaseSessionStore;
+pub use store::stages::StageDefault;

@@ -1,18 +1,22 @@
-//! Release stages as admins shape them: add, rename, recolour, reorder and delete.
+//! Release stages as admins shape them: add, rename, recolour, reorder, delete, and the default
+//! access rules a stage gives the flags moved into it.
 //!
 //! Stages are a UI concept (SDK payloads never mention them), so no change here can alter
 //! evaluation: nothing bumps `flagStateVersion` or publishes to the runtime. Deleting a stage that
 //! still holds flags moves them to another stage first, in the same transaction; the flags keep
 //! their access rules (the target stage's defaults are not applied, since nobody previewed them).
-//! A stage's per-environment default rules are set by [`super::flags::set_stage_default`].
 
 use serde_json::json;
-use sqlx::AnyConnection;
 
-use super::{Actor, ServiceError, ServiceResult};
-use crate::store::audit::{insert_audit, NewAuditEntry};
-use crate::store::stages_write as sql;
-use crate::store::{now_ms, ReleaseStage, Store};
+use super::error::{ServiceError, ServiceResult};
+use super::runtime::Inputs;
+use super::store::stages::{
+    delete_stage, flag_keys_in_stage, insert_stage, lock_stages, move_stage_flags, renumber_stages,
+    set_stage_default, stage_defaults_in, stages_in, update_stage,
+};
+use super::write::{Record, Write};
+use crate::eval::{compile_access_rules, CompileContext};
+use crate::model::{AccessRules, FlagKey, ReleaseStage};
 
 /// Longest stage name, in characters.
 pub const NAME_MAX_CHARS: usize = 60;
@@ -71,35 +75,27 @@ pub enum Direction {
     Down,
 }
 
-fn stage_json(stage: &ReleaseStage) -> serde_json::Value {
-    json!({ "name": stage.name, "color": stage.color, "order": stage.sort_order })
+/// A release stage as a change names it: by id (forms) or by name (imports, which may name a
+/// stage created earlier in the same import).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageRef {
+    Id(i64),
+    Name(String),
 }
 
-async fn audit(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    action: &str,
-    subject_key: &str,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-    now: i64,
-) -> ServiceResult<()> {
-    insert_audit(
-        conn,
-        NewAuditEntry {
-            actor_id: actor.member_id,
-            actor_label: &actor.label,
-            action,
-            subject_type: "stage",
-            subject_key,
-            environment_id: None,
-            before,
-            after,
-        },
-        now,
-    )
-    .await?;
-    Ok(())
+/// The stage `stage` names, or an error for the `stage` field.
+pub fn resolve<'s>(stages: &'s [ReleaseStage], stage: &StageRef) -> ServiceResult<&'s ReleaseStage> {
+    stages
+        .iter()
+        .find(|s| match stage {
+            StageRef::Id(id) => s.id == *id,
+            StageRef::Name(name) => s.name == *name,
+        })
+        .ok_or_else(|| ServiceError::invalid("stage", "choose one of the release stages"))
+}
+
+fn stage_json(stage: &ReleaseStage) -> serde_json::Value {
+    json!({ "name": stage.name, "color": stage.color, "order": stage.sort_order })
 }
 
 fn find(stages: &[ReleaseStage], id: i64) -> ServiceResult<&ReleaseStage> {
@@ -125,48 +121,32 @@ fn check_name_free(stages: &[ReleaseStage], name: &StageName, except: Option<i64
 }
 
 /// Adds a stage after the last one.
-pub async fn add_stage(store: &Store, actor: &Actor, name: &str, color: &str) -> ServiceResult<ReleaseStage> {
+pub async fn add(w: &mut Write<'_>, name: &str, color: &str) -> ServiceResult<ReleaseStage> {
     let name = StageName::parse(name)?;
     let color = StageColor::parse(color)?;
-    let now = now_ms();
-    let mut tx = store.pool().begin().await?;
-    sql::lock_stages(&mut tx).await?;
-    check_name_free(&sql::stages_in(&mut tx).await?, &name, None)?;
-    let id = sql::insert_stage(&mut tx, name.as_str(), color.as_str(), now).await?;
-    let stage = sql::stages_in(&mut tx)
-        .await?
-        .into_iter()
-        .find(|s| s.id == id)
-        .ok_or(ServiceError::Internal)?;
-    audit(
-        &mut tx,
-        actor,
-        "stage.created",
-        name.as_str(),
-        None,
-        Some(stage_json(&stage)),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    lock_stages(w.conn()).await?;
+    check_name_free(&stages_in(w.conn()).await?, &name, None)?;
+    let now = w.now;
+    let id = insert_stage(w.conn(), name.as_str(), color.as_str(), now).await?;
+    let stages = stages_in(w.conn()).await?;
+    let stage = find(&stages, id)?.clone();
+    w.record(Record::of("stage.created", "stage", name.as_str()).after(stage_json(&stage)))
+        .await?;
     Ok(stage)
 }
 
 /// Renames and/or recolours a stage. Saving unchanged values writes nothing.
-pub async fn update_stage(
-    store: &Store,
-    actor: &Actor,
-    id: i64,
-    name: &str,
-    color: &str,
-) -> ServiceResult<()> {
+pub async fn update(w: &mut Write<'_>, stage: &StageRef, name: &str, color: &str) -> ServiceResult<()> {
     let name = StageName::parse(name)?;
     let color = StageColor::parse(color)?;
-    let now = now_ms();
-    let mut tx = store.pool().begin().await?;
-    sql::lock_stages(&mut tx).await?;
-    let stages = sql::stages_in(&mut tx).await?;
-    let before = find(&stages, id)?.clone();
+    lock_stages(w.conn()).await?;
+    let stages = stages_in(w.conn()).await?;
+    let before = match stage {
+        StageRef::Id(id) => find(&stages, *id)?,
+        StageRef::Name(_) => resolve(&stages, stage)?,
+    }
+    .clone();
+    let id = before.id;
     let renamed = before.name != name.as_str();
     let recoloured = before.color != color.as_str();
     let action = match (renamed, recoloured) {
@@ -176,32 +156,22 @@ pub async fn update_stage(
         (true, true) => "stage.changed",
     };
     check_name_free(&stages, &name, Some(id))?;
-    sql::update_stage(&mut tx, id, name.as_str(), color.as_str()).await?;
+    update_stage(w.conn(), id, name.as_str(), color.as_str()).await?;
     let after = ReleaseStage {
         name: name.as_str().to_string(),
         color: color.as_str().to_string(),
         ..before.clone()
     };
-    audit(
-        &mut tx,
-        actor,
-        action,
-        name.as_str(),
-        Some(stage_json(&before)),
-        Some(stage_json(&after)),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let record = Record::of(action, "stage", name.as_str())
+        .before(stage_json(&before))
+        .after(stage_json(&after));
+    w.record(record).await
 }
 
 /// Moves a stage one place up or down and renumbers the order. At either end it stays put.
-pub async fn move_stage(store: &Store, actor: &Actor, id: i64, direction: Direction) -> ServiceResult<()> {
-    let now = now_ms();
-    let mut tx = store.pool().begin().await?;
-    sql::lock_stages(&mut tx).await?;
-    let stages = sql::stages_in(&mut tx).await?;
+pub async fn reorder(w: &mut Write<'_>, id: i64, direction: Direction) -> ServiceResult<()> {
+    lock_stages(w.conn()).await?;
+    let stages = stages_in(w.conn()).await?;
     let position = stages
         .iter()
         .position(|s| s.id == id)
@@ -215,39 +185,24 @@ pub async fn move_stage(store: &Store, actor: &Actor, id: i64, direction: Direct
     };
     let mut order: Vec<i64> = stages.iter().map(|s| s.id).collect();
     order.swap(position, other);
-    sql::renumber_stages(&mut tx, &order).await?;
+    renumber_stages(w.conn(), &order).await?;
     let names = |ids: &[i64]| -> Vec<String> {
         ids.iter()
             .filter_map(|id| stages.iter().find(|s| s.id == *id).map(|s| s.name.clone()))
             .collect()
     };
     let before: Vec<i64> = stages.iter().map(|s| s.id).collect();
-    audit(
-        &mut tx,
-        actor,
-        "stage.reordered",
-        &stages[position].name,
-        Some(json!({ "order": names(&before) })),
-        Some(json!({ "order": names(&order) })),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    let record = Record::of("stage.reordered", "stage", &stages[position].name)
+        .before(json!({ "order": names(&before) }))
+        .after(json!({ "order": names(&order) }));
+    w.record(record).await
 }
 
 /// Deletes a stage. A stage with flags needs `move_flags_to`, another stage that takes them
 /// (each moved flag gets its own audit entry); the last stage cannot go.
-pub async fn delete_stage(
-    store: &Store,
-    actor: &Actor,
-    id: i64,
-    move_flags_to: Option<i64>,
-) -> ServiceResult<()> {
-    let now = now_ms();
-    let mut tx = store.pool().begin().await?;
-    sql::lock_stages(&mut tx).await?;
-    let stages = sql::stages_in(&mut tx).await?;
+pub async fn delete(w: &mut Write<'_>, id: i64, move_flags_to: Option<i64>) -> ServiceResult<()> {
+    lock_stages(w.conn()).await?;
+    let stages = stages_in(w.conn()).await?;
     let stage = find(&stages, id)?.clone();
     if stages.len() == 1 {
         return Err(ServiceError::Conflict(format!(
@@ -255,7 +210,7 @@ pub async fn delete_stage(
             stage.name
         )));
     }
-    let flags = sql::flag_keys_in_stage(&mut tx, id).await?;
+    let flags = flag_keys_in_stage(w.conn(), id).await?;
     let target = match move_flags_to.filter(|_| !flags.is_empty()) {
         None if flags.is_empty() => None,
         None => {
@@ -283,40 +238,61 @@ pub async fn delete_stage(
         ),
     };
     if let Some(target) = &target {
-        sql::move_stage_flags(&mut tx, id, target.id, actor.member_id, now).await?;
+        let (actor, now) = (w.actor.member_id(), w.now);
+        move_stage_flags(w.conn(), id, target.id, actor, now).await?;
         for key in &flags {
-            insert_audit(
-                &mut tx,
-                NewAuditEntry {
-                    actor_id: actor.member_id,
-                    actor_label: &actor.label,
-                    action: "flag.stage_changed",
-                    subject_type: "flag",
-                    subject_key: key,
-                    environment_id: None,
-                    before: Some(json!({ "stage": stage.name })),
-                    after: Some(json!({ "stage": target.name, "reason": "stage deleted" })),
-                },
-                now,
-            )
-            .await?;
+            let record = Record::flag("flag.stage_changed", key, None)
+                .before(json!({ "stage": stage.name }))
+                .after(json!({ "stage": target.name, "reason": "stage deleted" }));
+            w.record(record).await?;
         }
     }
-    sql::delete_stage(&mut tx, id).await?;
+    delete_stage(w.conn(), id).await?;
     let remaining: Vec<i64> = stages.iter().map(|s| s.id).filter(|s| *s != id).collect();
-    sql::renumber_stages(&mut tx, &remaining).await?;
-    audit(
-        &mut tx,
-        actor,
-        "stage.deleted",
-        &stage.name,
-        Some(stage_json(&stage)),
-        Some(json!({ "movedFlags": flags, "movedTo": target.map(|t| t.name) })),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    renumber_stages(w.conn(), &remaining).await?;
+    let record = Record::of("stage.deleted", "stage", &stage.name)
+        .before(stage_json(&stage))
+        .after(json!({ "movedFlags": flags, "movedTo": target.map(|t| t.name) }));
+    w.record(record).await
+}
+
+/// Sets (or with `None` clears) a stage's default access rules in an environment, after checking
+/// that they compile there as a flag's rules would. Flags already in the stage keep their rules.
+pub async fn set_default(
+    w: &mut Write<'_>,
+    stage: &StageRef,
+    environment: &str,
+    rules: Option<AccessRules>,
+) -> ServiceResult<()> {
+    let environment = w.environment(environment)?;
+    let stages = stages_in(w.conn()).await?;
+    let stage = resolve(&stages, stage)?.clone();
+    let stage_id = stage.id;
+    if let Some(rules) = &rules {
+        let inputs = Inputs::load(w.conn(), environment.clone()).await?;
+        let flags = inputs.access_by_key()?;
+        let cx = CompileContext {
+            segments: &inputs.segments,
+            flags: &flags,
+        };
+        // Checked as the rules of a flag no other flag refers to, which is what a new flag is.
+        let probe = FlagKey::parse("stage-default").map_err(|_| ServiceError::Internal)?;
+        compile_access_rules(&probe, rules, &cx).map_err(|e| ServiceError::invalid("rules", e.to_string()))?;
+    }
+    let before = stage_defaults_in(w.conn())
+        .await?
+        .into_iter()
+        .find(|d| d.stage_id == stage_id && d.environment_id == environment.id)
+        .map(|d| d.rules);
+    if before == rules {
+        return Ok(());
+    }
+    set_stage_default(w.conn(), stage_id, environment.id, rules.as_ref()).await?;
+    let record = Record::of("stage.default_rules_changed", "stage", &stage.name)
+        .in_environment(environment.id)
+        .before(before.map(|r| json!(r)))
+        .after(rules.map(|r| json!(r)));
+    w.record(record).await
 }
 
 #[cfg(test)]

@@ -1,16 +1,18 @@
 //! API keys: one publishable key per environment (public) and any number of secret keys (kept
-//! only as SHA-256 digests).
+//! only as SHA-256 digests, [`crate::model::secret::digest`]).
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{ApiKeyKind, Store, StoreResult};
+use super::{CorruptRow, Store, StoreResult};
+use crate::model::ApiKeyKind;
 
 /// A key as listed: never the secret itself, only its prefix.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiKeyInfo {
     pub id: i64,
-    pub environment_key: String,
-    pub kind: String,
+    pub environment_id: i64,
+    pub kind: ApiKeyKind,
     pub prefix: String,
     /// The whole key for publishable keys (they are public); `None` for secret keys.
     pub public_value: Option<String>,
@@ -18,18 +20,33 @@ pub struct ApiKeyInfo {
     pub revoked_at: Option<i64>,
 }
 
-/// Which environment a presented key opens, and with what kind of key.
+/// A live key as the runtime holds it: a publishable key by value, a secret key by its digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyGrant {
+pub struct LiveKey {
     pub environment_id: i64,
     pub kind: ApiKeyKind,
+    pub lookup: String,
+}
+
+fn kind_from_row(row: &AnyRow) -> StoreResult<ApiKeyKind> {
+    let kind: String = row.try_get("kind")?;
+    match kind.as_str() {
+        "publishable" => Ok(ApiKeyKind::Publishable),
+        "secret" => Ok(ApiKeyKind::Secret),
+        _ => Err(CorruptRow {
+            table: "api_keys",
+            id: row.try_get::<i64, _>("id")?.to_string(),
+            reason: format!("unknown key kind {kind:?}"),
+        }
+        .into()),
+    }
 }
 
 impl Store {
     /// Every key of every environment, newest first within an environment.
     pub async fn api_keys(&self) -> StoreResult<Vec<ApiKeyInfo>> {
         let rows = sqlx::query(
-            "SELECT k.id, e.key AS environment_key, k.kind, k.prefix, k.public_value, k.created_at, k.revoked_at \
+            "SELECT k.id, k.environment_id, k.kind, k.prefix, k.public_value, k.created_at, k.revoked_at \
              FROM api_keys k JOIN environments e ON e.id = k.environment_id \
              ORDER BY e.sort_order, k.kind, k.created_at DESC, k.id DESC",
         )
@@ -39,8 +56,8 @@ impl Store {
             .map(|row| {
                 Ok(ApiKeyInfo {
                     id: row.try_get("id")?,
-                    environment_key: row.try_get("environment_key")?,
-                    kind: row.try_get("kind")?,
+                    environment_id: row.try_get("environment_id")?,
+                    kind: kind_from_row(row)?,
                     prefix: row.try_get("prefix")?,
                     public_value: row.try_get("public_value")?,
                     created_at: row.try_get("created_at")?,
@@ -50,29 +67,43 @@ impl Store {
             .collect()
     }
 
-    /// Looks up a presented key: a publishable key by value, a secret key by its digest.
-    pub async fn key_grant(&self, presented: &str) -> StoreResult<Option<KeyGrant>> {
-        let digest = crate::auth::tokens::sha256_hex(presented);
-        let row = sqlx::query(
-            "SELECT environment_id, kind FROM api_keys \
-             WHERE revoked_at IS NULL AND (public_value = $1 OR secret_hash = $2)",
+    /// The publishable key of an environment (each has exactly one).
+    pub async fn publishable_key(&self, environment_id: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT public_value FROM api_keys \
+             WHERE environment_id = $1 AND kind = 'publishable' AND revoked_at IS NULL",
         )
-        .bind(presented)
-        .bind(digest)
+        .bind(environment_id)
         .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Every key that is not revoked, as the runtime looks keys up.
+    pub async fn live_keys(&self) -> StoreResult<Vec<LiveKey>> {
+        let rows = sqlx::query(
+            "SELECT id, environment_id, kind, public_value, secret_hash FROM api_keys WHERE revoked_at IS NULL",
+        )
+        .fetch_all(self.pool())
         .await?;
-        row.map(|row| {
-            let kind: String = row.try_get("kind")?;
-            Ok(KeyGrant {
-                environment_id: row.try_get("environment_id")?,
-                kind: if kind == "secret" {
-                    ApiKeyKind::Secret
-                } else {
-                    ApiKeyKind::Publishable
-                },
+        rows.iter()
+            .map(|row| {
+                let kind = kind_from_row(row)?;
+                let column = match kind {
+                    ApiKeyKind::Secret => "secret_hash",
+                    ApiKeyKind::Publishable => "public_value",
+                };
+                let lookup: Option<String> = row.try_get(column)?;
+                Ok(LiveKey {
+                    environment_id: row.try_get("environment_id")?,
+                    kind,
+                    lookup: lookup.ok_or_else(|| CorruptRow {
+                        table: "api_keys",
+                        id: row.try_get::<i64, _>("id").unwrap_or_default().to_string(),
+                        reason: format!("a {} key without its {column}", kind.as_str()),
+                    })?,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
 }
 
@@ -95,53 +126,14 @@ pub async fn insert_secret_key(
     .await?)
 }
 
-/// Revokes the live secret keys whose prefix is `prefix`; returns how many.
-pub async fn revoke_secret_keys(conn: &mut AnyConnection, prefix: &str, now: i64) -> StoreResult<u64> {
-    let result = sqlx::query(
-        "UPDATE api_keys SET revoked_at = $1 WHERE kind = 'secret' AND prefix = $2 AND revoked_at IS NULL",
+/// Revokes the live secret keys whose prefix is `prefix`; returns the environments they opened.
+pub async fn revoke_secret_keys(conn: &mut AnyConnection, prefix: &str, now: i64) -> StoreResult<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE api_keys SET revoked_at = $1 WHERE kind = 'secret' AND prefix = $2 AND revoked_at IS NULL \
+         RETURNING environment_id",
     )
     .bind(now)
     .bind(prefix)
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected())
-}
-
-/// A live key as the runtime caches it: publishable keys by value, secret keys by digest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveKey {
-    pub environment_id: i64,
-    pub kind: ApiKeyKind,
-    pub lookup: String,
-}
-
-impl Store {
-    pub async fn live_keys(&self) -> StoreResult<Vec<LiveKey>> {
-        let rows = sqlx::query(
-            "SELECT environment_id, kind, public_value, secret_hash FROM api_keys WHERE revoked_at IS NULL",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let kind: String = row.try_get("kind")?;
-                let (kind, lookup) = if kind == "secret" {
-                    (
-                        ApiKeyKind::Secret,
-                        row.try_get::<Option<String>, _>("secret_hash")?,
-                    )
-                } else {
-                    (
-                        ApiKeyKind::Publishable,
-                        row.try_get::<Option<String>, _>("public_value")?,
-                    )
-                };
-                Ok(LiveKey {
-                    environment_id: row.try_get("environment_id")?,
-                    kind,
-                    lookup: lookup.unwrap_or_default(),
-                })
-            })
-            .collect()
-    }
+    .fetch_all(conn)
+    .await?)
 }

@@ -5,10 +5,11 @@
 //! so an acknowledged write survives a crash. Company and user attributes are merged, not replaced:
 //! a new attribute overwrites the stored one of the same name, the others stay.
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use tokio_stream::{Stream, StreamExt};
 
-use super::{Store, StoreResult};
+use super::{decode_json, CorruptRow, Store, StoreResult};
 use crate::model::{JsObject, JsValue};
 
 /// Which table an entity lives in.
@@ -70,11 +71,24 @@ pub struct Exposure {
     pub enabled: i64,
 }
 
-/// Stored attributes text → object; anything but a JSON object reads as no attributes.
-fn parse_attributes(text: &str) -> JsObject {
-    match serde_json::from_str::<JsValue>(text) {
-        Ok(JsValue::Object(object)) => object,
-        _ => JsObject::new(),
+/// A stored `attributes` column of the company or user `id` in `table`: a JSON object.
+fn parse_attributes(table: &'static str, id: &str, text: &str) -> Result<JsObject, CorruptRow> {
+    match decode_json::<JsValue>(table, id, text)? {
+        JsValue::Object(object) => Ok(object),
+        _ => Err(CorruptRow {
+            table,
+            id: id.to_string(),
+            reason: "attributes are not a JSON object".into(),
+        }),
+    }
+}
+
+impl EntityKind {
+    fn table(self) -> &'static str {
+        match self {
+            EntityKind::Company => "companies",
+            EntityKind::User => "users",
+        }
     }
 }
 
@@ -87,86 +101,84 @@ fn text_attribute(attributes: &JsObject, name: &str) -> Option<String> {
     }
 }
 
-impl Store {
-    /// Applies one request's writes in a single transaction and returns every company and user
-    /// it touched, with their attributes as now stored.
-    pub async fn record_ingest(
-        &self,
-        environment_id: i64,
-        writes: &[IngestWrite],
-        now: i64,
-    ) -> StoreResult<Vec<StoredEntity>> {
-        let mut tx = self.pool().begin().await?;
-        let mut touched = Vec::new();
-        for write in writes {
-            match write {
-                IngestWrite::User(user) => {
-                    touched.push(upsert(&mut tx, environment_id, EntityKind::User, user, now).await?);
-                }
-                IngestWrite::Company { company, user_id } => {
-                    touched.push(upsert(&mut tx, environment_id, EntityKind::Company, company, now).await?);
-                    if let Some(user_id) = user_id {
-                        let user = EntityUpsert {
-                            id: user_id.clone(),
-                            attributes: JsObject::new(),
-                            seen_at: company.seen_at,
-                        };
-                        touched.push(upsert(&mut tx, environment_id, EntityKind::User, &user, now).await?);
-                        sqlx::query(
-                            "INSERT INTO company_users (environment_id, company_id, user_id) \
-                             VALUES ($1, $2, $3) ON CONFLICT (environment_id, company_id, user_id) DO NOTHING",
-                        )
-                        .bind(environment_id)
-                        .bind(&company.id)
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                IngestWrite::Event {
-                    name,
-                    user_id,
-                    company_id,
-                    attributes,
-                    at,
-                } => {
+/// Applies one request's writes in the caller's transaction and returns every company and user
+/// it touched, with their attributes as now stored.
+pub async fn record_ingest(
+    conn: &mut AnyConnection,
+    environment_id: i64,
+    writes: &[IngestWrite],
+    now: i64,
+) -> StoreResult<Vec<StoredEntity>> {
+    let mut touched = Vec::new();
+    for write in writes {
+        match write {
+            IngestWrite::User(user) => {
+                touched.push(upsert(conn, environment_id, EntityKind::User, user, now).await?);
+            }
+            IngestWrite::Company { company, user_id } => {
+                touched.push(upsert(conn, environment_id, EntityKind::Company, company, now).await?);
+                if let Some(user_id) = user_id {
+                    let user = EntityUpsert {
+                        id: user_id.clone(),
+                        attributes: JsObject::new(),
+                        seen_at: company.seen_at,
+                    };
+                    touched.push(upsert(conn, environment_id, EntityKind::User, &user, now).await?);
                     sqlx::query(
-                        "INSERT INTO events (environment_id, name, user_id, company_id, attributes, at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO company_users (environment_id, company_id, user_id) \
+                         VALUES ($1, $2, $3) ON CONFLICT (environment_id, company_id, user_id) DO NOTHING",
                     )
                     .bind(environment_id)
-                    .bind(name)
+                    .bind(&company.id)
                     .bind(user_id)
-                    .bind(company_id.as_deref())
-                    .bind(serde_json::to_string(attributes).unwrap_or_else(|_| "{}".into()))
-                    .bind(*at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                IngestWrite::FlagCheck {
-                    flag_key,
-                    day,
-                    enabled,
-                } => {
-                    sqlx::query(
-                        "INSERT INTO flag_exposures (environment_id, flag_key, day, checks, enabled) \
-                         VALUES ($1, $2, $3, 1, $4) ON CONFLICT (environment_id, flag_key, day) \
-                         DO UPDATE SET checks = flag_exposures.checks + 1, \
-                         enabled = flag_exposures.enabled + excluded.enabled",
-                    )
-                    .bind(environment_id)
-                    .bind(flag_key)
-                    .bind(day)
-                    .bind(i64::from(*enabled))
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 }
             }
+            IngestWrite::Event {
+                name,
+                user_id,
+                company_id,
+                attributes,
+                at,
+            } => {
+                sqlx::query(
+                    "INSERT INTO events (environment_id, name, user_id, company_id, attributes, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(environment_id)
+                .bind(name)
+                .bind(user_id)
+                .bind(company_id.as_deref())
+                .bind(serde_json::to_string(attributes).map_err(|e| super::StoreError::Encode(e.to_string()))?)
+                .bind(*at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            IngestWrite::FlagCheck {
+                flag_key,
+                day,
+                enabled,
+            } => {
+                sqlx::query(
+                    "INSERT INTO flag_exposures (environment_id, flag_key, day, checks, enabled) \
+                     VALUES ($1, $2, $3, 1, $4) ON CONFLICT (environment_id, flag_key, day) \
+                     DO UPDATE SET checks = flag_exposures.checks + 1, \
+                     enabled = flag_exposures.enabled + excluded.enabled",
+                )
+                .bind(environment_id)
+                .bind(flag_key)
+                .bind(day)
+                .bind(i64::from(*enabled))
+                .execute(&mut *conn)
+                .await?;
+            }
         }
-        tx.commit().await?;
-        Ok(touched)
     }
+    Ok(touched)
+}
 
+impl Store {
     /// Every company and user seen after `since` (epoch ms), streamed so a large table is never
     /// held in memory twice.
     pub fn entities_seen_since(&self, since: i64) -> impl Stream<Item = StoreResult<StoredEntity>> + '_ {
@@ -182,15 +194,17 @@ impl Store {
             let row = row?;
             let kind: String = row.try_get("kind")?;
             let attributes: String = row.try_get("attributes")?;
+            let kind = if kind == "company" {
+                EntityKind::Company
+            } else {
+                EntityKind::User
+            };
+            let id: String = row.try_get("id")?;
             Ok(StoredEntity {
                 environment_id: row.try_get("environment_id")?,
-                kind: if kind == "company" {
-                    EntityKind::Company
-                } else {
-                    EntityKind::User
-                },
-                id: row.try_get("id")?,
-                attributes: parse_attributes(&attributes),
+                kind,
+                attributes: parse_attributes(kind.table(), &id, &attributes)?,
+                id,
             })
         })
     }
@@ -211,12 +225,16 @@ impl Store {
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        Ok(attributes.map(|text| StoredEntity {
-            environment_id,
-            kind,
-            id: id.to_string(),
-            attributes: parse_attributes(&text),
-        }))
+        Ok(attributes
+            .map(|text| {
+                Ok::<_, CorruptRow>(StoredEntity {
+                    environment_id,
+                    kind,
+                    id: id.to_string(),
+                    attributes: parse_attributes(kind.table(), id, &text)?,
+                })
+            })
+            .transpose()?)
     }
 
     /// The users associated with a company, sorted.
@@ -268,7 +286,7 @@ impl Store {
 /// (SQLite) before its attributes are read; concurrent merges into one entity then serialise
 /// instead of losing each other's attributes.
 async fn upsert(
-    tx: &mut Transaction<'static, Any>,
+    conn: &mut AnyConnection,
     environment_id: i64,
     kind: EntityKind,
     entity: &EntityUpsert,
@@ -291,9 +309,9 @@ async fn upsert(
         .bind(&entity.id)
         .bind(entity.seen_at.min(now))
         .bind(now)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *conn)
         .await?;
-    let stored = parse_attributes(&stored);
+    let stored = parse_attributes(kind.table(), &entity.id, &stored)?;
     if entity.attributes.is_empty() {
         return Ok(StoredEntity {
             environment_id,
@@ -309,7 +327,7 @@ async fn upsert(
             .chain(entity.attributes.entries())
             .cloned(),
     );
-    let text = serde_json::to_string(&merged).unwrap_or_else(|_| "{}".into());
+    let text = serde_json::to_string(&merged).map_err(|e| super::StoreError::Encode(e.to_string()))?;
     match kind {
         EntityKind::Company => {
             sqlx::query(
@@ -320,7 +338,7 @@ async fn upsert(
             .bind(text_attribute(&merged, "name"))
             .bind(environment_id)
             .bind(&entity.id)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
         }
         EntityKind::User => {
@@ -333,7 +351,7 @@ async fn upsert(
             .bind(text_attribute(&merged, "email"))
             .bind(environment_id)
             .bind(&entity.id)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
         }
     }
@@ -343,4 +361,142 @@ async fn upsert(
         id: entity.id.clone(),
         attributes: merged,
     })
+}
+
+/// A company or user row as the UI lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityRow {
+    pub id: String,
+    pub name: Option<String>,
+    /// Users only.
+    pub email: Option<String>,
+    pub attributes: JsObject,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// One page of a search, and how many entities match in all.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityPage {
+    pub rows: Vec<EntityRow>,
+    pub total: i64,
+}
+
+fn table_columns(kind: EntityKind) -> (&'static str, &'static str) {
+    match kind {
+        EntityKind::Company => (
+            "companies",
+            "id, name, CAST(NULL AS TEXT) AS email, attributes, first_seen, last_seen",
+        ),
+        EntityKind::User => ("users", "id, name, email, attributes, first_seen, last_seen"),
+    }
+}
+
+fn entity_from_row(kind: EntityKind, row: &AnyRow) -> StoreResult<EntityRow> {
+    let attributes: String = row.try_get("attributes")?;
+    let id: String = row.try_get("id")?;
+    Ok(EntityRow {
+        attributes: parse_attributes(kind.table(), &id, &attributes)?,
+        id,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        first_seen: row.try_get("first_seen")?,
+        last_seen: row.try_get("last_seen")?,
+    })
+}
+
+/// A `LIKE` pattern matching `needle` anywhere, lowercased, with `\` escaping `%` and `_`.
+pub(super) fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+impl Store {
+    /// Companies or users of an environment whose id, name (or a user's email) contains `search`
+    /// (any case), most recently seen first.
+    pub async fn search_entities(
+        &self,
+        environment_id: i64,
+        kind: EntityKind,
+        search: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<EntityPage> {
+        let (table, columns) = table_columns(kind);
+        let email = match kind {
+            EntityKind::Company => "",
+            EntityKind::User => r" OR LOWER(COALESCE(email, '')) LIKE $2 ESCAPE '\'",
+        };
+        let filter = format!(
+            "environment_id = $1 AND (LOWER(id) LIKE $2 ESCAPE '\\' \
+             OR LOWER(COALESCE(name, '')) LIKE $2 ESCAPE '\\'{email})"
+        );
+        let pattern = contains_pattern(search.trim());
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {filter}"))
+            .bind(environment_id)
+            .bind(&pattern)
+            .fetch_one(self.pool())
+            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {columns} FROM {table} WHERE {filter} ORDER BY last_seen DESC, id LIMIT $3 OFFSET $4"
+        ))
+        .bind(environment_id)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(EntityPage {
+            rows: rows.iter().map(|row| entity_from_row(kind, row)).collect::<StoreResult<_>>()?,
+            total,
+        })
+    }
+
+    /// One company or user with its sightings, `None` when it was never reported.
+    pub async fn entity_row(
+        &self,
+        environment_id: i64,
+        kind: EntityKind,
+        id: &str,
+    ) -> StoreResult<Option<EntityRow>> {
+        let (table, columns) = table_columns(kind);
+        let row = sqlx::query(&format!(
+            "SELECT {columns} FROM {table} WHERE environment_id = $1 AND id = $2"
+        ))
+        .bind(environment_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(|row| entity_from_row(kind, row)).transpose()
+    }
+
+    /// The companies a user was reported with, sorted.
+    pub async fn user_company_ids(&self, environment_id: i64, user_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT company_id FROM company_users WHERE environment_id = $1 AND user_id = $2 ORDER BY company_id",
+        )
+        .bind(environment_id)
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_pattern;
+
+    #[test]
+    fn search_text_is_matched_literally() {
+        assert_eq!(contains_pattern("Acme"), "%acme%");
+        assert_eq!(contains_pattern("50%_off"), r"%50\%\_off%");
+        assert_eq!(contains_pattern(""), "%%");
+    }
 }

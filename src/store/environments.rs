@@ -1,39 +1,18 @@
-//! Environments and their API keys.
+//! Environments: their names, order, production mark and `flagStateVersion`.
 
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreResult};
+use super::{decode_key, Store, StoreResult};
+use crate::model::Environment;
 
-/// An environment (Production, Staging, ...) with the version counter SDKs use for freshness.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Environment {
-    pub id: i64,
-    pub key: String,
-    pub name: String,
-    pub sort_order: i64,
-    pub is_production: bool,
-    pub flag_state_version: i64,
-}
+const COLUMNS: &str = "id, key, name, sort_order, is_production, flag_state_version";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApiKeyKind {
-    Publishable,
-    Secret,
-}
-
-impl ApiKeyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyKind::Publishable => "publishable",
-            ApiKeyKind::Secret => "secret",
-        }
-    }
-}
-
-fn environment_from_row(row: &sqlx::any::AnyRow) -> Result<Environment, sqlx::Error> {
+fn environment_from_row(row: &AnyRow) -> StoreResult<Environment> {
+    let id: i64 = row.try_get("id")?;
     Ok(Environment {
-        id: row.try_get("id")?,
-        key: row.try_get("key")?,
+        id,
+        key: decode_key("environments", id, row.try_get("key")?)?,
         name: row.try_get("name")?,
         sort_order: row.try_get("sort_order")?,
         is_production: row.try_get::<i64, _>("is_production")? != 0,
@@ -41,37 +20,47 @@ fn environment_from_row(row: &sqlx::any::AnyRow) -> Result<Environment, sqlx::Er
     })
 }
 
-const ENVIRONMENT_COLUMNS: &str = "id, key, name, sort_order, is_production, flag_state_version";
-
 impl Store {
     /// Every environment in display order.
     pub async fn environments(&self) -> StoreResult<Vec<Environment>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ENVIRONMENT_COLUMNS} FROM environments ORDER BY sort_order, id"
-        ))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(environment_from_row).collect::<Result<_, _>>()?)
+        let mut conn = self.pool().acquire().await?;
+        environments_in(&mut conn).await
     }
+}
 
-    pub async fn environment_by_key(&self, key: &str) -> StoreResult<Option<Environment>> {
-        let row = sqlx::query(&format!(
-            "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE key = $1"
-        ))
-        .bind(key)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(environment_from_row).transpose()?)
-    }
+/// Every environment in display order, read on the caller's connection or transaction.
+pub async fn environments_in(conn: &mut AnyConnection) -> StoreResult<Vec<Environment>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM environments ORDER BY sort_order, id"
+    ))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(environment_from_row).collect()
+}
 
-    /// The publishable key of an environment (each has exactly one).
-    pub async fn publishable_key(&self, environment_id: i64) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT public_value FROM api_keys \
-             WHERE environment_id = $1 AND kind = 'publishable' AND revoked_at IS NULL",
-        )
+/// Renames an environment and sets its production mark.
+pub async fn update_environment(
+    conn: &mut AnyConnection,
+    environment_id: i64,
+    name: &str,
+    is_production: bool,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE environments SET name = $1, is_production = $2 WHERE id = $3")
+        .bind(name)
+        .bind(i64::from(is_production))
         .bind(environment_id)
-        .fetch_optional(self.pool())
-        .await?)
-    }
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Bumps an environment's `flagStateVersion` and returns the new value.
+pub async fn bump_flag_state_version(conn: &mut AnyConnection, environment_id: i64) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "UPDATE environments SET flag_state_version = flag_state_version + 1 WHERE id = $1 \
+         RETURNING flag_state_version",
+    )
+    .bind(environment_id)
+    .fetch_one(conn)
+    .await?)
 }

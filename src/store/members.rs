@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError, StoreResult};
+use super::{CorruptRow, Store, StoreError, StoreResult};
 use crate::model::member::{MemberView, Role};
 
 /// A member with the password hash, for sign-in only.
@@ -25,24 +25,31 @@ pub struct Invitation {
     pub revoked_at: Option<i64>,
 }
 
-fn role_from(text: String) -> Result<Role, sqlx::Error> {
-    text.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
+fn role_from(table: &'static str, row: &AnyRow) -> StoreResult<Role> {
+    let text: String = row.try_get("role")?;
+    text.parse().map_err(|reason: String| {
+        StoreError::Corrupt(CorruptRow {
+            table,
+            id: row.try_get::<i64, _>("id").unwrap_or_default().to_string(),
+            reason,
+        })
+    })
 }
 
-fn member_from_row(row: &AnyRow) -> Result<MemberView, sqlx::Error> {
+fn member_from_row(row: &AnyRow) -> StoreResult<MemberView> {
     Ok(MemberView {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
         name: row.try_get("name")?,
-        role: role_from(row.try_get("role")?)?,
+        role: role_from("members", row)?,
     })
 }
 
-fn invitation_from_row(row: &AnyRow) -> Result<Invitation, sqlx::Error> {
+fn invitation_from_row(row: &AnyRow) -> StoreResult<Invitation> {
     Ok(Invitation {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
-        role: role_from(row.try_get("role")?)?,
+        role: role_from("invitations", row)?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         accepted_at: row.try_get("accepted_at")?,
@@ -63,7 +70,7 @@ impl Store {
         let rows = sqlx::query("SELECT id, email, name, role FROM members ORDER BY name, email")
             .fetch_all(self.pool())
             .await?;
-        Ok(rows.iter().map(member_from_row).collect::<Result<_, _>>()?)
+        rows.iter().map(member_from_row).collect()
     }
 
     pub async fn member_by_id(&self, id: i64) -> StoreResult<Option<MemberView>> {
@@ -71,30 +78,12 @@ impl Store {
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        Ok(row.as_ref().map(member_from_row).transpose()?)
+        row.as_ref().map(member_from_row).transpose()
     }
 
     pub async fn member_credentials(&self, email: &str) -> StoreResult<Option<MemberCredentials>> {
-        let row = sqlx::query("SELECT id, email, name, role, password_hash FROM members WHERE email = $1")
-            .bind(email)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|row| {
-            Ok(MemberCredentials {
-                member: member_from_row(&row)?,
-                password_hash: row.try_get("password_hash")?,
-            })
-        })
-        .transpose()
-    }
-
-    pub async fn password_hash(&self, member_id: i64) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT password_hash FROM members WHERE id = $1")
-                .bind(member_id)
-                .fetch_optional(self.pool())
-                .await?,
-        )
+        let mut conn = self.pool().acquire().await?;
+        member_credentials_in(&mut conn, MemberLookup::Email(email)).await
     }
 
     /// Invitations that can still be accepted at `now`, newest first.
@@ -106,18 +95,62 @@ impl Store {
         .bind(now)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.iter().map(invitation_from_row).collect::<Result<_, _>>()?)
+        rows.iter().map(invitation_from_row).collect()
     }
 
     pub async fn invitation_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<Invitation>> {
-        let row = sqlx::query(&format!(
-            "SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = $1"
-        ))
-        .bind(token_hash)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.as_ref().map(invitation_from_row).transpose()?)
+        let mut conn = self.pool().acquire().await?;
+        invitation_by_token_hash_in(&mut conn, token_hash).await
     }
+}
+
+/// Which member [`member_credentials_in`] looks up.
+pub enum MemberLookup<'a> {
+    Email(&'a str),
+    Id(i64),
+}
+
+/// A member with the password hash, on the caller's connection or transaction.
+pub async fn member_credentials_in(
+    conn: &mut AnyConnection,
+    lookup: MemberLookup<'_>,
+) -> StoreResult<Option<MemberCredentials>> {
+    let sql = "SELECT id, email, name, role, password_hash FROM members WHERE ";
+    let row = match lookup {
+        MemberLookup::Email(email) => {
+            sqlx::query(&format!("{sql}email = $1"))
+                .bind(email)
+                .fetch_optional(conn)
+                .await?
+        }
+        MemberLookup::Id(id) => {
+            sqlx::query(&format!("{sql}id = $1"))
+                .bind(id)
+                .fetch_optional(conn)
+                .await?
+        }
+    };
+    row.map(|row| {
+        Ok(MemberCredentials {
+            member: member_from_row(&row)?,
+            password_hash: row.try_get("password_hash")?,
+        })
+    })
+    .transpose()
+}
+
+/// The invitation whose token has this digest, on the caller's connection or transaction.
+pub async fn invitation_by_token_hash_in(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+) -> StoreResult<Option<Invitation>> {
+    let row = sqlx::query(&format!(
+        "SELECT {INVITATION_COLUMNS} FROM invitations WHERE token_hash = $1"
+    ))
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(invitation_from_row).transpose()
 }
 
 /// Inserts a member; a taken e-mail address is a `Conflict`.
@@ -151,7 +184,7 @@ pub async fn member_for_update(conn: &mut AnyConnection, id: i64) -> StoreResult
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| StoreError::NotFound("member".into()))?;
-    Ok(member_from_row(&row)?)
+    member_from_row(&row)
 }
 
 pub async fn admin_count(conn: &mut AnyConnection) -> StoreResult<i64> {
@@ -253,5 +286,5 @@ pub async fn revoke_invitation(
     .bind(id)
     .fetch_one(conn)
     .await?;
-    Ok(Some(invitation_from_row(&row)?))
+    invitation_from_row(&row).map(Some)
 }

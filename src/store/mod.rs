@@ -1,30 +1,31 @@
 //! Persistence over SQLite and PostgreSQL.
 //!
 //! One `Store` serves both backends through sqlx's `Any` driver: every query is written once with
-//! `$1` placeholders (SQLite accepts them too) and only portable types cross the boundary (`i64`,
+//! `$1` placeholders (SQLite accepts them too) and only portable types cross the driver (`i64`,
 //! `String`, `Option`s of them; times are epoch milliseconds, JSON is text). Where the dialects
 //! differ, the schema does (`migrations/sqlite`, `migrations/postgres`), not the queries. Sessions
 //! need the concrete pool type of `tower-sessions-sqlx-store`, so a second, small pool of that
-//! type is opened beside the `Any` pool.
+//! type is opened beside the `Any` pool; it also carries PostgreSQL's `LISTEN/NOTIFY`.
+//!
+//! Rows leave this module decoded into domain types (`model`): a row that does not decode is a
+//! [`CorruptRow`] naming its table and id, never a silent default. Each file holds one aggregate:
+//! its reads as `Store` methods and its writes as functions on the caller's transaction.
+//!
+//! Only [`crate::service`] (and the runtime beneath it) may use this module: it is declared inside
+//! `service`, so the admin UI and the public API cannot reach it.
 
 pub mod api_keys;
 pub mod audit;
-pub mod audit_query;
-pub mod config_file;
 pub mod entities;
-pub mod entities_query;
-mod environments;
+pub mod environments;
 pub mod flags;
 pub mod members;
 mod seed;
-mod stages;
-pub mod stages_write;
+pub mod segments;
+pub mod sessions;
+pub mod stages;
 
-pub use environments::{ApiKeyKind, Environment};
-pub use flags::FlagFilter;
-pub use members::{Invitation, MemberCredentials};
-pub use seed::{new_publishable_key, SeedReport};
-pub use stages::ReleaseStage;
+pub use seed::SeedReport;
 
 use std::str::FromStr;
 use std::sync::Once;
@@ -36,7 +37,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use crate::config::{Backend, DatabaseUrl};
 
@@ -60,13 +61,56 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(String),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptRow),
+    #[error("cannot encode a value for the database: {0}")]
+    Encode(String),
 }
+
+/// A stored row that does not decode: which table, which row, and why. Reported (and logged)
+/// instead of being read as some default, which would silently change what a flag does.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("row {id} of table {table} cannot be read: {reason}")]
+pub struct CorruptRow {
+    pub table: &'static str,
+    pub id: String,
+    pub reason: String,
+}
+
+/// Decodes a JSON column of row `id` of `table`.
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    id: impl std::fmt::Display,
+    text: &str,
+) -> Result<T, CorruptRow> {
+    serde_json::from_str(text).map_err(|e| CorruptRow {
+        table,
+        id: id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Decodes a validated key column (flag, segment, environment keys) of row `id` of `table`.
+pub fn decode_key<K: TryFrom<String, Error = crate::model::KeyError>>(
+    table: &'static str,
+    id: impl std::fmt::Display,
+    key: String,
+) -> Result<K, CorruptRow> {
+    K::try_from(key).map_err(|e| CorruptRow {
+        table,
+        id: id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The PostgreSQL notification channel on which replicas announce committed changes.
+const CHANNEL: &str = "gatehouse_changes";
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The pool that `tower-sessions-sqlx-store` needs, one variant per backend.
 #[derive(Clone, Debug)]
-pub enum SessionPool {
+enum SessionPool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -179,8 +223,54 @@ impl Store {
         &self.pool
     }
 
-    pub fn session_pool(&self) -> &SessionPool {
-        &self.sessions
+    /// Starts a write transaction that holds the given environments for its whole length, so two
+    /// changes to one environment are validated one after the other, each seeing the other's
+    /// result. PostgreSQL: row locks on the environments (in id order, so writers never
+    /// deadlock). SQLite: `BEGIN IMMEDIATE`, its one write lock, taken before anything is read.
+    pub async fn begin_write(&self, environment_ids: &[i64]) -> StoreResult<Transaction<'static, Any>> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                let mut ids = environment_ids.to_vec();
+                ids.sort_unstable();
+                ids.dedup();
+                if !ids.is_empty() {
+                    let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT id FROM environments WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                        list.join(", ")
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for id in &ids {
+                        query = query.bind(*id);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Tells the other replicas that a change was committed (PostgreSQL; SQLite has one process).
+    pub async fn notify_changed(&self) -> StoreResult<()> {
+        if let SessionPool::Postgres(pool) = &self.sessions {
+            sqlx::query("SELECT pg_notify($1, 'changed')")
+                .bind(CHANNEL)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A listener for other replicas' [`Store::notify_changed`]; `None` on SQLite.
+    pub async fn listen_changes(&self) -> StoreResult<Option<ChangeListener>> {
+        let SessionPool::Postgres(pool) = &self.sessions else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(Some(ChangeListener(listener)))
     }
 
     pub async fn close(&self) {
@@ -199,10 +289,13 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch, the unit of every stored time.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+/// Hears other replicas' change notices.
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+impl ChangeListener {
+    /// Waits for the next notice; an error means the connection was lost.
+    pub async fn recv(&mut self) -> StoreResult<()> {
+        self.0.recv().await?;
+        Ok(())
+    }
 }

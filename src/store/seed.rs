@@ -5,7 +5,7 @@
 
 use rand::distributions::{Alphanumeric, DistString};
 
-use super::{now_ms, Store, StoreResult};
+use super::{Store, StoreResult};
 
 /// (key, name, is_production, publishable key prefix)
 const DEFAULT_ENVIRONMENTS: [(&str, &str, bool, &str); 3] = [
@@ -30,7 +30,7 @@ pub struct SeedReport {
 }
 
 /// A publishable key in Reflag's shape, e.g. `pub_prod_Cqx4DGo1lk3Lcct5NHLjWy`.
-pub fn new_publishable_key(prefix: &str) -> String {
+fn new_publishable_key(prefix: &str) -> String {
     format!(
         "pub_{prefix}_{}",
         Alphanumeric.sample_string(&mut rand::thread_rng(), 22)
@@ -38,8 +38,8 @@ pub fn new_publishable_key(prefix: &str) -> String {
 }
 
 impl Store {
-    pub async fn seed_defaults(&self) -> StoreResult<SeedReport> {
-        let now = now_ms();
+    /// Creates the default environments and stages where none exist yet; `now` stamps them.
+    pub async fn seed_defaults(&self, now: i64) -> StoreResult<SeedReport> {
         let mut report = SeedReport::default();
         let mut tx = self.pool().begin().await?;
 

@@ -446,34 +446,14 @@ pub struct EditorOptions {
 }
 
 #[cfg(feature = "ssr")]
-impl EditorOptions {
-    /// The suggestions for one environment (attribute names from the runtime's entity cache).
-    pub async fn load(state: &crate::startup::AppState, environment_id: i64) -> Result<Self, AppError> {
-        let failed = |_| AppError::general("could not read the editor's suggestions");
-        let (company_fields, user_fields) = state.runtime.entities().attribute_names(environment_id);
-        let segments = state
-            .store
-            .segments()
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .map(|s| s.key)
-            .collect();
-        let flags = state
-            .store
-            .flags()
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .filter(|f| !f.archived)
-            .map(|f| f.key)
-            .collect();
-        Ok(EditorOptions {
-            company_fields,
-            user_fields,
-            segments,
-            flags,
-        })
+impl From<crate::service::EditorOptions> for EditorOptions {
+    fn from(options: crate::service::EditorOptions) -> Self {
+        EditorOptions {
+            company_fields: options.company_fields,
+            user_fields: options.user_fields,
+            segments: options.segments,
+            flags: options.flags,
+        }
     }
 }
 
@@ -498,39 +478,14 @@ impl AccessCount {
     }
 }
 
-/// How many known companies of the environment `rules` let in, compiled against the current
-/// segments and the other flags' access (for a flag, under its own key).
 #[cfg(feature = "ssr")]
-pub async fn count_access(
-    state: &crate::startup::AppState,
-    environment_id: i64,
-    flag: Option<&str>,
-    rules: &AccessRules,
-) -> Result<AccessCount, AppError> {
-    // The same inputs a save compiles against, so the count agrees with what saving would do.
-    let (segments, mut flags) = crate::service::flags::compile_inputs(&state.store, environment_id).await?;
-    let probe = FlagKey::parse(flag.unwrap_or("access-preview").to_string())
-        .map_err(|_| AppError::general("not a flag key"))?;
-    flags.insert(probe.clone(), rules.clone());
-    let cx = crate::eval::CompileContext {
-        segments: &segments,
-        flags: &flags,
-    };
-    let compiled = crate::eval::compile_access_rules(&probe, rules, &cx).map_err(|e| AppError {
-        field: Some("rules".into()),
-        message: e.to_string(),
-    })?;
-    let engine = crate::eval::CompiledRules::compile(compiled.iter().map(|r| &r.filter));
-    let now = crate::store::now_ms();
-    let companies = state.runtime.entities().company_contexts(environment_id);
-    let with_access = companies
-        .iter()
-        .filter(|company| engine.evaluate(company, now).matched.is_some())
-        .count();
-    Ok(AccessCount {
-        with_access,
-        known: companies.len(),
-    })
+impl From<crate::service::AccessCount> for AccessCount {
+    fn from(count: crate::service::AccessCount) -> Self {
+        AccessCount {
+            with_access: count.with_access,
+            known: count.known,
+        }
+    }
 }
 
 /// The live preview's answer: a count, or why the unsaved rules can't be counted yet (a field
@@ -557,24 +512,15 @@ pub async fn preview_access(
     form: AccessForm,
     flag: Option<String>,
 ) -> Result<AccessPreview, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let environment = state
-        .store
-        .environments()
-        .await
-        .map_err(|_| AppError::general("could not read the environments"))?
-        .into_iter()
-        .find(|e| e.key == environment)
-        .ok_or_else(|| AppError::general(format!("there is no environment {environment}")))?;
+    let (service, actor) = super::server::caller()?;
     let rules = match form.to_rules() {
         Ok(rules) => rules,
         Err(problem) => return Ok(AccessPreview::Incomplete(problem.message)),
     };
-    match count_access(&state, environment.id, flag.as_deref(), &rules).await {
-        Ok(count) => Ok(AccessPreview::Count(count)),
-        Err(problem) if problem.field.is_some() => Ok(AccessPreview::Incomplete(problem.message)),
-        Err(error) => Err(error),
+    match service.count_access(&actor, &environment, flag.as_deref(), &rules).await {
+        Ok(count) => Ok(AccessPreview::Count(count.into())),
+        Err(crate::service::ServiceError::Invalid { message, .. }) => Ok(AccessPreview::Incomplete(message)),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -586,43 +532,26 @@ pub async fn search_ids(
     kind: String,
     query: String,
 ) -> Result<Vec<(String, String)>, AppError> {
-    use crate::store::entities::EntityKind;
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
+    use crate::service::EntityKind;
     let kind = match kind.as_str() {
         "company" => EntityKind::Company,
         "user" => EntityKind::User,
-        _ => return Err(AppError::general("search companies or users")),
+        _ => return Err(AppError::general("search companies or users").rejected_input()),
     };
-    let failed = |_| AppError::general("could not search");
-    let Some(environment) = state
-        .store
-        .environments()
-        .await
-        .map_err(failed)?
+    let (service, actor) = super::server::caller()?;
+    let (_, _, page) = service.search_entities(&actor, &environment, kind, &query, 0, 10).await?;
+    Ok(page.rows.into_iter().map(picker_entry).collect())
+}
+
+/// A stored company or user as the pickers list it: its id and a label of its name and email.
+#[cfg(feature = "ssr")]
+fn picker_entry(row: crate::service::EntityRow) -> (String, String) {
+    let label = [row.name, row.email]
         .into_iter()
-        .find(|e| e.key == environment)
-    else {
-        return Ok(Vec::new());
-    };
-    let query: String = query.chars().take(100).collect();
-    let page = state
-        .store
-        .search_entities(environment.id, kind, &query, 0, 10)
-        .await
-        .map_err(failed)?;
-    Ok(page
-        .rows
-        .into_iter()
-        .map(|row| {
-            let label = [row.name, row.email]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" · ");
-            (row.id, label)
-        })
-        .collect())
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ");
+    (row.id, label)
 }
 
 /// The data of the form an event happened in (for live previews that post the unsaved form).

@@ -7,9 +7,12 @@ use super::sign_in::PasswordInput;
 
 #[server(endpoint = "account/change_password")]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    crate::service::members::change_password(&state.store, &member, &current_password, &new_password).await?;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::ChangePassword {
+        current: current_password,
+        new: new_password,
+    };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 

@@ -56,58 +56,42 @@ pub async fn audit_log(
     #[server(default)] to: String,
     #[server(default)] page: i64,
 ) -> Result<AuditResults, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the audit log");
-    let from = dates::day_start(&from, "from")?;
-    let to = dates::day_end(&to, "to")?;
-    if let (Some(from), Some(to)) = (from, to) {
-        if from > to {
-            Err(crate::service::ServiceError::invalid(
-                "to",
-                "the end date is before the start date",
-            ))?;
+    let (service, actor) = super::server::caller()?;
+    let filter = dates::filter(member, subject, &from, &to)?;
+    let found = service.audit_page(&actor, &filter, page, PAGE_SIZE).await?;
+    Ok(AuditResults::new(found, page.max(0)))
+}
+
+#[cfg(feature = "ssr")]
+impl AuditResults {
+    fn new(found: crate::service::AuditPage, page: i64) -> Self {
+        AuditResults {
+            entries: found
+                .entries
+                .into_iter()
+                .map(|e| AuditItem {
+                    id: e.id,
+                    at: e.at,
+                    actor: e.actor_label,
+                    action: e.action,
+                    subject_type: e.subject_type,
+                    subject_key: e.subject_key,
+                    environment: e.environment_key,
+                    before: e.before,
+                    after: e.after,
+                })
+                .collect(),
+            total: found.total,
+            page,
+            actors: found.actors,
         }
     }
-    let filter = crate::store::audit_query::AuditFilter {
-        actor: member,
-        subject,
-        from,
-        to,
-    };
-    let page = page.max(0);
-    let total = state.store.filtered_audit_count(&filter).await.map_err(failed)?;
-    let entries = state
-        .store
-        .filtered_audit_entries(&filter, page * PAGE_SIZE, PAGE_SIZE)
-        .await
-        .map_err(failed)?;
-    let actors = state.store.audit_actor_labels().await.map_err(failed)?;
-    Ok(AuditResults {
-        entries: entries
-            .into_iter()
-            .map(|e| AuditItem {
-                id: e.id,
-                at: e.at,
-                actor: e.actor_label,
-                action: e.action,
-                subject_type: e.subject_type,
-                subject_key: e.subject_key,
-                environment: e.environment_key,
-                before: e.before,
-                after: e.after,
-            })
-            .collect(),
-        total,
-        page,
-        actors,
-    })
 }
 
 /// The filter dates (`YYYY-MM-DD`, UTC) as epoch milliseconds.
 #[cfg(feature = "ssr")]
 mod dates {
-    use crate::service::ServiceError;
+    use crate::service::{AuditFilter, ServiceError};
     use time::{Date, Month};
 
     fn parse(text: &str, field: &str) -> Result<Option<Date>, ServiceError> {
@@ -144,6 +128,22 @@ mod dates {
             Some(next) => epoch_ms(next) - 1,
             None => i64::MAX,
         }))
+    }
+
+    /// The filter the page's form describes; the end date may not come before the start.
+    pub fn filter(actor: String, subject: String, from: &str, to: &str) -> Result<AuditFilter, ServiceError> {
+        let (from, to) = (day_start(from, "from")?, day_end(to, "to")?);
+        if let (Some(from), Some(to)) = (from, to) {
+            if from > to {
+                return Err(ServiceError::invalid("to", "the end date is before the start date"));
+            }
+        }
+        Ok(AuditFilter {
+            actor,
+            subject,
+            from,
+            to,
+        })
     }
 }
 

@@ -55,10 +55,10 @@ impl Kind {
     }
 
     #[cfg(feature = "ssr")]
-    fn stored(self) -> crate::store::entities::EntityKind {
+    fn stored(self) -> crate::service::EntityKind {
         match self {
-            Kind::Company => crate::store::entities::EntityKind::Company,
-            Kind::User => crate::store::entities::EntityKind::User,
+            Kind::Company => crate::service::EntityKind::Company,
+            Kind::User => crate::service::EntityKind::User,
         }
     }
 }
@@ -117,11 +117,10 @@ pub struct AccessCheck {
 
 #[cfg(feature = "ssr")]
 mod server {
-    use super::{AccessCheck, EntityItem, FlagCheck, Kind};
+    use super::{AccessCheck, EntityItem, FlagCheck};
     use crate::eval::explain::{Explanation, NodeKind, NodeTrace};
     use crate::eval::FlatContext;
-    use crate::model::{JsObject, JsValue};
-    use crate::store::entities_query::EntityRow;
+    use crate::service::EntityRow;
 
     pub fn item(row: EntityRow) -> EntityItem {
         EntityItem {
@@ -132,17 +131,6 @@ mod server {
             first_seen: row.first_seen,
             last_seen: row.last_seen,
         }
-    }
-
-    /// `{company: {…attributes, id}}`: the id the check is for wins over a stored `id` attribute.
-    pub fn context(kind: Kind, id: &str, attributes: Option<&JsObject>) -> FlatContext {
-        let entries = attributes
-            .map(|a| a.entries().to_vec())
-            .unwrap_or_default()
-            .into_iter()
-            .chain([("id".to_string(), JsValue::String(id.to_string()))]);
-        let entity = JsValue::Object(JsObject::from_entries(entries));
-        crate::eval::flatten(&JsValue::object([(kind.as_str(), entity)]))
     }
 
     fn percent(thousandths: f64) -> String {
@@ -247,72 +235,31 @@ mod server {
         }
     }
 
-    pub fn check(
-        kind: Kind,
-        id: &str,
-        attributes: Option<&JsObject>,
-        snapshot: &crate::runtime::Snapshot,
-        names: &std::collections::HashMap<String, String>,
-        now_ms: i64,
-    ) -> AccessCheck {
-        let context = context(kind, id, attributes);
-        let flags = snapshot
-            .definitions
-            .iter()
-            .map(|definition| {
-                let explanation = crate::eval::explain_flag(definition, &context, now_ms);
-                let key = definition.key.as_str().to_string();
-                let name = names.get(&key).cloned().unwrap_or_else(|| key.clone());
-                flag_check(key, name, &explanation)
-            })
-            .collect();
+    pub fn check(checked: crate::service::AccessCheck) -> AccessCheck {
         AccessCheck {
-            context: context.to_pairs(),
-            flags,
+            context: checked.context.to_pairs(),
+            flags: checked
+                .flags
+                .iter()
+                .map(|(key, name, explanation)| flag_check(key.clone(), name.clone(), explanation))
+                .collect(),
         }
     }
-}
 
-/// The environment named by `key` (production when empty or unknown), and all of them.
-#[cfg(feature = "ssr")]
-async fn environment(
-    store: &crate::store::Store,
-    key: &str,
-) -> Result<(crate::store::Environment, Vec<(String, String)>), AppError> {
-    let failed = |_| AppError::general("could not read the environments");
-    let environments = store.environments().await.map_err(failed)?;
-    let chosen = environments
-        .iter()
-        .find(|e| e.key == key)
-        .or_else(|| environments.iter().find(|e| e.is_production))
-        .or_else(|| environments.first())
-        .cloned()
-        .ok_or_else(|| AppError::general("there is no environment"))?;
-    Ok((
-        chosen,
-        environments.into_iter().map(|e| (e.key, e.name)).collect(),
-    ))
+    /// The environments as `(key, name)`, for the picker.
+    pub fn choices(environments: Vec<crate::model::Environment>) -> Vec<(String, String)> {
+        environments.into_iter().map(|e| (e.key.to_string(), e.name)).collect()
+    }
 }
 
 #[cfg(feature = "ssr")]
 async fn list(kind: Kind, env: String, search: String, page: usize) -> Result<EntityList, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let (environment, environments) = environment(&state.store, &env).await?;
-    let found = state
-        .store
-        .search_entities(
-            environment.id,
-            kind.stored(),
-            &search,
-            (page * PAGE_SIZE) as i64,
-            PAGE_SIZE as i64,
-        )
-        .await
-        .map_err(|_| AppError::general(format!("could not read the {}", kind.plural().to_lowercase())))?;
+    let (service, actor) = super::server::caller()?;
+    let found = service.search_entities(&actor, &env, kind.stored(), &search, page, PAGE_SIZE);
+    let (environments, environment, found) = found.await?;
     Ok(EntityList {
-        environments,
-        environment: environment.key,
+        environments: server::choices(environments),
+        environment: environment.key.to_string(),
         items: found.rows.into_iter().map(server::item).collect(),
         total: found.total.max(0) as usize,
         page,
@@ -331,28 +278,16 @@ pub async fn users(env: String, search: String, page: usize) -> Result<EntityLis
 
 #[server(endpoint = "read/entity")]
 pub async fn entity(kind: String, env: String, id: String) -> Result<EntityDetail, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
     let kind = Kind::parse(&kind)?;
-    let (environment, environments) = environment(&state.store, &env).await?;
-    let failed = |_| AppError::general(format!("could not read the {}", kind.as_str()));
-    let item = state
-        .store
-        .entity_row(environment.id, kind.stored(), &id)
-        .await
-        .map_err(failed)?;
-    let related = match kind {
-        Kind::Company => state.store.company_user_ids(environment.id, &id).await,
-        Kind::User => state.store.user_company_ids(environment.id, &id).await,
-    }
-    .map_err(failed)?;
+    let (service, actor) = super::server::caller()?;
+    let detail = service.entity_detail(&actor, kind.stored(), &env, &id).await?;
     Ok(EntityDetail {
-        environments,
-        environment: environment.key,
-        environment_name: environment.name,
-        item: item.map(server::item),
+        environment: detail.environment.key.to_string(),
+        environment_name: detail.environment.name,
+        environments: server::choices(detail.environments),
+        item: detail.row.map(server::item),
         id,
-        related,
+        related: detail.related,
     })
 }
 
@@ -360,42 +295,10 @@ pub async fn entity(kind: String, env: String, id: String) -> Result<EntityDetai
 /// attributes, as the SDKs would see it; works for ids never reported too (id only).
 #[server(endpoint = "read/check_access")]
 pub async fn check_access(kind: String, env: String, id: String) -> Result<AccessCheck, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
     let kind = Kind::parse(&kind)?;
-    if id.trim().is_empty() {
-        return Err(AppError {
-            field: Some("id".into()),
-            message: format!("enter the id of a {}", kind.as_str()),
-        });
-    }
-    let (environment, _) = environment(&state.store, &env).await?;
-    let failed = |_| AppError::general("could not check access");
-    let stored = state
-        .store
-        .entity(environment.id, kind.stored(), &id)
-        .await
-        .map_err(failed)?;
-    let snapshot = state
-        .runtime
-        .snapshot(environment.id)
-        .ok_or_else(|| AppError::general("the environment's flags are not loaded yet; try again"))?;
-    let names = state
-        .store
-        .flags()
-        .await
-        .map_err(failed)?
-        .into_iter()
-        .map(|f| (f.key, f.name))
-        .collect();
-    Ok(server::check(
-        kind,
-        &id,
-        stored.as_ref().map(|s| &s.attributes),
-        &snapshot,
-        &names,
-        crate::store::now_ms(),
-    ))
+    let (service, actor) = super::server::caller()?;
+    let checked = service.check_access(&actor, kind.stored(), &env, &id).await?;
+    Ok(server::check(checked))
 }
 
 /// Page links that keep the environment and search.

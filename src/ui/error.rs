@@ -63,7 +63,9 @@ impl From<crate::service::ServiceError> for AppError {
             ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServiceError::Refused(_) => StatusCode::FORBIDDEN,
+            ServiceError::Denied(crate::service::Refusal::NotSignedIn) => StatusCode::UNAUTHORIZED,
+            ServiceError::Denied(_) | ServiceError::Refused(_) => StatusCode::FORBIDDEN,
+            ServiceError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         });
@@ -74,17 +76,6 @@ impl From<crate::service::ServiceError> for AppError {
             },
             other => AppError::general(other.to_string()),
         }
-    }
-}
-
-#[cfg(feature = "ssr")]
-impl From<crate::auth::guard::Refusal> for AppError {
-    fn from(refusal: crate::auth::guard::Refusal) -> Self {
-        set_error_status(match refusal {
-            crate::auth::guard::Refusal::NotSignedIn => axum::http::StatusCode::UNAUTHORIZED,
-            _ => axum::http::StatusCode::FORBIDDEN,
-        });
-        AppError::general(refusal.to_string())
     }
 }
 

@@ -90,95 +90,75 @@ pub async fn list_flags(
     archived: bool,
     page: usize,
 ) -> Result<FlagPage, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the flags");
-    let stages = state.store.release_stages().await.map_err(failed)?;
-    let environments = state.store.environments().await.map_err(failed)?;
-    let members = state.store.members().await.map_err(failed)?;
-    let member_name = |id: Option<i64>| {
-        id.and_then(|id| members.iter().find(|m| m.id == id))
-            .map(|m| m.name.clone())
-            .unwrap_or_default()
-    };
-    let filter = crate::store::FlagFilter {
+    let (service, actor) = super::server::caller()?;
+    let filter = crate::service::FlagFilter {
         search,
         stage,
         owner,
         archived,
     };
-    let (shown, total) = state
-        .store
-        .flags_page(
-            &filter,
-            page.saturating_mul(PAGE_SIZE).min(i64::MAX as usize) as i64,
-            PAGE_SIZE as i64,
-        )
-        .await
-        .map_err(failed)?;
-    let total = total as usize;
-    let ids: Vec<i64> = shown.iter().map(|f| f.id).collect();
-    let mut access: std::collections::HashMap<(i64, i64), String> = Default::default();
-    for environment in &environments {
-        for row in state
-            .store
-            .current_targeting_of(environment.id, &ids)
-            .await
-            .map_err(failed)?
-        {
-            let rules: AccessRules = serde_json::from_str(&row.json).unwrap_or_default();
-            access.insert((row.flag_id, environment.id), access_summary(&rules));
+    let list = service.flag_list(&actor, &filter, page, PAGE_SIZE).await?;
+    Ok(FlagPage::new(list, page))
+}
+
+#[cfg(feature = "ssr")]
+impl FlagPage {
+    fn new(list: crate::service::FlagList, page: usize) -> Self {
+        let member_name = |id: Option<i64>| {
+            id.and_then(|id| list.members.iter().find(|m| m.id == id))
+                .map(|m| m.name.clone())
+                .unwrap_or_default()
+        };
+        let flags = list
+            .flags
+            .into_iter()
+            .map(|(f, access)| {
+                let stage = list.stages.iter().find(|s| s.id == f.stage_id);
+                FlagListItem {
+                    access: access
+                        .into_iter()
+                        .map(|(environment, rules)| (environment, stored_summary(&rules)))
+                        .collect(),
+                    stage: stage.map(|s| s.name.clone()).unwrap_or_default(),
+                    stage_color: stage.map(|s| s.color.clone()).unwrap_or_default(),
+                    owner: member_name(f.owner_id),
+                    updated_by: member_name(f.updated_by),
+                    key: f.key.to_string(),
+                    name: f.name,
+                    archived: f.archived,
+                    updated_at: f.updated_at,
+                }
+            })
+            .collect();
+        FlagPage {
+            flags,
+            total: list.total.max(0) as usize,
+            page,
+            stages: list.stages.iter().map(|s| (s.id, s.name.clone(), s.color.clone())).collect(),
+            members: list.members.iter().map(|m| (m.id, m.name.clone())).collect(),
         }
     }
-    let flags = shown
-        .into_iter()
-        .map(|f| {
-            let stage = stages.iter().find(|s| s.id == f.stage_id);
-            FlagListItem {
-                access: environments
-                    .iter()
-                    .map(|e| {
-                        (
-                            e.name.clone(),
-                            access
-                                .get(&(f.id, e.id))
-                                .cloned()
-                                .unwrap_or_else(|| "No one".into()),
-                        )
-                    })
-                    .collect(),
-                stage: stage.map(|s| s.name.clone()).unwrap_or_default(),
-                stage_color: stage.map(|s| s.color.clone()).unwrap_or_default(),
-                owner: member_name(f.owner_id),
-                updated_by: member_name(f.updated_by),
-                key: f.key,
-                name: f.name,
-                archived: f.archived,
-                updated_at: f.updated_at,
-            }
-        })
-        .collect();
-    Ok(FlagPage {
-        flags,
-        total,
-        page,
-        stages: stages.into_iter().map(|s| (s.id, s.name, s.color)).collect(),
-        members: members.iter().map(|m| (m.id, m.name.clone())).collect(),
-    })
+}
+
+/// [`access_summary`] of stored rules, or what is wrong with them.
+#[cfg(feature = "ssr")]
+pub fn stored_summary(rules: &crate::service::Decoded<AccessRules>) -> String {
+    match rules {
+        Ok(rules) => access_summary(rules),
+        Err(row) => format!("Unreadable ({row})"),
+    }
 }
 
 /// Stages and members to choose from when creating a flag, and who is asking.
 #[server(endpoint = "read/flag_form_options")]
 pub async fn flag_form_options() -> Result<(Vec<(i64, String)>, Vec<(i64, String)>, i64), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the stages and members");
-    let stages = state.store.release_stages().await.map_err(failed)?;
-    let members = state.store.members().await.map_err(failed)?;
+    let (service, actor) = super::server::caller()?;
+    let stages = service.release_stages(&actor).await?;
+    let members = service.members(&actor).await?;
     Ok((
         stages.into_iter().map(|s| (s.id, s.name)).collect(),
         members.into_iter().map(|m| (m.id, m.name)).collect(),
-        member.id,
+        actor.member_id().unwrap_or_default(),
     ))
 }
 
@@ -203,24 +183,17 @@ pub async fn create_flag(
     stage: Option<i64>,
     owner: Option<i64>,
 ) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
-    let state = super::server::app_state()?;
-    let input = crate::service::flags::NewFlagInput {
-        key: key.clone(),
+    let (service, actor) = super::server::caller()?;
+    let new = crate::service::NewFlag {
+        key,
         name,
         description,
-        stage_id: stage,
-        owner_id: owner.or(Some(member.id)),
-        permanent: false,
+        stage: stage.map(crate::service::StageRef::Id),
+        owner_id: owner.or(actor.member_id()),
+        ..Default::default()
     };
-    let flag = crate::service::flags::create_flag(
-        &state.store,
-        &state.runtime,
-        &crate::service::Actor::member(&member),
-        input,
-    )
-    .await?;
-    leptos_axum::redirect(&format!("/flags/{}", flag.key));
+    let flag = service.apply(&actor, crate::service::Change::CreateFlag(new)).await?;
+    leptos_axum::redirect(&format!("/flags/{}", flag.into_flag()?.key));
     Ok(())
 }
 
@@ -287,6 +260,23 @@ impl VariantForm {
         }
     }
 
+    /// The named variants of a posted form (rows without a key are left out), or the first
+    /// field that is wrong.
+    fn to_variants(
+        variants: &[VariantForm],
+        default_variant: Option<usize>,
+    ) -> Result<Vec<crate::model::ConfigVariant>, AppError> {
+        variants
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.key.trim().is_empty())
+            .map(|(i, v)| {
+                v.to_variant(i, default_variant == Some(i))
+                    .map_err(AppError::rejected_input)
+            })
+            .collect()
+    }
+
     /// The variant, or the field (`payload-<i>`, `segments-<i>`) that is wrong.
     fn to_variant(&self, index: usize, is_default: bool) -> Result<crate::model::ConfigVariant, AppError> {
         let payload = if self.payload.trim().is_empty() {
@@ -319,114 +309,71 @@ impl VariantForm {
 
 #[server(endpoint = "read/flag")]
 pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the flag");
-    let flag = state
-        .store
-        .flag_by_key(&key)
-        .await
-        .map_err(failed)?
-        .ok_or_else(|| AppError::general(format!("there is no flag {key}")))?;
-    let environments = state.store.environments().await.map_err(failed)?;
-    let current = environments
-        .iter()
-        .find(|e| e.key == environment)
-        .or_else(|| environments.first())
-        .cloned()
-        .ok_or_else(|| AppError::general("there is no environment"))?;
-    let history = state
-        .store
-        .targeting_history(flag.id, current.id)
-        .await
-        .map_err(failed)?;
-    let rules: AccessRules = history
-        .first()
-        .map(|v| serde_json::from_str(&v.json).unwrap_or_default())
-        .unwrap_or_default();
-    let stages = state.store.release_stages().await.map_err(failed)?;
-    let other_stages: Vec<i64> = stages
-        .iter()
-        .map(|s| s.id)
-        .filter(|id| *id != flag.stage_id)
-        .collect();
-    let stage_changes = crate::service::flags::preview_stage_moves(&state.store, &key, &other_stages)
-        .await?
-        .into_iter()
-        .map(|(stage, env, from, to)| (stage, env, access_summary(&from), access_summary(&to)))
-        .collect();
-    let mut others = Vec::new();
-    for environment in environments.iter().filter(|e| e.id != current.id) {
-        let rules =
-            crate::service::flags::current_access_rules(&state.store, flag.id, environment.id).await?;
-        others.push((
-            environment.key.clone(),
-            environment.name.clone(),
-            access_summary(&rules),
-        ));
-    }
-    let config = crate::service::flags::remote_config(&state.store, &key, &current.key).await?;
-    let mut variants: Vec<VariantForm> = config.variants.iter().map(VariantForm::from_variant).collect();
-    variants.push(VariantForm::default());
-    let default_variant = config.variants.iter().position(|v| v.is_default);
-    let now = crate::store::now_ms();
-    let companies = state.runtime.entities().company_contexts(current.id);
-    let with_access = state
-        .runtime
-        .snapshot(current.id)
-        .and_then(|snapshot| {
-            let compiled = &snapshot.compiled[snapshot.position(&key)?];
-            Some(
-                companies
-                    .iter()
-                    .filter(|company| compiled.evaluate(company, now).is_enabled)
-                    .count(),
-            )
-        })
-        .unwrap_or(0);
-    let known = companies.len();
-    let options = EditorOptions::load(&state, current.id).await?;
-    let versions: Vec<AccessRules> = history
-        .iter()
-        .map(|v| serde_json::from_str(&v.json).unwrap_or_default())
-        .collect();
-    Ok(FlagView {
-        companies_with_access: AccessCount { with_access, known },
-        options,
-        archived: flag.archived,
-        others,
-        config_version: config.version as i64,
-        default_variant,
-        variants,
-        key: flag.key,
-        name: flag.name,
-        description: flag.description,
-        stage_id: flag.stage_id,
-        stages: stages.into_iter().map(|s| (s.id, s.name)).collect(),
-        environments: environments
-            .iter()
-            .map(|e| (e.key.clone(), e.name.clone()))
-            .collect(),
-        environment: current.key.clone(),
-        version: history.first().map(|v| v.version).unwrap_or(0),
-        form: AccessForm::from_rules(&rules),
-        history: history
+    let (service, actor) = super::server::caller()?;
+    FlagView::new(service.flag_page(&actor, &key, &environment).await?)
+}
+
+#[cfg(feature = "ssr")]
+impl FlagView {
+    fn new(page: crate::service::FlagPage) -> Result<Self, AppError> {
+        let rules = match page.history.first() {
+            Some(version) => version.value.clone().map_err(crate::service::ServiceError::from)?,
+            None => AccessRules::NoOne,
+        };
+        let config = page.config.map_err(crate::service::ServiceError::from)?;
+        let mut variants: Vec<VariantForm> = config.variants.iter().map(VariantForm::from_variant).collect();
+        variants.push(VariantForm::default());
+        let summaries: Vec<String> = page.history.iter().map(|v| stored_summary(&v.value)).collect();
+        let history = page
+            .history
             .iter()
             .enumerate()
             .map(|(i, v)| VersionItem {
                 version: v.version,
                 created_at: v.created_at,
                 created_by: v.created_by.clone().unwrap_or_else(|| "system".into()),
-                summary: access_summary(&versions[i]),
+                summary: summaries[i].clone(),
                 // History is newest first: each version against the one before it.
-                changes: match versions.get(i + 1) {
-                    Some(before) => access_changes(before, &versions[i]),
-                    None => vec![format!("created as {}", access_summary(&versions[i]))],
+                changes: match (page.history.get(i + 1).map(|b| &b.value), &v.value) {
+                    (Some(Ok(before)), Ok(after)) => access_changes(before, after),
+                    (None, _) => vec![format!("created as {}", summaries[i])],
+                    _ => vec![summaries[i].clone()],
                 },
             })
-            .collect(),
-        stage_changes,
-    })
+            .collect();
+        Ok(FlagView {
+            companies_with_access: page.access.into(),
+            options: page.options.into(),
+            archived: page.flag.archived,
+            others: page
+                .others
+                .iter()
+                .map(|(e, rules)| (e.key.to_string(), e.name.clone(), stored_summary(rules)))
+                .collect(),
+            config_version: config.version as i64,
+            default_variant: config.variants.iter().position(|v| v.is_default),
+            variants,
+            key: page.flag.key.to_string(),
+            name: page.flag.name,
+            description: page.flag.description,
+            stage_id: page.flag.stage_id,
+            stages: page.stages.into_iter().map(|s| (s.id, s.name)).collect(),
+            environments: page
+                .environments
+                .iter()
+                .map(|e| (e.key.to_string(), e.name.clone()))
+                .collect(),
+            environment: page.environment.key.to_string(),
+            version: page.history.first().map(|v| v.version).unwrap_or(0),
+            form: AccessForm::from_rules(&rules),
+            history,
+            stage_changes: page
+                .stage_moves
+                .into_iter()
+                .map(|(stage, env, from, to)| (stage, env, access_summary(&from), access_summary(&to)))
+                .collect(),
+        })
+    }
 }
 
 #[server(endpoint = "edit/save_access")]
@@ -436,20 +383,13 @@ pub async fn save_access(
     expected_version: i64,
     form: AccessForm,
 ) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
-    let state = super::server::app_state()?;
+    use crate::service::{AccessChange, Change};
     let rules = form.to_rules().map_err(AppError::rejected_input)?;
-    let actor = crate::service::Actor::member(&member);
-    crate::service::flags::set_access_rules(
-        &state.store,
-        &state.runtime,
-        &actor,
-        &flag,
-        &environment,
-        rules,
-        Some(expected_version),
-    )
-    .await?;
+    let (service, actor) = super::server::caller()?;
+    let change = AccessChange::Set(rules);
+    let expected_version = Some(expected_version);
+    let change = Change::SetAccess { flag, environment, change, expected_version };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 
@@ -460,28 +400,20 @@ pub async fn copy_access(
     to: String,
     expected_version: i64,
 ) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
-    let state = super::server::app_state()?;
-    let actor = crate::service::Actor::member(&member);
-    crate::service::flags::copy_access_rules(
-        &state.store,
-        &state.runtime,
-        &actor,
-        &flag,
-        &from,
-        &to,
-        Some(expected_version),
-    )
-    .await?;
+    use crate::service::{AccessChange, Change};
+    let (service, actor) = super::server::caller()?;
+    let (change, environment) = (AccessChange::CopyFrom(from), to);
+    let expected_version = Some(expected_version);
+    let change = Change::SetAccess { flag, environment, change, expected_version };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 
 #[server(endpoint = "edit/archive_flag")]
 pub async fn archive_flag(flag: String, archived: bool) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
-    let state = super::server::app_state()?;
-    let actor = crate::service::Actor::member(&member);
-    crate::service::flags::set_archived(&state.store, &state.runtime, &actor, &flag, archived).await?;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::SetArchived { flag, archived };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 
@@ -493,55 +425,29 @@ pub async fn save_config(
     variants: Vec<VariantForm>,
     default_variant: Option<usize>,
 ) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
-    let state = super::server::app_state()?;
-    let variants = variants
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| !v.key.trim().is_empty())
-        .map(|(i, v)| {
-            v.to_variant(i, default_variant == Some(i))
-                .map_err(AppError::rejected_input)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let config = crate::model::RemoteConfig { version: 0, variants };
-    let actor = crate::service::Actor::member(&member);
-    crate::service::flags::set_remote_config(
-        &state.store,
-        &state.runtime,
-        &actor,
-        &flag,
-        &environment,
-        config,
-        Some(expected_version),
-    )
-    .await?;
+    let variants = VariantForm::to_variants(&variants, default_variant)?;
+    let (service, actor) = super::server::caller()?;
+    let expected_version = Some(expected_version);
+    let change = crate::service::Change::SetRemoteConfig { flag, environment, variants, expected_version };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 
 #[server(endpoint = "edit/rollback")]
 pub async fn rollback(flag: String, environment: String, version: i64) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
-    let state = super::server::app_state()?;
-    let actor = crate::service::Actor::member(&member);
-    crate::service::flags::rollback_access_rules(
-        &state.store,
-        &state.runtime,
-        &actor,
-        &flag,
-        &environment,
-        version,
-    )
-    .await?;
+    use crate::service::{AccessChange, Change};
+    let (service, actor) = super::server::caller()?;
+    let change = AccessChange::RollBackTo(version);
+    let change = Change::SetAccess { flag, environment, change, expected_version: None };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 
 #[server(endpoint = "edit/move_stage")]
 pub async fn move_stage(flag: String, stage: i64) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
-    let state = super::server::app_state()?;
-    let actor = crate::service::Actor::member(&member);
-    crate::service::flags::move_to_stage(&state.store, &state.runtime, &actor, &flag, stage).await?;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::MoveStage { flag, stage_id: stage };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 

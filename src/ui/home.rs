@@ -13,17 +13,15 @@ pub struct OverviewData {
 
 #[server(endpoint = "read/overview")]
 pub async fn overview() -> Result<OverviewData, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the overview");
-    let environments = state.store.environments().await.map_err(failed)?;
-    let stages = state.store.release_stages().await.map_err(failed)?;
+    let (service, actor) = super::server::caller()?;
+    let overview = service.overview(&actor).await?;
     Ok(OverviewData {
-        environments: environments
+        environments: overview
+            .environments
             .into_iter()
-            .map(|e| (e.key, e.name, e.is_production, e.flag_state_version))
+            .map(|e| (e.key.to_string(), e.name, e.is_production, e.flag_state_version))
             .collect(),
-        stages: stages.into_iter().map(|s| (s.name, s.color)).collect(),
+        stages: overview.stages.into_iter().map(|s| (s.name, s.color)).collect(),
     })
 }
 

@@ -165,46 +165,35 @@ pub struct SegmentList {
 
 #[server(endpoint = "read/segments")]
 pub async fn list_segments(environment: String) -> Result<SegmentList, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the segments");
-    let environments = state.store.environments().await.map_err(failed)?;
-    let current = environments
-        .iter()
-        .find(|e| e.key == environment)
-        .or_else(|| environments.first())
-        .cloned()
-        .ok_or_else(|| AppError::general("there is no environment"))?;
-    let stored = matching::stored_segments(&state.store).await.map_err(failed)?;
-    let used_by = matching::flags_using_segments(&state.store, &environments)
-        .await
-        .map_err(failed)?;
-    let companies = state.runtime.entities().company_contexts(current.id);
-    let by_key: std::collections::HashMap<_, _> =
-        stored.iter().map(|(s, _)| (s.key.clone(), s.clone())).collect();
-    let now = crate::store::now_ms();
-    let segments = stored
-        .iter()
-        .map(|(segment, description)| {
-            Ok(SegmentListItem {
-                key: segment.key.as_str().to_string(),
-                name: segment.name.clone(),
-                description: description.clone(),
-                conditions: segment.conditions.len(),
-                used_by: used_by.get(&segment.key).cloned().unwrap_or_default(),
-                matching: matching::count_matching(&by_key, &segment.key, &companies, now)?,
-            })
-        })
-        .collect::<Result<_, AppError>>()?;
-    Ok(SegmentList {
-        segments,
-        environments: environments
-            .iter()
-            .map(|e| (e.key.clone(), e.name.clone()))
-            .collect(),
-        environment: current.key,
-        companies: companies.len(),
-    })
+    let (service, actor) = super::server::caller()?;
+    Ok(SegmentList::from(service.segment_list(&actor, &environment).await?))
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::service::SegmentList> for SegmentList {
+    fn from(list: crate::service::SegmentList) -> Self {
+        SegmentList {
+            segments: list
+                .segments
+                .into_iter()
+                .map(|(record, used_by, matching)| SegmentListItem {
+                    key: record.segment.key.to_string(),
+                    name: record.segment.name,
+                    description: record.description,
+                    conditions: record.segment.conditions.len(),
+                    used_by,
+                    matching,
+                })
+                .collect(),
+            environments: list
+                .environments
+                .into_iter()
+                .map(|e| (e.key.to_string(), e.name))
+                .collect(),
+            environment: list.environment.key.to_string(),
+            companies: list.companies,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -220,26 +209,13 @@ pub struct SegmentView {
 
 #[server(endpoint = "read/segment")]
 pub async fn segment_detail(key: String) -> Result<SegmentView, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the segment");
-    let (segment, description) = matching::stored_segments(&state.store)
-        .await
-        .map_err(failed)?
-        .into_iter()
-        .find(|(s, _)| s.key.as_str() == key)
-        .ok_or_else(|| AppError::general(format!("there is no segment {key}")))?;
-    let environments = state.store.environments().await.map_err(failed)?;
-    let used_by = matching::flags_using_segments(&state.store, &environments)
-        .await
-        .map_err(failed)?
-        .remove(&segment.key)
-        .unwrap_or_default();
-    let (form, joined_lists) = ConditionsForm::from_conditions(&segment.conditions);
+    let (service, actor) = super::server::caller()?;
+    let (record, used_by) = service.segment_page(&actor, &key).await?;
+    let (form, joined_lists) = ConditionsForm::from_conditions(&record.segment.conditions);
     Ok(SegmentView {
-        key: segment.key.as_str().to_string(),
-        name: segment.name,
-        description,
+        key: record.segment.key.to_string(),
+        name: record.segment.name,
+        description: record.description,
         form,
         joined_lists,
         used_by,
@@ -258,32 +234,18 @@ pub async fn preview_segment(
     #[server(default)] rows: Vec<ConditionRow>,
 ) -> Result<SegmentPreview, AppError> {
     use crate::model::{Segment, SegmentKey};
-    crate::auth::guard::require(crate::model::member::Role::Viewer)?;
-    let state = super::server::app_state()?;
+    let (service, actor) = super::server::caller()?;
     let conditions = match (ConditionsForm { companies, rows }).to_conditions() {
         Ok(conditions) => conditions,
         Err(problem) => return Ok(Err(problem.message)),
     };
-    let failed = |_| AppError::general("could not read the segments");
-    let probe =
-        SegmentKey::parse("segment-preview".to_string()).map_err(|_| AppError::general("bad probe key"))?;
-    let mut segments = state.store.segments_by_key().await.map_err(failed)?;
-    segments.insert(
-        probe.clone(),
-        Segment {
-            key: probe.clone(),
-            name: "preview".into(),
-            conditions,
-        },
-    );
-    let now = crate::store::now_ms();
-    let mut counts = Vec::new();
-    for environment in state.store.environments().await.map_err(failed)? {
-        let companies = state.runtime.entities().company_contexts(environment.id);
-        let matching = matching::count_matching(&segments, &probe, &companies, now)?;
-        counts.push((environment.name, matching, companies.len()));
+    let key = SegmentKey::parse("segment-preview").map_err(|e| AppError::general(e.to_string()))?;
+    let (name, probe) = ("preview".to_string(), key);
+    match service.preview_segment(&actor, Segment { key: probe, name, conditions }).await {
+        Ok(counts) => Ok(Ok(counts)),
+        Err(crate::service::ServiceError::Invalid { message, .. }) => Ok(Err(message)),
+        Err(error) => Err(error.into()),
     }
-    Ok(Ok(counts))
 }
 
 /// The live count's line.
@@ -321,9 +283,8 @@ pub async fn create_segment(
     #[server(default)] companies: String,
     #[server(default)] rows: Vec<ConditionRow>,
 ) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
     let form = ConditionsForm { companies, rows };
-    matching::save(&member, key, name, description, form, true).await?;
+    save_segment(key, name, description, form, true).await?;
     leptos_axum::redirect("/segments");
     Ok(())
 }
@@ -336,131 +297,37 @@ pub async fn update_segment(
     #[server(default)] companies: String,
     #[server(default)] rows: Vec<ConditionRow>,
 ) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Editor)?;
-    let form = ConditionsForm { companies, rows };
-    matching::save(&member, key, name, description, form, false).await
+    save_segment(key, name, description, ConditionsForm { companies, rows }, false).await
 }
 
-/// Server-side reading of segments, their uses and their matching companies.
+/// Saves the form through the change pipeline (which compiles every environment and writes the
+/// audit entry). A taken key is reported on the key field.
 #[cfg(feature = "ssr")]
-pub(crate) mod matching {
-    use std::collections::HashMap;
-
-    use super::ConditionsForm;
-    use crate::eval::{compile_access_rules, CompileContext, CompiledRules, FlatContext};
-    use crate::model::member::MemberView;
-    use crate::model::{AccessRules, Condition, FlagKey, Segment, SegmentKey, TargetedAccess};
-    use crate::service::{Actor, ServiceError};
-    use crate::store::{Environment, Store, StoreResult};
-    use crate::ui::error::AppError;
-
-    /// Validates and saves the form through the flags service (which compiles every environment
-    /// and writes the audit entry). A taken key is reported on the key field.
-    pub async fn save(
-        member: &MemberView,
-        key: String,
-        name: String,
-        description: String,
-        form: ConditionsForm,
-        create: bool,
-    ) -> Result<(), AppError> {
-        let state = crate::ui::server::app_state()?;
-        let conditions = form
-            .to_conditions()
-            .map_err(|e| ServiceError::invalid(e.field.as_deref().unwrap_or("conditions"), e.message))?;
-        let input = crate::service::flags::SegmentInput {
-            key,
-            name,
-            description,
-            conditions,
-        };
-        let actor = Actor::member(member);
-        crate::service::flags::save_segment(&state.store, &state.runtime, &actor, input, create)
-            .await
-            .map_err(|error| {
-                let taken = matches!(error, ServiceError::Conflict(_));
-                let mut error = AppError::from(error);
-                if taken {
-                    error.field = Some("key".into());
-                }
-                error
-            })
-    }
-
-    /// Every stored segment that parses, with its description, by key.
-    pub async fn stored_segments(store: &Store) -> StoreResult<Vec<(Segment, String)>> {
-        Ok(store
-            .segments()
-            .await?
-            .into_iter()
-            .filter_map(|row| Some((row.to_segment()?, row.description)))
-            .collect())
-    }
-
-    fn referenced_segments(rules: &AccessRules) -> Vec<&SegmentKey> {
-        let AccessRules::Some(TargetedAccess { segments, rules, .. }) = rules else {
-            return Vec::new();
-        };
-        let in_rules = rules.iter().flat_map(|r| &r.conditions).filter_map(|c| match c {
-            Condition::Segment { segment, .. } => Some(segment),
-            _ => None,
-        });
-        segments.iter().chain(in_rules).collect()
-    }
-
-    /// For each segment, the keys (sorted) of the flags whose current access rules in any
-    /// environment reference it.
-    pub async fn flags_using_segments(
-        store: &Store,
-        environments: &[Environment],
-    ) -> StoreResult<HashMap<SegmentKey, Vec<String>>> {
-        let flag_keys: HashMap<i64, String> =
-            store.flags().await?.into_iter().map(|f| (f.id, f.key)).collect();
-        let mut used: HashMap<SegmentKey, Vec<String>> = HashMap::new();
-        for environment in environments {
-            for row in store.current_targeting(environment.id).await? {
-                let Some(flag) = flag_keys.get(&row.flag_id) else {
-                    continue;
-                };
-                let rules: AccessRules = serde_json::from_str(&row.json).unwrap_or_default();
-                for segment in referenced_segments(&rules) {
-                    let flags = used.entry(segment.clone()).or_default();
-                    if !flags.contains(flag) {
-                        flags.push(flag.clone());
-                    }
-                }
-            }
+async fn save_segment(
+    key: String,
+    name: String,
+    description: String,
+    form: ConditionsForm,
+    create: bool,
+) -> Result<(), AppError> {
+    let conditions = form.to_conditions().map_err(AppError::rejected_input)?;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::SaveSegment {
+        key,
+        name,
+        description,
+        conditions,
+        create,
+    };
+    service.apply(&actor, change).await.map_err(|error| {
+        let taken = matches!(error, crate::service::ServiceError::Conflict(_));
+        let mut error = AppError::from(error);
+        if taken {
+            error.field = Some("key".into());
         }
-        used.values_mut().for_each(|flags| flags.sort());
-        Ok(used)
-    }
-
-    /// How many of `companies` are in the segment `key`, evaluated as a flag that targets only
-    /// that segment.
-    pub fn count_matching(
-        segments: &HashMap<SegmentKey, Segment>,
-        key: &SegmentKey,
-        companies: &[FlatContext],
-        now_ms: i64,
-    ) -> Result<usize, AppError> {
-        let cannot = |_| AppError::general(format!("the segment {} does not compile", key.as_str()));
-        let probe = FlagKey::parse("segment-preview").map_err(|_| AppError::general("bad probe key"))?;
-        let rules = AccessRules::Some(TargetedAccess {
-            segments: vec![key.clone()],
-            ..Default::default()
-        });
-        let flags = HashMap::new();
-        let cx = CompileContext {
-            segments,
-            flags: &flags,
-        };
-        let compiled = compile_access_rules(&probe, &rules, &cx).map_err(cannot)?;
-        let engine = CompiledRules::compile(compiled.iter().map(|r| &r.filter));
-        Ok(companies
-            .iter()
-            .filter(|company| engine.evaluate(company, now_ms).matched.is_some())
-            .count())
-    }
+        error
+    })?;
+    Ok(())
 }
 
 /// Failures the form shows at the bottom: no field, or a field it has no place for.

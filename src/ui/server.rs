@@ -1,5 +1,5 @@
-//! What server functions reach on the server: the application state, the session, the caller.
-//! Gated once here; the functions themselves stay thin.
+//! What server functions reach on the server: the service and who calls it, the session, the
+//! client's address. Gated once here; the functions themselves stay thin.
 
 use std::net::SocketAddr;
 
@@ -8,10 +8,17 @@ use leptos::prelude::*;
 use tower_sessions::Session;
 
 use super::error::AppError;
-use crate::startup::AppState;
+use crate::service::{Actor, Service};
+use crate::state::AppState;
 
 pub fn app_state() -> Result<AppState, AppError> {
     use_context::<AppState>().ok_or_else(|| AppError::general("server state is missing"))
+}
+
+/// The service, and who calls it (the signed-in member, or nobody): what every server function
+/// hands to the service, which decides what the caller may do.
+pub fn caller() -> Result<(Service, Actor), AppError> {
+    Ok((app_state()?.service.clone(), crate::auth::guard::caller()))
 }
 
 pub async fn session() -> Result<Session, AppError> {

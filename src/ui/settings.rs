@@ -23,18 +23,12 @@ pub struct TeamData {
 
 #[server(endpoint = "admin/team")]
 pub async fn team() -> Result<TeamData, AppError> {
-    crate::auth::guard::require(Role::Admin)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the team");
-    let members = state.store.members().await.map_err(failed)?;
-    let invitations = state
-        .store
-        .open_invitations(crate::store::now_ms())
-        .await
-        .map_err(failed)?;
+    let (service, actor) = super::server::caller()?;
+    let team = service.team(&actor).await?;
     Ok(TeamData {
-        members,
-        invitations: invitations
+        members: team.members,
+        invitations: team
+            .invitations
             .into_iter()
             .map(|i| InvitationRow {
                 id: i.id,
@@ -49,46 +43,49 @@ pub async fn team() -> Result<TeamData, AppError> {
 /// Creates an invitation and returns its link (shown once).
 #[server(endpoint = "admin/invite")]
 pub async fn invite(email: String, role: String) -> Result<String, AppError> {
-    let member = crate::auth::guard::require(Role::Admin)?;
-    let state = super::server::app_state()?;
-    let role: Role = role.parse().map_err(|m: String| AppError {
-        field: Some("role".into()),
-        message: m,
-    })?;
-    let actor = crate::service::Actor::member(&member);
-    let (_, token) = crate::service::members::invite(&state.store, &actor, &email, role).await?;
-    Ok(format!("{}/invite/{token}", state.public_url))
+    let role = parse_role(&role)?;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::Invite { email, role };
+    let (_, token) = service.apply(&actor, change).await?.into_invitation()?;
+    Ok(format!("{}/invite/{token}", super::server::app_state()?.public_url))
 }
 
 #[server(endpoint = "admin/revoke_invitation")]
 pub async fn revoke_invitation(id: i64) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(Role::Admin)?;
-    let state = super::server::app_state()?;
-    crate::service::members::revoke_invitation(&state.store, &crate::service::Actor::member(&member), id)
+    let (service, actor) = super::server::caller()?;
+    service
+        .apply(&actor, crate::service::Change::RevokeInvitation { id })
         .await?;
     Ok(())
 }
 
 #[server(endpoint = "admin/change_role")]
 pub async fn change_role(member_id: i64, role: String) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(Role::Admin)?;
-    let state = super::server::app_state()?;
-    let role: Role = role.parse().map_err(|m: String| AppError {
-        field: Some("role".into()),
-        message: m,
-    })?;
-    let actor = crate::service::Actor::member(&member);
-    crate::service::members::change_role(&state.store, &actor, member_id, role).await?;
+    let role = parse_role(&role)?;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::ChangeRole { member_id, role };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 
 #[server(endpoint = "admin/remove_member")]
 pub async fn remove_member(member_id: i64) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(Role::Admin)?;
-    let state = super::server::app_state()?;
-    crate::service::members::remove_member(&state.store, &crate::service::Actor::member(&member), member_id)
-        .await?;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::RemoveMember { member_id };
+    service.apply(&actor, change).await?;
     Ok(())
+}
+
+/// A role as the forms post it, or an error on the `role` field.
+#[cfg(feature = "ssr")]
+fn parse_role(role: &str) -> Result<Role, AppError> {
+    role.parse().map_err(|message: String| {
+        AppError {
+            field: Some("role".into()),
+            message,
+        }
+        .rejected_input()
+    })
 }
 
 #[component]
@@ -230,45 +227,40 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
 }
 
+#[cfg(feature = "ssr")]
+impl KeyRow {
+    fn new(key: crate::service::ApiKeyInfo, environments: &[crate::model::Environment]) -> Self {
+        let environment = environments.iter().find(|e| e.id == key.environment_id);
+        KeyRow {
+            shown: key.public_value.unwrap_or_else(|| format!("{}…", key.prefix)),
+            environment_key: environment.map(|e| e.key.to_string()).unwrap_or_default(),
+            kind: key.kind.as_str().to_string(),
+            created_at: key.created_at,
+            revoked_at: key.revoked_at,
+        }
+    }
+}
+
 #[server(endpoint = "admin/api_keys")]
 pub async fn api_keys() -> Result<(Vec<(String, String)>, Vec<KeyRow>), AppError> {
-    crate::auth::guard::require(Role::Admin)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the keys");
-    let environments = state.store.environments().await.map_err(failed)?;
-    let keys = state.store.api_keys().await.map_err(failed)?;
-    Ok((
-        environments.into_iter().map(|e| (e.key, e.name)).collect(),
-        keys.into_iter()
-            .map(|k| KeyRow {
-                shown: k.public_value.unwrap_or_else(|| format!("{}…", k.prefix)),
-                environment_key: k.environment_key,
-                kind: k.kind,
-                created_at: k.created_at,
-                revoked_at: k.revoked_at,
-            })
-            .collect(),
-    ))
+    let (service, actor) = super::server::caller()?;
+    let (environments, keys) = service.api_keys(&actor).await?;
+    let rows = keys.into_iter().map(|k| KeyRow::new(k, &environments)).collect();
+    Ok((environments.into_iter().map(|e| (e.key.to_string(), e.name)).collect(), rows))
 }
 
 #[server(endpoint = "admin/create_secret_key")]
 pub async fn create_secret_key(environment: String) -> Result<String, AppError> {
-    let member = crate::auth::guard::require(Role::Admin)?;
-    let state = super::server::app_state()?;
-    let actor = crate::service::Actor::member(&member);
-    let key = crate::service::keys::create_secret_key(&state.store, &actor, &environment).await?;
-    state.runtime.publish().await;
-    Ok(key)
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::CreateSecretKey { environment };
+    Ok(service.apply(&actor, change).await?.into_secret_key()?)
 }
 
 #[server(endpoint = "admin/revoke_secret_key")]
 pub async fn revoke_secret_key(prefix: String) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(Role::Admin)?;
-    let state = super::server::app_state()?;
-    crate::service::keys::revoke_secret_key(&state.store, &crate::service::Actor::member(&member), &prefix)
-        .await?;
-    // The key stops opening the API now, not at the next periodic refresh.
-    state.runtime.publish().await;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::RevokeSecretKey { prefix };
+    service.apply(&actor, change).await?;
     Ok(())
 }
 

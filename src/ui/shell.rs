@@ -10,12 +10,11 @@ use crate::model::member::{MemberView, Role};
 /// The signed-in member, or `None` (public pages call this too).
 #[server(endpoint = "public/whoami")]
 pub async fn whoami() -> Result<Option<MemberView>, AppError> {
-    Ok(crate::auth::guard::authorize(crate::auth::guard::Access::Anyone)?)
+    Ok(crate::auth::guard::current_member())
 }
 
 #[server(endpoint = "account/sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
-    crate::auth::guard::require(Role::Viewer)?;
     let session = super::server::session().await?;
     session
         .flush()
@@ -38,14 +37,9 @@ pub fn member_has(role: Role) -> impl Fn() -> bool + Copy {
 /// Every environment as `(key, name)`, in display order, for the environment switcher.
 #[server(endpoint = "read/environments")]
 pub async fn environments() -> Result<Vec<(String, String)>, AppError> {
-    crate::auth::guard::require(Role::Viewer)?;
-    let state = super::server::app_state()?;
-    let environments = state
-        .store
-        .environments()
-        .await
-        .map_err(|_| AppError::general("could not read the environments"))?;
-    Ok(environments.into_iter().map(|e| (e.key, e.name)).collect())
+    let (service, actor) = super::server::caller()?;
+    let environments = service.environments(&actor).await?;
+    Ok(environments.into_iter().map(|e| (e.key.to_string(), e.name)).collect())
 }
 
 /// Switches the environment of the current page: pages read it from `?env=` (default Production).

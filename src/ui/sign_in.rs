@@ -8,11 +8,9 @@ use super::use_hydrated;
 
 #[server(endpoint = "public/sign_in")]
 pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
-    use super::server::{app_state, client_address, safe_next, start_session};
-    let state = app_state()?;
-    let address = client_address().await;
-    let member =
-        crate::service::members::sign_in(&state.store, &state.throttle, &email, &password, &address).await?;
+    use super::server::{caller, client_address, safe_next, start_session};
+    let (service, _) = caller()?;
+    let member = service.sign_in(&email, &password, &client_address().await).await?;
     start_session(member.id).await?;
     leptos_axum::redirect(&safe_next(next));
     Ok(())
@@ -25,11 +23,9 @@ pub async fn complete_setup(
     name: String,
     password: String,
 ) -> Result<(), AppError> {
-    use super::server::{app_state, start_session};
-    let state = app_state()?;
-    let member =
-        crate::service::members::complete_setup(&state.store, &state.setup, &token, &email, &name, &password)
-            .await?;
+    use super::server::{caller, start_session};
+    let (service, _) = caller()?;
+    let member = service.complete_setup(&token, &email, &name, &password).await?;
     start_session(member.id).await?;
     leptos_axum::redirect("/");
     Ok(())
@@ -38,17 +34,17 @@ pub async fn complete_setup(
 /// The e-mail address and role an invitation link is for.
 #[server(endpoint = "public/invitation")]
 pub async fn invitation(token: String) -> Result<(String, String), AppError> {
-    let state = super::server::app_state()?;
-    let invitation = crate::service::members::open_invitation(&state.store, &token).await?;
+    let (service, _) = super::server::caller()?;
+    let invitation = service.open_invitation(&token).await?;
     Ok((invitation.email, invitation.role.label().to_string()))
 }
 
 #[server(endpoint = "public/accept_invitation")]
 pub async fn accept_invitation(token: String, name: String, password: String) -> Result<(), AppError> {
-    use super::server::{app_state, start_session};
-    let state = app_state()?;
-    let member = crate::service::members::accept_invitation(&state.store, &token, &name, &password).await?;
-    start_session(member.id).await?;
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::AcceptInvitation { token, name, password };
+    let member = service.apply(&actor, change).await?.into_member()?;
+    super::server::start_session(member.id).await?;
     leptos_axum::redirect("/");
     Ok(())
 }

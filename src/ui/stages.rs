@@ -79,131 +79,127 @@ where
 
 #[server(endpoint = "admin/stages")]
 pub async fn stages() -> Result<StagesData, AppError> {
-    crate::auth::guard::require(crate::model::member::Role::Admin)?;
-    let state = super::server::app_state()?;
-    let failed = |_| AppError::general("could not read the release stages");
-    let stages = state.store.release_stages().await.map_err(failed)?;
-    let counts = state.store.stage_flag_counts().await.map_err(failed)?;
-    let environments = state.store.environments().await.map_err(failed)?;
-    let stored = state.store.stage_defaults().await.map_err(failed)?;
-    let mut defaults = Vec::new();
-    for stage in &stages {
-        for environment in &environments {
-            let rules = stored
-                .iter()
-                .find(|(s, e, _)| *s == stage.id && *e == environment.id)
-                .map(|(_, _, json)| serde_json::from_str(json).unwrap_or_default());
-            let (summary, form) = match &rules {
-                Some(rules) => (super::flags::access_summary(rules), AccessForm::from_rules(rules)),
-                None => (
-                    "No default".to_string(),
-                    AccessForm {
-                        mode: NO_DEFAULT.into(),
-                        ..AccessForm::from_rules(&crate::model::AccessRules::NoOne)
-                    },
-                ),
-            };
-            defaults.push(StageDefault {
-                stage_id: stage.id,
-                environment: environment.key.clone(),
-                summary,
-                form,
-            });
+    let (service, actor) = super::server::caller()?;
+    Ok(StagesData::from(service.stages_page(&actor).await?))
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::service::StagesPage> for StagesData {
+    fn from(page: crate::service::StagesPage) -> Self {
+        let mut defaults = Vec::new();
+        for (stage, _) in &page.stages {
+            for environment in &page.environments {
+                let rules = page
+                    .defaults
+                    .iter()
+                    .find(|d| d.stage_id == stage.id && d.environment_id == environment.id)
+                    .map(|d| &d.rules);
+                let (summary, form) = match rules {
+                    Some(rules) => (super::flags::access_summary(rules), AccessForm::from_rules(rules)),
+                    None => (
+                        "No default".to_string(),
+                        AccessForm {
+                            mode: NO_DEFAULT.into(),
+                            ..AccessForm::from_rules(&crate::model::AccessRules::NoOne)
+                        },
+                    ),
+                };
+                defaults.push(StageDefault {
+                    stage_id: stage.id,
+                    environment: environment.key.to_string(),
+                    summary,
+                    form,
+                });
+            }
+        }
+        StagesData {
+            options: page
+                .options
+                .into_iter()
+                .map(|(key, options)| (key, EditorOptions::from(options)))
+                .collect(),
+            stages: page
+                .stages
+                .into_iter()
+                .map(|(s, flags)| StageItem {
+                    id: s.id,
+                    name: s.name,
+                    color: s.color,
+                    flags,
+                })
+                .collect(),
+            environments: page
+                .environments
+                .into_iter()
+                .map(|e| (e.key.to_string(), e.name))
+                .collect(),
+            defaults,
         }
     }
-    let mut options = Vec::new();
-    for environment in &environments {
-        options.push((
-            environment.key.clone(),
-            EditorOptions::load(&state, environment.id).await?,
-        ));
-    }
-    Ok(StagesData {
-        options,
-        stages: stages
-            .into_iter()
-            .map(|s| StageItem {
-                flags: counts
-                    .iter()
-                    .find(|(id, _)| *id == s.id)
-                    .map(|(_, n)| *n)
-                    .unwrap_or(0),
-                id: s.id,
-                name: s.name,
-                color: s.color,
-            })
-            .collect(),
-        environments: environments.into_iter().map(|e| (e.key, e.name)).collect(),
-        defaults,
-    })
 }
 
 #[server(endpoint = "admin/add_stage")]
 pub async fn add_stage(name: String, color: String) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
-    let state = super::server::app_state()?;
-    let actor = crate::service::Actor::member(&member);
-    crate::service::stages::add_stage(&state.store, &actor, &name, &color).await?;
+    let (service, actor) = super::server::caller()?;
+    service
+        .apply(&actor, crate::service::Change::AddStage { name, color })
+        .await?;
     Ok(())
 }
 
 #[server(endpoint = "admin/update_stage")]
 pub async fn update_stage(id: i64, name: String, color: String) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
-    let state = super::server::app_state()?;
-    let actor = crate::service::Actor::member(&member);
-    crate::service::stages::update_stage(&state.store, &actor, id, &name, &color)
-        .await
-        .map_err(|e| in_row(e, &id.to_string()))
+    use crate::service::{Change, StageRef};
+    let (service, actor) = super::server::caller()?;
+    let stage = StageRef::Id(id);
+    let change = Change::UpdateStage { stage, name, color };
+    service.apply(&actor, change).await.map_err(|e| in_row(e, &id.to_string()))?;
+    Ok(())
 }
 
 #[server(endpoint = "admin/reorder_stage")]
 pub async fn reorder_stage(id: i64, direction: String) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
-    let state = super::server::app_state()?;
+    use crate::service::{Change, Direction};
     let direction = match direction.as_str() {
-        "up" => crate::service::stages::Direction::Up,
-        "down" => crate::service::stages::Direction::Down,
-        _ => return Err(AppError::general("a stage moves up or down")),
+        "up" => Direction::Up,
+        "down" => Direction::Down,
+        _ => return Err(AppError::general("a stage moves up or down").rejected_input()),
     };
-    let actor = crate::service::Actor::member(&member);
-    crate::service::stages::move_stage(&state.store, &actor, id, direction).await?;
+    let (service, actor) = super::server::caller()?;
+    service.apply(&actor, Change::ReorderStage { id, direction }).await?;
     Ok(())
 }
 
 /// `move_to` is a stage id, or empty when the stage holds no flags.
 #[server(endpoint = "admin/delete_stage")]
 pub async fn delete_stage(id: i64, move_to: String) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
-    let state = super::server::app_state()?;
     let row = id.to_string();
-    let move_to = match move_to.trim() {
+    let move_flags_to = match move_to.trim() {
         "" => None,
         text => Some(text.parse::<i64>().map_err(|_| AppError {
             field: Some(format!("move_to:{row}")),
             message: "choose one of the other stages".into(),
         })?),
     };
-    let actor = crate::service::Actor::member(&member);
-    crate::service::stages::delete_stage(&state.store, &actor, id, move_to)
-        .await
-        .map_err(|e| in_row(e, &row))
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::DeleteStage { id, move_flags_to };
+    service.apply(&actor, change).await.map_err(|e| in_row(e, &row))?;
+    Ok(())
 }
 
 #[server(endpoint = "admin/set_stage_default")]
 pub async fn set_stage_default(stage_id: i64, environment: String, form: AccessForm) -> Result<(), AppError> {
-    let member = crate::auth::guard::require(crate::model::member::Role::Admin)?;
-    let state = super::server::app_state()?;
+    use crate::service::{Change, StageRef};
     let row = format!("{stage_id}-{environment}");
-    let rules = if form.mode == NO_DEFAULT {
-        None
-    } else {
-        Some(form.to_rules().map_err(|e| in_row(e.rejected_input(), &row))?)
+    let rules = match form.mode.as_str() {
+        NO_DEFAULT => None,
+        _ => Some(form.to_rules().map_err(|e| in_row(e.rejected_input(), &row))?),
     };
-    let actor = crate::service::Actor::member(&member);
-    crate::service::flags::set_stage_default(&state.store, &actor, stage_id, &environment, rules)
-        .await
-        .map_err(|e| in_row(e, &row))
+    let (service, actor) = super::server::caller()?;
+    let stage = StageRef::Id(stage_id);
+    let change = Change::SetStageDefault { stage, environment, rules };
+    service.apply(&actor, change).await.map_err(|e| in_row(e, &row))?;
+    Ok(())
 }
 
 #[component]

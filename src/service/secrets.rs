@@ -1,10 +1,18 @@
-//! Password hashing with argon2id at the parameters OWASP recommends (19 MiB, 2 passes, 1 lane).
+//! Secrets the service makes: random tokens (setup links, invitations, API keys) and password
+//! hashes (argon2id at the parameters OWASP recommends: 19 MiB, 2 passes, 1 lane). Their stored
+//! digests are [`crate::model::secret`]'s.
 
 use std::sync::LazyLock;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use rand::distributions::{Alphanumeric, DistString};
+
+/// A random, URL-safe token of `len` alphanumeric characters (about 5.95 bits each).
+pub fn random_token(len: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, len)
+}
 
 fn argon2() -> Argon2<'static> {
     // m = 19456 KiB, t = 2, p = 1: OWASP Password Storage Cheat Sheet, argon2id minimum.
@@ -32,7 +40,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 /// A hash of nothing anyone knows, verified against when the e-mail address is unknown so that
 /// "no such member" and "wrong password" take the same time.
 static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| hash_password(&crate::auth::tokens::random_token(32)).unwrap_or_default());
+    LazyLock::new(|| hash_password(&random_token(32)).unwrap_or_default());
 
 /// Spends the time of one verification without a member.
 pub fn verify_against_dummy(password: &str) {
@@ -42,6 +50,14 @@ pub fn verify_against_dummy(password: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_random_and_of_the_asked_length() {
+        let a = random_token(32);
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, random_token(32));
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
 
     #[test]
     fn a_hash_verifies_its_password_only() {

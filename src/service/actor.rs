@@ -1,0 +1,75 @@
+//! Who makes a change or asks a question: a member, the operator at the server's command line,
+//! Gatehouse itself, an application with an API key, or nobody yet (sign-in, setup, invitations).
+
+use crate::model::member::{MemberView, Role};
+
+/// The kind of caller, which decides what it may do ([`super::access::authorize`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActorKind {
+    /// A signed-in member acting with their role.
+    Member { id: i64, role: Role },
+    /// Someone with a shell on the server (the `gatehouse` commands): may do everything.
+    Operator,
+    /// Gatehouse itself (first-run setup, the first admin from the environment).
+    System,
+    /// An application holding an API key of one environment (the ingest endpoints).
+    ApiKey { environment_id: i64 },
+    /// Nobody signed in; holds a token at most (setup, invitation links) or is signing in.
+    Anonymous,
+}
+
+/// A caller, and the label the audit log records for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub label: String,
+}
+
+impl Actor {
+    pub fn member(member: &MemberView) -> Actor {
+        Actor {
+            kind: ActorKind::Member {
+                id: member.id,
+                role: member.role,
+            },
+            label: member.email.clone(),
+        }
+    }
+
+    /// Changes made on the command line of the server machine.
+    pub fn cli() -> Actor {
+        Actor {
+            kind: ActorKind::Operator,
+            label: "command line".into(),
+        }
+    }
+
+    pub fn system(label: &str) -> Actor {
+        Actor {
+            kind: ActorKind::System,
+            label: label.into(),
+        }
+    }
+
+    pub fn api_key(environment_id: i64) -> Actor {
+        Actor {
+            kind: ActorKind::ApiKey { environment_id },
+            label: "API key".into(),
+        }
+    }
+
+    pub fn anonymous() -> Actor {
+        Actor {
+            kind: ActorKind::Anonymous,
+            label: "anonymous".into(),
+        }
+    }
+
+    /// The member behind the actor, if any: recorded as the author of what they write.
+    pub fn member_id(&self) -> Option<i64> {
+        match self.kind {
+            ActorKind::Member { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}

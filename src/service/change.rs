@@ -1,0 +1,451 @@
+//! The one door: every change to Gatehouse, from the admin UI, the command line, an import, the
+//! ingest endpoints or anything built later, is a [`Change`] applied by [`Service::apply`] (or a
+//! batch by [`Service::apply_all`]). See the module notes of [`crate::service`] for the steps.
+
+use super::access::{authorize, Permission};
+use super::actor::Actor;
+use super::error::{ServiceError, ServiceResult};
+use super::handle::Service;
+use super::ingest::{self, IngestWrite};
+use super::runtime::{Inputs, Snapshot};
+use super::flags::{AccessChange, NewFlag};
+use super::stages::{Direction, StageRef};
+use super::write::Write;
+use super::{environments, flags, keys, members, segments, stages};
+use crate::model::member::{MemberView, Role};
+use crate::model::{AccessRules, ConfigVariant, Flag, ReleaseStage, SegmentCondition};
+use crate::service::store::members::Invitation;
+
+/// A change to Gatehouse, with everything needed to apply it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    CreateFlag(NewFlag),
+    /// A flag's own fields; the stage is set as it is, without applying the stage's defaults.
+    UpdateFlag {
+        key: String,
+        name: String,
+        description: String,
+        owner_id: Option<i64>,
+        permanent: bool,
+        stage: StageRef,
+        archived: bool,
+    },
+    SetAccess {
+        flag: String,
+        environment: String,
+        change: AccessChange,
+        /// The version the editor started from; a save made meanwhile refuses this one.
+        expected_version: Option<i64>,
+    },
+    /// Moves a flag into a stage and applies the stage's default rules where it has them.
+    MoveStage {
+        flag: String,
+        stage_id: i64,
+    },
+    SetArchived {
+        flag: String,
+        archived: bool,
+    },
+    SetRemoteConfig {
+        flag: String,
+        environment: String,
+        variants: Vec<ConfigVariant>,
+        expected_version: Option<i64>,
+    },
+    /// Creates (`create`) or replaces a segment.
+    SaveSegment {
+        key: String,
+        name: String,
+        description: String,
+        conditions: Vec<SegmentCondition>,
+        create: bool,
+    },
+    AddStage {
+        name: String,
+        color: String,
+    },
+    UpdateStage {
+        stage: StageRef,
+        name: String,
+        color: String,
+    },
+    ReorderStage {
+        id: i64,
+        direction: Direction,
+    },
+    /// Deletes a stage; one with flags needs the stage they move to.
+    DeleteStage {
+        id: i64,
+        move_flags_to: Option<i64>,
+    },
+    /// Sets (`Some`) or clears a stage's default rules in an environment.
+    SetStageDefault {
+        stage: StageRef,
+        environment: String,
+        rules: Option<AccessRules>,
+    },
+    UpdateEnvironment {
+        key: String,
+        name: String,
+        is_production: bool,
+    },
+    CreateSecretKey {
+        environment: String,
+    },
+    /// Revokes the secret key shown as `prefix` (the whole key is accepted too).
+    RevokeSecretKey {
+        prefix: String,
+    },
+    AddMember {
+        email: String,
+        name: String,
+        role: Role,
+        password: String,
+    },
+    Invite {
+        email: String,
+        role: Role,
+    },
+    AcceptInvitation {
+        token: String,
+        name: String,
+        password: String,
+    },
+    RevokeInvitation {
+        id: i64,
+    },
+    ChangeRole {
+        member_id: i64,
+        role: Role,
+    },
+    RemoveMember {
+        member_id: i64,
+    },
+    /// The acting member's own password.
+    ChangePassword {
+        current: String,
+        new: String,
+    },
+    /// Companies, users, events and flag checks an application reported.
+    Ingest {
+        environment_id: i64,
+        writes: Vec<IngestWrite>,
+    },
+}
+
+/// What applying a change produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Done,
+    Flag(Flag),
+    /// The new version of the rules or config that was saved.
+    Version(i64),
+    Stage(ReleaseStage),
+    /// A new secret key, shown once.
+    SecretKey(String),
+    /// An invitation and the token of its link, shown once.
+    Invitation(Invitation, String),
+    Member(MemberView),
+}
+
+impl Outcome {
+    fn unexpected(self) -> ServiceError {
+        tracing::error!(outcome = ?self, "a change produced an outcome its caller did not expect");
+        ServiceError::Internal
+    }
+
+    pub fn into_flag(self) -> ServiceResult<Flag> {
+        match self {
+            Outcome::Flag(flag) => Ok(flag),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn into_version(self) -> ServiceResult<i64> {
+        match self {
+            Outcome::Version(version) => Ok(version),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn into_secret_key(self) -> ServiceResult<String> {
+        match self {
+            Outcome::SecretKey(key) => Ok(key),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn into_invitation(self) -> ServiceResult<(Invitation, String)> {
+        match self {
+            Outcome::Invitation(invitation, token) => Ok((invitation, token)),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn into_member(self) -> ServiceResult<MemberView> {
+        match self {
+            Outcome::Member(member) => Ok(member),
+            other => Err(other.unexpected()),
+        }
+    }
+}
+
+/// The environments a change holds while it applies.
+enum Scope {
+    Nothing,
+    Every,
+    One(String),
+}
+
+impl Change {
+    /// What the actor needs to make the change.
+    pub fn permission(&self) -> Permission {
+        match self {
+            Change::CreateFlag(_)
+            | Change::UpdateFlag { .. }
+            | Change::SetAccess { .. }
+            | Change::MoveStage { .. }
+            | Change::SetArchived { .. }
+            | Change::SetRemoteConfig { .. }
+            | Change::SaveSegment { .. } => Permission::Edit,
+            Change::AddStage { .. }
+            | Change::UpdateStage { .. }
+            | Change::ReorderStage { .. }
+            | Change::DeleteStage { .. }
+            | Change::SetStageDefault { .. }
+            | Change::UpdateEnvironment { .. }
+            | Change::CreateSecretKey { .. }
+            | Change::RevokeSecretKey { .. }
+            | Change::AddMember { .. }
+            | Change::Invite { .. }
+            | Change::RevokeInvitation { .. }
+            | Change::ChangeRole { .. }
+            | Change::RemoveMember { .. } => Permission::Administer,
+            Change::AcceptInvitation { .. } => Permission::Public,
+            Change::ChangePassword { .. } => Permission::OwnAccount,
+            Change::Ingest { environment_id, .. } => Permission::Ingest {
+                environment_id: *environment_id,
+            },
+        }
+    }
+
+    /// The environments whose served flags the change can alter: held (PostgreSQL row locks)
+    /// from before anything is read until the commit.
+    fn scope(&self) -> Scope {
+        match self {
+            Change::CreateFlag(_)
+            | Change::UpdateFlag { .. }
+            | Change::MoveStage { .. }
+            | Change::SetArchived { .. }
+            | Change::SaveSegment { .. } => Scope::Every,
+            Change::SetAccess { environment, .. }
+            | Change::SetRemoteConfig { environment, .. }
+            | Change::SetStageDefault { environment, .. } => Scope::One(environment.clone()),
+            Change::UpdateEnvironment { key, .. } => Scope::One(key.clone()),
+            _ => Scope::Nothing,
+        }
+    }
+
+    /// The form field a refusal of the change's validation belongs to.
+    fn validation_field(&self) -> &'static str {
+        match self {
+            Change::SaveSegment { .. } => "conditions",
+            Change::SetRemoteConfig { .. } => "variants",
+            _ => "rules",
+        }
+    }
+
+    async fn write(self, w: &mut Write<'_>) -> ServiceResult<Outcome> {
+        match self {
+            Change::CreateFlag(new) => flags::create(w, new).await.map(Outcome::Flag),
+            Change::UpdateFlag {
+                key,
+                name,
+                description,
+                owner_id,
+                permanent,
+                stage,
+                archived,
+            } => {
+                let details = flags::Details {
+                    name,
+                    description,
+                    owner_id,
+                    permanent,
+                    stage,
+                    archived,
+                };
+                flags::update(w, &key, details).await.map(|()| Outcome::Done)
+            }
+            Change::SetAccess {
+                flag,
+                environment,
+                change,
+                expected_version,
+            } => flags::set_access(w, &flag, &environment, change, expected_version)
+                .await
+                .map(Outcome::Version),
+            Change::MoveStage { flag, stage_id } => flags::move_stage(w, &flag, stage_id).await.map(|()| Outcome::Done),
+            Change::SetArchived { flag, archived } => {
+                flags::set_archived(w, &flag, archived).await.map(|()| Outcome::Done)
+            }
+            Change::SetRemoteConfig {
+                flag,
+                environment,
+                variants,
+                expected_version,
+            } => flags::set_remote_config(w, &flag, &environment, variants, expected_version)
+                .await
+                .map(Outcome::Version),
+            Change::SaveSegment {
+                key,
+                name,
+                description,
+                conditions,
+                create,
+            } => segments::save(w, &key, &name, &description, conditions, create)
+                .await
+                .map(|()| Outcome::Done),
+            Change::AddStage { name, color } => stages::add(w, &name, &color).await.map(Outcome::Stage),
+            Change::UpdateStage { stage, name, color } => {
+                stages::update(w, &stage, &name, &color).await.map(|()| Outcome::Done)
+            }
+            Change::ReorderStage { id, direction } => {
+                stages::reorder(w, id, direction).await.map(|()| Outcome::Done)
+            }
+            Change::DeleteStage { id, move_flags_to } => {
+                stages::delete(w, id, move_flags_to).await.map(|()| Outcome::Done)
+            }
+            Change::SetStageDefault {
+                stage,
+                environment,
+                rules,
+            } => stages::set_default(w, &stage, &environment, rules)
+                .await
+                .map(|()| Outcome::Done),
+            Change::UpdateEnvironment {
+                key,
+                name,
+                is_production,
+            } => environments::update(w, &key, &name, is_production)
+                .await
+                .map(|()| Outcome::Done),
+            Change::CreateSecretKey { environment } => {
+                keys::create_secret(w, &environment).await.map(Outcome::SecretKey)
+            }
+            Change::RevokeSecretKey { prefix } => keys::revoke_secret(w, &prefix).await.map(|()| Outcome::Done),
+            Change::AddMember {
+                email,
+                name,
+                role,
+                password,
+            } => members::add(w, &email, &name, role, &password)
+                .await
+                .map(Outcome::Member),
+            Change::Invite { email, role } => members::invite(w, &email, role)
+                .await
+                .map(|(invitation, token)| Outcome::Invitation(invitation, token)),
+            Change::AcceptInvitation { token, name, password } => {
+                members::accept_invitation(w, &token, &name, &password)
+                    .await
+                    .map(Outcome::Member)
+            }
+            Change::RevokeInvitation { id } => members::revoke_invitation(w, id).await.map(|()| Outcome::Done),
+            Change::ChangeRole { member_id, role } => {
+                members::change_role(w, member_id, role).await.map(Outcome::Member)
+            }
+            Change::RemoveMember { member_id } => members::remove(w, member_id).await.map(|()| Outcome::Done),
+            Change::ChangePassword { current, new } => {
+                members::change_password(w, &current, &new).await.map(|()| Outcome::Done)
+            }
+            Change::Ingest {
+                environment_id,
+                writes,
+            } => ingest::record(w, environment_id, &writes).await.map(|()| Outcome::Done),
+        }
+    }
+}
+
+impl Service {
+    /// Applies one change as `actor`; see [`Service::apply_all`].
+    pub async fn apply(&self, actor: &Actor, change: Change) -> ServiceResult<Outcome> {
+        let field = change.validation_field();
+        let mut outcomes = self.apply_all(actor, vec![change]).await.map_err(|error| match error {
+            ServiceError::Invalid { field: f, message } if f == VALIDATION => ServiceError::invalid(field, message),
+            other => other,
+        })?;
+        Ok(outcomes.pop().unwrap_or(Outcome::Done))
+    }
+
+    /// Applies changes as `actor`, all or none, in one transaction: authorize each, hold the
+    /// environments they touch, write them in order (each with its audit entry and outbox event),
+    /// build every touched environment as it now stands (a refusal names what does not compile),
+    /// bump the touched environments' `flagStateVersion`, commit, publish.
+    pub async fn apply_all(&self, actor: &Actor, changes: Vec<Change>) -> ServiceResult<Vec<Outcome>> {
+        for change in &changes {
+            authorize(actor, change.permission())?;
+        }
+        let held = self.held_environments(&changes).await?;
+        let ingests = changes.iter().any(|c| matches!(c, Change::Ingest { .. }));
+        let runtime = self.runtime();
+        // An ingest's result reaches the runtime's cache in commit order (see `Entities`).
+        let _cache = match (ingests, runtime) {
+            (true, Some(runtime)) => Some(runtime.entities().lock_writes().await),
+            _ => None,
+        };
+        let tx = self.store().begin_write(&held).await?;
+        let mut w = Write::new(tx, actor, self.clock().now_ms()).await?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            outcomes.push(change.write(&mut w).await?);
+        }
+        for environment_id in w.touched() {
+            validate(&mut w, environment_id).await?;
+            super::store::environments::bump_flag_state_version(w.conn(), environment_id).await?;
+        }
+        let committed = w.commit().await?;
+        if let Some(runtime) = runtime {
+            runtime.entities().apply(committed.ingested);
+        }
+        if !committed.touched.is_empty() || committed.keys_changed {
+            self.publish(committed.touched.is_empty()).await;
+        }
+        Ok(outcomes)
+    }
+
+    /// The ids of the environments the changes hold.
+    async fn held_environments(&self, changes: &[Change]) -> ServiceResult<Vec<i64>> {
+        if changes.iter().all(|c| matches!(c.scope(), Scope::Nothing)) {
+            return Ok(Vec::new());
+        }
+        let environments = self.store().environments().await?;
+        let mut held = Vec::new();
+        for change in changes {
+            match change.scope() {
+                Scope::Nothing => {}
+                Scope::Every => held.extend(environments.iter().map(|e| e.id)),
+                Scope::One(key) => held.extend(environments.iter().filter(|e| e.key.as_str() == key).map(|e| e.id)),
+            }
+        }
+        Ok(held)
+    }
+}
+
+/// The field of a validation refusal before [`Service::apply`] names the change's own field.
+const VALIDATION: &str = "validation";
+
+/// Builds the environment as the transaction now sees it, exactly as the runtime will serve it.
+async fn validate(w: &mut Write<'_>, environment_id: i64) -> ServiceResult<()> {
+    let environment = w
+        .environments
+        .iter()
+        .find(|e| e.id == environment_id)
+        .cloned()
+        .ok_or(ServiceError::Internal)?;
+    let name = environment.name.clone();
+    let inputs = Inputs::load(w.conn(), environment).await?;
+    Snapshot::build(inputs, w.now).map_err(|error| {
+        ServiceError::invalid(VALIDATION, format!("{error} (in {name}); nothing was saved"))
+    })?;
+    Ok(())
+}

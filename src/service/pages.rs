@@ -1,0 +1,643 @@
+//! What each admin page shows, one query per page: the page's server function decodes its
+//! arguments, calls one of these with the caller, and maps the answer to its view. Every query is
+//! authorized ([`Permission::Read`], or what the page needs) like a change is. Stored rules come
+//! back as [`Decoded`] values, so a page can say which row cannot be read instead of showing
+//! "No one" for it.
+
+use std::collections::HashMap;
+
+use super::access::{authorize, Permission};
+use super::actor::Actor;
+use super::error::{ServiceError, ServiceResult};
+use super::handle::Service;
+use super::runtime::{Inputs, Runtime};
+use super::store::api_keys::ApiKeyInfo;
+use super::store::audit::{AuditFilter, AuditRecord};
+use super::store::entities::{EntityKind, EntityPage, EntityRow};
+use super::store::flags::{current_versions, Decoded, FlagFilter};
+use super::store::members::Invitation;
+use super::store::segments::SegmentRecord;
+use super::store::stages::StageDefault;
+use crate::eval::{compile_access_rules, explain_flag, CompileContext, CompiledRules, Explanation, FlatContext};
+use crate::model::member::MemberView;
+use crate::model::{
+    AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, ReleaseStage, RemoteConfig, Segment,
+    SegmentKey, TargetedAccess, Version,
+};
+
+/// The suggestions of the access editor in one environment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EditorOptions {
+    pub company_fields: Vec<String>,
+    pub user_fields: Vec<String>,
+    pub segments: Vec<String>,
+    pub flags: Vec<String>,
+}
+
+/// Known companies that rules let in, out of all known companies of the environment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccessCount {
+    pub with_access: usize,
+    pub known: usize,
+}
+
+/// The start page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Overview {
+    pub environments: Vec<Environment>,
+    pub stages: Vec<ReleaseStage>,
+}
+
+/// One page of the flags list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlagList {
+    pub flags: Vec<(Flag, Vec<(String, Decoded<AccessRules>)>)>,
+    pub total: i64,
+    pub environments: Vec<Environment>,
+    pub stages: Vec<ReleaseStage>,
+    pub members: Vec<MemberView>,
+}
+
+/// A flag's page in one environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlagPage {
+    pub flag: Flag,
+    pub stages: Vec<ReleaseStage>,
+    pub environments: Vec<Environment>,
+    pub environment: Environment,
+    /// Every version of the access rules here, newest first.
+    pub history: Vec<Version<Decoded<AccessRules>>>,
+    /// What moving to each other stage would change: `(stage id, environment key, current,
+    /// the stage's default)` where they differ.
+    pub stage_moves: Vec<(i64, String, AccessRules, AccessRules)>,
+    /// The other environments with the flag's current rules there.
+    pub others: Vec<(Environment, Decoded<AccessRules>)>,
+    pub config: Decoded<RemoteConfig>,
+    /// Known companies the saved rules let in (as served), out of all known.
+    pub access: AccessCount,
+    pub options: EditorOptions,
+}
+
+/// The segments list for one environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentList {
+    /// Each segment, the flags that use it, and how many known companies it holds.
+    pub segments: Vec<(SegmentRecord, Vec<String>, usize)>,
+    pub environments: Vec<Environment>,
+    pub environment: Environment,
+    pub companies: usize,
+}
+
+/// A company or user and what it is associated with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityDetail {
+    pub environments: Vec<Environment>,
+    pub environment: Environment,
+    pub row: Option<EntityRow>,
+    /// The users of a company, or the companies of a user.
+    pub related: Vec<String>,
+}
+
+/// Every flag of an environment explained for one company or user.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessCheck {
+    pub context: FlatContext,
+    /// `(key, name, explanation)` per served flag.
+    pub flags: Vec<(String, String, Explanation)>,
+}
+
+/// One page of the audit log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditPage {
+    pub entries: Vec<AuditRecord>,
+    pub total: i64,
+    pub actors: Vec<String>,
+}
+
+/// The release-stages settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StagesPage {
+    /// Each stage and how many flags are in it.
+    pub stages: Vec<(ReleaseStage, i64)>,
+    pub environments: Vec<Environment>,
+    pub defaults: Vec<StageDefault>,
+    /// The editor's suggestions per environment key.
+    pub options: Vec<(String, EditorOptions)>,
+}
+
+/// The team settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Team {
+    pub members: Vec<MemberView>,
+    pub invitations: Vec<Invitation>,
+}
+
+/// The segments a rule set refers to, directly or through a condition.
+fn referenced_segments(rules: &AccessRules) -> Vec<&SegmentKey> {
+    let AccessRules::Some(TargetedAccess { segments, rules, .. }) = rules else {
+        return Vec::new();
+    };
+    let in_rules = rules.iter().flat_map(|r| &r.conditions).filter_map(|c| match c {
+        Condition::Segment { segment, .. } => Some(segment),
+        _ => None,
+    });
+    segments.iter().chain(in_rules).collect()
+}
+
+impl Service {
+    fn serving(&self) -> ServiceResult<&Runtime> {
+        self.runtime().ok_or(ServiceError::Internal)
+    }
+
+    /// The environment with `key`; the production one (then the first) when `key` is empty or
+    /// unknown.
+    fn pick(environments: &[Environment], key: &str) -> ServiceResult<Environment> {
+        environments
+            .iter()
+            .find(|e| e.key.as_str() == key)
+            .or_else(|| environments.iter().find(|e| e.is_production))
+            .or_else(|| environments.first())
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound("environment".into()))
+    }
+
+    pub async fn environments(&self, actor: &Actor) -> ServiceResult<Vec<Environment>> {
+        authorize(actor, Permission::Read)?;
+        Ok(self.store().environments().await?)
+    }
+
+    pub async fn release_stages(&self, actor: &Actor) -> ServiceResult<Vec<ReleaseStage>> {
+        authorize(actor, Permission::Read)?;
+        Ok(self.store().release_stages().await?)
+    }
+
+    pub async fn members(&self, actor: &Actor) -> ServiceResult<Vec<MemberView>> {
+        authorize(actor, Permission::Read)?;
+        Ok(self.store().members().await?)
+    }
+
+    pub async fn overview(&self, actor: &Actor) -> ServiceResult<Overview> {
+        Ok(Overview {
+            environments: self.environments(actor).await?,
+            stages: self.store().release_stages().await?,
+        })
+    }
+
+    /// One page of the flags that match `filter`, with their access summary inputs per
+    /// environment (only the shown flags' rules are read).
+    pub async fn flag_list(&self, actor: &Actor, filter: &FlagFilter, page: usize, size: usize) -> ServiceResult<FlagList> {
+        authorize(actor, Permission::Read)?;
+        let store = self.store();
+        let offset = page.saturating_mul(size).min(i64::MAX as usize) as i64;
+        let (shown, total) = store.flags_page(filter, offset, size as i64).await?;
+        let environments = store.environments().await?;
+        let ids: Vec<i64> = shown.iter().map(|f| f.id).collect();
+        let mut access: HashMap<(i64, i64), Decoded<AccessRules>> = HashMap::new();
+        for environment in &environments {
+            for version in store.current_access_rules_of(environment.id, &ids).await? {
+                access.insert((version.flag_id, environment.id), version.value);
+            }
+        }
+        let flags = shown
+            .into_iter()
+            .map(|flag| {
+                let per_environment = environments
+                    .iter()
+                    .map(|e| {
+                        let rules = access.remove(&(flag.id, e.id)).unwrap_or(Ok(AccessRules::NoOne));
+                        (e.name.clone(), rules)
+                    })
+                    .collect();
+                (flag, per_environment)
+            })
+            .collect();
+        Ok(FlagList {
+            flags,
+            total,
+            environments,
+            stages: store.release_stages().await?,
+            members: store.members().await?,
+        })
+    }
+
+    /// A flag's page in the environment `environment` (production when unknown).
+    pub async fn flag_page(&self, actor: &Actor, key: &str, environment: &str) -> ServiceResult<FlagPage> {
+        authorize(actor, Permission::Read)?;
+        let store = self.store();
+        let flag = store
+            .flag_by_key(key)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("flag {key}")))?;
+        let environments = store.environments().await?;
+        let current = Self::pick(&environments, environment)?;
+        let history = store.history::<AccessRules>(flag.id, current.id).await?;
+        let stages = store.release_stages().await?;
+        let defaults = store.stage_defaults().await?;
+        let mut conn = store.pool().acquire().await?;
+        let mut others = Vec::new();
+        let mut stage_moves = Vec::new();
+        for environment in &environments {
+            let rules = current_versions::<AccessRules>(&mut conn, environment.id)
+                .await?
+                .into_iter()
+                .find(|v| v.flag_id == flag.id)
+                .map_or(Ok(AccessRules::NoOne), |v| v.value);
+            for default in defaults
+                .iter()
+                .filter(|d| d.environment_id == environment.id && d.stage_id != flag.stage_id)
+            {
+                if let Ok(current) = &rules {
+                    if *current != default.rules {
+                        let change = (current.clone(), default.rules.clone());
+                        stage_moves.push((default.stage_id, environment.key.to_string(), change.0, change.1));
+                    }
+                }
+            }
+            if environment.id != current.id {
+                others.push((environment.clone(), rules));
+            }
+        }
+        let config = current_versions::<RemoteConfig>(&mut conn, current.id)
+            .await?
+            .into_iter()
+            .find(|v| v.flag_id == flag.id)
+            .map_or(Ok(RemoteConfig::default()), |v| v.value);
+        drop(conn);
+        let access = self.served_access(&flag.key, current.id)?;
+        let options = self.editor_options(current.id).await?;
+        Ok(FlagPage {
+            flag,
+            stages,
+            environments,
+            environment: current,
+            history,
+            stage_moves,
+            others,
+            config,
+            access,
+            options,
+        })
+    }
+
+    /// How many known companies the served rules of a flag let in.
+    fn served_access(&self, key: &FlagKey, environment_id: i64) -> ServiceResult<AccessCount> {
+        let runtime = self.serving()?;
+        let companies = runtime.entities().company_contexts(environment_id);
+        let now = self.clock().now_ms();
+        let with_access = runtime
+            .snapshot(environment_id)
+            .and_then(|snapshot| {
+                let compiled = &snapshot.compiled[snapshot.position(key.as_str())?];
+                Some(companies.iter().filter(|c| compiled.evaluate(c, now).is_enabled).count())
+            })
+            .unwrap_or(0);
+        Ok(AccessCount {
+            with_access,
+            known: companies.len(),
+        })
+    }
+
+    async fn editor_options(&self, environment_id: i64) -> ServiceResult<EditorOptions> {
+        let (company_fields, user_fields) = self.serving()?.entities().attribute_names(environment_id);
+        let segments = self
+            .store()
+            .segments()
+            .await?
+            .into_iter()
+            .map(|s| s.segment.key.to_string())
+            .collect();
+        let flags = self
+            .store()
+            .flags()
+            .await?
+            .into_iter()
+            .filter(|f| !f.archived)
+            .map(|f| f.key.to_string())
+            .collect();
+        Ok(EditorOptions {
+            company_fields,
+            user_fields,
+            segments,
+            flags,
+        })
+    }
+
+    /// How many known companies of the environment `rules` would let in, compiled against the
+    /// stored segments and the other flags' access as a save would (for a flag, under its own
+    /// key). A compile failure is an `Invalid` error on the `rules` field.
+    pub async fn count_access(
+        &self,
+        actor: &Actor,
+        environment: &str,
+        flag: Option<&str>,
+        rules: &AccessRules,
+    ) -> ServiceResult<AccessCount> {
+        authorize(actor, Permission::Read)?;
+        let environments = self.store().environments().await?;
+        let environment = environments
+            .into_iter()
+            .find(|e| e.key.as_str() == environment)
+            .ok_or_else(|| ServiceError::NotFound(format!("environment {environment}")))?;
+        let environment_id = environment.id;
+        let mut conn = self.store().pool().acquire().await?;
+        let inputs = Inputs::load(&mut conn, environment).await?;
+        drop(conn);
+        let mut flags = inputs.access_by_key()?;
+        let probe = FlagKey::parse(flag.unwrap_or("access-preview")).map_err(|e| ServiceError::invalid("key", e.to_string()))?;
+        flags.insert(probe.clone(), rules.clone());
+        let cx = CompileContext {
+            segments: &inputs.segments,
+            flags: &flags,
+        };
+        let compiled =
+            compile_access_rules(&probe, rules, &cx).map_err(|e| ServiceError::invalid("rules", e.to_string()))?;
+        let engine = CompiledRules::compile(compiled.iter().map(|r| &r.filter));
+        let now = self.clock().now_ms();
+        let companies = self.serving()?.entities().company_contexts(environment_id);
+        let with_access = companies
+            .iter()
+            .filter(|company| engine.evaluate(company, now).matched.is_some())
+            .count();
+        Ok(AccessCount {
+            with_access,
+            known: companies.len(),
+        })
+    }
+
+    /// Companies or users of an environment whose id, name (or a user's email) contains
+    /// `search`, most recently seen first.
+    pub async fn search_entities(
+        &self,
+        actor: &Actor,
+        environment: &str,
+        kind: EntityKind,
+        search: &str,
+        page: usize,
+        size: usize,
+    ) -> ServiceResult<(Vec<Environment>, Environment, EntityPage)> {
+        authorize(actor, Permission::Read)?;
+        let environments = self.store().environments().await?;
+        let chosen = Self::pick(&environments, environment)?;
+        let search: String = search.chars().take(100).collect();
+        let offset = page.saturating_mul(size).min(i64::MAX as usize) as i64;
+        let found = self
+            .store()
+            .search_entities(chosen.id, kind, &search, offset, size as i64)
+            .await?;
+        Ok((environments, chosen, found))
+    }
+
+    /// One company or user of an environment.
+    pub async fn entity_detail(&self, actor: &Actor, kind: EntityKind, environment: &str, id: &str) -> ServiceResult<EntityDetail> {
+        authorize(actor, Permission::Read)?;
+        let store = self.store();
+        let environments = store.environments().await?;
+        let chosen = Self::pick(&environments, environment)?;
+        let row = store.entity_row(chosen.id, kind, id).await?;
+        let related = match kind {
+            EntityKind::Company => store.company_user_ids(chosen.id, id).await?,
+            EntityKind::User => store.user_company_ids(chosen.id, id).await?,
+        };
+        Ok(EntityDetail {
+            environments,
+            environment: chosen,
+            row,
+            related,
+        })
+    }
+
+    /// Every served flag of the environment explained for one company or user, with its stored
+    /// attributes, as the SDKs would see it; works for ids never reported too (id only).
+    pub async fn check_access(&self, actor: &Actor, kind: EntityKind, environment: &str, id: &str) -> ServiceResult<AccessCheck> {
+        authorize(actor, Permission::Read)?;
+        let id = id.trim();
+        if id.is_empty() {
+            let what = match kind {
+                EntityKind::Company => "company",
+                EntityKind::User => "user",
+            };
+            return Err(ServiceError::invalid("id", format!("enter the id of a {what}")));
+        }
+        let environments = self.store().environments().await?;
+        let chosen = Self::pick(&environments, environment)?;
+        let stored = self.store().entity(chosen.id, kind, id).await?;
+        let snapshot = self
+            .serving()?
+            .snapshot(chosen.id)
+            .ok_or_else(|| ServiceError::Refused("the environment's flags are not loaded; try again".into()))?;
+        let names: HashMap<String, String> = self
+            .store()
+            .flags()
+            .await?
+            .into_iter()
+            .map(|f| (f.key.to_string(), f.name))
+            .collect();
+        let context = entity_context(kind, id, stored.as_ref().map(|s| &s.attributes));
+        let now = self.clock().now_ms();
+        let flags = snapshot
+            .definitions
+            .iter()
+            .map(|definition| {
+                let key = definition.key.to_string();
+                let name = names.get(&key).cloned().unwrap_or_else(|| key.clone());
+                (key, name, explain_flag(definition, &context, now))
+            })
+            .collect();
+        Ok(AccessCheck { context, flags })
+    }
+
+    /// For each segment, the keys (sorted) of the flags whose current access rules in any
+    /// environment refer to it.
+    async fn flags_using_segments(&self, environments: &[Environment]) -> ServiceResult<HashMap<SegmentKey, Vec<String>>> {
+        let keys: HashMap<i64, String> = self
+            .store()
+            .flags()
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f.key.to_string()))
+            .collect();
+        let mut conn = self.store().pool().acquire().await?;
+        let mut used: HashMap<SegmentKey, Vec<String>> = HashMap::new();
+        for environment in environments {
+            for version in current_versions::<AccessRules>(&mut conn, environment.id).await? {
+                let (Some(flag), Ok(rules)) = (keys.get(&version.flag_id), &version.value) else {
+                    continue;
+                };
+                for segment in referenced_segments(rules) {
+                    let flags = used.entry(segment.clone()).or_default();
+                    if !flags.contains(flag) {
+                        flags.push(flag.clone());
+                    }
+                }
+            }
+        }
+        used.values_mut().for_each(|flags| flags.sort());
+        Ok(used)
+    }
+
+    /// The segments, what uses them and how many known companies of the environment each holds.
+    pub async fn segment_list(&self, actor: &Actor, environment: &str) -> ServiceResult<SegmentList> {
+        authorize(actor, Permission::Read)?;
+        let environments = self.store().environments().await?;
+        let chosen = Self::pick(&environments, environment)?;
+        let records = self.store().segments().await?;
+        let mut used_by = self.flags_using_segments(&environments).await?;
+        let companies = self.serving()?.entities().company_contexts(chosen.id);
+        let by_key: HashMap<SegmentKey, Segment> = records
+            .iter()
+            .map(|r| (r.segment.key.clone(), r.segment.clone()))
+            .collect();
+        let now = self.clock().now_ms();
+        let mut segments = Vec::with_capacity(records.len());
+        for record in records {
+            let matching = count_matching(&by_key, &record.segment.key, &companies, now)?;
+            let users = used_by.remove(&record.segment.key).unwrap_or_default();
+            segments.push((record, users, matching));
+        }
+        Ok(SegmentList {
+            segments,
+            environments,
+            environment: chosen,
+            companies: companies.len(),
+        })
+    }
+
+    /// One segment and the flags that use it.
+    pub async fn segment_page(&self, actor: &Actor, key: &str) -> ServiceResult<(SegmentRecord, Vec<String>)> {
+        authorize(actor, Permission::Read)?;
+        let record = self
+            .store()
+            .segments()
+            .await?
+            .into_iter()
+            .find(|r| r.segment.key.as_str() == key)
+            .ok_or_else(|| ServiceError::NotFound(format!("segment {key}")))?;
+        let environments = self.store().environments().await?;
+        let used_by = self
+            .flags_using_segments(&environments)
+            .await?
+            .remove(&record.segment.key)
+            .unwrap_or_default();
+        Ok((record, used_by))
+    }
+
+    /// How many known companies of each environment unsaved segment conditions match:
+    /// `(environment name, matching, known)`. A condition that does not compile is an `Invalid`
+    /// error on `conditions`.
+    pub async fn preview_segment(&self, actor: &Actor, segment: Segment) -> ServiceResult<Vec<(String, usize, usize)>> {
+        authorize(actor, Permission::Read)?;
+        let mut segments: HashMap<SegmentKey, Segment> = self
+            .store()
+            .segments()
+            .await?
+            .into_iter()
+            .map(|r| (r.segment.key.clone(), r.segment))
+            .collect();
+        let key = segment.key.clone();
+        segments.insert(key.clone(), segment);
+        let now = self.clock().now_ms();
+        let mut counts = Vec::new();
+        for environment in self.store().environments().await? {
+            let companies = self.serving()?.entities().company_contexts(environment.id);
+            let matching = count_matching(&segments, &key, &companies, now)?;
+            counts.push((environment.name, matching, companies.len()));
+        }
+        Ok(counts)
+    }
+
+    /// One page of the audit log entries that match `filter`, newest first.
+    pub async fn audit_page(&self, actor: &Actor, filter: &AuditFilter, page: i64, size: i64) -> ServiceResult<AuditPage> {
+        authorize(actor, Permission::Read)?;
+        let store = self.store();
+        let page = page.max(0);
+        Ok(AuditPage {
+            total: store.filtered_audit_count(filter).await?,
+            entries: store
+                .filtered_audit_entries(filter, page.saturating_mul(size), size)
+                .await?,
+            actors: store.audit_actor_labels().await?,
+        })
+    }
+
+    pub async fn stages_page(&self, actor: &Actor) -> ServiceResult<StagesPage> {
+        authorize(actor, Permission::Administer)?;
+        let store = self.store();
+        let counts = store.stage_flag_counts().await?;
+        let stages = store
+            .release_stages()
+            .await?
+            .into_iter()
+            .map(|s| {
+                let flags = counts.iter().find(|(id, _)| *id == s.id).map_or(0, |(_, n)| *n);
+                (s, flags)
+            })
+            .collect();
+        let environments = store.environments().await?;
+        let mut options = Vec::new();
+        for environment in &environments {
+            options.push((environment.key.to_string(), self.editor_options(environment.id).await?));
+        }
+        Ok(StagesPage {
+            stages,
+            defaults: store.stage_defaults().await?,
+            environments,
+            options,
+        })
+    }
+
+    pub async fn team(&self, actor: &Actor) -> ServiceResult<Team> {
+        authorize(actor, Permission::Administer)?;
+        Ok(Team {
+            members: self.store().members().await?,
+            invitations: self.store().open_invitations(self.clock().now_ms()).await?,
+        })
+    }
+
+    /// Every API key (secret ones by prefix only) and the environments.
+    pub async fn api_keys(&self, actor: &Actor) -> ServiceResult<(Vec<Environment>, Vec<ApiKeyInfo>)> {
+        authorize(actor, Permission::Administer)?;
+        Ok((self.store().environments().await?, self.store().api_keys().await?))
+    }
+}
+
+/// `{company: {…attributes, id}}` (or `user`): the id checked wins over a stored `id` attribute.
+fn entity_context(kind: EntityKind, id: &str, attributes: Option<&JsObject>) -> FlatContext {
+    let entries = attributes
+        .map(|a| a.entries().to_vec())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([("id".to_string(), JsValue::String(id.to_string()))]);
+    let entity = JsValue::Object(JsObject::from_entries(entries));
+    let name = match kind {
+        EntityKind::Company => "company",
+        EntityKind::User => "user",
+    };
+    crate::eval::flatten(&JsValue::object([(name, entity)]))
+}
+
+/// How many of `companies` are in the segment `key`, evaluated as a flag that targets only that
+/// segment.
+fn count_matching(
+    segments: &HashMap<SegmentKey, Segment>,
+    key: &SegmentKey,
+    companies: &[FlatContext],
+    now_ms: i64,
+) -> ServiceResult<usize> {
+    let probe = FlagKey::parse("segment-preview").map_err(|_| ServiceError::Internal)?;
+    let rules = AccessRules::Some(TargetedAccess {
+        segments: vec![key.clone()],
+        ..Default::default()
+    });
+    let flags = HashMap::new();
+    let cx = CompileContext {
+        segments,
+        flags: &flags,
+    };
+    let compiled =
+        compile_access_rules(&probe, &rules, &cx).map_err(|e| ServiceError::invalid("conditions", e.to_string()))?;
+    let engine = CompiledRules::compile(compiled.iter().map(|r| &r.filter));
+    Ok(companies
+        .iter()
+        .filter(|company| engine.evaluate(company, now_ms).matched.is_some())
+        .count())
+}

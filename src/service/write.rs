@@ -1,0 +1,162 @@
+//! One change pipeline's transaction: the environments it holds, who acts, the time, and what the
+//! writes have touched. Every change records itself through [`Write::record`], the one place that
+//! writes an audit entry and its outbox event.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use sqlx::{Any, AnyConnection, Transaction};
+
+use super::actor::Actor;
+use super::error::{ServiceError, ServiceResult};
+use super::store::audit::{insert_change, NewChange};
+use super::store::entities::StoredEntity;
+use super::store::environments::environments_in;
+use crate::model::Environment;
+
+/// A change as the audit log and the outbox record it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record<'a> {
+    pub action: &'a str,
+    pub subject_type: &'a str,
+    pub subject_key: &'a str,
+    pub environment_id: Option<i64>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+impl<'a> Record<'a> {
+    /// A change of a flag, in one environment or (`None`) in all of them.
+    pub fn flag(action: &'a str, key: &'a str, environment_id: Option<i64>) -> Self {
+        Record {
+            action,
+            subject_type: "flag",
+            subject_key: key,
+            environment_id,
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn of(action: &'a str, subject_type: &'a str, subject_key: &'a str) -> Self {
+        Record {
+            action,
+            subject_type,
+            subject_key,
+            environment_id: None,
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn before(mut self, before: impl Into<Option<Value>>) -> Self {
+        self.before = before.into();
+        self
+    }
+
+    pub fn after(mut self, after: impl Into<Option<Value>>) -> Self {
+        self.after = after.into();
+        self
+    }
+
+    pub fn in_environment(mut self, environment_id: i64) -> Self {
+        self.environment_id = Some(environment_id);
+        self
+    }
+}
+
+/// The open transaction of one call of the pipeline.
+pub struct Write<'a> {
+    tx: Transaction<'static, Any>,
+    pub actor: &'a Actor,
+    pub now: i64,
+    /// Every environment, as the transaction reads them.
+    pub environments: Vec<Environment>,
+    /// Environments whose served flags the writes changed: validated, bumped and published.
+    touched: BTreeSet<i64>,
+    keys_changed: bool,
+    /// Companies and users an ingest stored, for the runtime's cache after the commit.
+    pub ingested: Vec<StoredEntity>,
+}
+
+impl<'a> Write<'a> {
+    /// Opens the pipeline's view of a begun transaction.
+    pub async fn new(mut tx: Transaction<'static, Any>, actor: &'a Actor, now: i64) -> ServiceResult<Write<'a>> {
+        let environments = environments_in(&mut tx).await?;
+        Ok(Write {
+            tx,
+            actor,
+            now,
+            environments,
+            touched: BTreeSet::new(),
+            keys_changed: false,
+            ingested: Vec::new(),
+        })
+    }
+
+    /// The transaction's connection, for the store's write functions.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// The environment with `key`, or an error for the `environment` field.
+    pub fn environment(&self, key: &str) -> ServiceResult<Environment> {
+        self.environments
+            .iter()
+            .find(|e| e.key.as_str() == key)
+            .cloned()
+            .ok_or_else(|| ServiceError::invalid("environment", format!("no environment has the key {key:?}")))
+    }
+
+    /// Marks an environment's served flags as changed.
+    pub fn touch(&mut self, environment_id: i64) {
+        self.touched.insert(environment_id);
+    }
+
+    /// Marks every environment's served flags as changed (flags, segments: all environments).
+    pub fn touch_all(&mut self) {
+        let ids: Vec<i64> = self.environments.iter().map(|e| e.id).collect();
+        self.touched.extend(ids);
+    }
+
+    pub fn keys_changed(&mut self) {
+        self.keys_changed = true;
+    }
+
+    pub fn touched(&self) -> Vec<i64> {
+        self.touched.iter().copied().collect()
+    }
+
+    /// Writes the change's audit entry and its outbox event.
+    pub async fn record(&mut self, record: Record<'_>) -> ServiceResult<()> {
+        let change = NewChange {
+            actor_id: self.actor.member_id(),
+            actor_label: &self.actor.label,
+            action: record.action,
+            subject_type: record.subject_type,
+            subject_key: record.subject_key,
+            environment_id: record.environment_id,
+            before: record.before,
+            after: record.after,
+        };
+        insert_change(&mut self.tx, &change, self.now).await?;
+        Ok(())
+    }
+
+    /// Commits; returns what to publish: the touched environments and whether keys changed.
+    pub async fn commit(self) -> ServiceResult<Committed> {
+        self.tx.commit().await?;
+        Ok(Committed {
+            touched: self.touched.into_iter().collect(),
+            keys_changed: self.keys_changed,
+            ingested: self.ingested,
+        })
+    }
+}
+
+/// What a committed pipeline call changed.
+pub struct Committed {
+    pub touched: Vec<i64>,
+    pub keys_changed: bool,
+    pub ingested: Vec<StoredEntity>,
+}
