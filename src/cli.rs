@@ -71,6 +71,10 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Give a company, user or segment access to a flag in one environment, or take it away
+    /// (through the same change pipeline, validation and audit log as the admin UI).
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// Evaluate rules offline, as Reflag's evaluateFlagRules does. Reads JSON lines
     /// {"flagKey", "rules": [{"filter", "value"}], "context"} and writes one result line per input
     /// (flagKey, value, reason, context, ruleEvaluationResults, missingContextFields). A malformed
@@ -135,6 +139,31 @@ pub enum KeysCommand {
     Revoke { prefix: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Give access to FLAG in an environment.
+    Grant(AccessTarget),
+    /// Take access to FLAG away in an environment.
+    Revoke(AccessTarget),
+}
+
+/// Whose access to which flag, where: exactly one of --company, --user, --segment.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["company", "user", "segment"])))]
+pub struct AccessTarget {
+    /// The flag's key.
+    pub flag: String,
+    /// Environment key, e.g. production.
+    #[arg(long)]
+    pub environment: String,
+    #[arg(long)]
+    pub company: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub segment: Option<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Human,
@@ -189,6 +218,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let result = match command {
                 Command::Member(command) => member_command(&service, command).await,
                 Command::Keys(command) => keys_command(&service, command).await,
+                Command::Access(command) => access_command(&service, command).await,
                 Command::Export { output } => export_command(&service, output.as_deref()).await,
                 Command::Import { file, dry_run } => import_command(&service, &file, dry_run).await,
                 Command::Serve | Command::Migrate | Command::Evaluate { .. } => Ok(()),
@@ -307,12 +337,57 @@ async fn keys_command(service: &Service, command: KeysCommand) -> Result<(), Str
             Ok(())
         }
         KeysCommand::Revoke { prefix } => {
-            let change = Change::RevokeSecretKey { prefix: prefix.clone() };
+            let change = Change::RevokeSecretKey {
+                prefix: prefix.clone(),
+            };
             service.apply(&actor, change).await.map_err(service_message)?;
             println!("revoked {prefix}");
             Ok(())
         }
     }
+}
+
+async fn access_command(service: &Service, command: AccessCommand) -> Result<(), String> {
+    use crate::service::{AccessChange, Grantee};
+    let (grant, target) = match command {
+        AccessCommand::Grant(target) => (true, target),
+        AccessCommand::Revoke(target) => (false, target),
+    };
+    let (grantee, shown) = match (target.company, target.user, target.segment) {
+        (Some(id), _, _) => (Grantee::Company(id.clone()), format!("company {id}")),
+        (_, Some(id), _) => (Grantee::User(id.clone()), format!("user {id}")),
+        (_, _, Some(key)) => {
+            let parsed =
+                crate::model::SegmentKey::parse(key.clone()).map_err(|e| format!("--segment: {e}"))?;
+            (Grantee::Segment(parsed), format!("segment {key}"))
+        }
+        (None, None, None) => return Err("say whose access: --company, --user or --segment".into()),
+    };
+    let change = Change::SetAccess {
+        flag: target.flag.clone(),
+        environment: target.environment.clone(),
+        change: if grant {
+            AccessChange::Grant(grantee)
+        } else {
+            AccessChange::Revoke(grantee)
+        },
+        expected_version: None,
+    };
+    let version = service
+        .apply(&Actor::cli(), change)
+        .await
+        .and_then(|outcome| outcome.into_version())
+        .map_err(service_message)?;
+    let (done, preposition) = if grant {
+        ("granted", "to")
+    } else {
+        ("revoked", "from")
+    };
+    println!(
+        "{done} {shown} {preposition} {} in {} (access rules now at version {version})",
+        target.flag, target.environment
+    );
+    Ok(())
 }
 
 async fn export_command(service: &Service, output: Option<&std::path::Path>) -> Result<(), String> {

@@ -89,7 +89,11 @@ impl Application {
             .unwrap_or_else(|| format!("http://{local_addr}"))
             .into();
         first_member(&service, settings.bootstrap_admin, &public_url).await?;
-        for stale in service.runtime().map(|r| r.stale_environments()).unwrap_or_default() {
+        for stale in service
+            .runtime()
+            .map(|r| r.stale_environments())
+            .unwrap_or_default()
+        {
             tracing::error!(
                 environment = %stale.environment,
                 error = %stale.error,
@@ -153,7 +157,9 @@ async fn first_member(
         }
         None => {
             if let Some(token) = service.issue_setup_token().await.map_err(failed)? {
-                tracing::info!("no member exists yet; create the first admin at {public_url}/setup?token={token}");
+                tracing::info!(
+                    "no member exists yet; create the first admin at {public_url}/setup?token={token}"
+                );
             }
         }
     }

@@ -26,7 +26,12 @@ pub struct AppStateInner {
 }
 
 impl AppState {
-    pub fn new(service: Service, runtime: Runtime, leptos_options: LeptosOptions, public_url: Arc<str>) -> Self {
+    pub fn new(
+        service: Service,
+        runtime: Runtime,
+        leptos_options: LeptosOptions,
+        public_url: Arc<str>,
+    ) -> Self {
         AppState(Arc::new(AppStateInner {
             service,
             runtime,

@@ -8,7 +8,14 @@ use std::collections::BTreeSet;
 use common::{client, TestApp, PASSWORD};
 use gatehouse::config::Backend;
 use gatehouse::model::member::Role;
-use gatehouse::service::{self, Actor};
+use gatehouse::service::{Actor, AuditFilter, Change, Service};
+
+/// The actions of the newest audit entries, newest first.
+async fn audit_actions(service: &Service) -> Vec<String> {
+    let filter = AuditFilter::default();
+    let page = service.audit_page(&Actor::cli(), &filter, 0, 500).await.unwrap();
+    page.entries.into_iter().map(|e| e.action).collect()
+}
 
 /// Endpoints anyone may call: getting in, and asking who one is.
 const PUBLIC: [&str; 5] = [
@@ -39,7 +46,7 @@ fn every_server_function_has_a_known_access_prefix() {
     assert!(all.len() >= 15, "the registry looks incomplete: {all:?}");
     for path in &all {
         assert!(
-            gatehouse::auth::guard::endpoint_access(path).is_some(),
+            gatehouse::auth::guard::endpoint_permission(path).is_some(),
             "{path} has no access prefix (public/, account/, read/, edit/, admin/)"
         );
     }
@@ -127,9 +134,8 @@ async fn a_removed_members_open_session_stops_working_on_its_next_request() {
     let session = app.signed_in("editor@example.com").await;
     assert_eq!(app.call(&session, "/api/read/overview", &[]).await.status(), 200);
 
-    service::members::remove_member(&app.store, &Actor::member(&admin), editor.id)
-        .await
-        .unwrap();
+    let change = Change::RemoveMember { member_id: editor.id };
+    app.service.apply(&Actor::member(&admin), change).await.unwrap();
     assert_eq!(app.call(&session, "/api/read/overview", &[]).await.status(), 401);
     let page = session.get(app.url("/")).send().await.unwrap();
     assert!(
@@ -145,9 +151,11 @@ async fn a_demoted_member_loses_the_role_at_once() {
     let second = app.add_member("second@example.com", Role::Admin).await;
     let session = app.signed_in("second@example.com").await;
     assert_eq!(app.call(&session, "/api/admin/team", &[]).await.status(), 200);
-    service::members::change_role(&app.store, &Actor::member(&first), second.id, Role::Viewer)
-        .await
-        .unwrap();
+    let change = Change::ChangeRole {
+        member_id: second.id,
+        role: Role::Viewer,
+    };
+    app.service.apply(&Actor::member(&first), change).await.unwrap();
     assert_eq!(app.call(&session, "/api/admin/team", &[]).await.status(), 403);
 }
 
@@ -158,7 +166,7 @@ async fn sign_out_ends_the_session_on_the_server() {
     let session = app.signed_in("ana@example.com").await;
     assert_eq!(app.call(&session, "/api/read/overview", &[]).await.status(), 200);
     let sessions_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(app.store.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert!(app
@@ -167,7 +175,7 @@ async fn sign_out_ends_the_session_on_the_server() {
         .status()
         .is_success());
     let sessions_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(app.store.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(sessions_after, sessions_before - 1, "the session row is deleted");
@@ -205,7 +213,7 @@ async fn repeated_failures_lock_the_account_even_with_the_right_password() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     app.add_member("ana@example.com", Role::Editor).await;
     let anonymous = client();
-    for _ in 0..gatehouse::service::throttle::ACCOUNT_FAILURES {
+    for _ in 0..gatehouse::service::ACCOUNT_FAILURES {
         app.call(
             &anonymous,
             "/api/public/sign_in",
@@ -222,15 +230,9 @@ async fn repeated_failures_lock_the_account_even_with_the_right_password() {
         .await;
     let body = response.text().await.unwrap();
     assert!(body.contains("too many failed sign-ins"), "{body}");
-    let failures = app
-        .store
-        .audit_entries(Some("member.sign_in_failed"), 100)
-        .await
-        .unwrap();
-    assert_eq!(
-        failures.len(),
-        gatehouse::service::throttle::ACCOUNT_FAILURES as usize
-    );
+    let actions = audit_actions(&app.service).await;
+    let failures = actions.iter().filter(|a| *a == "member.sign_in_failed").count();
+    assert_eq!(failures, gatehouse::service::ACCOUNT_FAILURES as usize);
 }
 
 #[tokio::test]
@@ -246,13 +248,11 @@ async fn cross_origin_server_function_posts_are_refused() {
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
-    assert!(app
-        .store
-        .api_keys()
-        .await
-        .unwrap()
-        .iter()
-        .all(|k| k.kind == "publishable"));
+    let (_, keys) = app.service.api_keys(&Actor::cli()).await.unwrap();
+    assert!(
+        keys.iter().all(|k| k.public_value.is_some()),
+        "no secret key was made"
+    );
 }
 
 #[tokio::test]
@@ -282,38 +282,42 @@ async fn invitations_are_single_use_and_revocable() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let admin = app.add_member("admin@example.com", Role::Admin).await;
     let actor = Actor::member(&admin);
-    let (_, token) = service::members::invite(&app.store, &actor, "new@example.com", Role::Editor)
+    let invite = |email: &str, role| Change::Invite {
+        email: email.into(),
+        role,
+    };
+    let accept = |token: &str, name: &str| Change::AcceptInvitation {
+        token: token.into(),
+        name: name.into(),
+        password: PASSWORD.into(),
+    };
+    let anonymous = Actor::anonymous();
+    let outcome = app
+        .service
+        .apply(&actor, invite("new@example.com", Role::Editor))
+        .await;
+    let (_, token) = outcome.unwrap().into_invitation().unwrap();
+    let member = app.service.apply(&anonymous, accept(&token, "New")).await;
+    assert_eq!(member.unwrap().into_member().unwrap().role, Role::Editor);
+    assert!(app
+        .service
+        .apply(&anonymous, accept(&token, "Again"))
         .await
-        .unwrap();
-    let member = service::members::accept_invitation(&app.store, &token, "New", PASSWORD)
-        .await
-        .unwrap();
-    assert_eq!(member.role, Role::Editor);
-    assert!(
-        service::members::accept_invitation(&app.store, &token, "Again", PASSWORD)
-            .await
-            .is_err()
-    );
+        .is_err());
 
-    let (invitation, token) = service::members::invite(&app.store, &actor, "other@example.com", Role::Viewer)
+    let outcome = app
+        .service
+        .apply(&actor, invite("other@example.com", Role::Viewer))
+        .await;
+    let (invitation, token) = outcome.unwrap().into_invitation().unwrap();
+    let revoke = Change::RevokeInvitation { id: invitation.id };
+    app.service.apply(&actor, revoke).await.unwrap();
+    assert!(app
+        .service
+        .apply(&anonymous, accept(&token, "Other"))
         .await
-        .unwrap();
-    service::members::revoke_invitation(&app.store, &actor, invitation.id)
-        .await
-        .unwrap();
-    assert!(
-        service::members::accept_invitation(&app.store, &token, "Other", PASSWORD)
-            .await
-            .is_err()
-    );
-    let actions: Vec<_> = app
-        .store
-        .audit_entries(None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.action)
-        .collect();
+        .is_err());
+    let actions = audit_actions(&app.service).await;
     for action in [
         "invitation.created",
         "invitation.accepted",
@@ -332,63 +336,77 @@ async fn the_last_admin_cannot_be_removed_or_demoted() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let admin = app.add_member("admin@example.com", Role::Admin).await;
     let actor = Actor::member(&admin);
-    assert!(
-        service::members::change_role(&app.store, &actor, admin.id, Role::Editor)
-            .await
-            .is_err()
-    );
-    assert!(service::members::remove_member(&app.store, &actor, admin.id)
-        .await
-        .is_err());
-    assert_eq!(app.store.members().await.unwrap()[0].role, Role::Admin);
+    let demote = Change::ChangeRole {
+        member_id: admin.id,
+        role: Role::Editor,
+    };
+    assert!(app.service.apply(&actor, demote).await.is_err());
+    let remove = Change::RemoveMember { member_id: admin.id };
+    assert!(app.service.apply(&actor, remove).await.is_err());
+    assert_eq!(app.service.members(&actor).await.unwrap()[0].role, Role::Admin);
 }
 
 #[tokio::test]
 async fn setup_creates_the_first_admin_once() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let state_setup = gatehouse::service::members::SetupToken::default();
-    let token = state_setup.issue();
-    let member = service::members::complete_setup(
-        &app.store,
-        &state_setup,
-        &token,
-        "root@example.com",
-        "Root",
-        PASSWORD,
-    )
-    .await
-    .unwrap();
+    let token = app
+        .service
+        .issue_setup_token()
+        .await
+        .unwrap()
+        .expect("no member yet");
+    let setup = |email: &'static str| app.service.complete_setup(&token, email, "Root", PASSWORD);
+    let member = setup("root@example.com").await.unwrap();
     assert_eq!(member.role, Role::Admin);
-    assert!(!state_setup.is_open());
-    assert!(service::members::complete_setup(
-        &app.store,
-        &state_setup,
-        &token,
-        "x@example.com",
-        "X",
-        PASSWORD
-    )
-    .await
-    .is_err());
+    assert!(!app.service.setup_is_open());
+    assert!(setup("x@example.com").await.is_err());
+    assert!(app.service.issue_setup_token().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn setup_with_one_token_at_the_same_moment_makes_one_admin() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let token = app
+        .service
+        .issue_setup_token()
+        .await
+        .unwrap()
+        .expect("no member yet");
+    let attempts = (0..8).map(|i| {
+        let (service, token) = (app.service.clone(), token.clone());
+        tokio::spawn(async move {
+            let email = format!("root{i}@example.com");
+            service.complete_setup(&token, &email, "Root", PASSWORD).await
+        })
+    });
+    let mut created = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        created += usize::from(attempt.await.unwrap().is_ok());
+    }
+    assert_eq!(created, 1);
+    assert_eq!(app.service.members(&Actor::cli()).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn secret_keys_are_stored_as_digests_and_revocation_works_at_once() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let key = service::keys::create_secret_key(&app.store, &Actor::cli(), "production")
-        .await
-        .unwrap();
+    let create = Change::CreateSecretKey {
+        environment: "production".into(),
+    };
+    let key = app.apply(create).await.into_secret_key().unwrap();
     assert!(key.starts_with("sec_prod_") && key.len() > 22, "{key}");
     let stored: Vec<Option<String>> =
         sqlx::query_scalar("SELECT secret_hash FROM api_keys WHERE kind = 'secret'")
-            .fetch_all(app.store.pool())
+            .fetch_all(&app.pool)
             .await
             .unwrap();
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0].as_deref(), Some(key.as_str()));
-    assert!(app.store.key_grant(&key).await.unwrap().is_some());
-    service::keys::revoke_secret_key(&app.store, &Actor::cli(), &key[..16])
-        .await
-        .unwrap();
-    assert!(app.store.key_grant(&key).await.unwrap().is_none());
+    let features = || app.client.get(app.url("/features")).bearer_auth(&key).send();
+    assert_eq!(features().await.unwrap().status(), 200, "served at once");
+    let revoke = Change::RevokeSecretKey {
+        prefix: key[..16].to_string(),
+    };
+    app.apply(revoke).await;
+    assert_eq!(features().await.unwrap().status(), 403, "refused at once");
 }

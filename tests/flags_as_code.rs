@@ -4,12 +4,10 @@
 
 mod common;
 
+use common::{set_access, Fixture};
 use gatehouse::model::AccessRules;
-use gatehouse::runtime::Runtime;
-use gatehouse::service::config_file::{self, Change, ConfigFileError, Document};
-use gatehouse::service::flags::{self, NewFlagInput, SegmentInput};
-use gatehouse::service::Actor;
-use gatehouse::store::Store;
+use gatehouse::service::config_file::{self, ConfigFileError, Difference, Document};
+use gatehouse::service::{Actor, AuditFilter, Change, NewFlag, StageRef};
 use serde_json::json;
 
 fn rules(value: serde_json::Value) -> AccessRules {
@@ -19,41 +17,27 @@ fn rules(value: serde_json::Value) -> AccessRules {
 /// A small but complete configuration, made the way the UI makes it: a segment, two flags (one
 /// depending on the other), targeting in two environments, remote config, a stage default and a
 /// stage move.
-async fn build_configuration(store: &Store) {
-    let runtime = Runtime::load(store.clone()).await.unwrap();
-    let actor = Actor::cli();
-    flags::save_segment(
-        store,
-        &runtime,
-        &actor,
-        SegmentInput {
-            key: "beta-testers".into(),
-            name: "Beta testers".into(),
-            description: "Companies on the beta plan".into(),
-            conditions: serde_json::from_value(json!([
-                {"kind": "companyAttribute", "attribute": "plan", "operator": "ANY_OF", "values": ["beta"]},
-                {"kind": "companyList", "companies": ["acme", "globex"]}
-            ]))
-            .unwrap(),
-        },
-        true,
-    )
-    .await
-    .unwrap();
+async fn build_configuration(fx: &Fixture) {
+    fx.apply(Change::SaveSegment {
+        key: "beta-testers".into(),
+        name: "Beta testers".into(),
+        description: "Companies on the beta plan".into(),
+        conditions: serde_json::from_value(json!([
+            {"kind": "companyAttribute", "attribute": "plan", "operator": "ANY_OF", "values": ["beta"]},
+            {"kind": "companyList", "companies": ["acme", "globex"]}
+        ]))
+        .unwrap(),
+        create: true,
+    })
+    .await;
     for (key, name) in [("checkout", "New checkout"), ("new-nav", "New navigation")] {
-        flags::create_flag(
-            store,
-            &runtime,
-            &actor,
-            NewFlagInput {
-                key: key.into(),
-                name: name.into(),
-                description: format!("{name}, behind a flag"),
-                ..NewFlagInput::default()
-            },
-        )
-        .await
-        .unwrap();
+        fx.apply(Change::CreateFlag(NewFlag {
+            key: key.into(),
+            name: name.into(),
+            description: format!("{name}, behind a flag"),
+            ..NewFlag::default()
+        }))
+        .await;
     }
     let checkout = rules(json!({
         "mode": "some",
@@ -65,93 +49,84 @@ async fn build_configuration(store: &Store) {
             "rolloutAttribute": "user"
         }]
     }));
-    flags::set_access_rules(store, &runtime, &actor, "checkout", "production", checkout, None)
-        .await
-        .unwrap();
-    flags::set_access_rules(
-        store,
-        &runtime,
-        &actor,
-        "checkout",
-        "staging",
-        AccessRules::Everyone,
-        None,
-    )
-    .await
-    .unwrap();
+    fx.apply(set_access("checkout", "production", checkout, None))
+        .await;
+    fx.apply(set_access("checkout", "staging", AccessRules::Everyone, None))
+        .await;
     let nav = rules(json!({
         "mode": "some",
         "rules": [{"conditions": [{"kind": "flagAccess", "flag": "checkout", "enabled": true}], "rolloutPercentage": 100}]
     }));
-    flags::set_access_rules(store, &runtime, &actor, "new-nav", "production", nav, None)
-        .await
-        .unwrap();
-    let config = serde_json::from_value(json!({
-        "version": 0,
-        "variants": [
+    fx.apply(set_access("new-nav", "production", nav, None)).await;
+    fx.apply(Change::SetRemoteConfig {
+        flag: "checkout".into(),
+        environment: "production".into(),
+        variants: serde_json::from_value(json!([
             {"key": "blue", "payload": {"color": "#00f", "size": 2}, "segments": ["beta-testers"]},
             {"key": "plain", "payload": null, "isDefault": true}
-        ]
-    }))
-    .unwrap();
-    flags::set_remote_config(store, &runtime, &actor, "checkout", "production", config, None)
-        .await
-        .unwrap();
-    let beta = stage_id(store, "Beta").await;
-    flags::set_stage_default(store, &actor, beta, "staging", Some(AccessRules::Everyone))
-        .await
-        .unwrap();
-    flags::move_to_stage(store, &runtime, &actor, "new-nav", beta)
-        .await
-        .unwrap();
+        ]))
+        .unwrap(),
+        expected_version: None,
+    })
+    .await;
+    let beta = stage_id(fx, "Beta").await;
+    fx.apply(Change::SetStageDefault {
+        stage: StageRef::Id(beta),
+        environment: "staging".into(),
+        rules: Some(AccessRules::Everyone),
+    })
+    .await;
+    fx.apply(Change::MoveStage {
+        flag: "new-nav".into(),
+        stage_id: beta,
+    })
+    .await;
 }
 
-async fn stage_id(store: &Store, name: &str) -> i64 {
-    store
-        .release_stages()
+async fn stage_id(fx: &Fixture, name: &str) -> i64 {
+    let stages = fx.service.release_stages(&Actor::cli()).await.unwrap();
+    stages.into_iter().find(|s| s.name == name).expect("stage").id
+}
+
+async fn export(fx: &Fixture) -> Document {
+    config_file::export(&fx.service, &Actor::cli()).await.unwrap()
+}
+
+async fn export_text(fx: &Fixture) -> String {
+    export(fx).await.to_json().unwrap()
+}
+
+/// A second, fresh database on the same backend as `fx`.
+async fn fresh(fx: &Fixture) -> Fixture {
+    Fixture::open(fx.db.url.backend())
+        .await
+        .expect("a second database")
+}
+
+async fn import(fx: &Fixture, document: &Document) -> Result<Vec<Difference>, ConfigFileError> {
+    config_file::apply(&fx.service, &Actor::cli(), document).await
+}
+
+/// Every audit entry, newest first.
+async fn audit(fx: &Fixture) -> Vec<gatehouse::service::AuditRecord> {
+    let filter = AuditFilter::default();
+    fx.service
+        .audit_page(&Actor::cli(), &filter, 0, 1000)
         .await
         .unwrap()
-        .into_iter()
-        .find(|s| s.name == name)
-        .expect("stage")
-        .id
-}
-
-async fn export_text(store: &Store) -> String {
-    config_file::export(store).await.unwrap().to_json().unwrap()
-}
-
-/// A second, fresh database on the same backend as `store`.
-async fn fresh_store(store: &Store) -> (common::TestDb, Store) {
-    let db = common::TestDb::new(store.backend())
-        .await
-        .expect("a second database");
-    let fresh = Store::connect(&db.url).await.unwrap();
-    fresh.migrate().await.unwrap();
-    fresh.seed_defaults().await.unwrap();
-    (db, fresh)
-}
-
-async fn import(store: &Store, document: &Document) -> Result<Vec<Change>, ConfigFileError> {
-    let runtime = Runtime::load(store.clone()).await.unwrap();
-    config_file::apply(store, &runtime, &Actor::cli(), document).await
+        .entries
 }
 
 /// What a refused import must leave untouched.
-async fn fingerprint(store: &Store) -> (i64, i64, i64, Vec<i64>) {
+async fn fingerprint(fx: &Fixture) -> (i64, i64, i64, Vec<i64>) {
     let count = |table: &'static str| async move {
         sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(store.pool())
+            .fetch_one(&fx.pool)
             .await
             .unwrap()
     };
-    let versions = store
-        .environments()
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.flag_state_version)
-        .collect();
+    let environments = fx.service.environments(&Actor::cli()).await.unwrap();
+    let versions = environments.iter().map(|e| e.flag_state_version).collect();
     (
         count("audit_log").await,
         count("flag_targeting_versions").await,
@@ -169,8 +144,8 @@ fn problems(result: Result<impl std::fmt::Debug, ConfigFileError>) -> Vec<String
 
 store_test!(
     export_of_a_seeded_database_lists_environments_and_stages,
-    |store: Store| async move {
-        let text = export_text(&store).await;
+    |fx: Fixture| async move {
+        let text = export_text(&fx).await;
         let document: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(document["format"], "gatehouse/1");
         let environments: Vec<_> = document["environments"]
@@ -201,77 +176,77 @@ store_test!(
 
 store_test!(
     export_then_import_into_a_fresh_database_exports_the_same_text,
-    |store: Store| async move {
-        build_configuration(&store).await;
-        let first = export_text(&store).await;
+    |fx: Fixture| async move {
+        build_configuration(&fx).await;
+        let first = export_text(&fx).await;
         let document = Document::parse(&first).unwrap();
         assert_eq!(document.flags.len(), 2);
         assert_eq!(document.flags[1].stage, "Beta");
         assert!(first.contains("\"rolloutPercentage\": 25.5"), "{first}");
 
-        let (_db, fresh) = fresh_store(&store).await;
+        let fresh = fresh(&fx).await;
         let changes = import(&fresh, &document).await.unwrap();
-        assert!(changes.contains(&Change::CreateSegment(document.segments[0].clone())));
+        assert!(changes.contains(&Difference::CreateSegment(document.segments[0].clone())));
         let second = export_text(&fresh).await;
         assert_eq!(second, first);
-        let audit = fresh.audit_entries(Some("flag.created"), 10).await.unwrap();
+        let audit: Vec<_> = audit(&fresh)
+            .await
+            .into_iter()
+            .filter(|e| e.action == "flag.created")
+            .collect();
         assert_eq!(audit.len(), 2);
         assert!(audit.iter().all(|e| e.actor_label == "command line"));
-        assert!(fresh
-            .environments()
-            .await
-            .unwrap()
-            .iter()
-            .all(|e| e.flag_state_version == 1));
-        fresh.close().await;
+        let environments = fresh.service.environments(&Actor::cli()).await.unwrap();
+        assert!(
+            environments.iter().all(|e| e.flag_state_version == 1),
+            "{environments:?}"
+        );
+        fresh.service.close().await;
     }
 );
 
 store_test!(
     importing_the_same_document_twice_changes_nothing_the_second_time,
-    |store: Store| async move {
-        build_configuration(&store).await;
-        let document = config_file::export(&store).await.unwrap();
-        let (_db, fresh) = fresh_store(&store).await;
+    |fx: Fixture| async move {
+        build_configuration(&fx).await;
+        let document = export(&fx).await;
+        let fresh = fresh(&fx).await;
         assert!(!import(&fresh, &document).await.unwrap().is_empty());
         let before = fingerprint(&fresh).await;
         assert_eq!(import(&fresh, &document).await.unwrap(), Vec::new());
         assert_eq!(fingerprint(&fresh).await, before);
         // And the source, which the document came from, already matches it.
-        let source = fingerprint(&store).await;
-        assert_eq!(import(&store, &document).await.unwrap(), Vec::new());
-        assert_eq!(fingerprint(&store).await, source);
-        fresh.close().await;
+        let source = fingerprint(&fx).await;
+        assert_eq!(import(&fx, &document).await.unwrap(), Vec::new());
+        assert_eq!(fingerprint(&fx).await, source);
+        fresh.service.close().await;
     }
 );
 
 store_test!(
     a_changed_rule_becomes_one_new_version_in_its_environment_only,
-    |store: Store| async move {
-        build_configuration(&store).await;
-        let mut document = config_file::export(&store).await.unwrap();
-        let versions_before: Vec<_> = store.environments().await.unwrap();
+    |fx: Fixture| async move {
+        build_configuration(&fx).await;
+        let mut document = export(&fx).await;
+        let versions_before = fx.service.environments(&Actor::cli()).await.unwrap();
         document.flags[0]
             .access
             .insert("development".into(), AccessRules::Everyone);
-        let changes = import(&store, &document).await.unwrap();
+        let changes = import(&fx, &document).await.unwrap();
         assert_eq!(changes.len(), 1, "{changes:?}");
         assert_eq!(
             changes[0].to_string(),
             "change access of checkout in development from {\"mode\":\"noOne\"} to {\"mode\":\"everyone\"}"
         );
-        let development = store.environment_by_key("development").await.unwrap().unwrap();
-        let flag = store.flag_by_key("checkout").await.unwrap().unwrap();
-        assert_eq!(
-            store
-                .targeting_history(flag.id, development.id)
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
-        for (before, after) in versions_before.iter().zip(store.environments().await.unwrap()) {
-            let bump = i64::from(after.key == "development");
+        let page = fx
+            .service
+            .flag_page(&Actor::cli(), "checkout", "development")
+            .await
+            .unwrap();
+        assert_eq!(page.history.len(), 2);
+        let versions_after = fx.service.environments(&Actor::cli()).await.unwrap();
+        for (before, after) in versions_before.iter().zip(versions_after) {
+            let bump = i64::from(after.key.as_str() == "development");
             assert_eq!(
                 after.flag_state_version,
                 before.flag_state_version + bump,
@@ -279,10 +254,11 @@ store_test!(
                 after.key
             );
         }
-        let entry = &store
-            .audit_entries(Some("flag.access_rules_changed"), 1)
-            .await
-            .unwrap()[0];
+        let entries = audit(&fx).await;
+        let entry = entries
+            .iter()
+            .find(|e| e.action == "flag.access_rules_changed")
+            .unwrap();
         assert_eq!(entry.subject_key, "checkout");
         assert_eq!(entry.actor_label, "command line");
     }
@@ -290,12 +266,12 @@ store_test!(
 
 store_test!(
     a_dry_run_lists_the_changes_and_writes_nothing,
-    |store: Store| async move {
-        build_configuration(&store).await;
-        let document = config_file::export(&store).await.unwrap();
-        let (_db, fresh) = fresh_store(&store).await;
+    |fx: Fixture| async move {
+        build_configuration(&fx).await;
+        let document = export(&fx).await;
+        let fresh = fresh(&fx).await;
         let before = fingerprint(&fresh).await;
-        let lines: Vec<String> = config_file::plan(&fresh, &document)
+        let lines: Vec<String> = config_file::plan(&fresh.service, &Actor::cli(), &document)
             .await
             .unwrap()
             .iter()
@@ -313,16 +289,16 @@ store_test!(
                 "{expected:?} missing from {lines:#?}"
             );
         }
-        fresh.close().await;
+        fresh.service.close().await;
     }
 );
 
 store_test!(
     invalid_documents_are_refused_with_every_problem_and_nothing_written,
-    |store: Store| async move {
-        build_configuration(&store).await;
-        let valid = serde_json::to_value(config_file::export(&store).await.unwrap()).unwrap();
-        let before = fingerprint(&store).await;
+    |fx: Fixture| async move {
+        build_configuration(&fx).await;
+        let valid = serde_json::to_value(export(&fx).await).unwrap();
+        let before = fingerprint(&fx).await;
         let mut cases: Vec<(serde_json::Value, &str)> = Vec::new();
 
         let mut unknown_segment = valid.clone();
@@ -363,27 +339,34 @@ store_test!(
 
         for (document, expected) in cases {
             let document = Document::parse(&document.to_string()).expect("well-formed");
-            let refused = problems(import(&store, &document).await);
+            let refused = problems(import(&fx, &document).await);
             assert!(
                 refused.iter().any(|p| p.contains(expected)),
                 "{expected:?} not in {refused:#?}"
             );
-            let planned = problems(config_file::plan(&store, &document).await);
+            let planned = problems(config_file::plan(&fx.service, &Actor::cli(), &document).await);
             assert_eq!(planned, refused);
-            assert_eq!(fingerprint(&store).await, before, "{expected}");
+            assert_eq!(fingerprint(&fx).await, before, "{expected}");
         }
-        assert!(store.flag_by_key("brand-new").await.unwrap().is_none());
-        assert_eq!(
-            store.flag_by_key("checkout").await.unwrap().unwrap().name,
-            "New checkout"
-        );
+        let flags = fx
+            .service
+            .flag_list(&Actor::cli(), &Default::default(), 0, 50)
+            .await
+            .unwrap();
+        assert!(flags.flags.iter().all(|(f, _)| f.key.as_str() != "brand-new"));
+        let checkout = flags
+            .flags
+            .iter()
+            .find(|(f, _)| f.key.as_str() == "checkout")
+            .unwrap();
+        assert_eq!(checkout.0.name, "New checkout");
     }
 );
 
 store_test!(
     malformed_documents_name_the_path_of_every_problem,
-    |store: Store| async move {
-        let mut document = serde_json::to_value(config_file::export(&store).await.unwrap()).unwrap();
+    |fx: Fixture| async move {
+        let mut document = serde_json::to_value(export(&fx).await).unwrap();
         document["flags"] = json!([
             {"key": "bad key!", "name": "Bad", "stage": "Beta"},
             {"key": "ok", "name": "Ok", "stage": "Beta", "access": {"production": {"mode": "sometimes"}}},
@@ -414,15 +397,15 @@ store_test!(
         wrong_format.as_object_mut().unwrap().remove("colour");
         wrong_format["segments"] = json!([]);
         let parsed = Document::parse(&wrong_format.to_string()).unwrap();
-        let refused = problems(config_file::plan(&store, &parsed).await);
+        let refused = problems(config_file::plan(&fx.service, &Actor::cli(), &parsed).await);
         assert!(refused[0].starts_with("format: \"gatehouse/9\""), "{refused:?}");
     }
 );
 
 store_test!(
     listed_stages_that_do_not_exist_are_created_after_the_others,
-    |store: Store| async move {
-        let mut document = config_file::export(&store).await.unwrap();
+    |fx: Fixture| async move {
+        let mut document = export(&fx).await;
         document.stages.push(
             serde_json::from_value(json!({"name": "Sunset", "color": "#991b1b",
                 "defaults": {"production": {"mode": "noOne"}}}))
@@ -435,13 +418,27 @@ store_test!(
             )
             .unwrap(),
         );
-        import(&store, &document).await.unwrap();
-        let stages = store.release_stages().await.unwrap();
+        import(&fx, &document).await.unwrap();
+        let stages = fx.service.release_stages(&Actor::cli()).await.unwrap();
         assert_eq!(stages.last().unwrap().name, "Sunset");
-        let flag = store.flag_by_key("old-banner").await.unwrap().unwrap();
+        let archived = gatehouse::service::FlagFilter {
+            archived: true,
+            ..Default::default()
+        };
+        let list = fx
+            .service
+            .flag_list(&Actor::cli(), &archived, 0, 50)
+            .await
+            .unwrap();
+        let flag = &list
+            .flags
+            .iter()
+            .find(|(f, _)| f.key.as_str() == "old-banner")
+            .unwrap()
+            .0;
         assert!(flag.archived);
         assert_eq!(flag.stage_id, stages.last().unwrap().id);
-        let exported = config_file::export(&store).await.unwrap();
+        let exported = export(&fx).await;
         let banner = exported
             .flags
             .iter()

@@ -11,12 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::TestApp;
-use gatehouse::config::{Backend, DatabaseUrl};
+use gatehouse::config::Backend;
 use gatehouse::model::AccessRules;
-use gatehouse::service::flags::{create_flag, set_access_rules, NewFlagInput};
-use gatehouse::service::Actor;
-use gatehouse::store::entities::{EntityKind, EntityUpsert, IngestWrite};
-use gatehouse::store::Store;
+use gatehouse::service::{
+    AccessChange, Actor, Change, Clock, EntityKind, EntityUpsert, IngestWrite, NewFlag, Service,
+};
 use serde_json::{json, Value};
 
 struct Fixture {
@@ -28,15 +27,12 @@ struct Fixture {
 /// A server whose production environment has `pro-only`: on for companies whose `plan` is `pro`.
 async fn fixture(backend: Backend) -> Option<Fixture> {
     let app = TestApp::spawn(backend).await?;
-    let actor = Actor::cli();
-    let input = NewFlagInput {
+    app.apply(Change::CreateFlag(NewFlag {
         key: "pro-only".into(),
         name: "Pro only".into(),
         ..Default::default()
-    };
-    create_flag(&app.store, &app.runtime, &actor, input)
-        .await
-        .unwrap();
+    }))
+    .await;
     let rules: AccessRules = serde_json::from_value(json!({
         "mode": "some",
         "rules": [{ "conditions": [
@@ -44,20 +40,15 @@ async fn fixture(backend: Backend) -> Option<Fixture> {
         ] }]
     }))
     .unwrap();
-    set_access_rules(
-        &app.store,
-        &app.runtime,
-        &actor,
-        "pro-only",
-        "production",
-        rules,
-        None,
-    )
-    .await
-    .unwrap();
-    let production = app.store.environment_by_key("production").await.unwrap().unwrap();
-    let publishable = app.store.publishable_key(production.id).await.unwrap().unwrap();
-    app.runtime.publish().await;
+    app.apply(Change::SetAccess {
+        flag: "pro-only".into(),
+        environment: "production".into(),
+        change: AccessChange::Set(rules),
+        expected_version: None,
+    })
+    .await;
+    let production = app.environment("production").await;
+    let publishable = app.publishable_key("production").await;
     Some(Fixture {
         app,
         environment_id: production.id,
@@ -99,13 +90,25 @@ impl Fixture {
     }
 
     async fn stored(&self, kind: EntityKind, id: &str) -> Option<Value> {
-        let entity = self
+        let actor = Actor::cli();
+        let row = self
             .app
-            .store
-            .entity(self.environment_id, kind, id)
+            .service
+            .entity_detail(&actor, kind, "production", id)
             .await
-            .unwrap()?;
-        Some(serde_json::to_value(&entity.attributes).unwrap())
+            .unwrap()
+            .row?;
+        Some(serde_json::to_value(&row.attributes).unwrap())
+    }
+
+    async fn related(&self, kind: EntityKind, id: &str) -> Vec<String> {
+        let actor = Actor::cli();
+        let detail = self
+            .app
+            .service
+            .entity_detail(&actor, kind, "production", id)
+            .await;
+        detail.unwrap().related
     }
 }
 
@@ -175,31 +178,32 @@ async fn every_item_type_is_stored(backend: Backend) {
         f.stored(EntityKind::Company, "beta").await,
         Some(json!({ "plan": "free" }))
     );
-    let store = &f.app.store;
-    assert_eq!(
-        store.company_user_ids(f.environment_id, "42").await.unwrap(),
-        ["u1"]
-    );
-    assert_eq!(
-        store.company_user_ids(f.environment_id, "beta").await.unwrap(),
-        ["7"]
-    );
-    assert_eq!(store.event_count(f.environment_id, "exported").await.unwrap(), 2);
-    let exposures = store.exposures(f.environment_id, "pro-only").await.unwrap();
-    assert_eq!(exposures.len(), 1, "{exposures:?}");
-    assert_eq!(
-        (exposures[0].checks, exposures[0].enabled),
-        (2, 1),
-        "config reads are not exposures"
-    );
+    assert_eq!(f.related(EntityKind::Company, "42").await, ["u1"]);
+    assert_eq!(f.related(EntityKind::Company, "beta").await, ["7"]);
+    let pool = &f.app.pool;
+    let events: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE environment_id = $1 AND name = 'exported'")
+            .bind(f.environment_id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(events, 2);
+    let exposures: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT checks, enabled FROM flag_exposures WHERE environment_id = $1 AND flag_key = 'pro-only'",
+    )
+    .bind(f.environment_id)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(exposures, [(2, 1)], "config reads are not exposures");
 
     let name: Option<String> = sqlx::query_scalar("SELECT name FROM companies WHERE id = '42'")
-        .fetch_one(store.pool())
+        .fetch_one(pool)
         .await
         .unwrap();
     assert_eq!(name.as_deref(), Some("Acme"));
     let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = 'u1'")
-        .fetch_one(store.pool())
+        .fetch_one(pool)
         .await
         .unwrap();
     assert_eq!(email.as_deref(), Some("ada@example.com"));
@@ -223,15 +227,15 @@ async fn attributes_merge_and_first_seen_stays() {
         json!({ "companyId": "acme", "attributes": { "plan": "free", "seats": 3 }, "timestamp": "2024-01-02T00:00:00Z" }),
     )
     .await;
-    let first_seen = |store: Store| async move {
+    let first_seen = |pool: sqlx::AnyPool| async move {
         let seen: (i64, i64) =
             sqlx::query_as("SELECT first_seen, last_seen FROM companies WHERE id = 'acme'")
-                .fetch_one(store.pool())
+                .fetch_one(&pool)
                 .await
                 .unwrap();
         seen
     };
-    let (first, last) = first_seen(f.app.store.clone()).await;
+    let (first, last) = first_seen(f.app.pool.clone()).await;
     assert_eq!(first, 1_704_153_600_000);
     f.post_json(
         "/company",
@@ -242,7 +246,7 @@ async fn attributes_merge_and_first_seen_stays() {
         f.stored(EntityKind::Company, "acme").await,
         Some(json!({ "plan": "pro", "seats": 3, "region": "eu" }))
     );
-    let (first_again, last_again) = first_seen(f.app.store.clone()).await;
+    let (first_again, last_again) = first_seen(f.app.pool.clone()).await;
     assert_eq!(first_again, first);
     assert!(last_again >= last);
     let cached = f
@@ -336,20 +340,20 @@ async fn rows_written_by_another_replica_reach_the_cache_on_reload() {
         company: EntityUpsert {
             id: "elsewhere".into(),
             attributes,
-            seen_at: gatehouse::store::now_ms(),
+            seen_at: Clock::system().now_ms(),
         },
         user_id: None,
     };
-    f.app
-        .store
-        .record_ingest(f.environment_id, &[write], gatehouse::store::now_ms())
-        .await
-        .unwrap();
+    // Another replica: the same database, its own service.
+    let (other, _) = Service::open(&f.app.db.url, Clock::system()).await.unwrap();
+    let key = Actor::api_key(f.environment_id);
+    other.ingest(key, f.environment_id, vec![write]).await.unwrap();
+    other.close().await;
     assert_eq!(
         f.evaluated("context.company.id=elsewhere").await["remoteContextUsed"],
         false
     );
-    f.app.runtime.entities().refresh(&f.app.store).await.unwrap();
+    f.app.runtime.reload_entities().await.unwrap();
     let body = f.evaluated("context.company.id=elsewhere").await;
     assert_eq!(body["remoteContextUsed"], true);
     assert_eq!(body["features"]["pro-only"]["isEnabled"], true);
@@ -448,10 +452,10 @@ async fn ingest_takes_any_key_of_the_environment() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert!(f.stored(EntityKind::User, "by-query").await.is_some());
-    let secret = gatehouse::service::keys::create_secret_key(&f.app.store, &Actor::cli(), "production")
-        .await
-        .unwrap();
-    f.app.runtime.publish().await;
+    let create = Change::CreateSecretKey {
+        environment: "production".into(),
+    };
+    let secret = f.app.apply(create).await.into_secret_key().unwrap();
     let response = f
         .app
         .client
@@ -586,13 +590,12 @@ async fn acknowledged_writes_survive_a_kill() {
     );
 
     let restarted = start_server(&database_url).await;
-    let store = Store::connect(&DatabaseUrl::parse(&database_url).unwrap())
-        .await
-        .unwrap();
-    let environment = store.environment_by_key("production").await.unwrap().unwrap();
-    let stored: HashSet<String> = sqlx::query_scalar("SELECT id FROM companies WHERE environment_id = $1")
-        .bind(environment.id)
-        .fetch_all(store.pool())
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&database_url).await.unwrap();
+    let stored: HashSet<String> = sqlx::query_scalar(
+        "SELECT c.id FROM companies c JOIN environments e ON e.id = c.environment_id WHERE e.key = 'production'",
+    )
+    .fetch_all(&pool)
         .await
         .unwrap()
         .into_iter()
@@ -618,5 +621,5 @@ async fn acknowledged_writes_survive_a_kill() {
         .await
         .unwrap();
     assert_eq!(body["remoteContextUsed"], true, "{body}");
-    store.close().await;
+    pool.close().await;
 }

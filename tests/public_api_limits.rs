@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 
 async fn app_and_key() -> (TestApp, String) {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let production = app.store.environment_by_key("production").await.unwrap().unwrap();
-    let key = app.store.publishable_key(production.id).await.unwrap().unwrap();
+    let key = app.publishable_key("production").await;
     (app, key)
 }
 

@@ -2,11 +2,10 @@
 
 mod common;
 
-use common::TestApp;
+use common::{new_flag, set_access, TestApp};
 use gatehouse::config::Backend;
 use gatehouse::model::{AccessRules, TargetedAccess};
-use gatehouse::service::flags::{create_flag, set_access_rules, NewFlagInput};
-use gatehouse::service::{self, Actor};
+use gatehouse::service::{self, AccessChange, Actor, Change};
 use serde_json::{json, Value};
 
 struct Fixture {
@@ -18,49 +17,26 @@ struct Fixture {
 /// A server with two flags in production: `everyone` (Everyone) and `acme-only` (company acme).
 async fn fixture() -> Fixture {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let actor = Actor::cli();
     for key in ["everyone", "acme-only"] {
-        let input = NewFlagInput {
-            key: key.into(),
-            name: key.into(),
-            ..Default::default()
-        };
-        create_flag(&app.store, &app.runtime, &actor, input)
-            .await
-            .unwrap();
+        app.apply(new_flag(key)).await;
     }
-    set_access_rules(
-        &app.store,
-        &app.runtime,
-        &actor,
+    app.apply(set_access(
         "everyone",
         "production",
         AccessRules::Everyone,
         Some(1),
-    )
-    .await
-    .unwrap();
+    ))
+    .await;
     let acme = AccessRules::Some(TargetedAccess {
         companies: vec!["acme".into()],
         ..Default::default()
     });
-    set_access_rules(
-        &app.store,
-        &app.runtime,
-        &actor,
-        "acme-only",
-        "production",
-        acme,
-        None,
-    )
-    .await
-    .unwrap();
-    let production = app.store.environment_by_key("production").await.unwrap().unwrap();
-    let publishable = app.store.publishable_key(production.id).await.unwrap().unwrap();
-    let secret = service::keys::create_secret_key(&app.store, &actor, "production")
-        .await
-        .unwrap();
-    app.runtime.publish().await;
+    app.apply(set_access("acme-only", "production", acme, None)).await;
+    let publishable = app.publishable_key("production").await;
+    let create = Change::CreateSecretKey {
+        environment: "production".into(),
+    };
+    let secret = app.apply(create).await.into_secret_key().unwrap();
     Fixture {
         app,
         publishable,
@@ -124,10 +100,10 @@ async fn features_serves_compiled_definitions_to_secret_keys_only() {
 async fn a_revoked_secret_key_stops_authenticating_at_once() {
     let f = fixture().await;
     assert_eq!(f.get("/features", Some(&f.secret)).await.0, 200);
-    service::keys::revoke_secret_key(&f.app.store, &Actor::cli(), &f.secret[..16])
-        .await
-        .unwrap();
-    f.app.runtime.publish().await;
+    let revoke = Change::RevokeSecretKey {
+        prefix: f.secret[..16].to_string(),
+    };
+    f.app.apply(revoke).await;
     let (status, body) = f.get("/features", Some(&f.secret)).await;
     assert_eq!(status, 403, "{body}");
 }
@@ -326,37 +302,25 @@ async fn ofrep_bulk_is_sorted_with_an_etag_and_answers_304() {
 async fn stale_saves_are_refused_and_versions_grow() {
     let f = fixture().await;
     let actor = Actor::cli();
-    let result = set_access_rules(
-        &f.app.store,
-        &f.app.runtime,
-        &actor,
-        "everyone",
-        "production",
-        AccessRules::NoOne,
-        Some(1),
-    )
-    .await;
+    let stale = set_access("everyone", "production", AccessRules::NoOne, Some(1));
+    let result = f.app.service.apply(&actor, stale).await;
     assert!(
         matches!(result, Err(service::ServiceError::Conflict(_))),
         "{result:?}"
     );
-    let version = set_access_rules(
-        &f.app.store,
-        &f.app.runtime,
-        &actor,
-        "everyone",
-        "production",
-        AccessRules::NoOne,
-        Some(2),
-    )
-    .await
-    .unwrap();
+    let current = set_access("everyone", "production", AccessRules::NoOne, Some(2));
+    let version = f.app.apply(current).await.into_version().unwrap();
     assert_eq!(version, 3);
     let (_, body) = f.get("/features/evaluated", Some(&f.publishable)).await;
     assert_eq!(body["features"]["everyone"]["isEnabled"], false);
-    service::flags::rollback_access_rules(&f.app.store, &f.app.runtime, &actor, "everyone", "production", 2)
-        .await
-        .unwrap();
+    f.app
+        .apply(Change::SetAccess {
+            flag: "everyone".into(),
+            environment: "production".into(),
+            change: AccessChange::RollBackTo(2),
+            expected_version: None,
+        })
+        .await;
     let (_, body) = f.get("/features/evaluated", Some(&f.publishable)).await;
     assert_eq!(body["features"]["everyone"]["isEnabled"], true);
     assert_eq!(body["features"]["everyone"]["targetingVersion"], 4);
@@ -371,47 +335,27 @@ async fn unknown_references_and_cycles_are_refused_on_save() {
         "rules": [{ "conditions": [{ "kind": "flagAccess", "flag": "acme-only", "enabled": true }], "rolloutPercentage": 100 }]
     }))
     .unwrap();
-    set_access_rules(
-        &f.app.store,
-        &f.app.runtime,
-        &actor,
-        "everyone",
-        "staging",
-        rules,
-        None,
-    )
-    .await
-    .unwrap();
+    f.app.apply(set_access("everyone", "staging", rules, None)).await;
     let back: AccessRules = serde_json::from_value(json!({
         "mode": "some",
         "rules": [{ "conditions": [{ "kind": "flagAccess", "flag": "everyone", "enabled": true }], "rolloutPercentage": 100 }]
     }))
     .unwrap();
-    let result = set_access_rules(
-        &f.app.store,
-        &f.app.runtime,
-        &actor,
-        "acme-only",
-        "staging",
-        back,
-        None,
-    )
-    .await;
+    let result = f
+        .app
+        .service
+        .apply(&actor, set_access("acme-only", "staging", back, None))
+        .await;
     assert!(
         matches!(&result, Err(service::ServiceError::Invalid { field, .. }) if field == "rules"),
         "{result:?}"
     );
     let unknown: AccessRules =
         serde_json::from_value(json!({ "mode": "some", "segments": ["nope"] })).unwrap();
-    let result = set_access_rules(
-        &f.app.store,
-        &f.app.runtime,
-        &actor,
-        "acme-only",
-        "staging",
-        unknown,
-        None,
-    )
-    .await;
+    let result = f
+        .app
+        .service
+        .apply(&actor, set_access("acme-only", "staging", unknown, None))
+        .await;
     assert!(result.is_err());
 }

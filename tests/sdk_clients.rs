@@ -8,13 +8,10 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::TestApp;
+use common::{new_flag, set_access, TestApp};
 use gatehouse::config::Backend;
-use gatehouse::model::{AccessRules, ConfigVariant, RemoteConfig};
-use gatehouse::service::flags::{
-    create_flag, save_segment, set_access_rules, set_remote_config, NewFlagInput, SegmentInput,
-};
-use gatehouse::service::{self, Actor};
+use gatehouse::model::{AccessRules, ConfigVariant};
+use gatehouse::service::Change;
 use serde_json::{json, Value};
 
 fn sdk_dir() -> PathBuf {
@@ -38,8 +35,6 @@ fn rules(value: Value) -> AccessRules {
 /// Flags that exercise every kind of rule: company list, attribute, segment, rollout, flag
 /// access, user list, and a flag with remote config.
 async fn seed(app: &TestApp) -> (String, String) {
-    let actor = Actor::cli();
-    let (store, runtime) = (&app.store, &app.runtime);
     for key in [
         "acme-only",
         "enterprise",
@@ -49,31 +44,20 @@ async fn seed(app: &TestApp) -> (String, String) {
         "users",
         "theme",
     ] {
-        let input = NewFlagInput {
-            key: key.into(),
-            name: key.into(),
-            ..Default::default()
-        };
-        create_flag(store, runtime, &actor, input).await.unwrap();
+        app.apply(new_flag(key)).await;
     }
-    let segment = SegmentInput {
+    let segment = Change::SaveSegment {
         key: "big-customers".into(),
         name: "Big customers".into(),
+        description: String::new(),
         conditions: serde_json::from_value(json!([
             { "kind": "companyAttribute", "attribute": "employees", "operator": "GT", "values": ["500"] }
         ]))
         .unwrap(),
-        ..Default::default()
+        create: true,
     };
-    save_segment(store, runtime, &actor, segment, true).await.unwrap();
-    let set = |key: &'static str, value: Value| {
-        let rules = rules(value);
-        async move {
-            set_access_rules(store, runtime, &Actor::cli(), key, "production", rules, None)
-                .await
-                .unwrap()
-        }
-    };
+    app.apply(segment).await;
+    let set = |key: &'static str, value: Value| app.apply(set_access(key, "production", rules(value), None));
     set("acme-only", json!({ "mode": "some", "companies": ["acme"] })).await;
     set(
         "enterprise",
@@ -101,8 +85,10 @@ async fn seed(app: &TestApp) -> (String, String) {
     .await;
     set("users", json!({ "mode": "some", "users": ["user-3", "user-7"] })).await;
     set("theme", json!({ "mode": "everyone" })).await;
-    let config = RemoteConfig {
-        version: 0,
+    let config = Change::SetRemoteConfig {
+        flag: "theme".into(),
+        environment: "production".into(),
+        expected_version: None,
         variants: vec![
             ConfigVariant {
                 key: "dark".into(),
@@ -122,18 +108,12 @@ async fn seed(app: &TestApp) -> (String, String) {
             },
         ],
     };
-    set_remote_config(store, runtime, &actor, "theme", "production", config, None)
-        .await
-        .unwrap();
-    let secret = service::keys::create_secret_key(store, &actor, "production")
-        .await
-        .unwrap();
-    runtime.publish().await;
-    let production = store.environment_by_key("production").await.unwrap().unwrap();
-    (
-        secret,
-        store.publishable_key(production.id).await.unwrap().unwrap(),
-    )
+    app.apply(config).await;
+    let create = Change::CreateSecretKey {
+        environment: "production".into(),
+    };
+    let secret = app.apply(create).await.into_secret_key().unwrap();
+    (secret, app.publishable_key("production").await)
 }
 
 fn node(script: &str, args: &[&str], env: &[(&str, String)]) -> (bool, Value) {
@@ -194,7 +174,7 @@ async fn reflag_node_sdk_local_evaluation_matches_remote_evaluation() {
         "a non-trivial mix of answers: {summary}"
     );
     let companies: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM companies")
-        .fetch_one(app.store.pool())
+        .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(companies, 200, "the SDK's updateCompany calls were stored");

@@ -5,11 +5,29 @@ mod common;
 use common::TestApp;
 use gatehouse::config::Backend;
 use gatehouse::model::member::Role;
-use gatehouse::store::audit::{insert_audit, NewAuditEntry};
-use gatehouse::store::audit_query::AuditFilter;
-use gatehouse::store::entities::{EntityUpsert, IngestWrite};
-use gatehouse::store::Store;
+use gatehouse::service::{Actor, AuditFilter, AuditRecord, Clock, EntityUpsert, IngestWrite, Service};
 use serde_json::{json, Value};
+
+/// The newest audit entries of `action`, newest first.
+async fn audit_entries(service: &Service, action: &str) -> Vec<AuditRecord> {
+    let filter = AuditFilter::default();
+    let entries = service
+        .audit_page(&Actor::cli(), &filter, 0, 500)
+        .await
+        .unwrap()
+        .entries;
+    entries.into_iter().filter(|e| e.action == action).collect()
+}
+
+/// The stored segments, by key.
+async fn segments(app: &TestApp) -> Vec<gatehouse::service::SegmentRecord> {
+    let list = app
+        .service
+        .segment_list(&Actor::cli(), "production")
+        .await
+        .unwrap();
+    list.segments.into_iter().map(|(record, _, _)| record).collect()
+}
 
 const EDITOR: &str = "eddie@example.com";
 const VIEWER: &str = "vera@example.com";
@@ -36,18 +54,18 @@ async fn app_with_team() -> (TestApp, reqwest::Client) {
 }
 
 async fn report_company(app: &TestApp, id: &str, plan: &str) {
-    let environment = app.store.environment_by_key("production").await.unwrap().unwrap();
+    let environment = app.environment("production").await;
     let write = IngestWrite::Company {
         company: EntityUpsert {
             id: id.into(),
             attributes: serde_json::from_value(json!({ "plan": plan })).unwrap(),
-            seen_at: gatehouse::store::now_ms(),
+            seen_at: Clock::system().now_ms(),
         },
         user_id: None,
     };
-    app.runtime
-        .entities()
-        .record(&app.store, environment.id, vec![write])
+    let key = Actor::api_key(environment.id);
+    app.service
+        .ingest(key, environment.id, vec![write])
         .await
         .unwrap();
 }
@@ -67,9 +85,9 @@ async fn editor_creates_a_segment_and_the_list_counts_its_companies_and_flags() 
         "create answered {}",
         response.status()
     );
-    let stored = app.store.segments().await.unwrap();
+    let stored = segments(&app).await;
     assert_eq!(stored.len(), 1);
-    let conditions: Value = serde_json::from_str(&stored[0].conditions).unwrap();
+    let conditions = serde_json::to_value(&stored[0].segment.conditions).unwrap();
     assert_eq!(
         conditions,
         json!([
@@ -157,11 +175,7 @@ async fn editing_a_segment_keeps_its_key_and_is_audited_with_before_and_after() 
     assert_eq!(detail["form"]["companies"], "acme");
     assert_eq!(detail["form"]["rows"].as_array().unwrap().len(), 3);
 
-    let changes = app
-        .store
-        .audit_entries(Some("segment.changed"), 10)
-        .await
-        .unwrap();
+    let changes = audit_entries(&app.service, "segment.changed").await;
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].actor_label, EDITOR);
     assert_eq!(changes[0].before.as_ref().unwrap()["name"], "VIP customers");
@@ -184,7 +198,7 @@ async fn viewer_cannot_create_segments() {
     let viewer = app.signed_in(VIEWER).await;
     let response = app.call(&viewer, "/api/edit/create_segment", VIP).await;
     assert_eq!(response.status(), 403);
-    assert!(app.store.segments().await.unwrap().is_empty());
+    assert!(segments(&app).await.is_empty());
     // Reading is open to every member.
     let list = app
         .call(&viewer, "/api/read/segments", &[("environment", "production")])
@@ -230,7 +244,7 @@ async fn invalid_segments_are_refused_with_the_field_to_fix() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["field"], "name");
 
-    assert!(app.store.segments().await.unwrap().is_empty());
+    assert!(segments(&app).await.is_empty());
 
     // A taken key is a conflict, reported on the key field.
     app.call(&editor, "/api/edit/create_segment", VIP).await;
@@ -313,36 +327,44 @@ async fn the_audit_log_filters_by_member_subject_and_date_and_pages() {
     assert_eq!(app.call(&anonymous, "/api/read/audit", &[]).await.status(), 401);
 }
 
-async fn record(store: &Store, at: i64, actor: &str, subject_type: &str, subject_key: &str) {
-    let mut conn = store.pool().acquire().await.unwrap();
-    insert_audit(
-        &mut conn,
-        NewAuditEntry {
-            actor_label: actor,
-            action: "test.change",
-            subject_type,
-            subject_key,
-            after: Some(json!({ "at": at })),
-            ..Default::default()
-        },
-        at,
+/// An audit entry written by hand at `at`, so the filters have times to work with.
+async fn record(pool: &sqlx::AnyPool, at: i64, actor: &str, subject_type: &str, subject_key: &str) {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor_label, action, subject_type, subject_key, after_json) \
+         VALUES ($1, $2, 'test.change', $3, $4, $5)",
     )
+    .bind(at)
+    .bind(actor)
+    .bind(subject_type)
+    .bind(subject_key)
+    .bind(json!({ "at": at }).to_string())
+    .execute(pool)
     .await
     .unwrap();
 }
 
-store_test!(audit_query_filters_and_pages, |store: Store| async move {
-    record(&store, 1_000, "ada@example.com", "flag", "checkout").await;
-    record(&store, 2_000, "bob@example.com", "segment", "vip_100%").await;
-    record(&store, 3_000, "ada@example.com", "segment", "vip-2").await;
-    record(&store, 4_000, "command line", "flag", "search").await;
+store_test!(audit_query_filters_and_pages, |fx: common::Fixture| async move {
+    let pool = &fx.pool;
+    record(pool, 1_000, "ada@example.com", "flag", "checkout").await;
+    record(pool, 2_000, "bob@example.com", "segment", "vip_100%").await;
+    record(pool, 3_000, "ada@example.com", "segment", "vip-2").await;
+    record(pool, 4_000, "command line", "flag", "search").await;
     let filter = |actor: &str, subject: &str, from: Option<i64>, to: Option<i64>| AuditFilter {
         actor: actor.into(),
         subject: subject.into(),
         from,
         to,
     };
-    let ats = |entries: Vec<gatehouse::store::audit_query::AuditRecord>| {
+    let page = |filter: AuditFilter, page: i64, size: i64| {
+        let service = fx.service.clone();
+        async move {
+            service
+                .audit_page(&Actor::cli(), &filter, page, size)
+                .await
+                .unwrap()
+        }
+    };
+    let ats = |entries: Vec<AuditRecord>| {
         entries
             .into_iter()
             .filter(|e| e.action == "test.change")
@@ -350,46 +372,30 @@ store_test!(audit_query_filters_and_pages, |store: Store| async move {
             .collect::<Vec<_>>()
     };
 
-    let by_ada = filter("ada@example.com", "", None, None);
-    assert_eq!(
-        ats(store.filtered_audit_entries(&by_ada, 0, 10).await.unwrap()),
-        [3_000, 1_000]
-    );
-    assert_eq!(store.filtered_audit_count(&by_ada).await.unwrap(), 2);
+    let by_ada = page(filter("ada@example.com", "", None, None), 0, 10).await;
+    assert_eq!(ats(by_ada.entries), [3_000, 1_000]);
+    assert_eq!(by_ada.total, 2);
 
     // Case-insensitive, over "type key"; LIKE wildcards in the text are literal.
-    let segments = filter("", "Segment VIP", None, None);
-    assert_eq!(
-        ats(store.filtered_audit_entries(&segments, 0, 10).await.unwrap()),
-        [3_000, 2_000]
-    );
-    let literal = filter("", "_100%", None, None);
-    assert_eq!(
-        ats(store.filtered_audit_entries(&literal, 0, 10).await.unwrap()),
-        [2_000]
-    );
-    let underscore = filter("", "vip_", None, None);
-    assert_eq!(
-        ats(store.filtered_audit_entries(&underscore, 0, 10).await.unwrap()),
-        [2_000]
-    );
+    let segments = page(filter("", "Segment VIP", None, None), 0, 10).await;
+    assert_eq!(ats(segments.entries), [3_000, 2_000]);
+    let literal = page(filter("", "_100%", None, None), 0, 10).await;
+    assert_eq!(ats(literal.entries), [2_000]);
+    let underscore = page(filter("", "vip_", None, None), 0, 10).await;
+    assert_eq!(ats(underscore.entries), [2_000]);
 
-    let window = filter("", "", Some(2_000), Some(3_000));
-    assert_eq!(
-        ats(store.filtered_audit_entries(&window, 0, 10).await.unwrap()),
-        [3_000, 2_000]
-    );
+    let window = page(filter("", "", Some(2_000), Some(3_000)), 0, 10).await;
+    assert_eq!(ats(window.entries), [3_000, 2_000]);
 
-    let all = AuditFilter::default();
-    let total = store.filtered_audit_count(&all).await.unwrap();
-    let first = store.filtered_audit_entries(&all, 0, 2).await.unwrap();
-    let second = store.filtered_audit_entries(&all, 2, 2).await.unwrap();
-    assert!(total >= 4);
+    let first = page(AuditFilter::default(), 0, 2).await;
+    let second = page(AuditFilter::default(), 1, 2).await;
+    assert!(first.total >= 4);
+    let (first, second) = (first.entries, second.entries);
     assert_eq!((first.len(), second.len()), (2, 2));
     assert!(first[0].at >= first[1].at && first[1].at >= second[0].at);
     assert!(second.iter().all(|e| first.iter().all(|f| f.id != e.id)));
 
-    let actors = store.audit_actor_labels().await.unwrap();
+    let actors = page(AuditFilter::default(), 0, 1).await.actors;
     assert!(actors.contains(&"bob@example.com".to_string()));
     assert!(actors.windows(2).all(|w| w[0] <= w[1]));
 });

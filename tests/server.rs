@@ -31,7 +31,7 @@ async fn readyz_answers_on_postgres() {
 #[tokio::test]
 async fn readyz_is_503_when_the_database_is_gone() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    app.store.close().await;
+    app.service.close().await;
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
 }

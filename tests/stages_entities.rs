@@ -3,43 +3,42 @@
 
 mod common;
 
-use common::TestApp;
+use common::{set_access, Fixture, TestApp};
 use gatehouse::config::Backend;
 use gatehouse::model::member::Role;
 use gatehouse::model::AccessRules;
-use gatehouse::runtime::Runtime;
-use gatehouse::service::flags::{create_flag, set_access_rules, NewFlagInput};
-use gatehouse::service::stages::{self, Direction};
-use gatehouse::service::{Actor, ServiceError};
-use gatehouse::store::Store;
+use gatehouse::service::{
+    Actor, AuditFilter, AuditRecord, Change, Direction, NewFlag, Outcome, Service, ServiceError, StageRef,
+};
 use serde_json::{json, Value};
 
-async fn names(store: &Store) -> Vec<String> {
-    store
-        .release_stages()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.name)
-        .collect()
+async fn names(service: &Service) -> Vec<String> {
+    let stages = service.release_stages(&Actor::cli()).await.unwrap();
+    stages.into_iter().map(|s| s.name).collect()
 }
 
-async fn stage_id(store: &Store, name: &str) -> i64 {
-    store
-        .release_stages()
-        .await
-        .unwrap()
+async fn stage_id(service: &Service, name: &str) -> i64 {
+    let stages = service.release_stages(&Actor::cli()).await.unwrap();
+    stages
         .into_iter()
         .find(|s| s.name == name)
         .unwrap_or_else(|| panic!("no stage {name}"))
         .id
 }
 
-async fn stage_actions(store: &Store) -> Vec<(String, String)> {
-    let mut entries: Vec<_> = store
-        .audit_entries(None, 100)
+/// Every audit entry, newest first.
+async fn audit(fx: &Fixture) -> Vec<AuditRecord> {
+    let filter = AuditFilter::default();
+    fx.service
+        .audit_page(&Actor::cli(), &filter, 0, 500)
         .await
         .unwrap()
+        .entries
+}
+
+async fn stage_actions(fx: &Fixture) -> Vec<(String, String)> {
+    let mut entries: Vec<_> = audit(fx)
+        .await
         .into_iter()
         .filter(|e| e.subject_type == "stage")
         .map(|e| (e.action, e.subject_key))
@@ -48,47 +47,59 @@ async fn stage_actions(store: &Store) -> Vec<(String, String)> {
     entries
 }
 
-async fn new_flag(store: &Store, runtime: &Runtime, key: &str, stage: i64) {
-    let input = NewFlagInput {
-        key: key.into(),
-        name: key.into(),
-        stage_id: Some(stage),
-        ..Default::default()
-    };
-    create_flag(store, runtime, &Actor::cli(), input).await.unwrap();
+/// Applies a change as the command line and returns what came of it.
+async fn apply(fx: &Fixture, change: Change) -> Result<Outcome, ServiceError> {
+    fx.service.apply(&Actor::cli(), change).await
+}
+
+fn add(name: &str, color: &str) -> Change {
+    Change::AddStage {
+        name: name.into(),
+        color: color.into(),
+    }
+}
+
+fn update(id: i64, name: &str, color: &str) -> Change {
+    Change::UpdateStage {
+        stage: StageRef::Id(id),
+        name: name.into(),
+        color: color.into(),
+    }
+}
+
+fn reorder(id: i64, direction: Direction) -> Change {
+    Change::ReorderStage { id, direction }
+}
+
+fn delete(id: i64, move_flags_to: Option<i64>) -> Change {
+    Change::DeleteStage { id, move_flags_to }
 }
 
 store_test!(
     an_added_stage_comes_last_and_can_be_renamed_and_recoloured,
-    |store: Store| async move {
-        let actor = Actor::cli();
-        let stage = stages::add_stage(&store, &actor, " Early access ", "#2563EB")
-            .await
-            .unwrap();
+    |fx: Fixture| async move {
+        let stage = match apply(&fx, add(" Early access ", "#2563EB")).await.unwrap() {
+            Outcome::Stage(stage) => stage,
+            other => panic!("expected a stage, got {other:?}"),
+        };
         assert_eq!(stage.name, "Early access");
         assert_eq!(stage.color, "#2563eb");
         assert_eq!(
-            names(&store).await.last().map(String::as_str),
+            names(&fx.service).await.last().map(String::as_str),
             Some("Early access")
         );
-        stages::update_stage(&store, &actor, stage.id, "Preview", "#2563eb")
-            .await
-            .unwrap();
-        stages::update_stage(&store, &actor, stage.id, "Preview", "#111111")
-            .await
-            .unwrap();
+        apply(&fx, update(stage.id, "Preview", "#2563eb")).await.unwrap();
+        apply(&fx, update(stage.id, "Preview", "#111111")).await.unwrap();
         // Saving unchanged values records nothing.
-        stages::update_stage(&store, &actor, stage.id, "Preview", "#111111")
-            .await
-            .unwrap();
-        let stored = store.release_stages().await.unwrap();
+        apply(&fx, update(stage.id, "Preview", "#111111")).await.unwrap();
+        let stored = fx.service.release_stages(&Actor::cli()).await.unwrap();
         let preview = stored.iter().find(|s| s.id == stage.id).unwrap();
         assert_eq!(
             (preview.name.as_str(), preview.color.as_str()),
             ("Preview", "#111111")
         );
         assert_eq!(
-            stage_actions(&store).await,
+            stage_actions(&fx).await,
             [
                 ("stage.created".to_string(), "Early access".to_string()),
                 ("stage.renamed".to_string(), "Preview".to_string()),
@@ -100,81 +111,45 @@ store_test!(
 
 store_test!(
     duplicate_names_and_bad_colours_are_refused_with_their_field,
-    |store: Store| async move {
-        let actor = Actor::cli();
-        let field = |result: Result<(), ServiceError>| match result {
+    |fx: Fixture| async move {
+        let field = |result: Result<Outcome, ServiceError>| match result {
             Err(ServiceError::Invalid { field, .. }) => field,
             other => panic!("expected a field error, got {other:?}"),
         };
+        assert_eq!(field(apply(&fx, add("beta", "#000000")).await), "name");
+        assert_eq!(field(apply(&fx, add("  ", "#000000")).await), "name");
+        assert_eq!(field(apply(&fx, add("Gamma", "red")).await), "color");
+        let internal = stage_id(&fx.service, "Internal").await;
         assert_eq!(
-            field(
-                stages::add_stage(&store, &actor, "beta", "#000000")
-                    .await
-                    .map(|_| ())
-            ),
+            field(apply(&fx, update(internal, "Beta", "#000000")).await),
             "name"
         );
-        assert_eq!(
-            field(
-                stages::add_stage(&store, &actor, "  ", "#000000")
-                    .await
-                    .map(|_| ())
-            ),
-            "name"
-        );
-        assert_eq!(
-            field(
-                stages::add_stage(&store, &actor, "Gamma", "red")
-                    .await
-                    .map(|_| ())
-            ),
-            "color"
-        );
-        let internal = stage_id(&store, "Internal").await;
-        assert_eq!(
-            field(stages::update_stage(&store, &actor, internal, "Beta", "#000000").await),
-            "name"
-        );
-        assert_eq!(names(&store).await.len(), 4);
-        assert!(stage_actions(&store).await.is_empty());
+        assert_eq!(names(&fx.service).await.len(), 4);
+        assert!(stage_actions(&fx).await.is_empty());
     }
 );
 
 store_test!(
     stages_move_up_and_down_and_stay_put_at_the_ends,
-    |store: Store| async move {
-        let actor = Actor::cli();
-        let beta = stage_id(&store, "Beta").await;
-        stages::move_stage(&store, &actor, beta, Direction::Up)
-            .await
-            .unwrap();
+    |fx: Fixture| async move {
+        let beta = stage_id(&fx.service, "Beta").await;
+        apply(&fx, reorder(beta, Direction::Up)).await.unwrap();
         assert_eq!(
-            names(&store).await,
+            names(&fx.service).await,
             ["In development", "Beta", "Internal", "General availability"]
         );
-        stages::move_stage(&store, &actor, beta, Direction::Down)
-            .await
-            .unwrap();
-        stages::move_stage(&store, &actor, beta, Direction::Down)
-            .await
-            .unwrap();
-        stages::move_stage(&store, &actor, beta, Direction::Down)
-            .await
-            .unwrap();
+        for _ in 0..3 {
+            apply(&fx, reorder(beta, Direction::Down)).await.unwrap();
+        }
         assert_eq!(
-            names(&store).await,
+            names(&fx.service).await,
             ["In development", "Internal", "General availability", "Beta"]
         );
-        let orders: Vec<i64> = store
-            .release_stages()
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.sort_order)
-            .collect();
+        let stages = fx.service.release_stages(&Actor::cli()).await.unwrap();
+        let orders: Vec<i64> = stages.iter().map(|s| s.sort_order).collect();
         assert_eq!(orders, [0, 1, 2, 3]);
         // Three moves happened; the one at the end changed nothing and recorded nothing.
-        let moves = stage_actions(&store).await;
+        let moves = stage_actions(&fx).await;
         assert_eq!(moves.len(), 3);
         assert!(moves
             .iter()
@@ -182,138 +157,100 @@ store_test!(
     }
 );
 
-store_test!(an_empty_stage_can_be_deleted, |store: Store| async move {
-    let actor = Actor::cli();
-    let internal = stage_id(&store, "Internal").await;
-    stages::delete_stage(&store, &actor, internal, None)
-        .await
-        .unwrap();
+store_test!(an_empty_stage_can_be_deleted, |fx: Fixture| async move {
+    let internal = stage_id(&fx.service, "Internal").await;
+    apply(&fx, delete(internal, None)).await.unwrap();
     assert_eq!(
-        names(&store).await,
+        names(&fx.service).await,
         ["In development", "Beta", "General availability"]
     );
-    let orders: Vec<i64> = store
-        .release_stages()
-        .await
-        .unwrap()
-        .iter()
-        .map(|s| s.sort_order)
-        .collect();
+    let stages = fx.service.release_stages(&Actor::cli()).await.unwrap();
+    let orders: Vec<i64> = stages.iter().map(|s| s.sort_order).collect();
     assert_eq!(orders, [0, 1, 2]);
     assert_eq!(
-        stage_actions(&store).await,
+        stage_actions(&fx).await,
         [("stage.deleted".to_string(), "Internal".to_string())]
     );
 });
 
 store_test!(
     a_stage_with_flags_is_deleted_only_by_moving_them,
-    |store: Store| async move {
-        let runtime = Runtime::load(store.clone()).await.unwrap();
-        let actor = Actor::cli();
-        let beta = stage_id(&store, "Beta").await;
-        let general = stage_id(&store, "General availability").await;
-        new_flag(&store, &runtime, "checkout", beta).await;
-        new_flag(&store, &runtime, "new-nav", beta).await;
-        set_access_rules(
-            &store,
-            &runtime,
-            &actor,
-            "checkout",
-            "production",
-            AccessRules::Everyone,
-            None,
-        )
-        .await
-        .unwrap();
-        match stages::delete_stage(&store, &actor, beta, None).await {
+    |fx: Fixture| async move {
+        let beta = stage_id(&fx.service, "Beta").await;
+        let general = stage_id(&fx.service, "General availability").await;
+        for key in ["checkout", "new-nav"] {
+            let new = NewFlag {
+                key: key.into(),
+                name: key.into(),
+                stage: Some(StageRef::Id(beta)),
+                ..Default::default()
+            };
+            fx.apply(Change::CreateFlag(new)).await;
+        }
+        fx.apply(set_access("checkout", "production", AccessRules::Everyone, None))
+            .await;
+        match apply(&fx, delete(beta, None)).await {
             Err(ServiceError::Invalid { field, .. }) => assert_eq!(field, "move_to"),
             other => panic!("deleting a stage with flags needs a target: {other:?}"),
         }
-        match stages::delete_stage(&store, &actor, beta, Some(beta)).await {
+        match apply(&fx, delete(beta, Some(beta))).await {
             Err(ServiceError::Invalid { field, .. }) => assert_eq!(field, "move_to"),
             other => panic!("a stage cannot take its own flags: {other:?}"),
         }
-        assert_eq!(names(&store).await.len(), 4);
-        stages::delete_stage(&store, &actor, beta, Some(general))
-            .await
-            .unwrap();
-        assert!(!names(&store).await.contains(&"Beta".to_string()));
+        assert_eq!(names(&fx.service).await.len(), 4);
+        apply(&fx, delete(beta, Some(general))).await.unwrap();
+        assert!(!names(&fx.service).await.contains(&"Beta".to_string()));
         for key in ["checkout", "new-nav"] {
-            assert_eq!(store.flag_by_key(key).await.unwrap().unwrap().stage_id, general);
+            let page = fx
+                .service
+                .flag_page(&Actor::cli(), key, "production")
+                .await
+                .unwrap();
+            assert_eq!(page.flag.stage_id, general);
         }
         // The moved flags keep their access rules.
-        let production = store.environment_by_key("production").await.unwrap().unwrap();
-        let checkout = store.flag_by_key("checkout").await.unwrap().unwrap();
-        let rules = store
-            .current_targeting(production.id)
+        let checkout = fx
+            .service
+            .flag_page(&Actor::cli(), "checkout", "production")
             .await
-            .unwrap()
-            .into_iter()
-            .find(|row| row.flag_id == checkout.id)
             .unwrap();
-        assert_eq!(
-            serde_json::from_str::<AccessRules>(&rules.json).unwrap(),
-            AccessRules::Everyone
-        );
-        let audit = store.audit_entries(None, 100).await.unwrap();
+        assert_eq!(checkout.history[0].value, Ok(AccessRules::Everyone));
+        let audit = audit(&fx).await;
         let deleted = audit.iter().find(|e| e.action == "stage.deleted").unwrap();
         assert_eq!(deleted.subject_key, "Beta");
         assert_eq!(
             deleted.after,
             Some(json!({ "movedFlags": ["checkout", "new-nav"], "movedTo": "General availability" }))
         );
-        let moved: Vec<_> = audit
-            .iter()
-            .filter(|e| e.action == "flag.stage_changed")
-            .map(|e| e.subject_key.as_str())
-            .collect();
-        assert_eq!(moved.len(), 2);
+        let moved = audit.iter().filter(|e| e.action == "flag.stage_changed").count();
+        assert_eq!(moved, 2);
     }
 );
 
-store_test!(the_last_stage_is_kept, |store: Store| async move {
-    let actor = Actor::cli();
+store_test!(the_last_stage_is_kept, |fx: Fixture| async move {
     for name in ["In development", "Internal", "Beta"] {
-        let id = stage_id(&store, name).await;
-        stages::delete_stage(&store, &actor, id, None).await.unwrap();
+        let id = stage_id(&fx.service, name).await;
+        apply(&fx, delete(id, None)).await.unwrap();
     }
-    let last = stage_id(&store, "General availability").await;
+    let last = stage_id(&fx.service, "General availability").await;
     assert!(matches!(
-        stages::delete_stage(&store, &actor, last, None).await,
+        apply(&fx, delete(last, None)).await,
         Err(ServiceError::Conflict(_))
     ));
-    assert_eq!(names(&store).await, ["General availability"]);
+    assert_eq!(names(&fx.service).await, ["General availability"]);
 });
 
 /// A server with a flag on for the company `acme` only, and `acme` reported through the public
 /// API with a plan.
 async fn targeted_company() -> TestApp {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let actor = Actor::cli();
     for key in ["acme-only", "pro-plan"] {
-        let input = NewFlagInput {
-            key: key.into(),
-            name: key.into(),
-            ..Default::default()
-        };
-        create_flag(&app.store, &app.runtime, &actor, input)
-            .await
-            .unwrap();
+        app.apply(common::new_flag(key)).await;
     }
     let acme_only: AccessRules =
         serde_json::from_value(json!({ "mode": "some", "companies": ["acme"] })).unwrap();
-    set_access_rules(
-        &app.store,
-        &app.runtime,
-        &actor,
-        "acme-only",
-        "production",
-        acme_only,
-        None,
-    )
-    .await
-    .unwrap();
+    app.apply(set_access("acme-only", "production", acme_only, None))
+        .await;
     let pro_plan: AccessRules = serde_json::from_value(json!({
         "mode": "some",
         "rules": [{ "conditions": [
@@ -321,19 +258,9 @@ async fn targeted_company() -> TestApp {
         ] }]
     }))
     .unwrap();
-    set_access_rules(
-        &app.store,
-        &app.runtime,
-        &actor,
-        "pro-plan",
-        "production",
-        pro_plan,
-        None,
-    )
-    .await
-    .unwrap();
-    let production = app.store.environment_by_key("production").await.unwrap().unwrap();
-    let key = app.store.publishable_key(production.id).await.unwrap().unwrap();
+    app.apply(set_access("pro-plan", "production", pro_plan, None))
+        .await;
+    let key = app.publishable_key("production").await;
     let response = app
         .client
         .post(app.url("/company"))
@@ -351,7 +278,7 @@ async fn an_editor_is_refused_by_the_stage_settings() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     app.add_member("editor@example.com", Role::Editor).await;
     let editor = app.signed_in("editor@example.com").await;
-    let beta = stage_id(&app.store, "Beta").await.to_string();
+    let beta = stage_id(&app.service, "Beta").await.to_string();
     let calls: [(&str, Vec<(&str, &str)>); 6] = [
         ("/api/admin/stages", vec![]),
         (
@@ -376,8 +303,8 @@ async fn an_editor_is_refused_by_the_stage_settings() {
         let response = app.call(&editor, path, &form).await;
         assert_eq!(response.status(), 403, "{path} answered {}", response.status());
     }
-    assert_eq!(names(&app.store).await.len(), 4);
-    assert!(names(&app.store).await.contains(&"Beta".to_string()));
+    assert_eq!(names(&app.service).await.len(), 4);
+    assert!(names(&app.service).await.contains(&"Beta".to_string()));
 }
 
 /// The stage-default form as the page posts it, for production.
@@ -422,7 +349,7 @@ async fn an_admin_manages_stages_through_the_server_functions() {
     assert_eq!(response.status(), 422);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["field"], "name");
-    let beta = stage_id(&app.store, "Beta").await.to_string();
+    let beta = stage_id(&app.service, "Beta").await.to_string();
     let response = app
         .call(
             &admin,
@@ -441,11 +368,11 @@ async fn an_admin_manages_stages_through_the_server_functions() {
         )
         .await;
     assert_eq!(response.status(), 200);
-    let production = app.store.environment_by_key("production").await.unwrap().unwrap();
-    let defaults = app.store.stage_defaults().await.unwrap();
+    let defaults = app.service.stages_page(&Actor::cli()).await.unwrap().defaults;
+    let production = app.environment("production").await;
     assert!(defaults
         .iter()
-        .any(|(s, e, _)| s.to_string() == beta && *e == production.id));
+        .any(|d| d.stage_id.to_string() == beta && d.environment_id == production.id));
     let response = app
         .call(
             &admin,
@@ -454,7 +381,13 @@ async fn an_admin_manages_stages_through_the_server_functions() {
         )
         .await;
     assert_eq!(response.status(), 200);
-    assert!(app.store.stage_defaults().await.unwrap().is_empty());
+    assert!(app
+        .service
+        .stages_page(&Actor::cli())
+        .await
+        .unwrap()
+        .defaults
+        .is_empty());
     let data: Value = app
         .call(&admin, "/api/admin/stages", &[])
         .await

@@ -23,8 +23,8 @@ use serde_json::json;
 use tower::{Layer, Service};
 
 use super::error::ApiError;
+use super::limits::MAX_QUERY_BYTES;
 use super::metrics::Metrics;
-use super::MAX_QUERY_BYTES;
 
 /// What the guard of a group of routes enforces and records.
 #[derive(Debug)]

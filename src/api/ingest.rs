@@ -269,12 +269,14 @@ async fn ingest(
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(payload_too_large("the request body is larger than this server accepts"))
+            return Err(payload_too_large(
+                "the request body is larger than this server accepts",
+            ))
         }
         Err(rejection) => return Err(invalid(rejection.body_text())),
     };
-    let parsed: JsValue =
-        serde_json::from_slice(&body).map_err(|error| invalid(format!("the body is not valid JSON: {error}")))?;
+    let parsed: JsValue = serde_json::from_slice(&body)
+        .map_err(|error| invalid(format!("the body is not valid JSON: {error}")))?;
     let writes = decode(&parsed, key.runtime.clock().now_ms())?;
     if !writes.is_empty() {
         let environment_id = key.snapshot.environment.id;
@@ -290,27 +292,47 @@ async fn ingest(
 }
 
 /// `POST /user` `{userId, attributes?, timestamp?}`.
-pub async fn post_user(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn post_user(
+    key: ApiKey,
+    State(service): State<Service>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     ingest(key, service, body, decode_user).await
 }
 
 /// `POST /company` `{companyId, attributes?, timestamp?, userId?}`.
-pub async fn post_company(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn post_company(
+    key: ApiKey,
+    State(service): State<Service>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     ingest(key, service, body, decode_company).await
 }
 
 /// `POST /event` `{event, userId, companyId?, attributes?, timestamp?}`.
-pub async fn post_event(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn post_event(
+    key: ApiKey,
+    State(service): State<Service>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     ingest(key, service, body, decode_event).await
 }
 
 /// `POST /features/events` `{action, key, targetingVersion, evalContext, evalResult, …}`.
-pub async fn post_flag_event(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn post_flag_event(
+    key: ApiKey,
+    State(service): State<Service>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     ingest(key, service, body, decode_flag_event).await
 }
 
 /// `POST /bulk`: an array of typed items, written together.
-pub async fn post_bulk(key: ApiKey, State(service): State<Service>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn post_bulk(
+    key: ApiKey,
+    State(service): State<Service>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     ingest(key, service, body, decode_bulk).await
 }
 

@@ -63,7 +63,9 @@ impl IntoResponse for KeyRefusal {
                 StatusCode::UNAUTHORIZED,
                 "send an API key in X-API-Key or Authorization: Bearer",
             ),
-            KeyRefusal::Invalid(Dialect::Ofrep) => ofrep(StatusCode::UNAUTHORIZED, "the API key is not valid"),
+            KeyRefusal::Invalid(Dialect::Ofrep) => {
+                ofrep(StatusCode::UNAUTHORIZED, "the API key is not valid")
+            }
             KeyRefusal::NotLoaded(Dialect::Ofrep) => ofrep(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the environment's flags could not be loaded; see /readyz",
@@ -73,7 +75,11 @@ impl IntoResponse for KeyRefusal {
 }
 
 fn ofrep(status: StatusCode, details: &str) -> Response {
-    (status, Json(json!({ "errorCode": "GENERAL", "errorDetails": details }))).into_response()
+    (
+        status,
+        Json(json!({ "errorCode": "GENERAL", "errorDetails": details })),
+    )
+        .into_response()
 }
 
 /// The key in the headers: `Authorization: Bearer <key>` or `X-API-Key: <key>`.

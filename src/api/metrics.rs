@@ -166,17 +166,17 @@ impl Metrics {
             "# HELP gatehouse_evaluations_total Flags evaluated by the public API."
         );
         let _ = writeln!(out, "# TYPE gatehouse_evaluations_total counter");
-        let _ = writeln!(
-            out,
-            "gatehouse_evaluations_total {}",
-            runtime.evaluations()
-        );
+        let _ = writeln!(out, "gatehouse_evaluations_total {}", runtime.evaluations());
         let _ = writeln!(
             out,
             "# HELP gatehouse_snapshot_build_failures_total Environment builds that failed (the environment kept serving its last good snapshot)."
         );
         let _ = writeln!(out, "# TYPE gatehouse_snapshot_build_failures_total counter");
-        let _ = writeln!(out, "gatehouse_snapshot_build_failures_total {}", runtime.build_failures());
+        let _ = writeln!(
+            out,
+            "gatehouse_snapshot_build_failures_total {}",
+            runtime.build_failures()
+        );
         let stale: Vec<(String, usize)> = runtime
             .stale_environments()
             .into_iter()

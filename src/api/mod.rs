@@ -20,31 +20,16 @@ pub mod error;
 mod guard;
 pub mod ingest;
 mod key;
+pub mod limits;
 pub mod metrics;
 pub mod ofrep;
 pub mod reflag;
-
-/// Default largest request body, overridable with `GATEHOUSE_MAX_BODY_BYTES`.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Longest query string accepted (contexts travel in it; 16 KiB is far beyond real ones).
-pub const MAX_QUERY_BYTES: usize = 16 * 1024;
-/// Most context fields one evaluation request may carry.
-pub const MAX_CONTEXT_FIELDS: usize = 200;
-
-/// The body limit from `GATEHOUSE_MAX_BODY_BYTES`, or the default when unset or not a number.
-pub fn max_body_bytes() -> usize {
-    std::env::var("GATEHOUSE_MAX_BODY_BYTES")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(DEFAULT_MAX_BODY_BYTES)
-}
 
 /// The OpenAPI 3.1 description of the routes below.
 const OPENAPI: &str = include_str!("openapi.json");
 
 pub fn routes() -> Router<AppState> {
-    let max_body_bytes = max_body_bytes();
+    let max_body_bytes = limits::max_body_bytes();
     let metrics = std::sync::Arc::new(metrics::Metrics::default());
     let browser = Router::new()
         .route("/features/evaluated", get(reflag::features_evaluated))

@@ -37,11 +37,11 @@ enum ContextError {
 fn request_context(key: &ApiKey, body: &[u8]) -> Result<FlatContext, ContextError> {
     let snapshot = &key.snapshot;
     let context = parse_context(body)?;
-    if context.len() > crate::api::MAX_CONTEXT_FIELDS {
+    if context.len() > super::limits::MAX_CONTEXT_FIELDS {
         return Err(ContextError::Invalid(format!(
             "the context has {} fields once flattened; at most {} are accepted",
             context.len(),
-            crate::api::MAX_CONTEXT_FIELDS
+            super::limits::MAX_CONTEXT_FIELDS
         )));
     }
     let (mut context, _) = key.runtime.entities().enrich(snapshot.environment.id, context);

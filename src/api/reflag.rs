@@ -90,12 +90,12 @@ async fn evaluated(key: ApiKey, request: Request, only_enabled: bool) -> Result<
     let pairs = query_pairs(request.uri().query());
     let wait = wait_param(&pairs)?;
     let fields = pairs.iter().filter(|(k, _)| k.starts_with("context.")).count();
-    if fields > super::MAX_CONTEXT_FIELDS {
+    if fields > super::limits::MAX_CONTEXT_FIELDS {
         return Err(ApiError::bad_request(
             "CONTEXT_TOO_LARGE",
             format!(
                 "the context has {fields} fields; at most {} are accepted",
-                super::MAX_CONTEXT_FIELDS
+                super::limits::MAX_CONTEXT_FIELDS
             ),
         ));
     }

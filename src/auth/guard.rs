@@ -58,7 +58,9 @@ enum Blocked {
 impl IntoResponse for Blocked {
     fn into_response(self) -> Response {
         let (status, message) = match self {
-            Blocked::Denied(refusal @ Refusal::NotSignedIn) => (StatusCode::UNAUTHORIZED, refusal.to_string()),
+            Blocked::Denied(refusal @ Refusal::NotSignedIn) => {
+                (StatusCode::UNAUTHORIZED, refusal.to_string())
+            }
             Blocked::Denied(refusal) => (StatusCode::FORBIDDEN, refusal.to_string()),
             Blocked::CrossOrigin => (StatusCode::FORBIDDEN, "cross-origin request refused".into()),
             Blocked::UnknownEndpoint => (StatusCode::NOT_FOUND, "unknown endpoint".into()),
@@ -173,11 +175,20 @@ mod tests {
 
     #[test]
     fn endpoint_prefixes_map_to_permissions() {
-        assert_eq!(endpoint_permission("/api/public/sign_in"), Some(Permission::Public));
+        assert_eq!(
+            endpoint_permission("/api/public/sign_in"),
+            Some(Permission::Public)
+        );
         assert_eq!(endpoint_permission("/api/read/flags"), Some(Permission::Read));
-        assert_eq!(endpoint_permission("/api/account/sign_out"), Some(Permission::OwnAccount));
+        assert_eq!(
+            endpoint_permission("/api/account/sign_out"),
+            Some(Permission::OwnAccount)
+        );
         assert_eq!(endpoint_permission("/api/edit/save_flag"), Some(Permission::Edit));
-        assert_eq!(endpoint_permission("/api/admin/invite"), Some(Permission::Administer));
+        assert_eq!(
+            endpoint_permission("/api/admin/invite"),
+            Some(Permission::Administer)
+        );
         for unknown in ["/api/sign_in", "/api/other/x", "/api/admin/", "/flags", "/api/"] {
             assert_eq!(endpoint_permission(unknown), None, "{unknown}");
         }

@@ -140,4 +140,3 @@ impl FieldTable {
         self.ids.get(field).copied()
     }
 }
-

@@ -24,8 +24,8 @@ pub use compile::{
     compile_access_rules, compile_environment, compile_remote_config, CompileContext, CompileError,
 };
 pub use engine::{CompiledRules, RulesOutcome};
-pub use fields::FieldTable;
 pub use explain::{explain_flag, explain_rules, Explanation};
+pub use fields::FieldTable;
 pub use flags::{
     compile_flags, evaluate_flag_rules, evaluate_flags, CompiledFlag, ConfigResult, FlagResult,
     RulesEvaluation, Scratch,

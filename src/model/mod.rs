@@ -19,10 +19,10 @@ pub use access::{
     AccessRule, AccessRules, Condition, ConfigVariant, RemoteConfig, RolloutAttribute, Segment,
     SegmentCondition, SegmentMembership, TargetedAccess,
 };
+pub use catalog::{ApiKeyKind, Environment, Flag, ReleaseStage, Version};
 pub use filter::{
     ConfigDefinition, ContextOperator, FlagDefinition, GroupOperator, Rule, RuleFilter, Targeting,
     TargetingRule, VariantDefinition,
 };
 pub use json::{is_array_index, JsObject, JsValue};
-pub use catalog::{ApiKeyKind, Environment, Flag, ReleaseStage, Version};
 pub use keys::{EnvironmentKey, FlagKey, KeyError, Percentage, PercentageError, SegmentKey};

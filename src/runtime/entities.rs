@@ -17,9 +17,9 @@ use tokio_stream::StreamExt;
 
 use crate::eval::FlatContext;
 use crate::model::JsObject;
+use crate::service::clock::Clock;
 use crate::service::store::entities::{EntityKind, StoredEntity};
 use crate::service::store::{Store, StoreResult};
-use crate::service::Clock;
 
 /// How often rows written by other replicas are picked up.
 pub const ENTITY_POLL_INTERVAL: Duration = Duration::from_secs(5);

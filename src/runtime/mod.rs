@@ -21,10 +21,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
+use super::clock::Clock;
 use crate::model::secret::digest;
 use crate::model::{ApiKeyKind, Environment};
 use crate::service::store::{Store, StoreError, StoreResult};
-use crate::service::Clock;
 
 pub mod entities;
 pub mod snapshot;
@@ -212,7 +212,12 @@ impl Runtime {
     /// The environment's snapshot once it reaches `version`, waiting for the change broadcast at
     /// most `timeout`; the newest snapshot there is when the time is up. Never rebuilds anything:
     /// a client asking for a version that does not exist costs a wait, not database work.
-    pub async fn wait_for_version(&self, snapshot: Arc<Snapshot>, version: i64, timeout: Duration) -> Arc<Snapshot> {
+    pub async fn wait_for_version(
+        &self,
+        snapshot: Arc<Snapshot>,
+        version: i64,
+        timeout: Duration,
+    ) -> Arc<Snapshot> {
         let environment_id = snapshot.environment.id;
         let mut changes = self.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -342,6 +347,11 @@ impl Runtime {
         }
     }
 
+    /// Picks up companies and users stored since the last reload (by other replicas).
+    pub async fn reload_entities(&self) -> StoreResult<()> {
+        self.0.entities.refresh(&self.0.store, &self.0.clock).await
+    }
+
     /// Keeps this replica current: listens for other replicas' change notices (PostgreSQL),
     /// compares versions every [`POLL_INTERVAL`] as a fallback, and picks up companies and users
     /// that other replicas stored.
@@ -351,7 +361,7 @@ impl Runtime {
             let mut ticker = tokio::time::interval(entities::ENTITY_POLL_INTERVAL);
             loop {
                 ticker.tick().await;
-                if let Err(error) = runtime.0.entities.refresh(&runtime.0.store, &runtime.0.clock).await {
+                if let Err(error) = runtime.reload_entities().await {
                     tracing::warn!(%error, "periodic reload of companies and users failed");
                 }
             }

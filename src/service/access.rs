@@ -52,11 +52,12 @@ pub fn authorize(actor: &Actor, permission: Permission) -> Result<(), Refusal> {
     match (&actor.kind, permission) {
         (_, Permission::Public) => Ok(()),
         (ActorKind::Operator | ActorKind::System, _) => Ok(()),
-        (ActorKind::ApiKey { environment_id }, Permission::Ingest { environment_id: wanted })
-            if *environment_id == wanted =>
-        {
-            Ok(())
-        }
+        (
+            ActorKind::ApiKey { environment_id },
+            Permission::Ingest {
+                environment_id: wanted,
+            },
+        ) if *environment_id == wanted => Ok(()),
         (ActorKind::ApiKey { .. }, _) => Err(Refusal::WrongKey),
         (ActorKind::Anonymous, _) => Err(Refusal::NotSignedIn),
         (ActorKind::Member { role, .. }, permission) => match permission.least_role() {

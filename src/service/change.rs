@@ -5,10 +5,10 @@
 use super::access::{authorize, Permission};
 use super::actor::Actor;
 use super::error::{ServiceError, ServiceResult};
+use super::flags::{AccessChange, NewFlag};
 use super::handle::Service;
 use super::ingest::{self, IngestWrite};
 use super::runtime::{Inputs, Snapshot};
-use super::flags::{AccessChange, NewFlag};
 use super::stages::{Direction, StageRef};
 use super::write::Write;
 use super::{environments, flags, keys, members, segments, stages};
@@ -285,10 +285,12 @@ impl Change {
             } => flags::set_access(w, &flag, &environment, change, expected_version)
                 .await
                 .map(Outcome::Version),
-            Change::MoveStage { flag, stage_id } => flags::move_stage(w, &flag, stage_id).await.map(|()| Outcome::Done),
-            Change::SetArchived { flag, archived } => {
-                flags::set_archived(w, &flag, archived).await.map(|()| Outcome::Done)
-            }
+            Change::MoveStage { flag, stage_id } => flags::move_stage(w, &flag, stage_id)
+                .await
+                .map(|()| Outcome::Done),
+            Change::SetArchived { flag, archived } => flags::set_archived(w, &flag, archived)
+                .await
+                .map(|()| Outcome::Done),
             Change::SetRemoteConfig {
                 flag,
                 environment,
@@ -307,9 +309,9 @@ impl Change {
                 .await
                 .map(|()| Outcome::Done),
             Change::AddStage { name, color } => stages::add(w, &name, &color).await.map(Outcome::Stage),
-            Change::UpdateStage { stage, name, color } => {
-                stages::update(w, &stage, &name, &color).await.map(|()| Outcome::Done)
-            }
+            Change::UpdateStage { stage, name, color } => stages::update(w, &stage, &name, &color)
+                .await
+                .map(|()| Outcome::Done),
             Change::ReorderStage { id, direction } => {
                 stages::reorder(w, id, direction).await.map(|()| Outcome::Done)
             }
@@ -333,7 +335,9 @@ impl Change {
             Change::CreateSecretKey { environment } => {
                 keys::create_secret(w, &environment).await.map(Outcome::SecretKey)
             }
-            Change::RevokeSecretKey { prefix } => keys::revoke_secret(w, &prefix).await.map(|()| Outcome::Done),
+            Change::RevokeSecretKey { prefix } => {
+                keys::revoke_secret(w, &prefix).await.map(|()| Outcome::Done)
+            }
             Change::AddMember {
                 email,
                 name,
@@ -345,23 +349,29 @@ impl Change {
             Change::Invite { email, role } => members::invite(w, &email, role)
                 .await
                 .map(|(invitation, token)| Outcome::Invitation(invitation, token)),
-            Change::AcceptInvitation { token, name, password } => {
-                members::accept_invitation(w, &token, &name, &password)
-                    .await
-                    .map(Outcome::Member)
+            Change::AcceptInvitation {
+                token,
+                name,
+                password,
+            } => members::accept_invitation(w, &token, &name, &password)
+                .await
+                .map(Outcome::Member),
+            Change::RevokeInvitation { id } => {
+                members::revoke_invitation(w, id).await.map(|()| Outcome::Done)
             }
-            Change::RevokeInvitation { id } => members::revoke_invitation(w, id).await.map(|()| Outcome::Done),
-            Change::ChangeRole { member_id, role } => {
-                members::change_role(w, member_id, role).await.map(Outcome::Member)
-            }
+            Change::ChangeRole { member_id, role } => members::change_role(w, member_id, role)
+                .await
+                .map(Outcome::Member),
             Change::RemoveMember { member_id } => members::remove(w, member_id).await.map(|()| Outcome::Done),
-            Change::ChangePassword { current, new } => {
-                members::change_password(w, &current, &new).await.map(|()| Outcome::Done)
-            }
+            Change::ChangePassword { current, new } => members::change_password(w, &current, &new)
+                .await
+                .map(|()| Outcome::Done),
             Change::Ingest {
                 environment_id,
                 writes,
-            } => ingest::record(w, environment_id, &writes).await.map(|()| Outcome::Done),
+            } => ingest::record(w, environment_id, &writes)
+                .await
+                .map(|()| Outcome::Done),
         }
     }
 }
@@ -370,10 +380,15 @@ impl Service {
     /// Applies one change as `actor`; see [`Service::apply_all`].
     pub async fn apply(&self, actor: &Actor, change: Change) -> ServiceResult<Outcome> {
         let field = change.validation_field();
-        let mut outcomes = self.apply_all(actor, vec![change]).await.map_err(|error| match error {
-            ServiceError::Invalid { field: f, message } if f == VALIDATION => ServiceError::invalid(field, message),
-            other => other,
-        })?;
+        let mut outcomes = self
+            .apply_all(actor, vec![change])
+            .await
+            .map_err(|error| match error {
+                ServiceError::Invalid { field: f, message } if f == VALIDATION => {
+                    ServiceError::invalid(field, message)
+                }
+                other => other,
+            })?;
         Ok(outcomes.pop().unwrap_or(Outcome::Done))
     }
 
@@ -424,10 +439,45 @@ impl Service {
             match change.scope() {
                 Scope::Nothing => {}
                 Scope::Every => held.extend(environments.iter().map(|e| e.id)),
-                Scope::One(key) => held.extend(environments.iter().filter(|e| e.key.as_str() == key).map(|e| e.id)),
+                Scope::One(key) => held.extend(
+                    environments
+                        .iter()
+                        .filter(|e| e.key.as_str() == key)
+                        .map(|e| e.id),
+                ),
             }
         }
         Ok(held)
+    }
+}
+
+impl Service {
+    /// Applies one ingest request as `actor` (an API key of the environment). Runs to completion
+    /// even when the client goes away, so the runtime's cache never misses a committed write.
+    pub async fn ingest(
+        &self,
+        actor: Actor,
+        environment_id: i64,
+        writes: Vec<IngestWrite>,
+    ) -> ServiceResult<()> {
+        let service = self.clone();
+        let task = tokio::spawn(async move {
+            service
+                .apply(
+                    &actor,
+                    Change::Ingest {
+                        environment_id,
+                        writes,
+                    },
+                )
+                .await
+        });
+        match task.await {
+            Ok(result) => result.map(|_| ()),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Only a runtime shutting down cancels the task.
+            Err(_) => Err(ServiceError::Internal),
+        }
     }
 }
 

@@ -35,10 +35,10 @@ use serde_json::Value;
 
 use super::actor::Actor;
 use super::change::Change;
-use super::flags::{AccessChange, NewFlag};
-use super::stages::{StageColor, StageName, StageRef};
 use super::error::ServiceError;
+use super::flags::{AccessChange, NewFlag};
 use super::handle::Service;
+use super::stages::{StageColor, StageName, StageRef};
 use super::store::flags::{current_versions, Decoded};
 use crate::eval::{compile_access_rules, compile_remote_config, CompileContext};
 use crate::model::{
@@ -132,7 +132,6 @@ pub enum ConfigFileError {
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
-
 
 impl Document {
     /// Reads a document. A shape error is reported with the path of every offending entry, not
@@ -450,7 +449,11 @@ async fn load(service: &Service) -> Result<Current, ServiceError> {
                 key: flag.key,
                 name: flag.name,
                 description: flag.description,
-                stage: stage_names.get(&flag.stage_id).copied().unwrap_or_default().to_string(),
+                stage: stage_names
+                    .get(&flag.stage_id)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
                 permanent: flag.permanent,
                 archived: flag.archived,
             };
@@ -571,7 +574,11 @@ const CHECK_KEY: &str = "gatehouse-import-check";
 
 /// Checks `document` against the database and lists what importing it would change. Nothing is
 /// written.
-pub async fn plan(service: &Service, actor: &Actor, document: &Document) -> Result<Vec<Difference>, ConfigFileError> {
+pub async fn plan(
+    service: &Service,
+    actor: &Actor,
+    document: &Document,
+) -> Result<Vec<Difference>, ConfigFileError> {
     super::access::authorize(actor, super::access::Permission::Read).map_err(ServiceError::from)?;
     let current = load(service).await?;
     let mut problems = Vec::new();
@@ -633,7 +640,10 @@ pub async fn plan(service: &Service, actor: &Actor, document: &Document) -> Resu
         if let Err(error) = StageColor::parse(&stage.color) {
             problems.push(format!("{path}.color: {error}"));
         } else if StageColor::parse(&stage.color).is_ok_and(|c| c.as_str() != stage.color) {
-            problems.push(format!("{path}.color: write the colour in lowercase, as {:?}", stage.color.to_lowercase()));
+            problems.push(format!(
+                "{path}.color: write the colour in lowercase, as {:?}",
+                stage.color.to_lowercase()
+            ));
         }
         for environment in stage.defaults.keys() {
             check_environment(&mut problems, &format!("{path}.defaults"), environment);
@@ -934,7 +944,11 @@ fn changes(current: &Current, document: &Document) -> Vec<Difference> {
 /// Checks `document` and, if it is valid, makes the database match it: every difference becomes a
 /// change of the pipeline, and all of them apply in one transaction (or none does). Returns the
 /// differences (none when the database already matched).
-pub async fn apply(service: &Service, actor: &Actor, document: &Document) -> Result<Vec<Difference>, ConfigFileError> {
+pub async fn apply(
+    service: &Service,
+    actor: &Actor,
+    document: &Document,
+) -> Result<Vec<Difference>, ConfigFileError> {
     let differences = plan(service, actor, document).await?;
     if differences.is_empty() {
         return Ok(differences);

@@ -16,7 +16,8 @@ pub async fn update(w: &mut Write<'_>, key: &str, name: &str, is_production: boo
         return Ok(());
     }
     update_environment(w.conn(), environment.id, &name, is_production).await?;
-    let shown = |name: &str, is_production: bool| json!({ "key": key, "name": name, "isProduction": is_production });
+    let shown =
+        |name: &str, is_production: bool| json!({ "key": key, "name": name, "isProduction": is_production });
     let record = Record::of("environment.changed", "environment", key)
         .in_environment(environment.id)
         .before(shown(&environment.name, environment.is_production))

@@ -8,14 +8,17 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::error::{ServiceError, ServiceResult};
-use super::store::flags::{
-    flag_in, insert_flag, insert_version, latest_version, touch_flag, update_flag, version_of, FlagFields,
-    VersionedValue,
-};
 use super::stages::{resolve, StageRef};
+use super::store::flags::{
+    flag_in, insert_flag, insert_version, latest_version, touch_flag, update_flag, version_of, Decoded,
+    FlagFields, VersionedValue,
+};
 use super::store::stages::{stage_defaults_in, stages_in};
 use super::write::{Record, Write};
-use crate::model::{AccessRules, ConfigVariant, Environment, Flag, FlagKey, ReleaseStage, RemoteConfig};
+use crate::model::{
+    AccessRules, ConfigVariant, Environment, Flag, FlagKey, ReleaseStage, RemoteConfig, SegmentKey,
+    TargetedAccess,
+};
 
 /// A new flag. `access` gives its first rules in some environments (by key); the others start
 /// with the stage's default there, or No one.
@@ -41,6 +44,73 @@ pub enum AccessChange {
     CopyFrom(String),
     /// Back to an earlier version's rules, as a new version.
     RollBackTo(i64),
+    /// The current rules with one more company, user or segment (nothing changes when it is in
+    /// already, or when everyone has access).
+    Grant(Grantee),
+    /// The current rules without one company, user or segment (No one once nothing is left).
+    Revoke(Grantee),
+}
+
+/// Who a grant or revocation is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grantee {
+    Company(String),
+    User(String),
+    Segment(SegmentKey),
+}
+
+/// `rules` with `grantee` given access; `None` when they already have it.
+fn granted(rules: AccessRules, grantee: &Grantee) -> Option<AccessRules> {
+    let mut access = match rules {
+        AccessRules::Everyone => return None,
+        AccessRules::NoOne => TargetedAccess::default(),
+        AccessRules::Some(access) => access,
+    };
+    fn add<T: PartialEq + Clone>(list: &mut Vec<T>, item: &T) -> bool {
+        let new = !list.contains(item);
+        if new {
+            list.push(item.clone());
+        }
+        new
+    }
+    let added = match grantee {
+        Grantee::Company(id) => add(&mut access.companies, id),
+        Grantee::User(id) => add(&mut access.users, id),
+        Grantee::Segment(key) => add(&mut access.segments, key),
+    };
+    added.then_some(AccessRules::Some(access))
+}
+
+/// `rules` without `grantee`; `Ok(None)` when they had no access of their own.
+fn revoked(rules: AccessRules, grantee: &Grantee) -> ServiceResult<Option<AccessRules>> {
+    let mut access = match rules {
+        AccessRules::NoOne => return Ok(None),
+        AccessRules::Everyone => {
+            return Err(invalid(
+                "rules",
+                "everyone has access here; set who has access instead of revoking one",
+            ))
+        }
+        AccessRules::Some(access) => access,
+    };
+    let before = access.clone();
+    match grantee {
+        Grantee::Company(id) => access.companies.retain(|c| c != id),
+        Grantee::User(id) => access.users.retain(|u| u != id),
+        Grantee::Segment(key) => access.segments.retain(|s| s != key),
+    }
+    if access == before {
+        return Ok(None);
+    }
+    let empty = access.companies.is_empty()
+        && access.users.is_empty()
+        && access.segments.is_empty()
+        && access.rules.is_empty();
+    Ok(Some(if empty {
+        AccessRules::NoOne
+    } else {
+        AccessRules::Some(access)
+    }))
 }
 
 /// Longest flag name and description, in characters.
@@ -76,7 +146,10 @@ pub async fn flag(w: &mut Write<'_>, key: &str) -> ServiceResult<Flag> {
 
 /// A flag's fields as audit entries show them.
 fn summary(flag: &Flag, stages: &[ReleaseStage]) -> Value {
-    let stage = stages.iter().find(|s| s.id == flag.stage_id).map(|s| s.name.as_str());
+    let stage = stages
+        .iter()
+        .find(|s| s.id == flag.stage_id)
+        .map(|s| s.name.as_str());
     json!({
         "key": flag.key,
         "name": flag.name,
@@ -90,11 +163,33 @@ fn summary(flag: &Flag, stages: &[ReleaseStage]) -> Value {
 
 /// The current version and value of a flag's rules (or config) in an environment: (0, None)
 /// when it has none yet.
-async fn current<T: VersionedValue>(w: &mut Write<'_>, flag: &Flag, environment: &Environment) -> ServiceResult<(i64, Option<T>)> {
-    match latest_version::<T>(w.conn(), flag.id, environment.id).await? {
-        Some(version) => Ok((version.version, Some(version.value?))),
-        None => Ok((0, None)),
-    }
+async fn current<T: VersionedValue>(
+    w: &mut Write<'_>,
+    flag: &Flag,
+    environment: &Environment,
+) -> ServiceResult<(i64, Option<T>)> {
+    let (version, value) = stored::<T>(w, flag, environment).await?;
+    Ok((version, value.transpose()?))
+}
+
+/// Like [`current`], but an unreadable stored value is handed back rather than refused: a change
+/// that replaces the value (a save, an import) is how it gets repaired.
+async fn stored<T: VersionedValue>(
+    w: &mut Write<'_>,
+    flag: &Flag,
+    environment: &Environment,
+) -> ServiceResult<(i64, Option<Decoded<T>>)> {
+    let latest = latest_version::<T>(w.conn(), flag.id, environment.id).await?;
+    Ok(latest.map_or((0, None), |v| (v.version, Some(v.value))))
+}
+
+/// A stored value as an audit entry shows it before a change: the value, or why it could not
+/// be read.
+fn shown_before<T: serde::Serialize>(version: i64, value: Option<Decoded<T>>, name: &str) -> Option<Value> {
+    value.map(|value| match value {
+        Ok(value) => json!({ "version": version, name: value }),
+        Err(row) => json!({ "version": version, "unreadable": row.to_string() }),
+    })
 }
 
 /// Creates a flag with version 1 of its rules in every environment: the given rules, else its
@@ -138,7 +233,9 @@ pub async fn create(w: &mut Write<'_>, new: NewFlag) -> ServiceResult<Flag> {
         insert_version(w.conn(), (id, environment.id, 1), &rules, actor, now).await?;
         access.insert(environment.key.to_string(), json!(rules));
     }
-    let created = flag_in(w.conn(), key.as_str()).await?.ok_or(ServiceError::Internal)?;
+    let created = flag_in(w.conn(), key.as_str())
+        .await?
+        .ok_or(ServiceError::Internal)?;
     let mut after = summary(&created, &stages);
     after["access"] = Value::Object(access);
     w.record(Record::flag("flag.created", key.as_str(), None).after(after))
@@ -213,7 +310,11 @@ pub async fn set_access(
             let source = w.environment(&source)?;
             let (_, rules) = current::<AccessRules>(w, &flag, &source).await?;
             let detail = ("copiedFrom", json!(source.key));
-            (rules.unwrap_or_default(), "flag.access_rules_copied", Some(detail))
+            (
+                rules.unwrap_or_default(),
+                "flag.access_rules_copied",
+                Some(detail),
+            )
         }
         AccessChange::RollBackTo(version) => {
             let old = version_of::<AccessRules>(w.conn(), flag.id, environment.id, version)
@@ -221,6 +322,21 @@ pub async fn set_access(
                 .ok_or_else(|| ServiceError::NotFound(format!("version {version} of {key}")))?;
             let detail = ("rolledBackTo", json!(version));
             (old.value?, "flag.access_rules_rolled_back", Some(detail))
+        }
+        AccessChange::Grant(grantee) => {
+            let (version, rules) = current::<AccessRules>(w, &flag, &environment).await?;
+            match granted(rules.unwrap_or_default(), &grantee) {
+                Some(rules) => (rules, "flag.access_rules_changed", None),
+                // They have access already: the version stays.
+                None => return Ok(version),
+            }
+        }
+        AccessChange::Revoke(grantee) => {
+            let (version, rules) = current::<AccessRules>(w, &flag, &environment).await?;
+            match revoked(rules.unwrap_or_default(), &grantee)? {
+                Some(rules) => (rules, "flag.access_rules_changed", None),
+                None => return Ok(version),
+            }
         }
     };
     write_access(w, &flag, &environment, &rules, expected_version, action, detail).await
@@ -236,7 +352,7 @@ async fn write_access(
     action: &str,
     detail: Option<(&str, Value)>,
 ) -> ServiceResult<i64> {
-    let (current_version, current_rules) = current::<AccessRules>(w, flag, environment).await?;
+    let (current_version, current_rules) = stored::<AccessRules>(w, flag, environment).await?;
     if expected_version.is_some_and(|expected| expected != current_version) {
         return Err(ServiceError::Conflict(format!(
             "someone else changed {} in {} meanwhile (now version {current_version}, you edited version {}); \
@@ -250,7 +366,7 @@ async fn write_access(
     let (actor, now) = (w.actor.member_id(), w.now);
     insert_version(w.conn(), (flag.id, environment.id, version), rules, actor, now).await?;
     touch_flag(w.conn(), flag.id, actor, now).await?;
-    let before = current_rules.map(|rules| json!({ "version": current_version, "rules": rules }));
+    let before = shown_before(current_version, current_rules, "rules");
     let mut after = json!({ "version": version, "rules": rules });
     if let Some((name, value)) = detail {
         after[name] = value;
@@ -286,7 +402,10 @@ pub async fn move_stage(w: &mut Write<'_>, key: &str, stage_id: i64) -> ServiceR
     };
     let (actor, now) = (w.actor.member_id(), w.now);
     update_flag(w.conn(), before.id, &fields, actor, now).await?;
-    let from = stages.iter().find(|s| s.id == before.stage_id).map(|s| s.name.clone());
+    let from = stages
+        .iter()
+        .find(|s| s.id == before.stage_id)
+        .map(|s| s.name.clone());
     let record = Record::flag("flag.stage_changed", key, None)
         .before(json!({ "stage": from }))
         .after(json!({ "stage": stage.name }));
@@ -302,8 +421,16 @@ pub async fn move_stage(w: &mut Write<'_>, key: &str, stage_id: i64) -> ServiceR
         let (_, current) = current::<AccessRules>(w, &after, &environment).await?;
         if current.as_ref() != Some(&default.rules) {
             let detail = Some(("stage", json!(stage.name)));
-            write_access(w, &after, &environment, &default.rules, None, "flag.stage_defaults_applied", detail)
-                .await?;
+            write_access(
+                w,
+                &after,
+                &environment,
+                &default.rules,
+                None,
+                "flag.stage_defaults_applied",
+                detail,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -325,7 +452,11 @@ pub async fn set_archived(w: &mut Write<'_>, key: &str, archived: bool) -> Servi
     };
     let (actor, now) = (w.actor.member_id(), w.now);
     update_flag(w.conn(), flag.id, &fields, actor, now).await?;
-    let action = if archived { "flag.archived" } else { "flag.unarchived" };
+    let action = if archived {
+        "flag.archived"
+    } else {
+        "flag.unarchived"
+    };
     let record = Record::flag(action, key, None)
         .before(json!({ "archived": flag.archived }))
         .after(json!({ "archived": archived }));
@@ -344,12 +475,15 @@ pub async fn set_remote_config(
 ) -> ServiceResult<i64> {
     for variant in &variants {
         if variant.key.trim().is_empty() || variant.key.chars().count() > 255 {
-            return Err(invalid("variants", "every value needs a key of 1 to 255 characters"));
+            return Err(invalid(
+                "variants",
+                "every value needs a key of 1 to 255 characters",
+            ));
         }
     }
     let environment = w.environment(environment)?;
     let flag = flag(w, key).await?;
-    let (current_version, current_config) = current::<RemoteConfig>(w, &flag, &environment).await?;
+    let (current_version, current_config) = stored::<RemoteConfig>(w, &flag, &environment).await?;
     if expected_version.is_some_and(|expected| expected != current_version) {
         return Err(ServiceError::Conflict(format!(
             "someone else changed the remote config of {key} in {} meanwhile; reload to see their change",
@@ -365,7 +499,10 @@ pub async fn set_remote_config(
     insert_version(w.conn(), (flag.id, environment.id, version), &config, actor, now).await?;
     touch_flag(w.conn(), flag.id, actor, now).await?;
     let record = Record::flag("flag.remote_config_changed", key, Some(environment.id))
-        .before(current_config.map(|c| json!(c)))
+        .before(current_config.map(|config| match config {
+            Ok(config) => json!(config),
+            Err(row) => json!({ "unreadable": row.to_string() }),
+        }))
         .after(json!(config));
     w.record(record).await?;
     w.touch(environment.id);

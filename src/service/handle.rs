@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::clock::Clock;
-use super::members::SetupToken;
 use super::runtime::Runtime;
+use super::secrets::SetupToken;
+use super::store::seed::SeedReport;
 use super::store::sessions::DatabaseSessionStore;
-use super::store::{SeedReport, Store};
+use super::store::Store;
 use super::throttle::Throttle;
 use crate::config::{Backend, DatabaseUrl};
 

@@ -4,10 +4,7 @@
 //! once committed) but writes no audit entry or outbox event and no `flagStateVersion`, and it
 //! holds no environment: a flood of reports must never queue behind, or ahead of, a flag change.
 
-use super::actor::Actor;
-use super::change::Change;
-use super::error::{ServiceError, ServiceResult};
-use super::handle::Service;
+use super::error::ServiceResult;
 use super::store::entities::record_ingest;
 use super::write::Write;
 
@@ -20,23 +17,4 @@ pub async fn record(w: &mut Write<'_>, environment_id: i64, writes: &[IngestWrit
     let touched = record_ingest(w.conn(), environment_id, writes, now).await?;
     w.ingested.extend(touched);
     Ok(())
-}
-
-impl Service {
-    /// Applies one ingest request as `actor` (an API key of the environment). Runs to completion
-    /// even when the client goes away, so the cache never misses a committed write.
-    pub async fn ingest(&self, actor: Actor, environment_id: i64, writes: Vec<IngestWrite>) -> ServiceResult<()> {
-        let service = self.clone();
-        let task = tokio::spawn(async move {
-            service
-                .apply(&actor, Change::Ingest { environment_id, writes })
-                .await
-        });
-        match task.await {
-            Ok(result) => result.map(|_| ()),
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            // Only a runtime shutting down cancels the task.
-            Err(_) => Err(ServiceError::Internal),
-        }
-    }
 }

@@ -12,7 +12,8 @@
 //! Within the service the dependencies point one way: `handle` (the [`Service`] value) and the
 //! leaves (`error`, `actor`, `access`, `clock`, `secrets`, `throttle`) are below `write`, which is
 //! below the aggregates (`flags`, `segments`, `stages`, `environments`, `keys`, `members`,
-//! `ingest`), which are below `change` (the pipeline), which is below `config_file` (import);
+//! `ingest`), which are below `change` (the pipeline), which is below `config_file` (import)
+//! and `sign_in` (setup, sign-in);
 //! `pages` (what each admin page reads) sits beside the aggregates.
 //! Files import their siblings directly, never through this one, so no two files import each
 //! other.
@@ -35,6 +36,7 @@ mod members;
 mod pages;
 mod secrets;
 mod segments;
+mod sign_in;
 mod stages;
 mod throttle;
 mod write;
@@ -49,21 +51,22 @@ pub use actor::{Actor, ActorKind};
 pub use change::{Change, Outcome};
 pub use clock::Clock;
 pub use error::{ServiceError, ServiceResult};
+pub use flags::{AccessChange, Grantee, NewFlag};
 pub use handle::{OpenError, Service};
 pub use ingest::{EntityUpsert, IngestWrite};
-pub use members::BAD_CREDENTIALS;
 pub use pages::{
-    AccessCheck, AccessCount, AuditPage, EditorOptions, EntityDetail, FlagList, FlagPage, Overview, SegmentList,
-    StagesPage, Team,
+    AccessCheck, AccessCount, AuditPage, EditorOptions, EntityDetail, FlagList, FlagPage, Overview,
+    SegmentList, StagesPage, Team,
 };
-pub use flags::{AccessChange, NewFlag};
+pub use sign_in::BAD_CREDENTIALS;
 pub use stages::{Direction, StageColor, StageName, StageRef};
 pub use store::api_keys::ApiKeyInfo;
 pub use store::audit::{AuditFilter, AuditRecord, ChangeEvent};
 pub use store::entities::{EntityKind, EntityPage, EntityRow, Exposure};
 pub use store::flags::{Decoded, FlagFilter};
-pub use store::segments::SegmentRecord;
-pub use store::CorruptRow;
 pub use store::members::Invitation;
+pub use store::segments::SegmentRecord;
 pub use store::sessions::DatabaseSessionStore;
 pub use store::stages::StageDefault;
+pub use store::CorruptRow;
+pub use throttle::ACCOUNT_FAILURES;

@@ -12,17 +12,19 @@ use super::error::{ServiceError, ServiceResult};
 use super::handle::Service;
 use super::runtime::{Inputs, Runtime};
 use super::store::api_keys::ApiKeyInfo;
-use super::store::audit::{AuditFilter, AuditRecord};
+use super::store::audit::{AuditFilter, AuditRecord, ChangeEvent};
 use super::store::entities::{EntityKind, EntityPage, EntityRow};
 use super::store::flags::{current_versions, Decoded, FlagFilter};
 use super::store::members::Invitation;
 use super::store::segments::SegmentRecord;
 use super::store::stages::StageDefault;
-use crate::eval::{compile_access_rules, explain_flag, CompileContext, CompiledRules, Explanation, FlatContext};
+use crate::eval::{
+    compile_access_rules, explain_flag, CompileContext, CompiledRules, Explanation, FlatContext,
+};
 use crate::model::member::MemberView;
 use crate::model::{
-    AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, ReleaseStage, RemoteConfig, Segment,
-    SegmentKey, TargetedAccess, Version,
+    AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, ReleaseStage, RemoteConfig,
+    Segment, SegmentKey, TargetedAccess, Version,
 };
 
 /// The suggestions of the access editor in one environment.
@@ -185,7 +187,13 @@ impl Service {
 
     /// One page of the flags that match `filter`, with their access summary inputs per
     /// environment (only the shown flags' rules are read).
-    pub async fn flag_list(&self, actor: &Actor, filter: &FlagFilter, page: usize, size: usize) -> ServiceResult<FlagList> {
+    pub async fn flag_list(
+        &self,
+        actor: &Actor,
+        filter: &FlagFilter,
+        page: usize,
+        size: usize,
+    ) -> ServiceResult<FlagList> {
         authorize(actor, Permission::Read)?;
         let store = self.store();
         let offset = page.saturating_mul(size).min(i64::MAX as usize) as i64;
@@ -288,7 +296,12 @@ impl Service {
             .snapshot(environment_id)
             .and_then(|snapshot| {
                 let compiled = &snapshot.compiled[snapshot.position(key.as_str())?];
-                Some(companies.iter().filter(|c| compiled.evaluate(c, now).is_enabled).count())
+                Some(
+                    companies
+                        .iter()
+                        .filter(|c| compiled.evaluate(c, now).is_enabled)
+                        .count(),
+                )
             })
             .unwrap_or(0);
         Ok(AccessCount {
@@ -343,14 +356,15 @@ impl Service {
         let inputs = Inputs::load(&mut conn, environment).await?;
         drop(conn);
         let mut flags = inputs.access_by_key()?;
-        let probe = FlagKey::parse(flag.unwrap_or("access-preview")).map_err(|e| ServiceError::invalid("key", e.to_string()))?;
+        let probe = FlagKey::parse(flag.unwrap_or("access-preview"))
+            .map_err(|e| ServiceError::invalid("key", e.to_string()))?;
         flags.insert(probe.clone(), rules.clone());
         let cx = CompileContext {
             segments: &inputs.segments,
             flags: &flags,
         };
-        let compiled =
-            compile_access_rules(&probe, rules, &cx).map_err(|e| ServiceError::invalid("rules", e.to_string()))?;
+        let compiled = compile_access_rules(&probe, rules, &cx)
+            .map_err(|e| ServiceError::invalid("rules", e.to_string()))?;
         let engine = CompiledRules::compile(compiled.iter().map(|r| &r.filter));
         let now = self.clock().now_ms();
         let companies = self.serving()?.entities().company_contexts(environment_id);
@@ -388,7 +402,13 @@ impl Service {
     }
 
     /// One company or user of an environment.
-    pub async fn entity_detail(&self, actor: &Actor, kind: EntityKind, environment: &str, id: &str) -> ServiceResult<EntityDetail> {
+    pub async fn entity_detail(
+        &self,
+        actor: &Actor,
+        kind: EntityKind,
+        environment: &str,
+        id: &str,
+    ) -> ServiceResult<EntityDetail> {
         authorize(actor, Permission::Read)?;
         let store = self.store();
         let environments = store.environments().await?;
@@ -408,7 +428,13 @@ impl Service {
 
     /// Every served flag of the environment explained for one company or user, with its stored
     /// attributes, as the SDKs would see it; works for ids never reported too (id only).
-    pub async fn check_access(&self, actor: &Actor, kind: EntityKind, environment: &str, id: &str) -> ServiceResult<AccessCheck> {
+    pub async fn check_access(
+        &self,
+        actor: &Actor,
+        kind: EntityKind,
+        environment: &str,
+        id: &str,
+    ) -> ServiceResult<AccessCheck> {
         authorize(actor, Permission::Read)?;
         let id = id.trim();
         if id.is_empty() {
@@ -421,10 +447,9 @@ impl Service {
         let environments = self.store().environments().await?;
         let chosen = Self::pick(&environments, environment)?;
         let stored = self.store().entity(chosen.id, kind, id).await?;
-        let snapshot = self
-            .serving()?
-            .snapshot(chosen.id)
-            .ok_or_else(|| ServiceError::Refused("the environment's flags are not loaded; try again".into()))?;
+        let snapshot = self.serving()?.snapshot(chosen.id).ok_or_else(|| {
+            ServiceError::Refused("the environment's flags are not loaded; try again".into())
+        })?;
         let names: HashMap<String, String> = self
             .store()
             .flags()
@@ -448,7 +473,10 @@ impl Service {
 
     /// For each segment, the keys (sorted) of the flags whose current access rules in any
     /// environment refer to it.
-    async fn flags_using_segments(&self, environments: &[Environment]) -> ServiceResult<HashMap<SegmentKey, Vec<String>>> {
+    async fn flags_using_segments(
+        &self,
+        environments: &[Environment],
+    ) -> ServiceResult<HashMap<SegmentKey, Vec<String>>> {
         let keys: HashMap<i64, String> = self
             .store()
             .flags()
@@ -503,7 +531,11 @@ impl Service {
     }
 
     /// One segment and the flags that use it.
-    pub async fn segment_page(&self, actor: &Actor, key: &str) -> ServiceResult<(SegmentRecord, Vec<String>)> {
+    pub async fn segment_page(
+        &self,
+        actor: &Actor,
+        key: &str,
+    ) -> ServiceResult<(SegmentRecord, Vec<String>)> {
         authorize(actor, Permission::Read)?;
         let record = self
             .store()
@@ -524,7 +556,11 @@ impl Service {
     /// How many known companies of each environment unsaved segment conditions match:
     /// `(environment name, matching, known)`. A condition that does not compile is an `Invalid`
     /// error on `conditions`.
-    pub async fn preview_segment(&self, actor: &Actor, segment: Segment) -> ServiceResult<Vec<(String, usize, usize)>> {
+    pub async fn preview_segment(
+        &self,
+        actor: &Actor,
+        segment: Segment,
+    ) -> ServiceResult<Vec<(String, usize, usize)>> {
         authorize(actor, Permission::Read)?;
         let mut segments: HashMap<SegmentKey, Segment> = self
             .store()
@@ -546,7 +582,13 @@ impl Service {
     }
 
     /// One page of the audit log entries that match `filter`, newest first.
-    pub async fn audit_page(&self, actor: &Actor, filter: &AuditFilter, page: i64, size: i64) -> ServiceResult<AuditPage> {
+    pub async fn audit_page(
+        &self,
+        actor: &Actor,
+        filter: &AuditFilter,
+        page: i64,
+        size: i64,
+    ) -> ServiceResult<AuditPage> {
         authorize(actor, Permission::Read)?;
         let store = self.store();
         let page = page.max(0);
@@ -557,6 +599,17 @@ impl Service {
                 .await?,
             actors: store.audit_actor_labels().await?,
         })
+    }
+
+    /// The change-event outbox after event `after_id`, oldest first, at most `limit` events.
+    pub async fn change_events(
+        &self,
+        actor: &Actor,
+        after_id: i64,
+        limit: i64,
+    ) -> ServiceResult<Vec<ChangeEvent>> {
+        authorize(actor, Permission::Read)?;
+        Ok(self.store().change_events(after_id, limit).await?)
     }
 
     pub async fn stages_page(&self, actor: &Actor) -> ServiceResult<StagesPage> {
@@ -575,7 +628,10 @@ impl Service {
         let environments = store.environments().await?;
         let mut options = Vec::new();
         for environment in &environments {
-            options.push((environment.key.to_string(), self.editor_options(environment.id).await?));
+            options.push((
+                environment.key.to_string(),
+                self.editor_options(environment.id).await?,
+            ));
         }
         Ok(StagesPage {
             stages,
@@ -633,8 +689,8 @@ fn count_matching(
         segments,
         flags: &flags,
     };
-    let compiled =
-        compile_access_rules(&probe, &rules, &cx).map_err(|e| ServiceError::invalid("conditions", e.to_string()))?;
+    let compiled = compile_access_rules(&probe, &rules, &cx)
+        .map_err(|e| ServiceError::invalid("conditions", e.to_string()))?;
     let engine = CompiledRules::compile(compiled.iter().map(|r| &r.filter));
     Ok(companies
         .iter()

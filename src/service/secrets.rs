@@ -2,12 +2,14 @@
 //! hashes (argon2id at the parameters OWASP recommends: 19 MiB, 2 passes, 1 lane). Their stored
 //! digests are [`crate::model::secret`]'s.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::distributions::{Alphanumeric, DistString};
+
+use crate::model::secret::{constant_time_eq, digest};
 
 /// A random, URL-safe token of `len` alphanumeric characters (about 5.95 bits each).
 pub fn random_token(len: usize) -> String {
@@ -39,12 +41,40 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 
 /// A hash of nothing anyone knows, verified against when the e-mail address is unknown so that
 /// "no such member" and "wrong password" take the same time.
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| hash_password(&random_token(32)).unwrap_or_default());
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&random_token(32)).unwrap_or_default());
 
 /// Spends the time of one verification without a member.
 pub fn verify_against_dummy(password: &str) {
     let _ = verify_password(password, &DUMMY_HASH);
+}
+
+/// The first-run token: set while no member exists, consumed by the first admin's creation.
+#[derive(Debug, Default)]
+pub struct SetupToken(Mutex<Option<String>>);
+
+impl SetupToken {
+    pub(super) fn slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the token if `token` is it: of two requests with the right token, one gets it.
+    pub(super) fn claim(&self, token: &str) -> Option<String> {
+        let mut slot = self.slot();
+        let digest_of_token = digest(token);
+        if slot
+            .as_deref()
+            .is_some_and(|d| constant_time_eq(d, &digest_of_token))
+        {
+            slot.take()
+        } else {
+            None
+        }
+    }
+
+    /// Puts back a claimed token whose setup failed.
+    pub(super) fn restore(&self, claimed: String) {
+        *self.slot() = Some(claimed);
+    }
 }
 
 #[cfg(test)]

@@ -33,10 +33,12 @@ pub async fn save(
     } else {
         update_segment(w.conn(), &segment, &description, now).await?;
     }
-    let shown = |segment: &Segment, description: &str| {
-        json!({ "name": segment.name, "description": description, "conditions": segment.conditions })
+    let shown = |segment: &Segment, description: &str| json!({ "name": segment.name, "description": description, "conditions": segment.conditions });
+    let action = if create {
+        "segment.created"
+    } else {
+        "segment.changed"
     };
-    let action = if create { "segment.created" } else { "segment.changed" };
     let record = Record::of(action, "segment", key.as_str())
         .before(before.map(|b| shown(&b.segment, &b.description)))
         .after(shown(&segment, &description));

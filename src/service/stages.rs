@@ -277,7 +277,8 @@ pub async fn set_default(
         };
         // Checked as the rules of a flag no other flag refers to, which is what a new flag is.
         let probe = FlagKey::parse("stage-default").map_err(|_| ServiceError::Internal)?;
-        compile_access_rules(&probe, rules, &cx).map_err(|e| ServiceError::invalid("rules", e.to_string()))?;
+        compile_access_rules(&probe, rules, &cx)
+            .map_err(|e| ServiceError::invalid("rules", e.to_string()))?;
     }
     let before = stage_defaults_in(w.conn())
         .await?

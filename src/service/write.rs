@@ -81,7 +81,11 @@ pub struct Write<'a> {
 
 impl<'a> Write<'a> {
     /// Opens the pipeline's view of a begun transaction.
-    pub async fn new(mut tx: Transaction<'static, Any>, actor: &'a Actor, now: i64) -> ServiceResult<Write<'a>> {
+    pub async fn new(
+        mut tx: Transaction<'static, Any>,
+        actor: &'a Actor,
+        now: i64,
+    ) -> ServiceResult<Write<'a>> {
         let environments = environments_in(&mut tx).await?;
         Ok(Write {
             tx,
@@ -105,7 +109,9 @@ impl<'a> Write<'a> {
             .iter()
             .find(|e| e.key.as_str() == key)
             .cloned()
-            .ok_or_else(|| ServiceError::invalid("environment", format!("no environment has the key {key:?}")))
+            .ok_or_else(|| {
+                ServiceError::invalid("environment", format!("no environment has the key {key:?}"))
+            })
     }
 
     /// Marks an environment's served flags as changed.

@@ -150,7 +150,10 @@ pub async fn record_ingest(
                 .bind(name)
                 .bind(user_id)
                 .bind(company_id.as_deref())
-                .bind(serde_json::to_string(attributes).map_err(|e| super::StoreError::Encode(e.to_string()))?)
+                .bind(
+                    serde_json::to_string(attributes)
+                        .map_err(|e| super::StoreError::Encode(e.to_string()))?,
+                )
                 .bind(*at)
                 .execute(&mut *conn)
                 .await?;
@@ -454,7 +457,10 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(EntityPage {
-            rows: rows.iter().map(|row| entity_from_row(kind, row)).collect::<StoreResult<_>>()?,
+            rows: rows
+                .iter()
+                .map(|row| entity_from_row(kind, row))
+                .collect::<StoreResult<_>>()?,
             total,
         })
     }

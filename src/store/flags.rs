@@ -129,7 +129,12 @@ fn bind_all<'q>(
 impl Store {
     /// One page of the flags that match `filter`, by key, and how many match in all. The filter,
     /// count and page are the database's work, so the list stays fast with many flags.
-    pub async fn flags_page(&self, filter: &FlagFilter, offset: i64, limit: i64) -> StoreResult<(Vec<Flag>, i64)> {
+    pub async fn flags_page(
+        &self,
+        filter: &FlagFilter,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<Flag>, i64)> {
         let mut clauses = vec!["archived = $1".to_string()];
         let mut binds = vec![Bind::Int(i64::from(filter.archived))];
         if let Some(stage) = filter.stage {

@@ -20,12 +20,12 @@ pub mod entities;
 pub mod environments;
 pub mod flags;
 pub mod members;
-mod seed;
+pub mod seed;
 pub mod segments;
 pub mod sessions;
 pub mod stages;
-
-pub use seed::SeedReport;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::sync::Once;

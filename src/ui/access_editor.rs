@@ -517,7 +517,10 @@ pub async fn preview_access(
         Ok(rules) => rules,
         Err(problem) => return Ok(AccessPreview::Incomplete(problem.message)),
     };
-    match service.count_access(&actor, &environment, flag.as_deref(), &rules).await {
+    match service
+        .count_access(&actor, &environment, flag.as_deref(), &rules)
+        .await
+    {
         Ok(count) => Ok(AccessPreview::Count(count.into())),
         Err(crate::service::ServiceError::Invalid { message, .. }) => Ok(AccessPreview::Incomplete(message)),
         Err(error) => Err(error.into()),
@@ -539,7 +542,9 @@ pub async fn search_ids(
         _ => return Err(AppError::general("search companies or users").rejected_input()),
     };
     let (service, actor) = super::server::caller()?;
-    let (_, _, page) = service.search_entities(&actor, &environment, kind, &query, 0, 10).await?;
+    let (_, _, page) = service
+        .search_entities(&actor, &environment, kind, &query, 0, 10)
+        .await?;
     Ok(page.rows.into_iter().map(picker_entry).collect())
 }
 

@@ -135,7 +135,10 @@ mod dates {
         let (from, to) = (day_start(from, "from")?, day_end(to, "to")?);
         if let (Some(from), Some(to)) = (from, to) {
             if from > to {
-                return Err(ServiceError::invalid("to", "the end date is before the start date"));
+                return Err(ServiceError::invalid(
+                    "to",
+                    "the end date is before the start date",
+                ));
             }
         }
         Ok(AuditFilter {

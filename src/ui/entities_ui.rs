@@ -248,7 +248,10 @@ mod server {
 
     /// The environments as `(key, name)`, for the picker.
     pub fn choices(environments: Vec<crate::model::Environment>) -> Vec<(String, String)> {
-        environments.into_iter().map(|e| (e.key.to_string(), e.name)).collect()
+        environments
+            .into_iter()
+            .map(|e| (e.key.to_string(), e.name))
+            .collect()
     }
 }
 

@@ -134,7 +134,11 @@ impl FlagPage {
             flags,
             total: list.total.max(0) as usize,
             page,
-            stages: list.stages.iter().map(|s| (s.id, s.name.clone(), s.color.clone())).collect(),
+            stages: list
+                .stages
+                .iter()
+                .map(|s| (s.id, s.name.clone(), s.color.clone()))
+                .collect(),
             members: list.members.iter().map(|m| (m.id, m.name.clone())).collect(),
         }
     }
@@ -192,7 +196,9 @@ pub async fn create_flag(
         owner_id: owner.or(actor.member_id()),
         ..Default::default()
     };
-    let flag = service.apply(&actor, crate::service::Change::CreateFlag(new)).await?;
+    let flag = service
+        .apply(&actor, crate::service::Change::CreateFlag(new))
+        .await?;
     leptos_axum::redirect(&format!("/flags/{}", flag.into_flag()?.key));
     Ok(())
 }
@@ -317,7 +323,10 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
 impl FlagView {
     fn new(page: crate::service::FlagPage) -> Result<Self, AppError> {
         let rules = match page.history.first() {
-            Some(version) => version.value.clone().map_err(crate::service::ServiceError::from)?,
+            Some(version) => version
+                .value
+                .clone()
+                .map_err(crate::service::ServiceError::from)?,
             None => AccessRules::NoOne,
         };
         let config = page.config.map_err(crate::service::ServiceError::from)?;
@@ -388,7 +397,12 @@ pub async fn save_access(
     let (service, actor) = super::server::caller()?;
     let change = AccessChange::Set(rules);
     let expected_version = Some(expected_version);
-    let change = Change::SetAccess { flag, environment, change, expected_version };
+    let change = Change::SetAccess {
+        flag,
+        environment,
+        change,
+        expected_version,
+    };
     service.apply(&actor, change).await?;
     Ok(())
 }
@@ -404,7 +418,12 @@ pub async fn copy_access(
     let (service, actor) = super::server::caller()?;
     let (change, environment) = (AccessChange::CopyFrom(from), to);
     let expected_version = Some(expected_version);
-    let change = Change::SetAccess { flag, environment, change, expected_version };
+    let change = Change::SetAccess {
+        flag,
+        environment,
+        change,
+        expected_version,
+    };
     service.apply(&actor, change).await?;
     Ok(())
 }
@@ -428,7 +447,12 @@ pub async fn save_config(
     let variants = VariantForm::to_variants(&variants, default_variant)?;
     let (service, actor) = super::server::caller()?;
     let expected_version = Some(expected_version);
-    let change = crate::service::Change::SetRemoteConfig { flag, environment, variants, expected_version };
+    let change = crate::service::Change::SetRemoteConfig {
+        flag,
+        environment,
+        variants,
+        expected_version,
+    };
     service.apply(&actor, change).await?;
     Ok(())
 }
@@ -438,7 +462,12 @@ pub async fn rollback(flag: String, environment: String, version: i64) -> Result
     use crate::service::{AccessChange, Change};
     let (service, actor) = super::server::caller()?;
     let change = AccessChange::RollBackTo(version);
-    let change = Change::SetAccess { flag, environment, change, expected_version: None };
+    let change = Change::SetAccess {
+        flag,
+        environment,
+        change,
+        expected_version: None,
+    };
     service.apply(&actor, change).await?;
     Ok(())
 }
@@ -446,7 +475,10 @@ pub async fn rollback(flag: String, environment: String, version: i64) -> Result
 #[server(endpoint = "edit/move_stage")]
 pub async fn move_stage(flag: String, stage: i64) -> Result<(), AppError> {
     let (service, actor) = super::server::caller()?;
-    let change = crate::service::Change::MoveStage { flag, stage_id: stage };
+    let change = crate::service::Change::MoveStage {
+        flag,
+        stage_id: stage,
+    };
     service.apply(&actor, change).await?;
     Ok(())
 }

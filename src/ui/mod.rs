@@ -11,6 +11,7 @@ pub mod error;
 mod flags;
 mod format;
 mod home;
+mod hydration;
 mod segments;
 #[cfg(feature = "ssr")]
 mod server;
@@ -99,12 +100,4 @@ fn NotFound() -> impl IntoView {
             <p>"There is nothing at this address. " <a href="/">"Go to the start page"</a> "."</p>
         </main>
     }
-}
-
-/// True once the WebAssembly bundle has taken over the page. Effects only run in the browser,
-/// so end-to-end tests wait for `data-hydrated="true"` before they interact.
-pub fn use_hydrated() -> ReadSignal<bool> {
-    let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
-    hydrated
 }

@@ -166,7 +166,9 @@ pub struct SegmentList {
 #[server(endpoint = "read/segments")]
 pub async fn list_segments(environment: String) -> Result<SegmentList, AppError> {
     let (service, actor) = super::server::caller()?;
-    Ok(SegmentList::from(service.segment_list(&actor, &environment).await?))
+    Ok(SegmentList::from(
+        service.segment_list(&actor, &environment).await?,
+    ))
 }
 
 #[cfg(feature = "ssr")]
@@ -241,7 +243,17 @@ pub async fn preview_segment(
     };
     let key = SegmentKey::parse("segment-preview").map_err(|e| AppError::general(e.to_string()))?;
     let (name, probe) = ("preview".to_string(), key);
-    match service.preview_segment(&actor, Segment { key: probe, name, conditions }).await {
+    match service
+        .preview_segment(
+            &actor,
+            Segment {
+                key: probe,
+                name,
+                conditions,
+            },
+        )
+        .await
+    {
         Ok(counts) => Ok(Ok(counts)),
         Err(crate::service::ServiceError::Invalid { message, .. }) => Ok(Err(message)),
         Err(error) => Err(error.into()),

@@ -47,7 +47,10 @@ pub async fn invite(email: String, role: String) -> Result<String, AppError> {
     let (service, actor) = super::server::caller()?;
     let change = crate::service::Change::Invite { email, role };
     let (_, token) = service.apply(&actor, change).await?.into_invitation()?;
-    Ok(format!("{}/invite/{token}", super::server::app_state()?.public_url))
+    Ok(format!(
+        "{}/invite/{token}",
+        super::server::app_state()?.public_url
+    ))
 }
 
 #[server(endpoint = "admin/revoke_invitation")]
@@ -246,7 +249,13 @@ pub async fn api_keys() -> Result<(Vec<(String, String)>, Vec<KeyRow>), AppError
     let (service, actor) = super::server::caller()?;
     let (environments, keys) = service.api_keys(&actor).await?;
     let rows = keys.into_iter().map(|k| KeyRow::new(k, &environments)).collect();
-    Ok((environments.into_iter().map(|e| (e.key.to_string(), e.name)).collect(), rows))
+    Ok((
+        environments
+            .into_iter()
+            .map(|e| (e.key.to_string(), e.name))
+            .collect(),
+        rows,
+    ))
 }
 
 #[server(endpoint = "admin/create_secret_key")]

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
 
 use super::error::AppError;
-use super::use_hydrated;
+use super::hydration::use_hydrated;
 use crate::model::member::{MemberView, Role};
 
 /// The signed-in member, or `None` (public pages call this too).
@@ -39,7 +39,10 @@ pub fn member_has(role: Role) -> impl Fn() -> bool + Copy {
 pub async fn environments() -> Result<Vec<(String, String)>, AppError> {
     let (service, actor) = super::server::caller()?;
     let environments = service.environments(&actor).await?;
-    Ok(environments.into_iter().map(|e| (e.key.to_string(), e.name)).collect())
+    Ok(environments
+        .into_iter()
+        .map(|e| (e.key.to_string(), e.name))
+        .collect())
 }
 
 /// Switches the environment of the current page: pages read it from `?env=` (default Production).

@@ -4,13 +4,15 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::error::{field_error, form_error, AppError, ErrorText};
-use super::use_hydrated;
+use super::hydration::use_hydrated;
 
 #[server(endpoint = "public/sign_in")]
 pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use super::server::{caller, client_address, safe_next, start_session};
     let (service, _) = caller()?;
-    let member = service.sign_in(&email, &password, &client_address().await).await?;
+    let member = service
+        .sign_in(&email, &password, &client_address().await)
+        .await?;
     start_session(member.id).await?;
     leptos_axum::redirect(&safe_next(next));
     Ok(())
@@ -42,7 +44,11 @@ pub async fn invitation(token: String) -> Result<(String, String), AppError> {
 #[server(endpoint = "public/accept_invitation")]
 pub async fn accept_invitation(token: String, name: String, password: String) -> Result<(), AppError> {
     let (service, actor) = super::server::caller()?;
-    let change = crate::service::Change::AcceptInvitation { token, name, password };
+    let change = crate::service::Change::AcceptInvitation {
+        token,
+        name,
+        password,
+    };
     let member = service.apply(&actor, change).await?.into_member()?;
     super::server::start_session(member.id).await?;
     leptos_axum::redirect("/");

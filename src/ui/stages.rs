@@ -153,7 +153,10 @@ pub async fn update_stage(id: i64, name: String, color: String) -> Result<(), Ap
     let (service, actor) = super::server::caller()?;
     let stage = StageRef::Id(id);
     let change = Change::UpdateStage { stage, name, color };
-    service.apply(&actor, change).await.map_err(|e| in_row(e, &id.to_string()))?;
+    service
+        .apply(&actor, change)
+        .await
+        .map_err(|e| in_row(e, &id.to_string()))?;
     Ok(())
 }
 
@@ -166,7 +169,9 @@ pub async fn reorder_stage(id: i64, direction: String) -> Result<(), AppError> {
         _ => return Err(AppError::general("a stage moves up or down").rejected_input()),
     };
     let (service, actor) = super::server::caller()?;
-    service.apply(&actor, Change::ReorderStage { id, direction }).await?;
+    service
+        .apply(&actor, Change::ReorderStage { id, direction })
+        .await?;
     Ok(())
 }
 
@@ -197,7 +202,11 @@ pub async fn set_stage_default(stage_id: i64, environment: String, form: AccessF
     };
     let (service, actor) = super::server::caller()?;
     let stage = StageRef::Id(stage_id);
-    let change = Change::SetStageDefault { stage, environment, rules };
+    let change = Change::SetStageDefault {
+        stage,
+        environment,
+        rules,
+    };
     service.apply(&actor, change).await.map_err(|e| in_row(e, &row))?;
     Ok(())
 }

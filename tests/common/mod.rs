@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 
 use gatehouse::config::{Backend, DatabaseUrl};
 use gatehouse::model::member::{MemberView, Role};
-use gatehouse::service::{self, Actor};
+use gatehouse::model::Environment;
+use gatehouse::service::runtime::Runtime;
+use gatehouse::service::{Actor, Change, Clock, Service};
 use gatehouse::startup::{Application, ServerSettings};
-use gatehouse::store::Store;
 use rand::distributions::{Alphanumeric, DistString};
+use sqlx::AnyPool;
 
 /// A database that exists for one test and is dropped afterwards.
 pub struct TestDb {
@@ -69,6 +71,16 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A pool of the test's own on the database, for what a test reads or writes by hand.
+    pub async fn pool(&self) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        AnyPool::connect(self.url.expose())
+            .await
+            .expect("connect to the test database")
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin_url, name)) = self.postgres.take() {
@@ -92,20 +104,99 @@ impl Drop for TestDb {
     }
 }
 
-/// Runs `body` against a migrated, seeded store on `backend`.
-pub async fn with_store<F, Fut>(backend: Backend, body: F)
+/// A migrated, seeded database with the service serving from it (no HTTP server), and a pool of
+/// the test's own for what it reads or writes by hand.
+pub struct Fixture {
+    pub service: Service,
+    pub pool: AnyPool,
+    /// Shared with [`with_service`], which keeps the database until the test body is done even
+    /// when the body's future captures only some of the fixture's fields.
+    pub db: std::sync::Arc<TestDb>,
+}
+
+impl Fixture {
+    pub fn runtime(&self) -> &Runtime {
+        self.service.runtime().expect("a serving service")
+    }
+
+    pub async fn environment(&self, key: &str) -> Environment {
+        environment(&self.service, key).await
+    }
+
+    /// Applies a change as the command line (which may do everything).
+    pub async fn apply(&self, change: Change) -> gatehouse::service::Outcome {
+        self.service
+            .apply(&Actor::cli(), change)
+            .await
+            .expect("the change applies")
+    }
+}
+
+/// A new flag whose key and name are `key`.
+pub fn new_flag(key: &str) -> Change {
+    Change::CreateFlag(gatehouse::service::NewFlag {
+        key: key.into(),
+        name: key.into(),
+        ..Default::default()
+    })
+}
+
+/// Sets a flag's access rules in an environment; `expected` is the version the edit started from.
+pub fn set_access(
+    flag: &str,
+    environment: &str,
+    rules: gatehouse::model::AccessRules,
+    expected: Option<i64>,
+) -> Change {
+    Change::SetAccess {
+        flag: flag.into(),
+        environment: environment.into(),
+        change: gatehouse::service::AccessChange::Set(rules),
+        expected_version: expected,
+    }
+}
+
+/// The environment with `key`.
+pub async fn environment(service: &Service, key: &str) -> Environment {
+    service
+        .environments(&Actor::cli())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.key.as_str() == key)
+        .unwrap_or_else(|| panic!("no environment {key}"))
+}
+
+impl Fixture {
+    /// A fresh database on `backend` with the service serving from it; `None` when the
+    /// PostgreSQL half is skipped on purpose.
+    pub async fn open(backend: Backend) -> Option<Fixture> {
+        let db = TestDb::new(backend).await?;
+        let (service, _) = Service::serve(&db.url, Clock::system())
+            .await
+            .expect("open the service");
+        let pool = db.pool().await;
+        Some(Fixture {
+            service,
+            pool,
+            db: std::sync::Arc::new(db),
+        })
+    }
+}
+
+/// Runs `body` against a fresh [`Fixture`] on `backend`.
+pub async fn with_service<F, Fut>(backend: Backend, body: F)
 where
-    F: FnOnce(Store) -> Fut,
+    F: FnOnce(Fixture) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(db) = TestDb::new(backend).await else {
+    let Some(fixture) = Fixture::open(backend).await else {
         return;
     };
-    let store = Store::connect(&db.url).await.expect("connect");
-    store.migrate().await.expect("migrate");
-    store.seed_defaults().await.expect("seed");
-    body(store.clone()).await;
-    store.close().await;
+    let (service, pool, db) = (fixture.service.clone(), fixture.pool.clone(), fixture.db.clone());
+    body(fixture).await;
+    pool.close().await;
+    service.close().await;
     drop(db);
 }
 
@@ -118,12 +209,12 @@ macro_rules! store_test {
 
             #[tokio::test]
             async fn sqlite() {
-                $crate::common::with_store(gatehouse::config::Backend::Sqlite, $body).await;
+                $crate::common::with_service(gatehouse::config::Backend::Sqlite, $body).await;
             }
 
             #[tokio::test]
             async fn postgres() {
-                $crate::common::with_store(gatehouse::config::Backend::Postgres, $body).await;
+                $crate::common::with_service(gatehouse::config::Backend::Postgres, $body).await;
             }
         }
     };
@@ -132,29 +223,61 @@ macro_rules! store_test {
 /// The real server, on a random port, with its own database.
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub store: Store,
-    pub runtime: gatehouse::runtime::Runtime,
+    pub service: Service,
+    pub runtime: Runtime,
     pub client: reqwest::Client,
-    _db: TestDb,
+    /// The test's own pool on the server's database.
+    pub pool: AnyPool,
+    pub db: TestDb,
 }
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, Clock::system()).await
+    }
+
+    /// The server with `clock` as its source of "now".
+    pub async fn spawn_with(backend: Backend, clock: Clock) -> Option<TestApp> {
         let db = TestDb::new(backend).await?;
-        let app = Application::build(ServerSettings::local(db.url.clone(), "127.0.0.1:0"))
-            .await
-            .expect("build the application");
+        let settings = ServerSettings {
+            clock,
+            ..ServerSettings::local(db.url.clone(), "127.0.0.1:0")
+        };
+        let app = Application::build(settings).await.expect("build the application");
         let addr = app.local_addr();
-        let store = app.state().store.clone();
+        let service = app.state().service.clone();
         let runtime = app.state().runtime.clone();
         tokio::spawn(app.run_until(std::future::pending()));
         Some(TestApp {
             addr,
-            store,
+            service,
             runtime,
             client: client(),
-            _db: db,
+            pool: db.pool().await,
+            db,
         })
+    }
+
+    pub async fn environment(&self, key: &str) -> Environment {
+        environment(&self.service, key).await
+    }
+
+    /// The publishable key of the environment `key`.
+    pub async fn publishable_key(&self, key: &str) -> String {
+        let environment = self.environment(key).await;
+        let (_, keys) = self.service.api_keys(&Actor::cli()).await.unwrap();
+        keys.into_iter()
+            .find(|k| k.environment_id == environment.id && k.public_value.is_some())
+            .and_then(|k| k.public_value)
+            .expect("a publishable key")
+    }
+
+    /// Applies a change as the command line (which may do everything).
+    pub async fn apply(&self, change: Change) -> gatehouse::service::Outcome {
+        self.service
+            .apply(&Actor::cli(), change)
+            .await
+            .expect("the change applies")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -163,9 +286,13 @@ impl TestApp {
 
     /// Creates a member directly through the service layer.
     pub async fn add_member(&self, email: &str, role: Role) -> MemberView {
-        service::members::add_member(&self.store, &Actor::cli(), email, "Test Member", role, PASSWORD)
-            .await
-            .expect("add member")
+        let change = Change::AddMember {
+            email: email.into(),
+            name: "Test Member".into(),
+            role,
+            password: PASSWORD.into(),
+        };
+        self.apply(change).await.into_member().expect("add member")
     }
 
     /// A client with its own cookie jar, signed in as `email`.
