@@ -24,7 +24,7 @@ use crate::eval::{
 use crate::model::member::MemberView;
 use crate::model::{
     AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, ReleaseStage, RemoteConfig,
-    Segment, SegmentKey, TargetedAccess, Version,
+    Segment, SegmentCondition, SegmentKey, TargetedAccess, Version,
 };
 
 /// The suggestions of the access editor in one environment.
@@ -50,10 +50,13 @@ pub struct Overview {
     pub stages: Vec<ReleaseStage>,
 }
 
+/// A flag's current access rules in each environment, by environment name.
+pub type AccessByEnvironment = Vec<(String, Decoded<AccessRules>)>;
+
 /// One page of the flags list.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlagList {
-    pub flags: Vec<(Flag, Vec<(String, Decoded<AccessRules>)>)>,
+    pub flags: Vec<(Flag, AccessByEnvironment)>,
     pub total: i64,
     pub environments: Vec<Environment>,
     pub stages: Vec<ReleaseStage>,
@@ -559,9 +562,14 @@ impl Service {
     pub async fn preview_segment(
         &self,
         actor: &Actor,
-        segment: Segment,
+        conditions: Vec<SegmentCondition>,
     ) -> ServiceResult<Vec<(String, usize, usize)>> {
         authorize(actor, Permission::Read)?;
+        let segment = Segment {
+            key: SegmentKey::parse("segment-preview").map_err(|_| ServiceError::Internal)?,
+            name: "preview".into(),
+            conditions,
+        };
         let mut segments: HashMap<SegmentKey, Segment> = self
             .store()
             .segments()

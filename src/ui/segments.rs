@@ -235,25 +235,12 @@ pub async fn preview_segment(
     #[server(default)] companies: String,
     #[server(default)] rows: Vec<ConditionRow>,
 ) -> Result<SegmentPreview, AppError> {
-    use crate::model::{Segment, SegmentKey};
     let (service, actor) = super::server::caller()?;
     let conditions = match (ConditionsForm { companies, rows }).to_conditions() {
         Ok(conditions) => conditions,
         Err(problem) => return Ok(Err(problem.message)),
     };
-    let key = SegmentKey::parse("segment-preview").map_err(|e| AppError::general(e.to_string()))?;
-    let (name, probe) = ("preview".to_string(), key);
-    match service
-        .preview_segment(
-            &actor,
-            Segment {
-                key: probe,
-                name,
-                conditions,
-            },
-        )
-        .await
-    {
+    match service.preview_segment(&actor, conditions).await {
         Ok(counts) => Ok(Ok(counts)),
         Err(crate::service::ServiceError::Invalid { message, .. }) => Ok(Err(message)),
         Err(error) => Err(error.into()),
