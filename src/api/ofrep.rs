@@ -22,8 +22,41 @@ use super::key::ApiKey;
 use crate::eval::{flatten, CompiledFlag, FlagResult, FlatContext, Scratch};
 use crate::model::{JsObject, JsValue};
 
-fn json_error(status: StatusCode, body: Value) -> Response {
-    (status, Json(body)).into_response()
+/// A refusal in OFREP's shape: `{"key"?, "errorCode", "errorDetails"}`.
+pub struct OfrepError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl OfrepError {
+    /// The request's context could not be used; `key` is the flag asked for, if one was.
+    fn context(key: Option<&str>, error: ContextError) -> Self {
+        let (code, details) = match error {
+            ContextError::Parse(details) => ("PARSE_ERROR", details),
+            ContextError::Invalid(details) => ("INVALID_CONTEXT", details),
+        };
+        let mut body = json!({ "errorCode": code, "errorDetails": details });
+        if let Some(key) = key {
+            body["key"] = json!(key);
+        }
+        OfrepError {
+            status: StatusCode::BAD_REQUEST,
+            body,
+        }
+    }
+
+    fn flag_not_found(key: &str) -> Self {
+        OfrepError {
+            status: StatusCode::NOT_FOUND,
+            body: json!({ "key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": format!("no flag has the key {key:?}") }),
+        }
+    }
+}
+
+impl IntoResponse for OfrepError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
 }
 
 /// Why a request's context could not be used.
@@ -182,34 +215,20 @@ struct BulkMetadata {
     version: String,
 }
 
-fn context_failure(key: Option<&str>, error: ContextError) -> Response {
-    let (code, details) = match error {
-        ContextError::Parse(details) => ("PARSE_ERROR", details),
-        ContextError::Invalid(details) => ("INVALID_CONTEXT", details),
-    };
-    let mut body = json!({ "errorCode": code, "errorDetails": details });
-    if let Some(key) = key {
-        body["key"] = json!(key);
-    }
-    json_error(StatusCode::BAD_REQUEST, body)
-}
-
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
-pub async fn evaluate_flag(api_key: ApiKey, Path(key): Path<String>, body: Bytes) -> Response {
-    let context = match request_context(&api_key, &body) {
-        Ok(context) => context,
-        Err(error) => return context_failure(Some(&key), error),
-    };
+pub async fn evaluate_flag(
+    api_key: ApiKey,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Result<Response, OfrepError> {
+    let context = request_context(&api_key, &body).map_err(|e| OfrepError::context(Some(&key), e))?;
     let snapshot = &api_key.snapshot;
-    let Some(position) = snapshot.position(&key) else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            json!({ "key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": format!("no flag has the key {key:?}") }),
-        );
-    };
+    let position = snapshot
+        .position(&key)
+        .ok_or_else(|| OfrepError::flag_not_found(&key))?;
     let result = snapshot.compiled[position].evaluate(&context, api_key.runtime.clock().now_ms());
     api_key.runtime.count_evaluations(1);
-    Json(resolution(&result, snapshot.version())).into_response()
+    Ok(Json(resolution(&result, snapshot.version())).into_response())
 }
 
 /// True when an `If-None-Match` header lists `etag` (or `*`); weak validators compare too.
@@ -254,11 +273,8 @@ fn bulk_json(
 }
 
 /// `POST /ofrep/v1/evaluate/flags`: every flag of the environment, sorted by key, with an ETag.
-pub async fn evaluate_flags(key: ApiKey, headers: HeaderMap, body: Bytes) -> Response {
-    let context = match request_context(&key, &body) {
-        Ok(context) => context,
-        Err(error) => return context_failure(None, error),
-    };
+pub async fn evaluate_flags(key: ApiKey, headers: HeaderMap, body: Bytes) -> Result<Response, OfrepError> {
+    let context = request_context(&key, &body).map_err(|e| OfrepError::context(None, e))?;
     let now = key.runtime.clock().now_ms();
     // Browsers cannot send headers on an EventSource; only a publishable key may ride in the URL.
     let event_streams = key.publishable.as_deref().map(|publishable| {
@@ -281,13 +297,13 @@ pub async fn evaluate_flags(key: ApiKey, headers: HeaderMap, body: Bytes) -> Res
     // the same body the same tag; nothing here needs a cryptographic hash.
     let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body));
     if matches_etag(&headers, &etag) {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
-    response
+    Ok(response)
 }
 
 /// `GET /ofrep/v1/events?publishableKey=…`: `refetchEvaluation` whenever the environment changes.

@@ -112,6 +112,26 @@ impl Snapshot {
     /// Compiles every flag of the environment: the access rules and remote config of all flags
     /// (so a cycle or a dangling reference anywhere is an error), and serves those not archived.
     pub fn build(inputs: Inputs, built_at: i64) -> Result<Snapshot, BuildError> {
+        let definitions = Self::definitions(&inputs)?;
+        let (compiled, fields) = compile_flags(&definitions);
+        let index = definitions
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.key.as_str().to_string(), i))
+            .collect();
+        Ok(Snapshot {
+            environment: inputs.environment,
+            definitions,
+            compiled,
+            fields,
+            index,
+            built_at,
+        })
+    }
+
+    /// The served definitions of an environment, sorted by key: everything of [`Snapshot::build`]
+    /// that can fail, so the change pipeline validates with it and skips the evaluation tables.
+    pub fn definitions(inputs: &Inputs) -> Result<Vec<FlagDefinition>, BuildError> {
         let access = inputs.access_by_key()?;
         let cx = CompileContext {
             segments: &inputs.segments,
@@ -141,19 +161,6 @@ impl Snapshot {
             });
         }
         definitions.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
-        let (compiled, fields) = compile_flags(&definitions);
-        let index = definitions
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.key.as_str().to_string(), i))
-            .collect();
-        Ok(Snapshot {
-            environment: inputs.environment,
-            definitions,
-            compiled,
-            fields,
-            index,
-            built_at,
-        })
+        Ok(definitions)
     }
 }

@@ -494,7 +494,7 @@ async fn validate(w: &mut Write<'_>, environment_id: i64) -> ServiceResult<()> {
         .ok_or(ServiceError::Internal)?;
     let name = environment.name.clone();
     let inputs = Inputs::load(w.conn(), environment).await?;
-    Snapshot::build(inputs, w.now).map_err(|error| {
+    Snapshot::definitions(&inputs).map_err(|error| {
         ServiceError::invalid(VALIDATION, format!("{error} (in {name}); nothing was saved"))
     })?;
     Ok(())
