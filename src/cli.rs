@@ -47,6 +47,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(i64).range(1..=525_600))]
     pub session_idle_minutes: i64,
 
+    /// Bearer token that `GET /metrics` asks for (unset: metrics are open to anyone who can reach
+    /// the server; they name environments and count entities).
+    #[arg(long, env = "GATEHOUSE_METRICS_TOKEN", global = true, hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// E-mail of a first admin to create when no member exists (with GATEHOUSE_ADMIN_PASSWORD),
     /// for automated deployments.
     #[arg(long, env = "GATEHOUSE_ADMIN_EMAIL", global = true, hide_env_values = true)]
@@ -204,6 +209,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 },
                 bootstrap_admin,
                 clock: Clock::system(),
+                metrics_token: cli.metrics_token.filter(|t| !t.trim().is_empty()),
             };
             serve(settings).await
         }

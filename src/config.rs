@@ -100,18 +100,46 @@ impl fmt::Debug for DatabaseUrl {
 
 /// Hides the password of a URL so it can appear in messages and logs.
 fn redact(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => raw.to_string(),
+    let Ok(mut parsed) = url::Url::parse(raw) else {
+        return raw.to_string();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    // libpq-style URLs may carry the password as a query parameter too.
+    if parsed
+        .query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+    {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let hidden = k.eq_ignore_ascii_case("password");
+                (
+                    k.into_owned(),
+                    if hidden { "***".to_string() } else { v.into_owned() },
+                )
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_the_user_part_and_in_the_query_are_hidden() {
+        let url =
+            DatabaseUrl::parse("postgres://app:s3cret@db:5432/g?password=other&sslmode=require").unwrap();
+        let shown = url.to_string();
+        assert!(!shown.contains("s3cret") && !shown.contains("other"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
+        let url = DatabaseUrl::parse("postgres://app@db/g?PASSWORD=hunter2").unwrap();
+        assert!(!url.to_string().contains("hunter2"), "{url}");
+    }
 
     #[test]
     fn sqlite_and_postgres_urls_select_their_backend() {

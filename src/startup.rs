@@ -37,6 +37,8 @@ pub struct ServerSettings {
     pub bootstrap_admin: Option<(String, String)>,
     /// Where "now" comes from (tests move a manual clock).
     pub clock: Clock,
+    /// The bearer token `/metrics` asks for; `None` leaves it open.
+    pub metrics_token: Option<String>,
 }
 
 impl ServerSettings {
@@ -52,6 +54,7 @@ impl ServerSettings {
             },
             bootstrap_admin: None,
             clock: Clock::system(),
+            metrics_token: None,
         }
     }
 }
@@ -105,7 +108,7 @@ impl Application {
             .cloned()
             .ok_or_else(|| StartupError::Bootstrap("the flags were not loaded".into()))?;
         let state = AppState::new(service, runtime, leptos_options(local_addr), public_url);
-        let router = router(state.clone(), settings.sessions);
+        let router = router(state.clone(), settings.sessions, settings.metrics_token);
         Ok(Application {
             listener,
             router,
@@ -182,7 +185,7 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-pub fn router(state: AppState, sessions: SessionSettings) -> Router {
+pub fn router(state: AppState, sessions: SessionSettings, metrics_token: Option<String>) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     let admin = Router::new()
@@ -200,7 +203,7 @@ pub fn router(state: AppState, sessions: SessionSettings) -> Router {
     // The public API has its own request metrics (`GET /metrics`) and no per-request trace: on
     // that hot path the extra layer cost a boxed service clone per request.
     Router::new()
-        .merge(crate::api::routes())
+        .merge(crate::api::routes(metrics_token))
         .merge(admin)
         .with_state(state)
 }

@@ -410,3 +410,64 @@ async fn secret_keys_are_stored_as_digests_and_revocation_works_at_once() {
     app.apply(revoke).await;
     assert_eq!(features().await.unwrap().status(), 403, "refused at once");
 }
+
+#[tokio::test]
+async fn sign_in_never_sends_the_browser_to_another_site() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    for next in [
+        "/\t/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "/x\u{1}y",
+        "https://evil.example",
+    ] {
+        let response = client()
+            .post(app.url("/api/public/sign_in"))
+            .header("accept", "text/html")
+            .form(&[
+                ("email", "ana@example.com"),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_redirection(),
+            "{next:?}: {}",
+            response.status()
+        );
+        assert_eq!(response.headers()["location"], "/", "{next:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_idle_limit_counts_from_the_last_request() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    let session = app.signed_in("ana@example.com").await;
+    let stored_expiry = || async {
+        let expiry: String = sqlx::query_scalar("SELECT CAST(MAX(expiry_date) AS TEXT) FROM tower_sessions")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        expiry
+    };
+    let first = app.call(&session, "/api/read/overview", &[]).await;
+    assert!(
+        first.headers().get("set-cookie").is_some(),
+        "the cookie's Max-Age is renewed"
+    );
+    let before = stored_expiry().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = app.call(&session, "/api/read/overview", &[]).await;
+    assert!(
+        second.headers().get("set-cookie").is_some(),
+        "the cookie's Max-Age is renewed"
+    );
+    assert!(
+        stored_expiry().await > before,
+        "the stored expiry moved with the request"
+    );
+}

@@ -342,3 +342,59 @@ async fn openapi_describes_every_public_route() {
         assert!(schemas.contains_key(name), "missing schema {name}");
     }
 }
+
+#[tokio::test]
+async fn unknown_methods_share_one_metrics_series() {
+    let (app, key) = app_and_key().await;
+    for method in ["BREW", "PROPFIND", "X-ANYTHING"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        app.client
+            .request(method, app.url("/features/evaluated"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("BREW") && !text.contains("PROPFIND"), "{text}");
+    assert!(
+        text.contains(r#"route="/features/evaluated",method="OTHER",status="405"} 3"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_ask_for_the_token_when_one_is_set() {
+    let db = common::TestDb::new(Backend::Sqlite).await.unwrap();
+    let settings = gatehouse::startup::ServerSettings {
+        metrics_token: Some("m3trics-token".into()),
+        ..gatehouse::startup::ServerSettings::local(db.url.clone(), "127.0.0.1:0")
+    };
+    let app = gatehouse::startup::Application::build(settings).await.unwrap();
+    let url = format!("http://{}/metrics", app.local_addr());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = common::client();
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 401);
+    let wrong = client.get(&url).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = client
+        .get(&url)
+        .bearer_auth("m3trics-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(right
+        .text()
+        .await
+        .unwrap()
+        .contains("gatehouse_evaluations_total"));
+}

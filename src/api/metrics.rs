@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,6 +21,10 @@ const BUCKETS: [f64; 12] = [
 
 /// Methods with their own counters; others are counted under a lock (they are rare).
 const METHODS: [&str; 3] = ["GET", "OPTIONS", "POST"];
+/// The methods of HTTP itself; any other is counted as `OTHER`.
+const STANDARD_METHODS: [&str; 9] = [
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
+];
 /// Status codes 100..=599 each have a slot.
 const STATUSES: usize = 500;
 
@@ -52,6 +57,13 @@ impl RouteStats {
                 self.by_status[m][slot].fetch_add(1, Ordering::Relaxed);
             }
             _ => {
+                // Anyone can send any method name: only the standard ones get a series of their
+                // own, the rest share `OTHER`, so the number of series stays bounded.
+                let method = STANDARD_METHODS
+                    .iter()
+                    .copied()
+                    .find(|m| *m == method)
+                    .unwrap_or("OTHER");
                 if let Ok(mut other) = self.other.lock() {
                     *other.entry((method.to_string(), status)).or_default() += 1;
                 }
@@ -261,6 +273,15 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// True when `headers` carry `Authorization: Bearer <token>` (compared in constant time).
+pub fn authorized(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|presented| crate::model::secret::constant_time_eq(presented.trim(), token))
 }
 
 /// `GET /metrics`.

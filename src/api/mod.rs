@@ -28,7 +28,8 @@ pub mod reflag;
 /// The OpenAPI 3.1 description of the routes below.
 const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn routes() -> Router<AppState> {
+/// The public routes; `/metrics` asks for `metrics_token` as a bearer token when one is set.
+pub fn routes(metrics_token: Option<String>) -> Router<AppState> {
     let max_body_bytes = limits::max_body_bytes();
     let metrics = std::sync::Arc::new(metrics::Metrics::default());
     let browser = Router::new()
@@ -55,7 +56,20 @@ pub fn routes() -> Router<AppState> {
             "/metrics",
             get({
                 let metrics = metrics.clone();
-                move |State(runtime): State<Runtime>| async move { metrics::respond(&metrics, &runtime) }
+                let token: Option<std::sync::Arc<str>> = metrics_token.map(Into::into);
+                move |State(runtime): State<Runtime>, headers: axum::http::HeaderMap| async move {
+                    match &token {
+                        Some(token) if !metrics::authorized(&headers, token) => (
+                            StatusCode::UNAUTHORIZED,
+                            [(header::WWW_AUTHENTICATE, "Bearer")],
+                            Json(
+                                json!({ "error": "send the metrics token as Authorization: Bearer <token>" }),
+                            ),
+                        )
+                            .into_response(),
+                        _ => metrics::respond(&metrics, &runtime),
+                    }
+                }
             }),
         )
         .route("/openapi.json", get(openapi))

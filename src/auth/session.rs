@@ -39,6 +39,9 @@ pub fn session_layer(
         .with_expiry(Expiry::OnInactivity(CookieDuration::minutes(
             settings.idle_minutes,
         )))
+        // Saved on every request, so the idle limit counts from the last request (sliding), not
+        // from sign-in: without it an unchanged session is never written again.
+        .with_always_save(true)
 }
 
 /// The member id a session carries, if it is signed in.

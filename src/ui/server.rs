@@ -47,10 +47,46 @@ pub async fn start_session(member_id: i64) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Only same-site paths are followed after sign-in.
+/// Only same-site paths are followed after sign-in: one `/`, then no second `/` or `\\` (which a
+/// browser reads as another host), and no control characters or spaces (which browsers strip, so
+/// `/\t/evil.example` would become `//evil.example`, and which a header cannot carry).
 pub fn safe_next(next: Option<String>) -> String {
+    let same_site = |path: &str| {
+        let mut chars = path.chars();
+        chars.next() == Some('/')
+            && !matches!(chars.next(), Some('/' | '\\'))
+            && !path
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    };
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        Some(path) if same_site(&path) => path,
         _ => "/".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_same_site_paths_are_followed() {
+        for kept in ["/", "/flags/checkout?env=staging", "/audit#top"] {
+            assert_eq!(safe_next(Some(kept.into())), kept);
+        }
+        for refused in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            " /flags",
+            "https://evil.example",
+            "/flags\u{7f}",
+            "flags",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(refused.into())), "/", "{refused:?}");
+        }
+        assert_eq!(safe_next(None), "/");
     }
 }
