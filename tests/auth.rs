@@ -156,7 +156,10 @@ async fn a_demoted_member_loses_the_role_at_once() {
         role: Role::Viewer,
     };
     app.service.apply(&Actor::member(&first), change).await.unwrap();
-    assert_eq!(app.call(&session, "/api/admin/team", &[]).await.status(), 403);
+    // A move to a lower role ends the member's sessions: they sign in again with the new role.
+    assert_eq!(app.call(&session, "/api/admin/team", &[]).await.status(), 401);
+    let again = app.signed_in("second@example.com").await;
+    assert_eq!(app.call(&again, "/api/admin/team", &[]).await.status(), 403);
 }
 
 #[tokio::test]
@@ -470,4 +473,79 @@ async fn the_idle_limit_counts_from_the_last_request() {
         stored_expiry().await > before,
         "the stored expiry moved with the request"
     );
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_members_other_sessions_and_renews_this_one() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    let (here, elsewhere) = (
+        app.signed_in("ana@example.com").await,
+        app.signed_in("ana@example.com").await,
+    );
+    assert_eq!(
+        app.call(&elsewhere, "/api/read/overview", &[]).await.status(),
+        200
+    );
+    let new = "a brand new passphrase";
+    let changed = app
+        .call(
+            &here,
+            "/api/account/change_password",
+            &[("current_password", PASSWORD), ("new_password", new)],
+        )
+        .await;
+    assert_eq!(changed.status(), 200, "{}", changed.text().await.unwrap());
+    let renewed = changed.headers().get("set-cookie").is_some();
+    assert!(renewed, "the session goes on under a new id");
+    assert_eq!(app.call(&here, "/api/read/overview", &[]).await.status(), 200);
+    assert_eq!(
+        app.call(&elsewhere, "/api/read/overview", &[]).await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    let session = app.signed_in("ana@example.com").await;
+    let attempt = |current: &'static str| {
+        let form = [
+            ("current_password", current),
+            ("new_password", "a brand new passphrase"),
+        ];
+        let (app, session) = (&app, &session);
+        async move { app.call(session, "/api/account/change_password", &form).await }
+    };
+    for _ in 0..gatehouse::service::ACCOUNT_FAILURES {
+        assert_eq!(attempt("a wrong guess").await.status(), 422);
+    }
+    let refused = attempt(PASSWORD).await;
+    assert_eq!(refused.status(), 429, "the right password waits too");
+    assert!(refused.text().await.unwrap().contains("too many"));
+}
+
+#[tokio::test]
+async fn a_move_to_a_lower_role_ends_the_members_sessions() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("admin@example.com", Role::Admin).await;
+    let editor = app.add_member("ed@example.com", Role::Editor).await;
+    let session = app.signed_in("ed@example.com").await;
+    let promote = Change::ChangeRole {
+        member_id: editor.id,
+        role: Role::Admin,
+    };
+    app.apply(promote).await;
+    assert_eq!(
+        app.call(&session, "/api/admin/team", &[]).await.status(),
+        200,
+        "a higher role keeps the session"
+    );
+    let demote = Change::ChangeRole {
+        member_id: editor.id,
+        role: Role::Viewer,
+    };
+    app.apply(demote).await;
+    assert_eq!(app.call(&session, "/api/read/overview", &[]).await.status(), 401);
 }

@@ -126,11 +126,11 @@ pub async fn guard(State(service): State<Service>, mut request: Request, next: N
     next.run(request).await
 }
 
-/// The member a session belongs to. A session of a removed member is ended here, on its next
-/// request.
+/// The member a session belongs to. A session of a removed member, or one whose sessions were
+/// ended since (password change, lower role), is ended here, on its next request.
 async fn resolve_member(service: &Service, session: &Session) -> Option<MemberView> {
-    let id = super::session::member_id(session).await?;
-    match service.member(id).await {
+    let (id, epoch) = super::session::member_id(session).await?;
+    match service.session_member(id, epoch).await {
         Ok(Some(member)) => Some(member),
         Ok(None) => {
             let _ = session.flush().await;

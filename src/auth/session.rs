@@ -9,6 +9,8 @@ use crate::service::DatabaseSessionStore;
 
 /// The session key that holds the signed-in member's id.
 pub const MEMBER_ID: &str = "member_id";
+/// The session key that holds the member's session epoch at sign-in (see `members.session_epoch`).
+pub const EPOCH: &str = "epoch";
 /// Name of the session cookie.
 pub const COOKIE_NAME: &str = "gatehouse_session";
 
@@ -44,7 +46,9 @@ pub fn session_layer(
         .with_always_save(true)
 }
 
-/// The member id a session carries, if it is signed in.
-pub async fn member_id(session: &Session) -> Option<i64> {
-    session.get::<i64>(MEMBER_ID).await.ok().flatten()
+/// The member id and epoch a session carries, if it is signed in.
+pub async fn member_id(session: &Session) -> Option<(i64, i64)> {
+    let id = session.get::<i64>(MEMBER_ID).await.ok().flatten()?;
+    let epoch = session.get::<i64>(EPOCH).await.ok().flatten().unwrap_or(0);
+    Some((id, epoch))
 }

@@ -36,7 +36,7 @@ use serde_json::Value;
 use super::actor::Actor;
 use super::change::Change;
 use super::error::ServiceError;
-use super::flags::{AccessChange, NewFlag};
+use super::flags::{AccessChange, NewFlag, DESCRIPTION_MAX_CHARS, NAME_MAX_CHARS};
 use super::handle::Service;
 use super::stages::{StageColor, StageName, StageRef};
 use super::store::flags::{current_versions, Decoded};
@@ -550,13 +550,15 @@ pub async fn export(service: &Service, actor: &Actor) -> Result<Document, Servic
 }
 
 /// Same limits as the forms (`service::flags`).
+/// The forms' own validator ([`super::flags::check_text`]), and no leading or trailing spaces:
+/// a form trims them, but an import that trimmed would export a different text.
 fn check_text(problems: &mut Vec<String>, path: &str, value: &str, max: usize, required: bool) {
-    if required && value.trim().is_empty() {
-        problems.push(format!("{path}: cannot be empty"));
-    } else if value.trim() != value {
-        problems.push(format!("{path}: remove the leading or trailing spaces"));
-    } else if value.chars().count() > max {
-        problems.push(format!("{path}: use at most {max} characters"));
+    match super::flags::check_text(path, value, max, required) {
+        Err(error) => problems.push(format!("{path}: {error}")),
+        Ok(trimmed) if trimmed != value => {
+            problems.push(format!("{path}: remove the leading or trailing spaces"))
+        }
+        Ok(_) => {}
     }
 }
 
@@ -627,7 +629,13 @@ pub async fn plan(
     for (i, entry) in document.environments.iter().enumerate() {
         let path = format!("environments[{i}] ({:?})", entry.key);
         check_environment(&mut problems, &path, &entry.key);
-        check_text(&mut problems, &format!("{path}.name"), &entry.name, 200, true);
+        check_text(
+            &mut problems,
+            &format!("{path}.name"),
+            &entry.name,
+            NAME_MAX_CHARS,
+            true,
+        );
     }
     for (i, stage) in document.stages.iter().enumerate() {
         let path = format!("stages[{i}] ({:?})", stage.name);
@@ -651,12 +659,18 @@ pub async fn plan(
     }
     for (i, segment) in document.segments.iter().enumerate() {
         let path = format!("segments[{i}] ({:?})", segment.key.as_str());
-        check_text(&mut problems, &format!("{path}.name"), &segment.name, 200, true);
+        check_text(
+            &mut problems,
+            &format!("{path}.name"),
+            &segment.name,
+            NAME_MAX_CHARS,
+            true,
+        );
         check_text(
             &mut problems,
             &format!("{path}.description"),
             &segment.description,
-            2000,
+            DESCRIPTION_MAX_CHARS,
             false,
         );
     }
@@ -668,12 +682,18 @@ pub async fn plan(
         .collect();
     for (i, flag) in document.flags.iter().enumerate() {
         let path = format!("flags[{i}] ({:?})", flag.key.as_str());
-        check_text(&mut problems, &format!("{path}.name"), &flag.name, 200, true);
+        check_text(
+            &mut problems,
+            &format!("{path}.name"),
+            &flag.name,
+            NAME_MAX_CHARS,
+            true,
+        );
         check_text(
             &mut problems,
             &format!("{path}.description"),
             &flag.description,
-            2000,
+            DESCRIPTION_MAX_CHARS,
             false,
         );
         if !stage_names.contains(flag.stage.as_str()) {

@@ -187,6 +187,10 @@ pub async fn change_role(w: &mut Write<'_>, member_id: i64, role: Role) -> Servi
     }
     let now = w.now;
     sql::update_member_role(w.conn(), member_id, role, now).await?;
+    if role < before.role {
+        // Sessions opened with the higher role end; the member signs in again.
+        sql::end_sessions(w.conn(), member_id).await?;
+    }
     let after = MemberView {
         role,
         ..before.clone()
@@ -228,6 +232,8 @@ pub async fn change_password(w: &mut Write<'_>, current: &str, new: &str) -> Ser
     let hash = new_password_hash(new, "new_password").await?;
     let now = w.now;
     sql::update_password_hash(w.conn(), id, &hash, now).await?;
+    // Every other session of the member ends; the caller renews its own.
+    sql::end_sessions(w.conn(), id).await?;
     w.record(Record::of(
         "member.password_changed",
         "member",

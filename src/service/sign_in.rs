@@ -12,7 +12,7 @@ use super::members::{invalid_invitation, is_open, password_matches};
 use super::secrets::random_token;
 use super::store::members::Invitation;
 use super::write::{Record, Write};
-use crate::model::member::{MemberView, Role};
+use crate::model::member::{Email, MemberView, Role};
 use crate::model::secret::digest;
 
 /// The one message for an unknown e-mail address and a wrong password alike.
@@ -106,7 +106,12 @@ impl Service {
         password: &str,
         client_address: &str,
     ) -> ServiceResult<MemberView> {
-        let account = email.trim().to_lowercase();
+        // Only a well-formed address becomes a throttle key or an audit subject: anything else
+        // would let a caller grow the throttle's memory or write arbitrary text into the log.
+        let account = Email::parse(email)
+            .map_err(|message| ServiceError::invalid("email", message))?
+            .as_str()
+            .to_string();
         let throttle = &self.0.throttle;
         if let Some(wait) = throttle.check(&account, client_address) {
             return Err(ServiceError::TooManyAttempts(format!(
@@ -141,8 +146,46 @@ impl Service {
         result
     }
 
-    /// The member a session belongs to, `None` when they were removed.
-    pub async fn member(&self, id: i64) -> ServiceResult<Option<MemberView>> {
-        Ok(self.store().member_by_id(id).await?)
+    /// The member a session belongs to, `None` when they were removed or the session was
+    /// started before their sessions were ended (`epoch`: what the session carries).
+    pub async fn session_member(&self, id: i64, epoch: i64) -> ServiceResult<Option<MemberView>> {
+        let found = self.store().member_session(id).await?;
+        Ok(found.and_then(|(member, current)| (current == epoch).then_some(member)))
+    }
+
+    /// The epoch a session of the member starts with.
+    pub async fn session_epoch(&self, id: i64) -> ServiceResult<i64> {
+        let found = self.store().member_session(id).await?;
+        found
+            .map(|(_, epoch)| epoch)
+            .ok_or_else(|| ServiceError::NotFound("member".into()))
+    }
+
+    /// The acting member's own password, after checking the current one; throttled like
+    /// sign-in, per account and per client address.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        current: &str,
+        new: &str,
+        client: &str,
+    ) -> ServiceResult<()> {
+        let account = actor.label.clone();
+        let throttle = &self.0.throttle;
+        if let Some(wait) = throttle.check(&account, client) {
+            return Err(ServiceError::TooManyAttempts(format!(
+                "too many wrong passwords; try again in {} minutes",
+                wait.as_secs().div_ceil(60)
+            )));
+        }
+        let change = Change::ChangePassword {
+            current: current.into(),
+            new: new.into(),
+        };
+        let result = self.apply(actor, change).await;
+        if matches!(&result, Err(ServiceError::Invalid { field, .. }) if field == "current_password") {
+            throttle.record_failure(&account, client);
+        }
+        result.map(|_| ())
     }
 }

@@ -73,6 +73,17 @@ impl Store {
         rows.iter().map(member_from_row).collect()
     }
 
+    /// A member and the session epoch their sessions must carry.
+    pub async fn member_session(&self, id: i64) -> StoreResult<Option<(MemberView, i64)>> {
+        let row = sqlx::query("SELECT id, email, name, role, session_epoch FROM members WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref()
+            .map(|row| Ok((member_from_row(row)?, row.try_get("session_epoch")?)))
+            .transpose()
+    }
+
     pub async fn member_by_id(&self, id: i64) -> StoreResult<Option<MemberView>> {
         let row = sqlx::query("SELECT id, email, name, role FROM members WHERE id = $1")
             .bind(id)
@@ -199,6 +210,15 @@ pub async fn update_member_role(conn: &mut AnyConnection, id: i64, role: Role, n
     sqlx::query("UPDATE members SET role = $1, updated_at = $2 WHERE id = $3")
         .bind(role.as_str())
         .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a member that was started before now.
+pub async fn end_sessions(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE members SET session_epoch = session_epoch + 1 WHERE id = $1")
         .bind(id)
         .execute(conn)
         .await?;

@@ -8,12 +8,11 @@ use super::sign_in::PasswordInput;
 #[server(endpoint = "account/change_password")]
 pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
     let (service, actor) = super::server::caller()?;
-    let change = crate::service::Change::ChangePassword {
-        current: current_password,
-        new: new_password,
-    };
-    service.apply(&actor, change).await?;
-    Ok(())
+    let client = super::server::client_address().await;
+    let change = service.change_password(&actor, &current_password, &new_password, &client);
+    change.await?;
+    // The change ended every session of the member; this one goes on under a new id.
+    super::server::start_session(actor.member_id().unwrap_or_default()).await
 }
 
 #[component]

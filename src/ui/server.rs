@@ -35,13 +35,20 @@ pub async fn client_address() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Starts a fresh session for `member_id` (a new session id, so a planted one is useless).
+/// Starts a fresh session for `member_id` (a new session id, so a planted one is useless), with
+/// the member's current session epoch; also renews the caller's own session after a password
+/// change ended the others.
 pub async fn start_session(member_id: i64) -> Result<(), AppError> {
+    let epoch = app_state()?.service.session_epoch(member_id).await?;
     let session = session().await?;
     let failed = |_| AppError::general("could not start your session; try again");
     session.cycle_id().await.map_err(failed)?;
     session
         .insert(crate::auth::session::MEMBER_ID, member_id)
+        .await
+        .map_err(failed)?;
+    session
+        .insert(crate::auth::session::EPOCH, epoch)
         .await
         .map_err(failed)?;
     Ok(())
