@@ -572,3 +572,91 @@ fn compiled_flags_can_live_in_shared_snapshots() {
     // A flattened context memoizes parsed numbers/dates in cells: per request, movable, not shared.
     assert_send::<gatehouse::eval::FlatContext>();
 }
+
+/// `f0` for company acme; every `fN` requires `f(N-1)` in each of `refs` conditions.
+fn chain(length: usize, refs: usize) -> HashMap<FlagKey, AccessRules> {
+    let mut flags = HashMap::new();
+    flags.insert(
+        key("f0"),
+        some(TargetedAccess {
+            companies: strings(&["acme"]),
+            ..Default::default()
+        }),
+    );
+    for n in 1..length {
+        let previous = key(&format!("f{}", n - 1));
+        let rules = (0..refs)
+            .map(|_| {
+                rule(
+                    vec![Condition::FlagAccess {
+                        flag: previous.clone(),
+                        enabled: true,
+                    }],
+                    100.0,
+                )
+            })
+            .collect();
+        flags.insert(
+            key(&format!("f{n}")),
+            some(TargetedAccess {
+                rules,
+                ..Default::default()
+            }),
+        );
+    }
+    flags
+}
+
+#[test]
+fn references_deeper_than_the_limit_are_refused_with_their_chain() {
+    let segments = HashMap::new();
+    let depth = gatehouse::eval::compile::MAX_REFERENCE_DEPTH;
+    let fits = chain(depth + 1, 1);
+    let cx = CompileContext {
+        segments: &segments,
+        flags: &fits,
+    };
+    assert!(
+        compile_environment(&cx).is_ok(),
+        "{depth} references deep is allowed"
+    );
+    let deeper = chain(depth + 2, 1);
+    let cx = CompileContext {
+        segments: &segments,
+        flags: &deeper,
+    };
+    match compile_environment(&cx) {
+        Err(error @ CompileError::TooDeep(_)) => {
+            let text = error.to_string();
+            assert!(text.contains(&format!("f{} → f{}", depth + 1, depth)), "{text}");
+            assert!(text.ends_with("→ f0"), "{text}");
+        }
+        other => panic!("expected TooDeep, got {other:?}"),
+    }
+}
+
+#[test]
+fn rules_that_double_at_every_reference_are_refused_over_the_size_limit() {
+    let segments = HashMap::new();
+    // Each flag refers to the previous one in 12 rules: 12^4 copies of f0's rules by f4.
+    let flags = chain(5, 12);
+    let cx = CompileContext {
+        segments: &segments,
+        flags: &flags,
+    };
+    match compile_environment(&cx) {
+        Err(error @ CompileError::TooLarge { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("flag \"f4\" compiles to"), "{text}");
+            assert!(text.contains("f4 → f3 → f2 → f1 → f0"), "{text}");
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|m| m.len())),
+    }
+    // The same shape with two references per step stays small and compiles.
+    let small = chain(5, 2);
+    let cx = CompileContext {
+        segments: &segments,
+        flags: &small,
+    };
+    assert!(compile_environment(&cx).is_ok());
+}

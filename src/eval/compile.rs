@@ -45,6 +45,22 @@ pub enum CompileError {
     UnknownFlag(FlagKey),
     #[error("flag access conditions form a cycle: {}", format_cycle(.0))]
     Cycle(Vec<FlagKey>),
+    #[error(
+        "flag access conditions reach more than {MAX_REFERENCE_DEPTH} flags deep: {}",
+        format_cycle(.0)
+    )]
+    TooDeep(Vec<FlagKey>),
+    #[error(
+        "flag \"{flag}\" compiles to {nodes} conditions once the flags it refers to are inlined \
+         ({}); at most {limit} are allowed",
+        format_cycle(.chain)
+    )]
+    TooLarge {
+        flag: FlagKey,
+        nodes: usize,
+        limit: usize,
+        chain: Vec<FlagKey>,
+    },
     #[error("a condition needs an attribute name")]
     EmptyAttribute,
     #[error("remote config has more than one default value (\"{0}\" and \"{1}\")")]
@@ -56,6 +72,58 @@ pub enum CompileError {
         first: String,
         second: String,
     },
+}
+
+/// How many flags deep flag-access conditions may reach (`a` requires `b` requires `c` …).
+pub const MAX_REFERENCE_DEPTH: usize = 8;
+/// The most filter nodes one flag's rules may compile to once other flags are inlined: a chain of
+/// flags that each refer to the previous one twice doubles at every step.
+pub const MAX_FLAG_NODES: usize = 20_000;
+/// The most filter nodes the flags of one environment may compile to together.
+pub const MAX_ENVIRONMENT_NODES: usize = 1_000_000;
+
+/// The flags being inlined, outermost first, and the longest such chain seen.
+struct Trail {
+    stack: Vec<FlagKey>,
+    deepest: Vec<FlagKey>,
+}
+
+impl Trail {
+    fn new(flag: &FlagKey) -> Self {
+        Trail {
+            stack: vec![flag.clone()],
+            deepest: vec![flag.clone()],
+        }
+    }
+
+    fn enter(&mut self, flag: &FlagKey) -> Result<(), CompileError> {
+        if let Some(pos) = self.stack.iter().position(|k| k == flag) {
+            let mut path = self.stack[pos..].to_vec();
+            path.push(flag.clone());
+            return Err(CompileError::Cycle(path));
+        }
+        self.stack.push(flag.clone());
+        if self.stack.len() > MAX_REFERENCE_DEPTH + 1 {
+            return Err(CompileError::TooDeep(self.stack.clone()));
+        }
+        if self.stack.len() > self.deepest.len() {
+            self.deepest = self.stack.clone();
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.stack.pop();
+    }
+}
+
+/// How many filter nodes a filter tree holds.
+fn nodes(filter: &RuleFilter) -> usize {
+    match filter {
+        RuleFilter::Group { filters, .. } => 1 + filters.iter().map(nodes).sum::<usize>(),
+        RuleFilter::Negation { filter } => 1 + nodes(filter),
+        _ => 1,
+    }
 }
 
 fn format_cycle(path: &[FlagKey]) -> String {
@@ -76,8 +144,17 @@ pub fn compile_access_rules(
     rules: &AccessRules,
     cx: &CompileContext<'_>,
 ) -> Result<Vec<TargetingRule>, CompileError> {
-    let mut stack = vec![flag.clone()];
-    let filters = compile_filters(flag, rules, cx, &mut stack)?;
+    let mut trail = Trail::new(flag);
+    let filters = compile_filters(flag, rules, cx, &mut trail)?;
+    let size: usize = filters.iter().map(nodes).sum();
+    if size > MAX_FLAG_NODES {
+        return Err(CompileError::TooLarge {
+            flag: flag.clone(),
+            nodes: size,
+            limit: MAX_FLAG_NODES,
+            chain: trail.deepest,
+        });
+    }
     Ok(filters
         .into_iter()
         .map(|filter| TargetingRule { filter })
@@ -93,9 +170,19 @@ pub fn compile_environment(
     // Deterministic error reporting regardless of hash order.
     keys.sort();
     let mut out = HashMap::with_capacity(keys.len());
+    let mut total = 0;
     for key in keys {
-        let rules = &cx.flags[key];
-        out.insert(key.clone(), compile_access_rules(key, rules, cx)?);
+        let rules = compile_access_rules(key, &cx.flags[key], cx)?;
+        total += rules.iter().map(|r| nodes(&r.filter)).sum::<usize>();
+        if total > MAX_ENVIRONMENT_NODES {
+            return Err(CompileError::TooLarge {
+                flag: key.clone(),
+                nodes: total,
+                limit: MAX_ENVIRONMENT_NODES,
+                chain: vec![key.clone()],
+            });
+        }
+        out.insert(key.clone(), rules);
     }
     Ok(out)
 }
@@ -104,7 +191,7 @@ fn compile_filters(
     flag: &FlagKey,
     rules: &AccessRules,
     cx: &CompileContext<'_>,
-    stack: &mut Vec<FlagKey>,
+    trail: &mut Trail,
 ) -> Result<Vec<RuleFilter>, CompileError> {
     match rules {
         AccessRules::NoOne => Ok(Vec::new()),
@@ -129,7 +216,7 @@ fn compile_filters(
                 out.push(segment_filter(s, cx)?);
             }
             for rule in &t.rules {
-                out.push(compile_rule(flag, rule, cx, stack)?);
+                out.push(compile_rule(flag, rule, cx, trail)?);
             }
             Ok(out)
         }
@@ -140,11 +227,11 @@ fn compile_rule(
     flag: &FlagKey,
     rule: &AccessRule,
     cx: &CompileContext<'_>,
-    stack: &mut Vec<FlagKey>,
+    trail: &mut Trail,
 ) -> Result<RuleFilter, CompileError> {
     let mut filters = Vec::with_capacity(rule.conditions.len() + 1);
     for c in &rule.conditions {
-        filters.push(compile_condition(c, cx, stack)?);
+        filters.push(compile_condition(c, cx, trail)?);
     }
     if !rule.rollout_percentage.is_full() {
         filters.push(RuleFilter::RolloutPercentage {
@@ -184,7 +271,7 @@ fn attribute_filter(
 fn compile_condition(
     c: &Condition,
     cx: &CompileContext<'_>,
-    stack: &mut Vec<FlagKey>,
+    trail: &mut Trail,
 ) -> Result<RuleFilter, CompileError> {
     match c {
         Condition::CompanyAttribute {
@@ -210,18 +297,13 @@ fn compile_condition(
             })
         }
         Condition::FlagAccess { flag, enabled } => {
-            if let Some(pos) = stack.iter().position(|k| k == flag) {
-                let mut path = stack[pos..].to_vec();
-                path.push(flag.clone());
-                return Err(CompileError::Cycle(path));
-            }
             let rules = cx
                 .flags
                 .get(flag)
                 .ok_or_else(|| CompileError::UnknownFlag(flag.clone()))?;
-            stack.push(flag.clone());
-            let filters = compile_filters(flag, rules, cx, stack);
-            stack.pop();
+            trail.enter(flag)?;
+            let filters = compile_filters(flag, rules, cx, trail);
+            trail.leave();
             let access = RuleFilter::or(filters?);
             Ok(if *enabled {
                 access
