@@ -47,6 +47,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(i64).range(1..=525_600))]
     pub session_idle_minutes: i64,
 
+    /// Reverse proxies (CIDR ranges or addresses, comma-separated) whose `X-Forwarded-For` names
+    /// the client; without it the peer's address is the client's.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", global = true, default_value = "")]
+    pub trusted_proxies: String,
+
     /// Bearer token that `GET /metrics` asks for (unset: metrics are open to anyone who can reach
     /// the server; they name environments and count entities).
     #[arg(long, env = "GATEHOUSE_METRICS_TOKEN", global = true, hide_env_values = true)]
@@ -210,6 +215,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 bootstrap_admin,
                 clock: Clock::system(),
                 metrics_token: cli.metrics_token.filter(|t| !t.trim().is_empty()),
+                trusted_proxies: crate::auth::client::parse_trusted(&cli.trusted_proxies)
+                    .map_err(|e| format!("--trusted-proxies: {e}"))?,
             };
             serve(settings).await
         }

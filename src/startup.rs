@@ -39,6 +39,8 @@ pub struct ServerSettings {
     pub clock: Clock,
     /// The bearer token `/metrics` asks for; `None` leaves it open.
     pub metrics_token: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerSettings {
@@ -55,6 +57,7 @@ impl ServerSettings {
             bootstrap_admin: None,
             clock: Clock::system(),
             metrics_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -107,7 +110,8 @@ impl Application {
             .runtime()
             .cloned()
             .ok_or_else(|| StartupError::Bootstrap("the flags were not loaded".into()))?;
-        let state = AppState::new(service, runtime, leptos_options(local_addr), public_url);
+        let options = leptos_options(local_addr);
+        let state = AppState::new(service, runtime, options, public_url, settings.trusted_proxies);
         let router = router(state.clone(), settings.sessions, settings.metrics_token);
         Ok(Application {
             listener,

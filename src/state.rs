@@ -23,6 +23,8 @@ pub struct AppStateInner {
     pub leptos_options: LeptosOptions,
     /// The address people use to reach this server, for links (setup, invitations).
     pub public_url: Arc<str>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl AppState {
@@ -31,12 +33,14 @@ impl AppState {
         runtime: Runtime,
         leptos_options: LeptosOptions,
         public_url: Arc<str>,
+        trusted_proxies: Vec<ipnet::IpNet>,
     ) -> Self {
         AppState(Arc::new(AppStateInner {
             service,
             runtime,
             leptos_options,
             public_url,
+            trusted_proxies: trusted_proxies.into(),
         }))
     }
 }

@@ -212,30 +212,82 @@ async fn unknown_email_and_wrong_password_get_the_same_answer() {
 }
 
 #[tokio::test]
-async fn repeated_failures_lock_the_account_even_with_the_right_password() {
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+async fn repeated_failures_delay_the_account_even_with_the_right_password() {
+    let clock = gatehouse::service::Clock::manual(1_700_000_000_000);
+    let app = TestApp::spawn_with(Backend::Sqlite, clock.clone()).await.unwrap();
     app.add_member("ana@example.com", Role::Editor).await;
     let anonymous = client();
+    let sign_in = |password: &'static str| {
+        let (app, anonymous) = (&app, &anonymous);
+        let form = [("email", "ana@example.com"), ("password", password)];
+        async move { app.call(anonymous, "/api/public/sign_in", &form).await }
+    };
     for _ in 0..gatehouse::service::ACCOUNT_FAILURES {
-        app.call(
-            &anonymous,
-            "/api/public/sign_in",
-            &[("email", "ana@example.com"), ("password", "wrong guess")],
-        )
-        .await;
+        sign_in("wrong guess").await;
     }
-    let response = app
-        .call(
-            &anonymous,
-            "/api/public/sign_in",
-            &[("email", "ana@example.com"), ("password", PASSWORD)],
-        )
-        .await;
-    let body = response.text().await.unwrap();
-    assert!(body.contains("too many failed sign-ins"), "{body}");
+    let refused = sign_in(PASSWORD).await;
+    assert_eq!(refused.status(), 429);
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains("too many failed sign-ins; try again in 1 seconds"),
+        "{body}"
+    );
     let actions = audit_actions(&app.service).await;
     let failures = actions.iter().filter(|a| *a == "member.sign_in_failed").count();
-    assert_eq!(failures, gatehouse::service::ACCOUNT_FAILURES as usize);
+    assert_eq!(
+        failures,
+        gatehouse::service::ACCOUNT_FAILURES as usize,
+        "waiting attempts are not heard"
+    );
+    // A delay, not a lock-out: once it has passed, the right password gets in.
+    clock.advance(1_000);
+    assert!(sign_in(PASSWORD).await.status().is_success());
+}
+
+/// Signs in to `app` as `email` from `client_address`, behind the server's proxy.
+async fn sign_in_from(app: &TestApp, email: &str, password: &str, client_address: &str) -> reqwest::Response {
+    client()
+        .post(app.url("/api/public/sign_in"))
+        .header("x-forwarded-for", client_address)
+        .form(&[("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_one_address_guessing_does_not_keep_others_out() {
+    let app = TestApp::spawn_configured(Backend::Sqlite, |settings| {
+        settings.trusted_proxies = gatehouse::auth::client::parse_trusted("127.0.0.1").unwrap();
+    })
+    .await
+    .unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    for i in 0..40 {
+        let guessed = format!("user{i}@example.com");
+        sign_in_from(&app, &guessed, "wrong guess", "198.51.100.66").await;
+    }
+    let guesser = sign_in_from(&app, "ana@example.com", PASSWORD, "198.51.100.66").await;
+    assert_eq!(guesser.status(), 429, "the guessing address waits");
+    let ana = sign_in_from(&app, "ana@example.com", PASSWORD, "203.0.113.5").await;
+    assert!(
+        ana.status().is_success(),
+        "another client behind the same proxy gets in: {}",
+        ana.status()
+    );
+}
+
+#[tokio::test]
+async fn a_forwarded_address_from_an_untrusted_peer_is_ignored() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("ana@example.com", Role::Editor).await;
+    // Without trusted proxies, X-Forwarded-For cannot be used to step around the address's wait.
+    for i in 0..40 {
+        let guessed = format!("user{i}@example.com");
+        sign_in_from(&app, &guessed, "wrong guess", &format!("198.51.100.{i}")).await;
+    }
+    let next = sign_in_from(&app, "ana@example.com", PASSWORD, "203.0.113.5").await;
+    assert_eq!(next.status(), 429, "the peer's own address is the client's");
 }
 
 #[tokio::test]

@@ -2,5 +2,6 @@
 //! request and server function passes. What a caller may do is decided once, in
 //! [`crate::service::access`]; this module only finds out who the caller is.
 
+pub mod client;
 pub mod guard;
 pub mod session;

@@ -15,6 +15,16 @@ use super::write::{Record, Write};
 use crate::model::member::{Email, MemberView, Role};
 use crate::model::secret::digest;
 
+/// A refusal to hear an attempt before its wait is over.
+fn too_many(what: &str, wait_ms: i64) -> ServiceError {
+    let seconds = (wait_ms + 999) / 1000;
+    let wait = match seconds {
+        0..=90 => format!("{seconds} seconds"),
+        _ => format!("{} minutes", (seconds + 59) / 60),
+    };
+    ServiceError::TooManyAttempts(format!("too many {what}; try again in {wait}"))
+}
+
 /// The one message for an unknown e-mail address and a wrong password alike.
 pub const BAD_CREDENTIALS: &str = "the e-mail address or the password is not right";
 
@@ -112,12 +122,9 @@ impl Service {
             .map_err(|message| ServiceError::invalid("email", message))?
             .as_str()
             .to_string();
-        let throttle = &self.0.throttle;
-        if let Some(wait) = throttle.check(&account, client_address) {
-            return Err(ServiceError::TooManyAttempts(format!(
-                "too many failed sign-ins; try again in {} minutes",
-                wait.as_secs().div_ceil(60)
-            )));
+        let (throttle, now) = (&self.0.throttle, self.clock().now_ms());
+        if let Some(wait) = throttle.check(&account, client_address, now) {
+            return Err(too_many("failed sign-ins", wait));
         }
         let credentials = self.store().member_credentials(&account).await?;
         let verified =
@@ -129,7 +136,7 @@ impl Service {
                 (Actor::member(&found.member), record, Ok(found.member))
             }
             _ => {
-                throttle.record_failure(&account, client_address);
+                throttle.record_failure(&account, client_address, now);
                 let record = Record::of("member.sign_in_failed", "member", &account)
                     .after(json!({ "client": client_address }));
                 (
@@ -171,12 +178,9 @@ impl Service {
         client: &str,
     ) -> ServiceResult<()> {
         let account = actor.label.clone();
-        let throttle = &self.0.throttle;
-        if let Some(wait) = throttle.check(&account, client) {
-            return Err(ServiceError::TooManyAttempts(format!(
-                "too many wrong passwords; try again in {} minutes",
-                wait.as_secs().div_ceil(60)
-            )));
+        let (throttle, now) = (&self.0.throttle, self.clock().now_ms());
+        if let Some(wait) = throttle.check(&account, client, now) {
+            return Err(too_many("wrong passwords", wait));
         }
         let change = Change::ChangePassword {
             current: current.into(),
@@ -184,7 +188,7 @@ impl Service {
         };
         let result = self.apply(actor, change).await;
         if matches!(&result, Err(ServiceError::Invalid { field, .. }) if field == "current_password") {
-            throttle.record_failure(&account, client);
+            throttle.record_failure(&account, client, now);
         }
         result.map(|_| ())
     }

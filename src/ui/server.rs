@@ -27,12 +27,20 @@ pub async fn session() -> Result<Session, AppError> {
         .map_err(|_| AppError::general("your session could not be read"))
 }
 
-/// The client's address, for throttling failed sign-ins.
+/// The client's address, for throttling failed sign-ins: the peer's, or behind a trusted proxy
+/// the one it forwarded.
 pub async fn client_address() -> String {
-    leptos_axum::extract::<ConnectInfo<SocketAddr>>()
-        .await
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    let Ok(ConnectInfo(peer)) = leptos_axum::extract::<ConnectInfo<SocketAddr>>().await else {
+        return "unknown".into();
+    };
+    let headers = use_context::<axum::http::request::Parts>().map(|parts| parts.headers);
+    let trusted = app_state().map(|state| state.trusted_proxies.clone());
+    match (headers, trusted) {
+        (Some(headers), Ok(trusted)) => {
+            crate::auth::client::client_address(peer.ip(), &headers, &trusted).to_string()
+        }
+        _ => peer.ip().to_string(),
+    }
 }
 
 /// Starts a fresh session for `member_id` (a new session id, so a planted one is useless), with

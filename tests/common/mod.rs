@@ -238,11 +238,17 @@ impl TestApp {
 
     /// The server with `clock` as its source of "now".
     pub async fn spawn_with(backend: Backend, clock: Clock) -> Option<TestApp> {
+        Self::spawn_configured(backend, |settings| settings.clock = clock).await
+    }
+
+    /// The server with its local settings changed by `configure`.
+    pub async fn spawn_configured(
+        backend: Backend,
+        configure: impl FnOnce(&mut ServerSettings),
+    ) -> Option<TestApp> {
         let db = TestDb::new(backend).await?;
-        let settings = ServerSettings {
-            clock,
-            ..ServerSettings::local(db.url.clone(), "127.0.0.1:0")
-        };
+        let mut settings = ServerSettings::local(db.url.clone(), "127.0.0.1:0");
+        configure(&mut settings);
         let app = Application::build(settings).await.expect("build the application");
         let addr = app.local_addr();
         let service = app.state().service.clone();
