@@ -52,6 +52,21 @@ pub struct Cli {
     #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", global = true, default_value = "")]
     pub trusted_proxies: String,
 
+    /// Most live-update streams (`/sse/server`, `/sse/client`, OFREP events) open per API key.
+    #[arg(long, env = "GATEHOUSE_MAX_STREAMS_PER_KEY", global = true,
+          default_value_t = crate::startup::DEFAULT_STREAMS_PER_KEY)]
+    pub max_streams_per_key: usize,
+
+    /// Most live-update streams open per client address.
+    #[arg(long, env = "GATEHOUSE_MAX_STREAMS_PER_ADDRESS", global = true,
+          default_value_t = crate::startup::DEFAULT_STREAMS_PER_ADDRESS)]
+    pub max_streams_per_address: usize,
+
+    /// Most live-update streams open in all.
+    #[arg(long, env = "GATEHOUSE_MAX_STREAMS", global = true,
+          default_value_t = crate::startup::DEFAULT_STREAMS_TOTAL)]
+    pub max_streams: usize,
+
     /// Bearer token that `GET /metrics` asks for (unset: metrics are open to anyone who can reach
     /// the server; they name environments and count entities).
     #[arg(long, env = "GATEHOUSE_METRICS_TOKEN", global = true, hide_env_values = true)]
@@ -217,6 +232,11 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 metrics_token: cli.metrics_token.filter(|t| !t.trim().is_empty()),
                 trusted_proxies: crate::auth::client::parse_trusted(&cli.trusted_proxies)
                     .map_err(|e| format!("--trusted-proxies: {e}"))?,
+                streams: crate::state::StreamLimits::new(
+                    cli.max_streams_per_key,
+                    cli.max_streams_per_address,
+                    cli.max_streams,
+                ),
             };
             serve(settings).await
         }

@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::session::{session_layer, SessionSettings};
 use crate::config::DatabaseUrl;
 use crate::service::{Clock, OpenError, Service};
-use crate::state::AppState;
+use crate::state::{AppState, StreamLimits};
 use crate::ui::{shell, App};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,8 @@ pub struct ServerSettings {
     pub metrics_token: Option<String>,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Caps on open live-update streams: per API key, per client address, in all.
+    pub streams: StreamLimits,
 }
 
 impl ServerSettings {
@@ -58,9 +60,19 @@ impl ServerSettings {
             clock: Clock::system(),
             metrics_token: None,
             trusted_proxies: Vec::new(),
+            streams: StreamLimits::new(
+                DEFAULT_STREAMS_PER_KEY,
+                DEFAULT_STREAMS_PER_ADDRESS,
+                DEFAULT_STREAMS_TOTAL,
+            ),
         }
     }
 }
+
+/// Default caps on open live-update streams (`--max-streams-per-key`, …).
+pub const DEFAULT_STREAMS_PER_KEY: usize = 10_000;
+pub const DEFAULT_STREAMS_PER_ADDRESS: usize = 50;
+pub const DEFAULT_STREAMS_TOTAL: usize = 20_000;
 
 /// A bound, migrated, seeded server that has not started serving yet.
 pub struct Application {
@@ -111,7 +123,14 @@ impl Application {
             .cloned()
             .ok_or_else(|| StartupError::Bootstrap("the flags were not loaded".into()))?;
         let options = leptos_options(local_addr);
-        let state = AppState::new(service, runtime, options, public_url, settings.trusted_proxies);
+        let state = AppState::new(
+            service,
+            runtime,
+            options,
+            public_url,
+            settings.trusted_proxies,
+            settings.streams,
+        );
         let router = router(state.clone(), settings.sessions, settings.metrics_token);
         Ok(Application {
             listener,

@@ -398,3 +398,46 @@ async fn metrics_ask_for_the_token_when_one_is_set() {
         .unwrap()
         .contains("gatehouse_evaluations_total"));
 }
+
+#[tokio::test]
+async fn live_update_streams_are_capped_and_a_closed_one_frees_its_place() {
+    let app = common::TestApp::spawn_configured(Backend::Sqlite, |settings| {
+        settings.streams = gatehouse::state::StreamLimits::new(100, 2, 100);
+    })
+    .await
+    .unwrap();
+    let key = app.publishable_key("production").await;
+    let open = |path: &'static str| {
+        let request = app.client.get(app.url(path)).query(&[("publishableKey", &key)]);
+        async move { request.send().await.unwrap() }
+    };
+    let first = open("/sse/server").await;
+    let second = open("/ofrep/v1/events").await;
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let refused = open("/sse/server").await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TOO_MANY_STREAMS");
+    let refused = open("/ofrep/v1/events").await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["errorDetails"].as_str().unwrap().contains("too many"),
+        "{body}"
+    );
+    drop(first);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let again = open("/sse/server").await;
+        if again.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed stream never freed its place"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(second);
+}

@@ -7,9 +7,10 @@
 //! attributes of the company and user (reported through `/company`, `/user`) are merged under it.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -18,9 +19,10 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
-use super::key::ApiKey;
+use super::key::{ApiKey, Dialect};
 use crate::eval::{flatten, CompiledFlag, FlagResult, FlatContext, Scratch};
 use crate::model::{JsObject, JsValue};
+use crate::state::Streams;
 
 /// A refusal in OFREP's shape: `{"key"?, "errorCode", "errorDetails"}`.
 pub struct OfrepError {
@@ -307,10 +309,18 @@ pub async fn evaluate_flags(key: ApiKey, headers: HeaderMap, body: Bytes) -> Res
 }
 
 /// `GET /ofrep/v1/events?publishableKey=…`: `refetchEvaluation` whenever the environment changes.
-pub async fn events(key: ApiKey) -> Response {
+pub async fn events(
+    key: ApiKey,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    State(streams): State<Streams>,
+) -> Result<Response, Response> {
+    let permit = super::streams::admit(&key, peer, &headers, &streams, Dialect::Ofrep)?;
     let environment_id = key.snapshot.environment.id;
     let clock = key.runtime.clock().clone();
     let stream = BroadcastStream::new(key.runtime.subscribe()).filter_map(move |change| {
+        // The stream holds its place until it ends.
+        let _held = &permit;
         let change = change.ok().filter(|c| c.environment_id == environment_id)?;
         let data = json!({ "type": "refetchEvaluation", "lastModified": clock.now_ms() / 1000 });
         Some(Ok::<_, Infallible>(
@@ -320,9 +330,9 @@ pub async fn events(key: ApiKey) -> Response {
                 .data(data.to_string()),
         ))
     });
-    Sse::new(key.runtime.until_closed(stream))
+    Ok(Sse::new(key.runtime.until_closed(stream))
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response())
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{RawQuery, Request};
-use axum::http::header;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,10 +19,11 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
 use super::error::ApiError;
-use super::key::ApiKey;
+use super::key::{ApiKey, Dialect};
 use crate::eval::{CompiledFlag, FlatContext, Scratch};
 use crate::model::ApiKeyKind;
 use crate::service::runtime::{Runtime, Snapshot};
+use crate::state::Streams;
 
 /// How long `waitForVersion` waits for a newer snapshot before answering with what it has.
 const WAIT_FOR_VERSION: Duration = Duration::from_secs(5);
@@ -180,12 +183,23 @@ pub async fn features_enabled(key: ApiKey, request: Request) -> Result<Response,
 }
 
 /// `GET /sse/server`: a `flags-updated` message whenever the environment's flags change.
-pub async fn sse_server(key: ApiKey) -> Response {
+pub async fn sse_server(
+    key: ApiKey,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    State(streams): State<Streams>,
+) -> Result<Response, Response> {
+    let permit = super::streams::admit(&key, peer, &headers, &streams, Dialect::Reflag)?;
     let environment = &key.snapshot.environment;
-    let updates = flag_updates(&key.runtime, environment.id, environment.key.to_string());
-    Sse::new(key.runtime.until_closed(updates))
+    let updates = flag_updates(&key.runtime, environment.id, environment.key.to_string())
+        // The stream holds its place until it ends.
+        .map(move |event| {
+            let _held = &permit;
+            event
+        });
+    Ok(Sse::new(key.runtime.until_closed(updates))
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response())
 }
 
 /// Reflag's message envelope for a version change of one environment.
