@@ -24,7 +24,7 @@ pub mod limits;
 pub mod metrics;
 pub mod ofrep;
 pub mod reflag;
-mod streams;
+pub mod streams;
 
 /// The OpenAPI 3.1 description of the routes below.
 const OPENAPI: &str = include_str!("openapi.json");

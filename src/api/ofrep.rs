@@ -314,7 +314,7 @@ pub async fn events(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     State(streams): State<Streams>,
-) -> Result<Response, Response> {
+) -> Result<Response, super::streams::TooManyStreams> {
     let permit = super::streams::admit(&key, peer, &headers, &streams, Dialect::Ofrep)?;
     let environment_id = key.snapshot.environment.id;
     let clock = key.runtime.clock().clone();

@@ -188,7 +188,7 @@ pub async fn sse_server(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     State(streams): State<Streams>,
-) -> Result<Response, Response> {
+) -> Result<Response, super::streams::TooManyStreams> {
     let permit = super::streams::admit(&key, peer, &headers, &streams, Dialect::Reflag)?;
     let environment = &key.snapshot.environment;
     let updates = flag_updates(&key.runtime, environment.id, environment.key.to_string())
