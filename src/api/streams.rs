@@ -11,20 +11,14 @@ use serde_json::json;
 use super::key::{ApiKey, Dialect};
 use crate::state::{StreamPermit, Streams};
 
-/// A place for the stream the request opens, or the refusal to send.
-pub fn admit(
-    key: &ApiKey,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    streams: &Streams,
-    dialect: Dialect,
-) -> Result<StreamPermit, Response> {
-    let address = crate::auth::client::client_address(peer.ip(), headers, &streams.trusted_proxies);
-    let environment = &key.snapshot.environment;
-    let key_id = format!("{}:{}", environment.id, key.kind.as_str());
-    streams.limits.open(key_id, address).ok_or_else(|| {
+/// A stream refused because a cap is reached, answered in the route's dialect.
+#[derive(Debug)]
+pub struct TooManyStreams(Dialect);
+
+impl IntoResponse for TooManyStreams {
+    fn into_response(self) -> Response {
         let message = "too many live-update streams are open; close some or retry later";
-        let body = match dialect {
+        let body = match self.0 {
             Dialect::Reflag => {
                 json!({ "success": false, "error": { "code": "TOO_MANY_STREAMS", "message": message } })
             }
@@ -36,5 +30,22 @@ pub fn admit(
             Json(body),
         )
             .into_response()
-    })
+    }
+}
+
+/// A place for the stream the request opens.
+pub fn admit(
+    key: &ApiKey,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    streams: &Streams,
+    dialect: Dialect,
+) -> Result<StreamPermit, TooManyStreams> {
+    let address = crate::auth::client::client_address(peer.ip(), headers, &streams.trusted_proxies);
+    let environment = &key.snapshot.environment;
+    let key_id = format!("{}:{}", environment.id, key.kind.as_str());
+    streams
+        .limits
+        .open(key_id, address)
+        .ok_or(TooManyStreams(dialect))
 }
