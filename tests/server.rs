@@ -67,3 +67,17 @@ async fn unknown_pages_are_404_for_members_and_sign_in_for_others() {
     let page = member.get(app.url("/no/such/page")).send().await.unwrap();
     assert_eq!(page.status(), 404);
 }
+
+#[tokio::test]
+async fn admin_pages_answer_with_security_headers() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    for path in ["/sign-in", "/api/public/whoami"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+    }
+}
