@@ -98,6 +98,17 @@ fn current_versions_sql(kind: Versioned, only: &str) -> String {
     )
 }
 
+/// The versions of one flag in one environment (`$1`, `$2`) from a versions table, newest first,
+/// with `extra` appended to the `WHERE` clause and `limit` after the order.
+fn flag_versions_sql(kind: Versioned, extra: &str, limit: &str) -> String {
+    let (table, column) = kind.table_and_column();
+    format!(
+        "SELECT t.id, t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, \
+         m.email AS created_by FROM {table} t LEFT JOIN members m ON m.id = t.created_by \
+         WHERE t.flag_id = $1 AND t.environment_id = $2{extra} ORDER BY t.version DESC{limit}"
+    )
+}
+
 /// What the flags list filters by; `search` matches key or name anywhere, in any case.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlagFilter {
@@ -210,16 +221,11 @@ impl Store {
         flag_id: i64,
         environment_id: i64,
     ) -> StoreResult<Vec<Version<Decoded<T>>>> {
-        let (table, column) = T::KIND.table_and_column();
-        let rows = sqlx::query(&format!(
-            "SELECT t.id, t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, \
-             m.email AS created_by FROM {table} t LEFT JOIN members m ON m.id = t.created_by \
-             WHERE t.flag_id = $1 AND t.environment_id = $2 ORDER BY t.version DESC"
-        ))
-        .bind(flag_id)
-        .bind(environment_id)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(&flag_versions_sql(T::KIND, "", ""))
+            .bind(flag_id)
+            .bind(environment_id)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(version_from_row).collect()
     }
 }
@@ -259,16 +265,11 @@ pub async fn latest_version<T: VersionedValue>(
     flag_id: i64,
     environment_id: i64,
 ) -> StoreResult<Option<Version<Decoded<T>>>> {
-    let (table, column) = T::KIND.table_and_column();
-    let row = sqlx::query(&format!(
-        "SELECT t.id, t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, \
-         m.email AS created_by FROM {table} t LEFT JOIN members m ON m.id = t.created_by \
-         WHERE t.flag_id = $1 AND t.environment_id = $2 ORDER BY t.version DESC LIMIT 1"
-    ))
-    .bind(flag_id)
-    .bind(environment_id)
-    .fetch_optional(conn)
-    .await?;
+    let row = sqlx::query(&flag_versions_sql(T::KIND, "", " LIMIT 1"))
+        .bind(flag_id)
+        .bind(environment_id)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(version_from_row).transpose()
 }
 
@@ -279,17 +280,12 @@ pub async fn version_of<T: VersionedValue>(
     environment_id: i64,
     version: i64,
 ) -> StoreResult<Option<Version<Decoded<T>>>> {
-    let (table, column) = T::KIND.table_and_column();
-    let row = sqlx::query(&format!(
-        "SELECT t.id, t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, \
-         m.email AS created_by FROM {table} t LEFT JOIN members m ON m.id = t.created_by \
-         WHERE t.flag_id = $1 AND t.environment_id = $2 AND t.version = $3"
-    ))
-    .bind(flag_id)
-    .bind(environment_id)
-    .bind(version)
-    .fetch_optional(conn)
-    .await?;
+    let row = sqlx::query(&flag_versions_sql(T::KIND, " AND t.version = $3", ""))
+        .bind(flag_id)
+        .bind(environment_id)
+        .bind(version)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(version_from_row).transpose()
 }
 
