@@ -392,12 +392,21 @@ pub async fn save_access(
     expected_version: i64,
     form: AccessForm,
 ) -> Result<(), AppError> {
-    use crate::service::{AccessChange, Change};
     let rules = form.to_rules().map_err(AppError::rejected_input)?;
+    let change = crate::service::AccessChange::Set(rules);
+    change_access(flag, environment, change, Some(expected_version)).await
+}
+
+/// Applies a change of a flag's access rules in an environment as the caller.
+#[cfg(feature = "ssr")]
+async fn change_access(
+    flag: String,
+    environment: String,
+    change: crate::service::AccessChange,
+    expected_version: Option<i64>,
+) -> Result<(), AppError> {
     let (service, actor) = super::server::caller()?;
-    let change = AccessChange::Set(rules);
-    let expected_version = Some(expected_version);
-    let change = Change::SetAccess {
+    let change = crate::service::Change::SetAccess {
         flag,
         environment,
         change,
@@ -414,18 +423,8 @@ pub async fn copy_access(
     to: String,
     expected_version: i64,
 ) -> Result<(), AppError> {
-    use crate::service::{AccessChange, Change};
-    let (service, actor) = super::server::caller()?;
-    let (change, environment) = (AccessChange::CopyFrom(from), to);
-    let expected_version = Some(expected_version);
-    let change = Change::SetAccess {
-        flag,
-        environment,
-        change,
-        expected_version,
-    };
-    service.apply(&actor, change).await?;
-    Ok(())
+    let change = crate::service::AccessChange::CopyFrom(from);
+    change_access(flag, to, change, Some(expected_version)).await
 }
 
 #[server(endpoint = "edit/archive_flag")]
@@ -459,17 +458,8 @@ pub async fn save_config(
 
 #[server(endpoint = "edit/rollback")]
 pub async fn rollback(flag: String, environment: String, version: i64) -> Result<(), AppError> {
-    use crate::service::{AccessChange, Change};
-    let (service, actor) = super::server::caller()?;
-    let change = AccessChange::RollBackTo(version);
-    let change = Change::SetAccess {
-        flag,
-        environment,
-        change,
-        expected_version: None,
-    };
-    service.apply(&actor, change).await?;
-    Ok(())
+    let change = crate::service::AccessChange::RollBackTo(version);
+    change_access(flag, environment, change, None).await
 }
 
 #[server(endpoint = "edit/move_stage")]
