@@ -261,6 +261,95 @@ async fn attributes_merge_and_first_seen_stays() {
     );
 }
 
+/// Reports of a few fields each, merged one after another, must not grow a stored user or
+/// company past 100 attributes or 8 KiB; the refused report changes nothing.
+async fn merged_attributes_are_capped(backend: Backend) {
+    let Some(f) = fixture(backend).await else { return };
+    for batch in 0..5 {
+        let attributes: serde_json::Map<String, Value> =
+            (0..20).map(|i| (format!("a{batch}_{i}"), json!(i))).collect();
+        let (status, _) = f
+            .post_json("/user", json!({ "userId": "u1", "attributes": attributes }))
+            .await;
+        assert_eq!(
+            status,
+            200,
+            "batch {batch} keeps the user at {} attributes",
+            (batch + 1) * 20
+        );
+    }
+    let (status, body) = f
+        .post_json(
+            "/user",
+            json!({ "userId": "u1", "attributes": { "one": "more" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "ENTITY_TOO_LARGE", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("101 attributes"),
+        "{body}"
+    );
+    let stored = f.stored(EntityKind::User, "u1").await.unwrap();
+    assert_eq!(stored.as_object().unwrap().len(), 100);
+    assert!(stored.get("one").is_none());
+    // Overwriting a kept attribute is still accepted at the cap.
+    let (status, _) = f
+        .post_json(
+            "/user",
+            json!({ "userId": "u1", "attributes": { "a0_0": "new" } }),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let text = "x".repeat(1000);
+    for i in 0..8 {
+        let (status, _) = f
+            .post_json(
+                "/company",
+                json!({ "companyId": "big", "attributes": { format!("t{i}"): text } }),
+            )
+            .await;
+        assert_eq!(status, 200, "{} bytes so far", (i + 1) * 1000);
+    }
+    let (status, body) = f
+        .post_json(
+            "/company",
+            json!({ "companyId": "big", "attributes": { "t8": text } }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bytes of attributes"),
+        "{body}"
+    );
+    assert_eq!(
+        f.stored(EntityKind::Company, "big")
+            .await
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .len(),
+        8
+    );
+}
+
+#[tokio::test]
+async fn merged_attributes_are_capped_sqlite() {
+    merged_attributes_are_capped(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn merged_attributes_are_capped_postgres() {
+    merged_attributes_are_capped(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn stored_company_attributes_are_remote_context() {
     let f = fixture(Backend::Sqlite).await.unwrap();

@@ -18,7 +18,7 @@ use crate::eval::jsdate::parse_js_date;
 use crate::eval::jsnum::number_to_string;
 use crate::eval::FlatContext;
 use crate::model::{JsObject, JsValue};
-use crate::service::{Actor, EntityUpsert, IngestWrite, Service};
+use crate::service::{Actor, EntityUpsert, IngestWrite, Service, ServiceError};
 
 /// Most items one `/bulk` request may carry (the SDKs send at most 100).
 pub const MAX_BULK_ITEMS: usize = 1000;
@@ -283,9 +283,14 @@ async fn ingest(
         service
             .ingest(Actor::api_key(environment_id), environment_id, writes)
             .await
-            .map_err(|error| {
-                tracing::error!(%error, "could not record ingested data");
-                ApiError::internal()
+            .map_err(|error| match error {
+                ServiceError::Invalid { message, .. } => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ENTITY_TOO_LARGE", message)
+                }
+                error => {
+                    tracing::error!(%error, "could not record ingested data");
+                    ApiError::internal()
+                }
             })?;
     }
     Ok(Json(json!({ "success": true })).into_response())
