@@ -67,6 +67,12 @@ pub struct Cli {
           default_value_t = crate::startup::DEFAULT_STREAMS_TOTAL)]
     pub max_streams: usize,
 
+    /// Most companies, and most users, stored per environment; ingest reports that would add
+    /// more are refused (422 `ENTITY_LIMIT_REACHED`).
+    #[arg(long, env = "GATEHOUSE_MAX_ENTITIES", global = true,
+          default_value_t = crate::startup::DEFAULT_MAX_ENTITIES)]
+    pub max_entities: usize,
+
     /// Bearer token that `GET /metrics` asks for (unset: metrics are open to anyone who can reach
     /// the server; they name environments and count entities).
     #[arg(long, env = "GATEHOUSE_METRICS_TOKEN", global = true, hide_env_values = true)]
@@ -237,6 +243,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     cli.max_streams_per_address,
                     cli.max_streams,
                 ),
+                max_entities: cli.max_entities,
             };
             serve(settings).await
         }

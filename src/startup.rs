@@ -43,6 +43,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Caps on open live-update streams: per API key, per client address, in all.
     pub streams: StreamLimits,
+    /// Most companies, and most users, stored per environment (`--max-entities`).
+    pub max_entities: usize,
 }
 
 impl ServerSettings {
@@ -65,6 +67,7 @@ impl ServerSettings {
                 DEFAULT_STREAMS_PER_ADDRESS,
                 DEFAULT_STREAMS_TOTAL,
             ),
+            max_entities: DEFAULT_MAX_ENTITIES,
         }
     }
 }
@@ -73,6 +76,8 @@ impl ServerSettings {
 pub const DEFAULT_STREAMS_PER_KEY: usize = 10_000;
 pub const DEFAULT_STREAMS_PER_ADDRESS: usize = 50;
 pub const DEFAULT_STREAMS_TOTAL: usize = 20_000;
+/// Default cap on companies, and on users, stored per environment (`--max-entities`).
+pub const DEFAULT_MAX_ENTITIES: usize = 1_000_000;
 
 /// A bound, migrated, seeded server that has not started serving yet.
 pub struct Application {
@@ -130,6 +135,7 @@ impl Application {
             public_url,
             settings.trusted_proxies,
             settings.streams,
+            crate::state::EntityCap(settings.max_entities),
         );
         let router = router(state.clone(), settings.sessions, settings.metrics_token);
         Ok(Application {

@@ -27,6 +27,18 @@ pub struct AppStateInner {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// The caps on open live-update streams.
     pub streams: Arc<StreamLimits>,
+    /// The cap on companies, and on users, stored per environment.
+    pub entity_cap: EntityCap,
+}
+
+/// Most companies, and most users, one environment stores (`--max-entities`).
+#[derive(Clone, Copy, Debug)]
+pub struct EntityCap(pub usize);
+
+impl FromRef<AppState> for EntityCap {
+    fn from_ref(state: &AppState) -> Self {
+        state.entity_cap
+    }
 }
 
 impl AppState {
@@ -37,6 +49,7 @@ impl AppState {
         public_url: Arc<str>,
         trusted_proxies: Vec<ipnet::IpNet>,
         streams: StreamLimits,
+        entity_cap: EntityCap,
     ) -> Self {
         AppState(Arc::new(AppStateInner {
             service,
@@ -45,6 +58,7 @@ impl AppState {
             public_url,
             trusted_proxies: trusted_proxies.into(),
             streams: Arc::new(streams),
+            entity_cap,
         }))
     }
 }

@@ -351,6 +351,69 @@ async fn merged_attributes_are_capped_postgres() {
 }
 
 #[tokio::test]
+async fn an_environment_stores_at_most_the_configured_companies_and_users() {
+    let app = TestApp::spawn_configured(Backend::Sqlite, |s| s.max_entities = 3)
+        .await
+        .unwrap();
+    let publishable = app.publishable_key("production").await;
+    let post = |path: &'static str, body: Value| {
+        let request = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&publishable)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for user in ["u1", "u2", "u3"] {
+        assert_eq!(post("/user", json!({ "userId": user })).await.0, 200);
+    }
+    let (status, body) = post("/user", json!({ "userId": "u4" })).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "ENTITY_LIMIT_REACHED", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("at most 3"),
+        "{body}"
+    );
+    // A stored user is still updated at the cap, and companies have a cap of their own.
+    assert_eq!(
+        post(
+            "/user",
+            json!({ "userId": "u1", "attributes": { "plan": "pro" } })
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        post("/company", json!({ "companyId": "c1", "userId": "u2" }))
+            .await
+            .0,
+        200
+    );
+    // One bulk request that would pass the cap stores none of its items.
+    let bulk = json!([
+        { "type": "company", "companyId": "c2" },
+        { "type": "company", "companyId": "c3" },
+        { "type": "company", "companyId": "c4" },
+    ]);
+    let (status, body) = post("/bulk", bulk).await;
+    assert_eq!(status, 422, "{body}");
+    let production = app.environment("production").await;
+    let counts = app.runtime.entities().counts();
+    let counts = counts.iter().find(|c| c.environment_id == production.id).unwrap();
+    assert_eq!((counts.companies, counts.users), (1, 3));
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM companies")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+}
+
+#[tokio::test]
 async fn stored_company_attributes_are_remote_context() {
     let f = fixture(Backend::Sqlite).await.unwrap();
     let body = f.evaluated("context.company.id=acme").await;

@@ -18,7 +18,8 @@ use crate::eval::jsdate::parse_js_date;
 use crate::eval::jsnum::number_to_string;
 use crate::eval::FlatContext;
 use crate::model::{JsObject, JsValue};
-use crate::service::{Actor, EntityUpsert, IngestWrite, Service, ServiceError};
+use crate::service::{Actor, EntityKind, EntityUpsert, IngestWrite, Service, ServiceError};
+use crate::state::EntityCap;
 
 /// Most items one `/bulk` request may carry (the SDKs send at most 100).
 pub const MAX_BULK_ITEMS: usize = 1000;
@@ -259,10 +260,46 @@ fn decode_bulk(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
     Ok(writes)
 }
 
+/// Refuses a request that would store more companies or users in the key's environment than
+/// the cap allows. Checked against the runtime's cache of what is stored, before the write: two
+/// concurrent requests may each pass with the last free places, so the cap can be passed by at
+/// most the entities of the requests in flight, never without bound.
+fn check_room(key: &ApiKey, writes: &[IngestWrite], EntityCap(cap): EntityCap) -> Result<(), ApiError> {
+    let environment_id = key.snapshot.environment.id;
+    let companies = writes.iter().filter_map(|write| match write {
+        IngestWrite::Company { company, .. } => Some(company.id.as_str()),
+        _ => None,
+    });
+    let users = writes.iter().filter_map(|write| match write {
+        IngestWrite::User(user) => Some(user.id.as_str()),
+        IngestWrite::Company { user_id, .. } => user_id.as_deref(),
+        _ => None,
+    });
+    let entities = key.runtime.entities();
+    for (kind, label, ids) in [
+        (EntityKind::Company, "companies", companies.collect::<Vec<_>>()),
+        (EntityKind::User, "users", users.collect::<Vec<_>>()),
+    ] {
+        let (stored, new) = entities.stored_and_new(environment_id, kind, ids);
+        if new > 0 && stored + new > cap {
+            let message = format!(
+                "this environment stores {stored} {label}, and at most {cap} are kept; \
+                 the request would add {new} more"
+            );
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ENTITY_LIMIT_REACHED",
+                message,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Decodes one ingest request and commits it through the change pipeline, as the key.
 async fn ingest(
     key: ApiKey,
-    service: Service,
+    (service, cap): (Service, EntityCap),
     body: Result<Bytes, BytesRejection>,
     decode: Decoder,
 ) -> Result<Response, ApiError> {
@@ -280,6 +317,7 @@ async fn ingest(
     let writes = decode(&parsed, key.runtime.clock().now_ms())?;
     if !writes.is_empty() {
         let environment_id = key.snapshot.environment.id;
+        check_room(&key, &writes, cap)?;
         service
             .ingest(Actor::api_key(environment_id), environment_id, writes)
             .await
@@ -300,45 +338,50 @@ async fn ingest(
 pub async fn post_user(
     key: ApiKey,
     State(service): State<Service>,
+    State(cap): State<EntityCap>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, service, body, decode_user).await
+    ingest(key, (service, cap), body, decode_user).await
 }
 
 /// `POST /company` `{companyId, attributes?, timestamp?, userId?}`.
 pub async fn post_company(
     key: ApiKey,
     State(service): State<Service>,
+    State(cap): State<EntityCap>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, service, body, decode_company).await
+    ingest(key, (service, cap), body, decode_company).await
 }
 
 /// `POST /event` `{event, userId, companyId?, attributes?, timestamp?}`.
 pub async fn post_event(
     key: ApiKey,
     State(service): State<Service>,
+    State(cap): State<EntityCap>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, service, body, decode_event).await
+    ingest(key, (service, cap), body, decode_event).await
 }
 
 /// `POST /features/events` `{action, key, targetingVersion, evalContext, evalResult, …}`.
 pub async fn post_flag_event(
     key: ApiKey,
     State(service): State<Service>,
+    State(cap): State<EntityCap>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, service, body, decode_flag_event).await
+    ingest(key, (service, cap), body, decode_flag_event).await
 }
 
 /// `POST /bulk`: an array of typed items, written together.
 pub async fn post_bulk(
     key: ApiKey,
     State(service): State<Service>,
+    State(cap): State<EntityCap>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, service, body, decode_bulk).await
+    ingest(key, (service, cap), body, decode_bulk).await
 }
 
 #[cfg(test)]

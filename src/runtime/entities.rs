@@ -310,6 +310,28 @@ impl Entities {
             .map(|a| a.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
+    /// How many companies (or users) `environment_id` stores, and how many of `ids` it does not
+    /// store yet (each counted once).
+    pub fn stored_and_new<'i>(
+        &self,
+        environment_id: i64,
+        kind: EntityKind,
+        ids: impl IntoIterator<Item = &'i str>,
+    ) -> (usize, usize) {
+        let environments = self.read();
+        let Some(environment) = environments.get(&environment_id) else {
+            let new: std::collections::HashSet<&str> = ids.into_iter().collect();
+            return (0, new.len());
+        };
+        let map = match kind {
+            EntityKind::Company => &environment.companies,
+            EntityKind::User => &environment.users,
+        };
+        let new: std::collections::HashSet<&str> =
+            ids.into_iter().filter(|id| !map.contains_key(*id)).collect();
+        (map.len(), new.len())
+    }
+
     pub fn counts(&self) -> Vec<EntityCounts> {
         let mut counts: Vec<EntityCounts> = self
             .read()
