@@ -4,66 +4,15 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
 use sqlx::{Any, AnyConnection, Transaction};
 
 use super::actor::Actor;
 use super::error::{ServiceError, ServiceResult};
-use super::store::audit::{insert_change, NewChange};
+use super::store::audit::insert_change;
+pub use super::store::audit::Record;
 use super::store::entities::StoredEntity;
 use super::store::environments::environments_in;
 use crate::model::Environment;
-
-/// A change as the audit log and the outbox record it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record<'a> {
-    pub action: &'a str,
-    pub subject_type: &'a str,
-    pub subject_key: &'a str,
-    pub environment_id: Option<i64>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-}
-
-impl<'a> Record<'a> {
-    /// A change of a flag, in one environment or (`None`) in all of them.
-    pub fn flag(action: &'a str, key: &'a str, environment_id: Option<i64>) -> Self {
-        Record {
-            action,
-            subject_type: "flag",
-            subject_key: key,
-            environment_id,
-            before: None,
-            after: None,
-        }
-    }
-
-    pub fn of(action: &'a str, subject_type: &'a str, subject_key: &'a str) -> Self {
-        Record {
-            action,
-            subject_type,
-            subject_key,
-            environment_id: None,
-            before: None,
-            after: None,
-        }
-    }
-
-    pub fn before(mut self, before: impl Into<Option<Value>>) -> Self {
-        self.before = before.into();
-        self
-    }
-
-    pub fn after(mut self, after: impl Into<Option<Value>>) -> Self {
-        self.after = after.into();
-        self
-    }
-
-    pub fn in_environment(mut self, environment_id: i64) -> Self {
-        self.environment_id = Some(environment_id);
-        self
-    }
-}
 
 /// The open transaction of one call of the pipeline.
 pub struct Write<'a> {
@@ -135,17 +84,8 @@ impl<'a> Write<'a> {
 
     /// Writes the change's audit entry and its outbox event.
     pub async fn record(&mut self, record: Record<'_>) -> ServiceResult<()> {
-        let change = NewChange {
-            actor_id: self.actor.member_id(),
-            actor_label: &self.actor.label,
-            action: record.action,
-            subject_type: record.subject_type,
-            subject_key: record.subject_key,
-            environment_id: record.environment_id,
-            before: record.before,
-            after: record.after,
-        };
-        insert_change(&mut self.tx, &change, self.now).await?;
+        let actor = (self.actor.member_id(), self.actor.label.as_str());
+        insert_change(&mut self.tx, actor, &record, self.now).await?;
         Ok(())
     }
 

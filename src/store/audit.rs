@@ -14,11 +14,9 @@ use sqlx::{AnyConnection, Row};
 
 use super::{decode_json, Store, StoreResult};
 
-/// One change to record. `before`/`after` are JSON documents of the subject.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct NewChange<'a> {
-    pub actor_id: Option<i64>,
-    pub actor_label: &'a str,
+/// A change as the audit log and the outbox record it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record<'a> {
     pub action: &'a str,
     pub subject_type: &'a str,
     pub subject_key: &'a str,
@@ -27,15 +25,60 @@ pub struct NewChange<'a> {
     pub after: Option<Value>,
 }
 
+impl<'a> Record<'a> {
+    /// A change of a flag, in one environment or (`None`) in all of them.
+    pub fn flag(action: &'a str, key: &'a str, environment_id: Option<i64>) -> Self {
+        Record {
+            action,
+            subject_type: "flag",
+            subject_key: key,
+            environment_id,
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn of(action: &'a str, subject_type: &'a str, subject_key: &'a str) -> Self {
+        Record {
+            action,
+            subject_type,
+            subject_key,
+            environment_id: None,
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn before(mut self, before: impl Into<Option<Value>>) -> Self {
+        self.before = before.into();
+        self
+    }
+
+    pub fn after(mut self, after: impl Into<Option<Value>>) -> Self {
+        self.after = after.into();
+        self
+    }
+
+    pub fn in_environment(mut self, environment_id: i64) -> Self {
+        self.environment_id = Some(environment_id);
+        self
+    }
+}
+
 /// Writes a change's audit entry and its outbox event; returns the event's id.
-pub async fn insert_change(conn: &mut AnyConnection, change: &NewChange<'_>, now: i64) -> StoreResult<i64> {
+pub async fn insert_change(
+    conn: &mut AnyConnection,
+    (actor_id, actor_label): (Option<i64>, &str),
+    change: &Record<'_>,
+    now: i64,
+) -> StoreResult<i64> {
     let audit_id: i64 = sqlx::query_scalar(
         "INSERT INTO audit_log (at, actor_id, actor_label, action, subject_type, subject_key, environment_id, before_json, after_json) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(now)
-    .bind(change.actor_id)
-    .bind(change.actor_label)
+    .bind(actor_id)
+    .bind(actor_label)
     .bind(change.action)
     .bind(change.subject_type)
     .bind(change.subject_key)
@@ -55,8 +98,8 @@ pub async fn insert_change(conn: &mut AnyConnection, change: &NewChange<'_>, now
     .bind(change.subject_type)
     .bind(change.subject_key)
     .bind(change.environment_id)
-    .bind(change.actor_id)
-    .bind(change.actor_label)
+    .bind(actor_id)
+    .bind(actor_label)
     .bind(payload.to_string())
     .fetch_one(conn)
     .await?)
