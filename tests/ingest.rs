@@ -5,12 +5,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::TestApp;
+use common::{gatehouse, TestApp};
 use gatehouse::config::Backend;
 use gatehouse::model::AccessRules;
 use gatehouse::service::{
@@ -642,16 +642,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn gatehouse(database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    command
-        .env_remove("GATEHOUSE_ADMIN_EMAIL")
-        .env_remove("GATEHOUSE_ADMIN_PASSWORD")
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn");
-    command
 }
 
 async fn start_server(database_url: &str) -> Server {

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{client, new_flag, TestApp};
+use common::{client, gatehouse, new_flag, TestApp};
 use gatehouse::config::Backend;
 use gatehouse::model::member::Role;
 use gatehouse::model::AccessRules;
@@ -174,9 +173,8 @@ async fn racing_imports_never_store_a_cycle(backend: Backend) {
     std::fs::write(&b_file, import_document("b", "a")).unwrap();
     let url = app.db.url.expose().to_string();
     let import = |file: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .env("RUST_LOG", "warn")
-            .args(["import", file.to_str().unwrap(), "--database-url", &url])
+        gatehouse(&url)
+            .args(["import", file.to_str().unwrap()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -396,13 +394,8 @@ async fn the_same_change_from_the_ui_the_cli_and_an_import_is_recorded_the_same(
         let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
         app.apply(new_flag("checkout")).await;
         let url = app.db.url.expose().to_string();
-        let gatehouse = |args: &[&str]| {
-            let output = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-                .env("RUST_LOG", "warn")
-                .args(args)
-                .args(["--database-url", &url])
-                .output()
-                .unwrap();
+        let run = |args: &[&str]| {
+            let output = gatehouse(&url).args(args).output().unwrap();
             assert!(
                 output.status.success(),
                 "{}",
@@ -426,7 +419,7 @@ async fn the_same_change_from_the_ui_the_cli_and_an_import_is_recorded_the_same(
                     .unwrap();
                 assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
             }
-            "cli" => gatehouse(&[
+            "cli" => run(&[
                 "access",
                 "grant",
                 "checkout",
@@ -443,7 +436,7 @@ async fn the_same_change_from_the_ui_the_cli_and_an_import_is_recorded_the_same(
                     "access": { "production": { "mode": "some", "companies": ["acme"] } }
                 }] });
                 std::fs::write(&file, document.to_string()).unwrap();
-                gatehouse(&["import", file.to_str().unwrap()]);
+                run(&["import", file.to_str().unwrap()]);
             }
         }
         recorded.push((road, last_change(&app).await));

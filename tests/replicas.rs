@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{client, TestDb};
+use common::{client, gatehouse, TestDb};
 use gatehouse::config::Backend;
 use serde_json::Value;
 
@@ -34,11 +34,10 @@ fn free_port() -> u16 {
 
 async fn start(database_url: &str) -> Replica {
     let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["serve", "--addr", &addr, "--database-url", database_url])
+    let child = gatehouse(database_url)
+        .args(["serve", "--addr", &addr])
         .env("GATEHOUSE_ADMIN_EMAIL", ADMIN.0)
         .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN.1)
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -60,11 +59,7 @@ async fn start(database_url: &str) -> Replica {
 }
 
 fn publishable_key(database_url: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["keys", "list", "--database-url", database_url])
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let output = gatehouse(database_url).args(["keys", "list"]).output().unwrap();
     String::from_utf8(output.stdout)
         .unwrap()
         .lines()

@@ -333,6 +333,18 @@ impl TestApp {
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A client with a cookie jar that does not follow redirects.
+/// The `gatehouse` binary on `database_url`, quiet but for warnings, without the environment's
+/// bootstrap admin.
+pub fn gatehouse(database_url: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    command
+        .env_remove("GATEHOUSE_ADMIN_EMAIL")
+        .env_remove("GATEHOUSE_ADMIN_PASSWORD")
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn");
+    command
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
