@@ -7,7 +7,7 @@ use std::io::BufRead;
 use crate::auth::session::SessionSettings;
 use crate::config::{DatabaseUrl, DEFAULT_DATABASE_URL};
 use crate::model::member::Role;
-use crate::service::{self, config_file, Actor, Change, Clock, Service};
+use crate::service::{self, config_file, Actor, Change, Clock, IngestLimits, Service};
 use crate::startup::{Application, ServerSettings};
 
 #[derive(Debug, Parser)]
@@ -70,8 +70,36 @@ pub struct Cli {
     /// Most companies, and most users, stored per environment; ingest reports that would add
     /// more are refused (422 `ENTITY_LIMIT_REACHED`).
     #[arg(long, env = "GATEHOUSE_MAX_ENTITIES", global = true,
-          default_value_t = crate::startup::DEFAULT_MAX_ENTITIES)]
+          default_value_t = IngestLimits::default().entities)]
     pub max_entities: usize,
+
+    /// Most attributes a company or user keeps once a report is merged into what is stored
+    /// (422 `ENTITY_TOO_LARGE` beyond).
+    #[arg(long, env = "GATEHOUSE_MAX_ENTITY_ATTRIBUTES", global = true,
+          default_value_t = IngestLimits::default().attributes)]
+    pub max_entity_attributes: usize,
+
+    /// Largest a company's or user's merged attributes may be, in bytes of JSON.
+    #[arg(long, env = "GATEHOUSE_MAX_ENTITY_BYTES", global = true,
+          default_value_t = IngestLimits::default().bytes)]
+    pub max_entity_bytes: usize,
+
+    /// Most ingest requests being written or waiting to be written; one more is refused with
+    /// 429 and `Retry-After`.
+    #[arg(long, env = "GATEHOUSE_INGEST_QUEUE", global = true,
+          default_value_t = IngestLimits::default().queue as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub ingest_queue: u32,
+
+    /// Ingest requests per second per API key (a bucket of as many; 0: no limit).
+    #[arg(long, env = "GATEHOUSE_INGEST_RATE_PER_KEY", global = true,
+          default_value_t = crate::startup::DEFAULT_INGEST_RATE_PER_KEY)]
+    pub ingest_rate_per_key: u32,
+
+    /// Ingest requests per second per client address (IPv6: per /64; 0: no limit).
+    #[arg(long, env = "GATEHOUSE_INGEST_RATE_PER_ADDRESS", global = true,
+          default_value_t = crate::startup::DEFAULT_INGEST_RATE_PER_ADDRESS)]
+    pub ingest_rate_per_address: u32,
 
     /// Bearer token that `GET /metrics` asks for (unset: metrics are open to anyone who can reach
     /// the server; they name environments and count entities).
@@ -243,7 +271,14 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     cli.max_streams_per_address,
                     cli.max_streams,
                 ),
-                max_entities: cli.max_entities,
+                ingest: IngestLimits {
+                    entities: cli.max_entities,
+                    attributes: cli.max_entity_attributes,
+                    bytes: cli.max_entity_bytes,
+                    queue: cli.ingest_queue as usize,
+                },
+                ingest_rate_per_key: cli.ingest_rate_per_key,
+                ingest_rate_per_address: cli.ingest_rate_per_address,
             };
             serve(settings).await
         }

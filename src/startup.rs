@@ -12,8 +12,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::session::{session_layer, SessionSettings};
 use crate::config::DatabaseUrl;
-use crate::service::{Clock, OpenError, Service};
-use crate::state::{AppState, StreamLimits};
+use crate::service::{Clock, IngestLimits, OpenError, Service};
+use crate::state::{AppState, IngestRates, StreamLimits};
 use crate::ui::{shell, App};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +43,11 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Caps on open live-update streams: per API key, per client address, in all.
     pub streams: StreamLimits,
-    /// Most companies, and most users, stored per environment (`--max-entities`).
-    pub max_entities: usize,
+    /// Caps on what ingest stores and on its write queue.
+    pub ingest: IngestLimits,
+    /// Ingest requests per second per API key and per client address (0: no limit).
+    pub ingest_rate_per_key: u32,
+    pub ingest_rate_per_address: u32,
 }
 
 impl ServerSettings {
@@ -67,7 +70,9 @@ impl ServerSettings {
                 DEFAULT_STREAMS_PER_ADDRESS,
                 DEFAULT_STREAMS_TOTAL,
             ),
-            max_entities: DEFAULT_MAX_ENTITIES,
+            ingest: IngestLimits::default(),
+            ingest_rate_per_key: DEFAULT_INGEST_RATE_PER_KEY,
+            ingest_rate_per_address: DEFAULT_INGEST_RATE_PER_ADDRESS,
         }
     }
 }
@@ -76,8 +81,9 @@ impl ServerSettings {
 pub const DEFAULT_STREAMS_PER_KEY: usize = 10_000;
 pub const DEFAULT_STREAMS_PER_ADDRESS: usize = 50;
 pub const DEFAULT_STREAMS_TOTAL: usize = 20_000;
-/// Default cap on companies, and on users, stored per environment (`--max-entities`).
-pub const DEFAULT_MAX_ENTITIES: usize = 1_000_000;
+/// Default ingest rate limits, in requests per second (`--ingest-rate-per-key`, …).
+pub const DEFAULT_INGEST_RATE_PER_KEY: u32 = 1_000;
+pub const DEFAULT_INGEST_RATE_PER_ADDRESS: u32 = 100;
 
 /// A bound, migrated, seeded server that has not started serving yet.
 pub struct Application {
@@ -88,7 +94,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: ServerSettings) -> Result<Application, StartupError> {
-        let (service, seeded) = Service::serve(&settings.database_url, settings.clock.clone()).await?;
+        let (service, seeded) =
+            Service::serve(&settings.database_url, settings.clock.clone(), settings.ingest).await?;
         if seeded.environments > 0 || seeded.stages > 0 {
             tracing::info!(
                 environments = seeded.environments,
@@ -135,7 +142,11 @@ impl Application {
             public_url,
             settings.trusted_proxies,
             settings.streams,
-            crate::state::EntityCap(settings.max_entities),
+            IngestRates::new(
+                settings.ingest_rate_per_key,
+                settings.ingest_rate_per_address,
+                settings.clock.clone(),
+            ),
         );
         let router = router(state.clone(), settings.sessions, settings.metrics_token);
         Ok(Application {
@@ -199,23 +210,20 @@ async fn first_member(
 }
 
 /// The headers every admin page and server function answers with: no framing by other sites, no
-/// MIME sniffing, no referrer sent to other sites, and a policy that keeps forms, plugins and the
-/// base URL on this site. (Restricting scripts to this site's needs the hydration script's nonce;
-/// not done yet.)
+/// MIME sniffing, no referrer sent to other sites, and a content security policy that allows
+/// scripts only from this site. Pages replace the policy with one that also names their
+/// inline scripts' nonce (`ui::page_policy`); everything else keeps this one.
 fn security_headers(admin: Router<AppState>) -> Router<AppState> {
     use axum::http::{header, HeaderValue};
     use tower_http::set_header::SetResponseHeaderLayer;
-    let set = |name, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
+    let set = |name, value: HeaderValue| SetResponseHeaderLayer::if_not_present(name, value);
+    let policy = HeaderValue::from_str(&crate::ui::page_policy(None))
+        .expect("the policy is a valid header value");
     admin
-        .layer(set(
-            header::CONTENT_SECURITY_POLICY,
-            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'",
-        ))
-        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(set(header::REFERRER_POLICY, "same-origin"))
+        .layer(set(header::CONTENT_SECURITY_POLICY, policy))
+        .layer(set(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(set(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
 }
 
 /// Where the compiled site (WebAssembly bundle, CSS, assets) lives; cargo-leptos writes it to

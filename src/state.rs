@@ -27,18 +27,8 @@ pub struct AppStateInner {
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// The caps on open live-update streams.
     pub streams: Arc<StreamLimits>,
-    /// The cap on companies, and on users, stored per environment.
-    pub entity_cap: EntityCap,
-}
-
-/// Most companies, and most users, one environment stores (`--max-entities`).
-#[derive(Clone, Copy, Debug)]
-pub struct EntityCap(pub usize);
-
-impl FromRef<AppState> for EntityCap {
-    fn from_ref(state: &AppState) -> Self {
-        state.entity_cap
-    }
+    /// The ingest rate limits.
+    pub rates: Arc<IngestRates>,
 }
 
 impl AppState {
@@ -49,7 +39,7 @@ impl AppState {
         public_url: Arc<str>,
         trusted_proxies: Vec<ipnet::IpNet>,
         streams: StreamLimits,
-        entity_cap: EntityCap,
+        rates: IngestRates,
     ) -> Self {
         AppState(Arc::new(AppStateInner {
             service,
@@ -58,7 +48,7 @@ impl AppState {
             public_url,
             trusted_proxies: trusted_proxies.into(),
             streams: Arc::new(streams),
-            entity_cap,
+            rates: Arc::new(rates),
         }))
     }
 }
@@ -182,6 +172,140 @@ impl FromRef<AppState> for Streams {
     }
 }
 
+/// The ingest endpoints' rate limits: a token bucket per API key and one per client address
+/// (IPv6 clients by their /64, the block one subscriber usually holds), each holding `rate`
+/// requests and refilled at `rate` per second; `None` leaves that limit off. Buckets live in
+/// `governor`'s keyed limiters, timed by the service's clock (tests move it); buckets that have
+/// refilled are dropped every [`PRUNE_EVERY`] checks, so memory follows the clients seen in the
+/// last second, not all clients ever seen.
+pub struct IngestRates {
+    per_key: Option<KeyedBuckets<(i64, &'static str)>>,
+    per_address: Option<KeyedBuckets<std::net::IpAddr>>,
+    clock: BucketClock,
+    checks: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for IngestRates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestRates").finish_non_exhaustive()
+    }
+}
+
+type KeyedBuckets<K> = governor::RateLimiter<
+    K,
+    governor::state::keyed::DefaultKeyedStateStore<K>,
+    BucketClock,
+    governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
+>;
+
+/// How many checks pass between two prunings of refilled buckets.
+pub const PRUNE_EVERY: usize = 4096;
+
+/// The service's clock as `governor` reads it: nanoseconds since the epoch.
+#[derive(Clone, Debug)]
+struct BucketClock(crate::service::Clock);
+
+impl governor::clock::Clock for BucketClock {
+    type Instant = governor::nanos::Nanos;
+    fn now(&self) -> Self::Instant {
+        let ms = u64::try_from(self.0.now_ms()).unwrap_or(0);
+        governor::nanos::Nanos::from(ms.saturating_mul(1_000_000))
+    }
+}
+
+/// Which limit refused a request, and when it has a token again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimited {
+    pub per_address: bool,
+    pub retry_after: std::time::Duration,
+}
+
+impl IngestRates {
+    /// Buckets of `per_key` and `per_address` requests per second (0 turns a limit off).
+    pub fn new(per_key: u32, per_address: u32, clock: crate::service::Clock) -> Self {
+        let clock = BucketClock(clock);
+        IngestRates {
+            per_key: buckets(per_key, &clock),
+            per_address: buckets(per_address, &clock),
+            clock,
+            checks: Default::default(),
+        }
+    }
+
+    /// Takes one token from the key's bucket and one from the address's, or says which is empty
+    /// and for how long.
+    pub fn check(&self, key: (i64, &'static str), address: std::net::IpAddr) -> Result<(), RateLimited> {
+        use governor::clock::Clock as _;
+        if self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % PRUNE_EVERY == 0 {
+            self.prune();
+        }
+        let refused = |per_address, not_until: governor::NotUntil<governor::nanos::Nanos>| RateLimited {
+            per_address,
+            retry_after: not_until.wait_time_from(self.clock.now()),
+        };
+        if let Some(buckets) = &self.per_address {
+            buckets
+                .check_key(&subscriber(address))
+                .map_err(|n| refused(true, n))?;
+        }
+        if let Some(buckets) = &self.per_key {
+            buckets.check_key(&key).map_err(|n| refused(false, n))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the buckets that are full again.
+    fn prune(&self) {
+        if let Some(buckets) = &self.per_key {
+            buckets.retain_recent();
+        }
+        if let Some(buckets) = &self.per_address {
+            buckets.retain_recent();
+            buckets.shrink_to_fit();
+        }
+    }
+
+    /// How many client addresses hold a bucket.
+    pub fn tracked_addresses(&self) -> usize {
+        self.per_address.as_ref().map_or(0, |b| b.len())
+    }
+}
+
+/// Buckets of `rate` tokens refilled at `rate` per second; `None` for 0 (no limit).
+fn buckets<K: Clone + Eq + std::hash::Hash>(rate: u32, clock: &BucketClock) -> Option<KeyedBuckets<K>> {
+    std::num::NonZeroU32::new(rate).map(|rate| {
+        let quota = governor::Quota::per_second(rate);
+        governor::RateLimiter::new(quota, Default::default(), clock.clone())
+    })
+}
+
+/// The address a bucket is kept for: an IPv4 address, or an IPv6 address's /64.
+fn subscriber(address: std::net::IpAddr) -> std::net::IpAddr {
+    match address {
+        std::net::IpAddr::V4(_) => address,
+        std::net::IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            std::net::IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+    }
+}
+
+/// What an ingest handler needs besides its key: the rate limits and whose address to count.
+#[derive(Clone, Debug)]
+pub struct Ingest {
+    pub rates: Arc<IngestRates>,
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+}
+
+impl FromRef<AppState> for Ingest {
+    fn from_ref(state: &AppState) -> Self {
+        Ingest {
+            rates: state.rates.clone(),
+            trusted_proxies: state.trusted_proxies.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +325,49 @@ mod tests {
             limits.open("k".into(), b).is_some(),
             "a closed stream frees its place"
         );
+    }
+
+    #[test]
+    fn an_empty_bucket_refuses_until_it_refills() {
+        let clock = crate::service::Clock::manual(1_700_000_000_000);
+        let rates = IngestRates::new(3, 2, clock.clone());
+        let key = (1, "publishable");
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        rates.check(key, a).unwrap();
+        rates.check(key, a).unwrap();
+        let refused = rates.check(key, a).unwrap_err();
+        assert!(refused.per_address, "the address's bucket of 2 is empty");
+        assert!(refused.retry_after > std::time::Duration::ZERO);
+        assert!(refused.retry_after <= std::time::Duration::from_millis(500));
+        rates.check(key, b).unwrap();
+        let refused = rates.check(key, b).unwrap_err();
+        assert!(!refused.per_address, "the key's bucket of 3 is empty");
+        clock.advance(1_000);
+        rates.check(key, a).unwrap();
+        rates.check(key, b).unwrap();
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64_block() {
+        let same: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let neighbour: std::net::IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(subscriber(same), subscriber(neighbour));
+        assert_ne!(subscriber(same), subscriber(other));
+    }
+
+    #[test]
+    fn refilled_buckets_are_dropped() {
+        let clock = crate::service::Clock::manual(1_700_000_000_000);
+        let rates = IngestRates::new(0, 10, clock.clone());
+        for i in 0..1000u32 {
+            let address = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            rates.check((1, "publishable"), address).unwrap();
+        }
+        assert!(rates.tracked_addresses() >= 999);
+        clock.advance(2_000);
+        rates.prune();
+        assert_eq!(rates.tracked_addresses(), 0);
     }
 }

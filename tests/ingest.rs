@@ -352,7 +352,7 @@ async fn merged_attributes_are_capped_postgres() {
 
 #[tokio::test]
 async fn an_environment_stores_at_most_the_configured_companies_and_users() {
-    let app = TestApp::spawn_configured(Backend::Sqlite, |s| s.max_entities = 3)
+    let app = TestApp::spawn_configured(Backend::Sqlite, |s| s.ingest.entities = 3)
         .await
         .unwrap();
     let publishable = app.publishable_key("production").await;
@@ -411,6 +411,220 @@ async fn an_environment_stores_at_most_the_configured_companies_and_users() {
         .await
         .unwrap();
     assert_eq!(stored, 1);
+}
+
+/// POSTs `body` to `path` of `app` with `key`, from the client address `forwarded_for` when
+/// given (the test server trusts loopback as a proxy); answers the status, the `Retry-After`
+/// header and the JSON body.
+async fn post_from(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    body: Value,
+    forwarded_for: Option<&str>,
+) -> (u16, Option<String>, Value) {
+    let mut request = app.client.post(app.url(path)).bearer_auth(key).json(&body);
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, retry_after, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The caps on a company's or user's merged attributes are settings.
+#[tokio::test]
+async fn entity_caps_follow_the_settings() {
+    let app = TestApp::spawn_configured(Backend::Sqlite, |s| {
+        s.ingest.attributes = 3;
+        s.ingest.bytes = 120;
+    })
+    .await
+    .unwrap();
+    let key = app.publishable_key("production").await;
+    let user = |attributes: Value| json!({ "userId": "u1", "attributes": attributes });
+    let (status, _, body) = post_from(&app, &key, "/user", user(json!({"a": 1, "b": 2, "c": 3})), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = post_from(&app, &key, "/user", user(json!({"d": 4})), None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("ENTITY_TOO_LARGE")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("at most 3"),
+        "{body}"
+    );
+    let long = "x".repeat(120);
+    let (status, _, body) = post_from(&app, &key, "/user", user(json!({ "a": long })), None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("ENTITY_TOO_LARGE")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 120 are kept"),
+        "{body}"
+    );
+}
+
+/// Concurrent requests cannot pass the cap on stored entities together: the check runs inside
+/// the write, one ingest at a time.
+async fn the_entity_cap_holds_under_concurrent_requests(backend: Backend) {
+    let Some(app) = TestApp::spawn_configured(backend, |s| s.ingest.entities = 5).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let key = app.publishable_key("production").await;
+    let requests = (0..20).map(|i| {
+        let (app, key) = (app.clone(), key.clone());
+        tokio::spawn(async move {
+            post_from(&app, &key, "/user", json!({ "userId": format!("u{i}") }), None).await
+        })
+    });
+    let mut statuses = Vec::new();
+    for request in requests.collect::<Vec<_>>() {
+        let (status, _, body) = request.await.unwrap();
+        assert!(
+            status == 200 || (status == 422 && body["error"]["code"] == "ENTITY_LIMIT_REACHED"),
+            "{status} {body}"
+        );
+        statuses.push(status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 5);
+}
+
+#[tokio::test]
+async fn the_entity_cap_holds_under_concurrent_requests_sqlite() {
+    the_entity_cap_holds_under_concurrent_requests(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_entity_cap_holds_under_concurrent_requests_postgres() {
+    the_entity_cap_holds_under_concurrent_requests(Backend::Postgres).await;
+}
+
+/// Token buckets per client address and per API key: an empty bucket answers 429 with
+/// `Retry-After`, other clients keep their own, and a bucket refills with time (moved by hand).
+#[tokio::test]
+async fn ingest_is_rate_limited_per_address_and_per_key() {
+    let clock = Clock::manual(1_700_000_000_000);
+    let app = TestApp::spawn_configured(Backend::Sqlite, |s| {
+        s.clock = clock.clone();
+        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.ingest_rate_per_address = 2;
+        s.ingest_rate_per_key = 4;
+    })
+    .await
+    .unwrap();
+    let key = app.publishable_key("production").await;
+    let from = |address: &'static str| {
+        let (app, key) = (&app, &key);
+        async move {
+            post_from(
+                app,
+                key,
+                "/event",
+                json!({ "event": "e", "userId": "u" }),
+                Some(address),
+            )
+            .await
+        }
+    };
+    assert_eq!(from("203.0.113.1").await.0, 200);
+    assert_eq!(from("203.0.113.1").await.0, 200);
+    let (status, retry_after, body) = from("203.0.113.1").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client address"),
+        "{body}"
+    );
+    // Another client has its own bucket; the key's bucket of 4 runs out across clients.
+    assert_eq!(from("203.0.113.2").await.0, 200);
+    assert_eq!(from("203.0.113.3").await.0, 200);
+    let (status, retry_after, body) = from("203.0.113.4").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(retry_after.is_some());
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("API key"),
+        "{body}"
+    );
+    // Refused requests stored nothing; a second later the buckets have refilled.
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 4);
+    clock.advance(1_000);
+    assert_eq!(from("203.0.113.1").await.0, 200);
+    assert_eq!(from("203.0.113.4").await.0, 200);
+}
+
+/// With every place of the write queue taken, one more ingest request is refused at once with
+/// 429 and `Retry-After` instead of waiting without bound; the queued one completes.
+async fn a_full_write_queue_refuses_with_429(backend: Backend) {
+    let Some(app) = TestApp::spawn_configured(backend, |s| s.ingest.queue = 1).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let key = app.publishable_key("production").await;
+    // Hold the users table so the first request waits inside its write.
+    let mut blocker = app.pool.begin().await.unwrap();
+    let hold = match backend {
+        Backend::Sqlite => {
+            "INSERT INTO users (environment_id, id, attributes, first_seen, last_seen) \
+                            SELECT id, 'blocker', '{}', 0, 0 FROM environments LIMIT 1"
+        }
+        Backend::Postgres => "LOCK TABLE users IN EXCLUSIVE MODE",
+    };
+    sqlx::query(hold).execute(&mut *blocker).await.unwrap();
+    let send = |user: &'static str| {
+        let (app, key) = (app.clone(), key.clone());
+        tokio::spawn(async move { post_from(&app, &key, "/user", json!({ "userId": user }), None).await })
+    };
+    let mut first = send("queued-1");
+    let mut second = send("queued-2");
+    // Whichever arrives second finds the one place taken and is answered at once.
+    let (refused, waiting) = tokio::select! {
+        answer = &mut first => (answer.unwrap(), second),
+        answer = &mut second => (answer.unwrap(), first),
+    };
+    let (status, retry_after, body) = refused;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "BUSY", "{body}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    blocker.rollback().await.unwrap();
+    let (status, _, body) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = post_from(&app, &key, "/user", json!({ "userId": "later" }), None).await;
+    assert_eq!(status, 200, "a freed place is taken again: {body}");
+}
+
+#[tokio::test]
+async fn a_full_write_queue_refuses_with_429_sqlite() {
+    a_full_write_queue_refuses_with_429(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_full_write_queue_refuses_with_429_postgres() {
+    a_full_write_queue_refuses_with_429(Backend::Postgres).await;
 }
 
 #[tokio::test]
@@ -651,8 +865,10 @@ async fn start_server(database_url: &str) -> Server {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
+    // The burst comes from one address faster than the default per-address rate.
     let child = gatehouse(database_url)
         .args(["serve", "--addr", &addr, "--database-url", database_url])
+        .args(["--ingest-rate-per-address", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

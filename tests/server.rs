@@ -79,5 +79,45 @@ async fn admin_pages_answer_with_security_headers() {
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         let policy = headers["content-security-policy"].to_str().unwrap();
         assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+        let scripts = policy
+            .split(';')
+            .map(str::trim)
+            .find_map(|directive| directive.strip_prefix("script-src "))
+            .unwrap_or_else(|| panic!("{path}: no script-src in {policy}"));
+        assert!(scripts.contains("'self'"), "{path}: {policy}");
+        assert!(!scripts.contains("unsafe-inline") && !scripts.contains("*"), "{path}: {policy}");
     }
+}
+
+/// A page's inline scripts (the hydration loader) run only because they carry the nonce its
+/// policy names, a new one per response.
+#[tokio::test]
+async fn pages_allow_only_their_own_inline_scripts() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let response = app.client.get(app.url("/sign-in")).send().await.unwrap();
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let nonce = policy
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("no nonce in {policy}"))
+            .to_string();
+        let html = response.text().await.unwrap();
+        let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+        assert!(!scripts.is_empty(), "the page loads its bundle with a script");
+        for script in scripts {
+            let tag = script.split('>').next().unwrap();
+            assert!(
+                tag.contains(&format!("nonce=\"{nonce}\"")),
+                "a script without the page's nonce: <script{tag}>"
+            );
+        }
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "each response has its own nonce");
 }

@@ -4,22 +4,26 @@
 //! written in one transaction and acknowledged with `{"success": true}` only after it committed.
 //! Any malformed item rejects the whole request with a 400 that names the problem.
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::key::ApiKey;
+use crate::auth::client::client_address;
 use crate::eval::jsdate::parse_js_date;
 use crate::eval::jsnum::number_to_string;
 use crate::eval::FlatContext;
 use crate::model::{JsObject, JsValue};
-use crate::service::{Actor, EntityKind, EntityUpsert, IngestWrite, Service, ServiceError};
-use crate::state::EntityCap;
+use crate::service::{Actor, EntityUpsert, IngestWrite, Service, ServiceError};
+use crate::state::{Ingest, RateLimited};
 
 /// Most items one `/bulk` request may carry (the SDKs send at most 100).
 pub const MAX_BULK_ITEMS: usize = 1000;
@@ -260,49 +264,86 @@ fn decode_bulk(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
     Ok(writes)
 }
 
-/// Refuses a request that would store more companies or users in the key's environment than
-/// the cap allows. Checked against the runtime's cache of what is stored, before the write: two
-/// concurrent requests may each pass with the last free places, so the cap can be passed by at
-/// most the entities of the requests in flight, never without bound.
-fn check_room(key: &ApiKey, writes: &[IngestWrite], EntityCap(cap): EntityCap) -> Result<(), ApiError> {
-    let environment_id = key.snapshot.environment.id;
-    let companies = writes.iter().filter_map(|write| match write {
-        IngestWrite::Company { company, .. } => Some(company.id.as_str()),
-        _ => None,
-    });
-    let users = writes.iter().filter_map(|write| match write {
-        IngestWrite::User(user) => Some(user.id.as_str()),
-        IngestWrite::Company { user_id, .. } => user_id.as_deref(),
-        _ => None,
-    });
-    let entities = key.runtime.entities();
-    for (kind, label, ids) in [
-        (EntityKind::Company, "companies", companies.collect::<Vec<_>>()),
-        (EntityKind::User, "users", users.collect::<Vec<_>>()),
-    ] {
-        let (stored, new) = entities.stored_and_new(environment_id, kind, ids);
-        if new > 0 && stored + new > cap {
-            let message = format!(
-                "this environment stores {stored} {label}, and at most {cap} are kept; \
-                 the request would add {new} more"
-            );
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "ENTITY_LIMIT_REACHED",
-                message,
-            ));
-        }
-    }
-    Ok(())
+/// A request refused by a rate limit: 429 with the seconds until the bucket has a token.
+fn rate_limited(limited: RateLimited) -> Response {
+    let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let whose = if limited.per_address {
+        "this client address"
+    } else {
+        "this API key"
+    };
+    let message = format!("too many ingest requests from {whose}; retry in {seconds} s");
+    let error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", message);
+    ([(header::RETRY_AFTER, seconds.to_string())], error).into_response()
 }
 
-/// Decodes one ingest request and commits it through the change pipeline, as the key.
+/// What the change pipeline's refusal means to the application that reported.
+fn refused(error: ServiceError) -> Response {
+    match error {
+        ServiceError::Invalid { message, .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ENTITY_TOO_LARGE", message).into_response()
+        }
+        ServiceError::LimitReached(message) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ENTITY_LIMIT_REACHED", message).into_response()
+        }
+        ServiceError::Busy(message) => {
+            let error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "BUSY", message);
+            ([(header::RETRY_AFTER, "1")], error).into_response()
+        }
+        error => {
+            tracing::error!(%error, "could not record ingested data");
+            ApiError::internal().into_response()
+        }
+    }
+}
+
+/// Everything an ingest route takes from its request besides the key and the body: the service,
+/// the rate limits and the client's address.
+pub struct Request {
+    service: Service,
+    rates: std::sync::Arc<crate::state::IngestRates>,
+    address: std::net::IpAddr,
+}
+
+impl<S> FromRequestParts<S> for Request
+where
+    S: Send + Sync,
+    Service: FromRef<S>,
+    Ingest: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |info| info.0);
+        let ingest = Ingest::from_ref(state);
+        Ok(Request {
+            service: Service::from_ref(state),
+            address: client_address(peer.ip(), &parts.headers, &ingest.trusted_proxies),
+            rates: ingest.rates,
+        })
+    }
+}
+
+/// Admits one ingest request (rate limits), decodes it and commits it through the change
+/// pipeline, as the key.
 async fn ingest(
     key: ApiKey,
-    (service, cap): (Service, EntityCap),
+    request: Request,
     body: Result<Bytes, BytesRejection>,
     decode: Decoder,
 ) -> Result<Response, ApiError> {
+    let Request {
+        service,
+        rates,
+        address,
+    } = request;
+    let environment_id = key.snapshot.environment.id;
+    if let Err(limited) = rates.check((environment_id, key.kind.as_str()), address) {
+        return Ok(rate_limited(limited));
+    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -316,20 +357,10 @@ async fn ingest(
         .map_err(|error| invalid(format!("the body is not valid JSON: {error}")))?;
     let writes = decode(&parsed, key.runtime.clock().now_ms())?;
     if !writes.is_empty() {
-        let environment_id = key.snapshot.environment.id;
-        check_room(&key, &writes, cap)?;
-        service
-            .ingest(Actor::api_key(environment_id), environment_id, writes)
-            .await
-            .map_err(|error| match error {
-                ServiceError::Invalid { message, .. } => {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ENTITY_TOO_LARGE", message)
-                }
-                error => {
-                    tracing::error!(%error, "could not record ingested data");
-                    ApiError::internal()
-                }
-            })?;
+        let actor = Actor::api_key(environment_id);
+        if let Err(error) = service.ingest(actor, environment_id, writes).await {
+            return Ok(refused(error));
+        }
     }
     Ok(Json(json!({ "success": true })).into_response())
 }
@@ -337,51 +368,46 @@ async fn ingest(
 /// `POST /user` `{userId, attributes?, timestamp?}`.
 pub async fn post_user(
     key: ApiKey,
-    State(service): State<Service>,
-    State(cap): State<EntityCap>,
+    request: Request,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, (service, cap), body, decode_user).await
+    ingest(key, request, body, decode_user).await
 }
 
 /// `POST /company` `{companyId, attributes?, timestamp?, userId?}`.
 pub async fn post_company(
     key: ApiKey,
-    State(service): State<Service>,
-    State(cap): State<EntityCap>,
+    request: Request,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, (service, cap), body, decode_company).await
+    ingest(key, request, body, decode_company).await
 }
 
 /// `POST /event` `{event, userId, companyId?, attributes?, timestamp?}`.
 pub async fn post_event(
     key: ApiKey,
-    State(service): State<Service>,
-    State(cap): State<EntityCap>,
+    request: Request,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, (service, cap), body, decode_event).await
+    ingest(key, request, body, decode_event).await
 }
 
 /// `POST /features/events` `{action, key, targetingVersion, evalContext, evalResult, …}`.
 pub async fn post_flag_event(
     key: ApiKey,
-    State(service): State<Service>,
-    State(cap): State<EntityCap>,
+    request: Request,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, (service, cap), body, decode_flag_event).await
+    ingest(key, request, body, decode_flag_event).await
 }
 
 /// `POST /bulk`: an array of typed items, written together.
 pub async fn post_bulk(
     key: ApiKey,
-    State(service): State<Service>,
-    State(cap): State<EntityCap>,
+    request: Request,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    ingest(key, (service, cap), body, decode_bulk).await
+    ingest(key, request, body, decode_bulk).await
 }
 
 #[cfg(test)]

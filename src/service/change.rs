@@ -418,9 +418,15 @@ impl Service {
             validate(&mut w, environment_id).await?;
             super::store::environments::bump_flag_state_version(w.conn(), environment_id).await?;
         }
+        if ingests {
+            let cache = runtime.map(|r| r.entities());
+            ingest::check(&w.ingested, cache, &self.0.ingest.limits)?;
+        }
         let committed = w.commit().await?;
         if let Some(runtime) = runtime {
-            runtime.entities().apply(committed.ingested);
+            runtime
+                .entities()
+                .apply(committed.ingested.into_iter().map(|i| i.entity));
         }
         if !committed.touched.is_empty() || committed.keys_changed {
             self.publish(committed.touched.is_empty()).await;
@@ -454,14 +460,24 @@ impl Service {
 impl Service {
     /// Applies one ingest request as `actor` (an API key of the environment). Runs to completion
     /// even when the client goes away, so the runtime's cache never misses a committed write.
+    /// Takes a place in the bounded write queue first: with every place taken (requests being
+    /// written or waiting to be), it refuses at once with [`ServiceError::Busy`].
     pub async fn ingest(
         &self,
         actor: Actor,
         environment_id: i64,
         writes: Vec<IngestWrite>,
     ) -> ServiceResult<()> {
+        let gate = &self.0.ingest;
+        let Ok(place) = gate.queue.clone().try_acquire_owned() else {
+            return Err(ServiceError::Busy(format!(
+                "{} ingest requests are already waiting to be written; retry in a moment",
+                gate.limits.queue
+            )));
+        };
         let service = self.clone();
         let task = tokio::spawn(async move {
+            let _place = place;
             service
                 .apply(
                     &actor,

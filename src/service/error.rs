@@ -21,6 +21,12 @@ pub enum ServiceError {
     Refused(String),
     #[error("{0}")]
     TooManyAttempts(String),
+    /// A cap on what is stored is reached (companies or users of an environment).
+    #[error("{0}")]
+    LimitReached(String),
+    /// Too much work is already waiting; the same request may succeed a moment later.
+    #[error("{0}")]
+    Busy(String),
     /// Stored data that does not decode; the message names the table and the row.
     #[error("stored data cannot be read ({0}); ask an admin to repair or replace it")]
     Corrupt(String),

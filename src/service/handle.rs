@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::clock::Clock;
+use super::ingest::IngestLimits;
 use super::runtime::Runtime;
 use super::secrets::SetupToken;
 use super::store::seed::SeedReport;
@@ -23,6 +24,22 @@ pub(super) struct Inner {
     pub clock: Clock,
     pub setup: SetupToken,
     pub throttle: Throttle,
+    pub ingest: IngestGate,
+}
+
+/// The caps on ingest and the places of its bounded write queue.
+pub(super) struct IngestGate {
+    pub limits: IngestLimits,
+    pub queue: Arc<tokio::sync::Semaphore>,
+}
+
+impl IngestGate {
+    fn new(limits: IngestLimits) -> Self {
+        IngestGate {
+            limits,
+            queue: Arc::new(tokio::sync::Semaphore::new(limits.queue)),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -49,12 +66,18 @@ impl Service {
             clock,
             setup: SetupToken::default(),
             throttle: Throttle::default(),
+            ingest: IngestGate::new(IngestLimits::default()),
         }));
         Ok((service, seeded))
     }
 
-    /// [`Service::open`], then loads the runtime and keeps it current: for the server.
-    pub async fn serve(url: &DatabaseUrl, clock: Clock) -> Result<(Service, SeedReport), OpenError> {
+    /// [`Service::open`], then loads the runtime and keeps it current: for the server, which
+    /// ingest within `limits`.
+    pub async fn serve(
+        url: &DatabaseUrl,
+        clock: Clock,
+        limits: IngestLimits,
+    ) -> Result<(Service, SeedReport), OpenError> {
         let (service, seeded) = Service::open(url, clock).await?;
         let inner = Arc::into_inner(service.0).ok_or_else(|| OpenError("the service is shared".into()))?;
         let runtime = Runtime::load(inner.store.clone(), inner.clock.clone())
@@ -63,6 +86,7 @@ impl Service {
         runtime.spawn_watchers();
         let service = Service(Arc::new(Inner {
             runtime: Some(runtime),
+            ingest: IngestGate::new(limits),
             ..inner
         }));
         Ok((service, seeded))

@@ -53,7 +53,7 @@ pub use clock::Clock;
 pub use error::{ServiceError, ServiceResult};
 pub use flags::{AccessChange, Grantee, NewFlag};
 pub use handle::{OpenError, Service};
-pub use ingest::{EntityUpsert, IngestWrite};
+pub use ingest::{EntityUpsert, IngestLimits, IngestWrite};
 pub use pages::{
     AccessCheck, AccessCount, AuditPage, EditorOptions, EntityDetail, FlagList, FlagPage, Overview,
     SegmentList, StagesPage, Team,

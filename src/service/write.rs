@@ -10,7 +10,7 @@ use super::actor::Actor;
 use super::error::{ServiceError, ServiceResult};
 use super::store::audit::insert_change;
 pub use super::store::audit::Record;
-use super::store::entities::StoredEntity;
+use super::store::entities::Ingested;
 use super::store::environments::environments_in;
 use crate::model::Environment;
 
@@ -25,7 +25,7 @@ pub struct Write<'a> {
     touched: BTreeSet<i64>,
     keys_changed: bool,
     /// Companies and users an ingest stored, for the runtime's cache after the commit.
-    pub ingested: Vec<StoredEntity>,
+    pub ingested: Vec<Ingested>,
 }
 
 impl<'a> Write<'a> {
@@ -104,5 +104,5 @@ impl<'a> Write<'a> {
 pub struct Committed {
     pub touched: Vec<i64>,
     pub keys_changed: bool,
-    pub ingested: Vec<StoredEntity>,
+    pub ingested: Vec<Ingested>,
 }

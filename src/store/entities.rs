@@ -62,6 +62,13 @@ pub struct StoredEntity {
     pub attributes: JsObject,
 }
 
+/// A company or user an ingest wrote, with the length of its attributes as stored JSON text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ingested {
+    pub entity: StoredEntity,
+    pub stored_bytes: usize,
+}
+
 /// One day's check count of a flag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exposure {
@@ -108,7 +115,7 @@ pub async fn record_ingest(
     environment_id: i64,
     writes: &[IngestWrite],
     now: i64,
-) -> StoreResult<Vec<StoredEntity>> {
+) -> StoreResult<Vec<Ingested>> {
     let mut touched = Vec::new();
     for write in writes {
         match write {
@@ -294,7 +301,7 @@ async fn upsert(
     kind: EntityKind,
     entity: &EntityUpsert,
     now: i64,
-) -> StoreResult<StoredEntity> {
+) -> StoreResult<Ingested> {
     let touch = match kind {
         EntityKind::Company => {
             "INSERT INTO companies (environment_id, id, attributes, first_seen, last_seen) \
@@ -314,13 +321,17 @@ async fn upsert(
         .bind(now)
         .fetch_one(&mut *conn)
         .await?;
+    let stored_bytes = stored.len();
     let stored = parse_attributes(kind.table(), &entity.id, &stored)?;
     if entity.attributes.is_empty() {
-        return Ok(StoredEntity {
-            environment_id,
-            kind,
-            id: entity.id.clone(),
-            attributes: stored,
+        return Ok(Ingested {
+            entity: StoredEntity {
+                environment_id,
+                kind,
+                id: entity.id.clone(),
+                attributes: stored,
+            },
+            stored_bytes,
         });
     }
     let merged = JsObject::from_entries(
@@ -331,6 +342,7 @@ async fn upsert(
             .cloned(),
     );
     let text = serde_json::to_string(&merged).map_err(|e| super::StoreError::Encode(e.to_string()))?;
+    let stored_bytes = text.len();
     match kind {
         EntityKind::Company => {
             sqlx::query(
@@ -358,11 +370,14 @@ async fn upsert(
             .await?;
         }
     }
-    Ok(StoredEntity {
-        environment_id,
-        kind,
-        id: entity.id.clone(),
-        attributes: merged,
+    Ok(Ingested {
+        entity: StoredEntity {
+            environment_id,
+            kind,
+            id: entity.id.clone(),
+            attributes: merged,
+        },
+        stored_bytes,
     })
 }
 

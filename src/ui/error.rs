@@ -66,7 +66,8 @@ impl From<crate::service::ServiceError> for AppError {
             ServiceError::Denied(crate::service::Refusal::NotSignedIn) => StatusCode::UNAUTHORIZED,
             ServiceError::Denied(_) | ServiceError::Refused(_) => StatusCode::FORBIDDEN,
             ServiceError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ServiceError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::TooManyAttempts(_) | ServiceError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ServiceError::LimitReached(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         });
         match error {

@@ -172,7 +172,7 @@ impl Fixture {
     /// PostgreSQL half is skipped on purpose.
     pub async fn open(backend: Backend) -> Option<Fixture> {
         let db = TestDb::new(backend).await?;
-        let (service, _) = Service::serve(&db.url, Clock::system())
+        let (service, _) = Service::serve(&db.url, Clock::system(), Default::default())
             .await
             .expect("open the service");
         let pool = db.pool().await;
