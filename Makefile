@@ -16,7 +16,7 @@ GATEHOUSE_ADDR ?= 127.0.0.1:3000
 GATEHOUSE_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 E2E_ADDR ?= 127.0.0.1:3217
 
-.PHONY: run build test tools rust-tools node-tools browser check unit e2e bench loadtest clean-data
+.PHONY: run build test tools rust-tools node-tools browser check unit fuzz e2e bench loadtest clean-data
 
 ## run: install what is missing, build in release mode and serve on SQLite (./data/gatehouse.db)
 run: rust-tools node-tools build
@@ -29,8 +29,8 @@ run: rust-tools node-tools build
 build:
 	cargo leptos build --release
 
-## test: install what is missing, then fmt, clippy, unit + integration (SQLite and PostgreSQL), Playwright
-test: tools check unit e2e
+## test: install what is missing, then fmt, clippy, unit + integration (SQLite and PostgreSQL), API fuzzing, Playwright
+test: tools check unit fuzz e2e
 
 tools: rust-tools node-tools browser
 
@@ -59,6 +59,10 @@ unit:
 	cargo leptos build
 	GATEHOUSE_TEST_POSTGRES_URL=$(GATEHOUSE_TEST_POSTGRES_URL) RUSTFLAGS="$(TEST_RUSTFLAGS)" \
 		cargo test --features ssr --no-fail-fast
+
+## fuzz: schemathesis against /openapi.json (every public route but the streams); fails on any 5xx
+fuzz:
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-25} scripts/fuzz-api.sh
 
 e2e:
 	cd end2end && GATEHOUSE_E2E_ADDR=$(E2E_ADDR) npx playwright test

@@ -217,13 +217,19 @@ fn security_headers(admin: Router<AppState>) -> Router<AppState> {
     use axum::http::{header, HeaderValue};
     use tower_http::set_header::SetResponseHeaderLayer;
     let set = |name, value: HeaderValue| SetResponseHeaderLayer::if_not_present(name, value);
-    let policy = HeaderValue::from_str(&crate::ui::page_policy(None))
-        .expect("the policy is a valid header value");
+    let policy =
+        HeaderValue::from_str(&crate::ui::page_policy(None)).expect("the policy is a valid header value");
     admin
         .layer(set(header::CONTENT_SECURITY_POLICY, policy))
         .layer(set(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(set(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(set(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(set(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(set(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
 }
 
 /// Where the compiled site (WebAssembly bundle, CSS, assets) lives; cargo-leptos writes it to

@@ -236,7 +236,11 @@ impl IngestRates {
     /// and for how long.
     pub fn check(&self, key: (i64, &'static str), address: std::net::IpAddr) -> Result<(), RateLimited> {
         use governor::clock::Clock as _;
-        if self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % PRUNE_EVERY == 0 {
+        if self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
             self.prune();
         }
         let refused = |per_address, not_until: governor::NotUntil<governor::nanos::Nanos>| RateLimited {

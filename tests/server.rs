@@ -85,7 +85,10 @@ async fn admin_pages_answer_with_security_headers() {
             .find_map(|directive| directive.strip_prefix("script-src "))
             .unwrap_or_else(|| panic!("{path}: no script-src in {policy}"));
         assert!(scripts.contains("'self'"), "{path}: {policy}");
-        assert!(!scripts.contains("unsafe-inline") && !scripts.contains("*"), "{path}: {policy}");
+        assert!(
+            !scripts.contains("unsafe-inline") && !scripts.contains("*"),
+            "{path}: {policy}"
+        );
     }
 }
 
