@@ -97,6 +97,15 @@ test('a product manager releases a flag through the stages', async ({ page, requ
   // Roll back to the acme-only version (version 2).
   await page.getByRole('button', { name: 'Roll back to version 2' }).click();
   await expect(page.getByText('version 5')).toBeVisible();
+  // Every field of the form shows what is now stored, without a reload: saving it unchanged
+  // must not write the previous version's companies back (the boxes were last typed empty).
+  await expect(page.getByLabel('Some', { exact: true })).toBeChecked();
+  await expect(page.getByLabel('Companies (ids, one per line)', { exact: true })).toHaveValue('acme');
+  await expect(page.getByLabel('Users (ids, one per line)', { exact: true })).toHaveValue('');
+  await page.getByRole('button', { name: 'Save access' }).click();
+  await expect(page.getByText('version 6')).toBeVisible();
+  expect(await enabledFor(request, key, 'new-checkout', 'acme')).toBe(true);
+  expect(await enabledFor(request, key, 'new-checkout', 'globex')).toBe(false);
   expect(await enabledFor(request, key, 'new-checkout', 'acme')).toBe(true);
   expect(await enabledFor(request, key, 'new-checkout', 'globex')).toBe(false);
   await screenshot(page, '13-flag-rolled-back');

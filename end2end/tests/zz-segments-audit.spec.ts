@@ -103,7 +103,10 @@ test('an editor defines a segment, sees who matches and where it is used, and fi
   await page.getByRole('button', { name: 'Show' }).click();
   await expect(page).toHaveURL(/env=staging/);
   await expect(row).toContainText('0 of 0');
+  // The environment chosen stays the working one until another is chosen.
   await page.goto('/segments');
+  await expect(row).toContainText('0 of 0');
+  await page.goto('/segments?env=production');
   await expect(row).toContainText('2 of 3');
   await screenshot(page, '43-segments-list');
 

@@ -52,4 +52,14 @@ test('an admin adds a custom stage, reorders it, and a flag moves into it', asyn
   await page.getByRole('button', { name: 'Switch' }).click();
   await expect(page).toHaveURL(/\/flags\/new-checkout\?env=staging$/);
   await expect(page.getByRole('heading', { name: /^Access in Staging/ })).toBeVisible();
+  // The choice sticks for the session: a page opened without ?env= shows Staging too, and the
+  // switcher says so; only another switch goes back.
+  await page.goto('/flags/new-checkout');
+  await expect(page.getByRole('heading', { name: /^Access in Staging/ })).toBeVisible();
+  await expect(page.getByLabel('Working environment')).toHaveValue('staging');
+  await page.goto('/companies');
+  await expect(page.getByLabel('Working environment')).toHaveValue('staging');
+  await page.goto('/flags/new-checkout?env=production');
+  await page.goto('/flags/new-checkout');
+  await expect(page.getByRole('heading', { name: /^Access in Production/ })).toBeVisible();
 });

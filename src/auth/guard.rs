@@ -65,7 +65,9 @@ impl IntoResponse for Blocked {
             Blocked::CrossOrigin => (StatusCode::FORBIDDEN, "cross-origin request refused".into()),
             Blocked::UnknownEndpoint => (StatusCode::NOT_FOUND, "unknown endpoint".into()),
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        // The shape of the admin app's `AppError`, so a refused call reads as a message in place
+        // and never as a decoding error.
+        (status, Json(json!({ "field": null, "message": message }))).into_response()
     }
 }
 

@@ -41,7 +41,7 @@ impl Permission {
 pub enum Refusal {
     #[error("sign in to continue")]
     NotSignedIn,
-    #[error("your role ({have}) cannot do this; it needs {need}")]
+    #[error("only {need}s can do this, and you are signed in as {have}; ask an admin if you need it")]
     Forbidden { have: Role, need: Role },
     #[error("this key cannot do this")]
     WrongKey,

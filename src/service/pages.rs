@@ -107,6 +107,8 @@ pub struct EntityDetail {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccessCheck {
     pub context: FlatContext,
+    /// For a user: the company evaluated with, and how many companies the user belongs to.
+    pub company: Option<(String, usize)>,
     /// `(key, name, explanation)` per served flag.
     pub flags: Vec<(String, String, Explanation)>,
 }
@@ -460,7 +462,23 @@ impl Service {
             .into_iter()
             .map(|f| (f.key.to_string(), f.name))
             .collect();
-        let context = entity_context(kind, id, stored.as_ref().map(|s| &s.attributes));
+        let mut entities = vec![entity_value(kind, id, stored.as_ref().map(|s| &s.attributes))];
+        // A user is evaluated as the SDKs see them: with their company (the first, by id, of
+        // those they were reported with), so company rules apply to them too.
+        let mut company = None;
+        if kind == EntityKind::User {
+            let companies = self.store().user_company_ids(chosen.id, id).await?;
+            if let Some(first) = companies.first() {
+                let stored = self.store().entity(chosen.id, EntityKind::Company, first).await?;
+                entities.push(entity_value(
+                    EntityKind::Company,
+                    first,
+                    stored.as_ref().map(|s| &s.attributes),
+                ));
+                company = Some((first.clone(), companies.len()));
+            }
+        }
+        let context = crate::eval::flatten(&JsValue::object(entities));
         let now = self.clock().now_ms();
         let flags = snapshot
             .definitions
@@ -471,7 +489,11 @@ impl Service {
                 (key, name, explain_flag(definition, &context, now))
             })
             .collect();
-        Ok(AccessCheck { context, flags })
+        Ok(AccessCheck {
+            context,
+            company,
+            flags,
+        })
     }
 
     /// For each segment, the keys (sorted) of the flags whose current access rules in any
@@ -665,7 +687,8 @@ impl Service {
 }
 
 /// `{company: {…attributes, id}}` (or `user`): the id checked wins over a stored `id` attribute.
-fn entity_context(kind: EntityKind, id: &str, attributes: Option<&JsObject>) -> FlatContext {
+/// A company or user as the context's `company` or `user` object: its attributes and its id.
+fn entity_value(kind: EntityKind, id: &str, attributes: Option<&JsObject>) -> (&'static str, JsValue) {
     let entries = attributes
         .map(|a| a.entries().to_vec())
         .unwrap_or_default()
@@ -676,7 +699,7 @@ fn entity_context(kind: EntityKind, id: &str, attributes: Option<&JsObject>) -> 
         EntityKind::Company => "company",
         EntityKind::User => "user",
     };
-    crate::eval::flatten(&JsValue::object([(name, entity)]))
+    (name, entity)
 }
 
 /// How many of `companies` are in the segment `key`, evaluated as a flag that targets only that

@@ -330,7 +330,8 @@ pub struct FlagFields<'a> {
     pub archived: bool,
 }
 
-/// Inserts a flag and returns its id; a taken key is a `Conflict`.
+/// Inserts a flag and returns its id; a key taken in any letter case is a `Conflict`
+/// (`New-Billing` and `new-billing` would be two flags an SDK user cannot tell apart).
 pub async fn insert_flag(
     conn: &mut AnyConnection,
     key: &str,
@@ -338,6 +339,18 @@ pub async fn insert_flag(
     actor: Option<i64>,
     now: i64,
 ) -> StoreResult<i64> {
+    let taken: Option<String> = sqlx::query_scalar("SELECT key FROM flags WHERE lower(key) = lower($1)")
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(taken) = taken {
+        let message = if taken == key {
+            format!("a flag with the key {key} already exists")
+        } else {
+            format!("a flag with the key {taken} already exists; keys are unique regardless of case")
+        };
+        return Err(StoreError::Conflict(message));
+    }
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO flags (key, name, description, stage_id, owner_id, permanent, archived, created_at, updated_at, updated_by) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) ON CONFLICT (key) DO NOTHING RETURNING id",

@@ -617,10 +617,13 @@ fn IdPicker(
     };
     let (search_id, options_id) = (format!("{id}-search"), format!("{id}-matches"));
     let search_label = format!("Find a {kind} to add");
+    // The property as well as the text: an in-page action re-renders the list with what is
+    // stored, and a textarea shows its text only until it was edited.
+    let stored = value.clone();
     view! {
         <div class="picker">
             <label for=id.clone()>{label}</label>
-            <textarea id=id.clone() name=name rows="3" node_ref=list>{value}</textarea>
+            <textarea id=id.clone() name=name rows="3" node_ref=list prop:value=stored>{value}</textarea>
             <div class="picker-search">
                 <label for=search_id.clone() class="small">{search_label}</label>
                 <input
@@ -675,7 +678,7 @@ fn ConditionRow(
         .into_iter()
         .map(|(value, label)| {
             let selected = value == kind.get_untracked();
-            view! { <option value=value selected=selected>{label}</option> }
+            view! { <option value=value selected=selected prop:selected=selected>{label}</option> }
         })
         .collect_view();
     let groups = OPERATOR_GROUPS
@@ -685,7 +688,7 @@ fn ConditionRow(
                 .iter()
                 .map(|op| {
                     let selected = op.as_str() == row.operator;
-                    view! { <option value=op.as_str() selected=selected>{operator_label(*op)}</option> }
+                    view! { <option value=op.as_str() selected=selected prop:selected=selected>{operator_label(*op)}</option> }
                 })
                 .collect_view();
             view! { <optgroup label=group>{options}</optgroup> }
@@ -718,6 +721,7 @@ fn ConditionRow(
                     id=field_id
                     name=name("field")
                     value=row.field.clone()
+                    prop:value=row.field.clone()
                     list=move || format!("{lists}-{}", kind.get())
                     autocomplete="off"
                     placeholder=move || if compares() { "plan" } else { "key" }
@@ -731,7 +735,7 @@ fn ConditionRow(
             </div>
             <div class:hidden=move || hydrated.get() && !takes_value()>
                 <label for=value_id.clone() class="small">"Value"</label>
-                <input id=value_id name=name("value") value=row.value.clone() placeholder="pro, team"/>
+                <input id=value_id name=name("value") value=row.value.clone() prop:value=row.value.clone() placeholder="pro, team"/>
                 <ErrorTextOwned id=value_error.0 message=value_error.1/>
             </div>
         </div>
@@ -755,7 +759,7 @@ pub fn AccessEditor(
         .into_iter()
         .map(|(value, label)| {
             let checked = mode == value;
-            view! { <label class="inline"><input type="radio" name="form[mode]" value=value checked=checked/>{label}</label> }
+            view! { <label class="inline"><input type="radio" name="form[mode]" value=value checked=checked prop:checked=checked/>{label}</label> }
         })
         .collect_view();
     let id = |field: &str| format!("{prefix}-{field}");
@@ -802,6 +806,7 @@ pub fn AccessEditor(
                                 id=rollout_id.clone()
                                 name=format!("form[rules][{i}][rollout]")
                                 value=rule.rollout.clone()
+                                prop:value=rule.rollout.clone()
                                 inputmode="decimal"
                                 placeholder="100"
                                 aria-describedby=rollout_error.0.clone()
@@ -810,13 +815,13 @@ pub fn AccessEditor(
                         <div>
                             <label for=by_id.clone()>"Sticky per"</label>
                             <select id=by_id name=format!("form[rules][{i}][rollout_by]")>
-                                <option value="company" selected=!by_user>"company"</option>
-                                <option value="user" selected=by_user>"user"</option>
+                                <option value="company" selected=!by_user prop:selected=!by_user>"company"</option>
+                                <option value="user" selected=by_user prop:selected=by_user>"user"</option>
                             </select>
                         </div>
                         {(!is_new).then(|| view! {
                             <label class="inline" for=remove_id.clone()>
-                                <input type="checkbox" id=remove_id.clone() name=format!("form[rules][{i}][remove]") value="on"/>
+                                <input type="checkbox" id=remove_id.clone() name=format!("form[rules][{i}][remove]") value="on" prop:checked=false/>
                                 "Remove this rule"
                             </label>
                         })}
@@ -885,7 +890,7 @@ pub fn AccessEditor(
             />
             <div>
                 <label for=segments_id.clone()>"Segments (keys, one per line)"</label>
-                <textarea id=segments_id name="form[segments]" rows="3" aria-describedby=segments_error_id.clone()>{form.segments.clone()}</textarea>
+                <textarea id=segments_id name="form[segments]" rows="3" aria-describedby=segments_error_id.clone() prop:value=form.segments.clone()>{form.segments.clone()}</textarea>
                 <p class="muted small">{segments_hint}</p>
                 <ErrorTextOwned id=segments_error_id message=message_for(error, "segments".into())/>
             </div>

@@ -112,6 +112,8 @@ pub struct FlagCheck {
 pub struct AccessCheck {
     /// The flattened context every flag was evaluated with.
     pub context: Vec<(String, String)>,
+    /// For a user: which company the check used, said in words.
+    pub company_note: Option<String>,
     pub flags: Vec<FlagCheck>,
 }
 
@@ -236,8 +238,15 @@ mod server {
     }
 
     pub fn check(checked: crate::service::AccessCheck) -> AccessCheck {
+        let company_note = checked.company.map(|(id, of)| match of {
+            1 => format!("Evaluated with the user's company {id}."),
+            n => format!(
+                "Evaluated with the company {id}, the first of the {n} companies the user belongs to."
+            ),
+        });
         AccessCheck {
             context: checked.context.to_pairs(),
+            company_note,
             flags: checked
                 .flags
                 .iter()
@@ -257,6 +266,7 @@ mod server {
 
 #[cfg(feature = "ssr")]
 async fn list(kind: Kind, env: String, search: String, page: usize) -> Result<EntityList, AppError> {
+    let env = super::server::working_environment(env).await?;
     let (service, actor) = super::server::caller()?;
     let found = service.search_entities(&actor, &env, kind.stored(), &search, page, PAGE_SIZE);
     let (environments, environment, found) = found.await?;
@@ -282,6 +292,7 @@ pub async fn users(env: String, search: String, page: usize) -> Result<EntityLis
 #[server(endpoint = "read/entity")]
 pub async fn entity(kind: String, env: String, id: String) -> Result<EntityDetail, AppError> {
     let kind = Kind::parse(&kind)?;
+    let env = super::server::working_environment(env).await?;
     let (service, actor) = super::server::caller()?;
     let detail = service.entity_detail(&actor, kind.stored(), &env, &id).await?;
     Ok(EntityDetail {
@@ -299,6 +310,7 @@ pub async fn entity(kind: String, env: String, id: String) -> Result<EntityDetai
 #[server(endpoint = "read/check_access")]
 pub async fn check_access(kind: String, env: String, id: String) -> Result<AccessCheck, AppError> {
     let kind = Kind::parse(&kind)?;
+    let env = super::server::working_environment(env).await?;
     let (service, actor) = super::server::caller()?;
     let checked = service.check_access(&actor, kind.stored(), &env, &id).await?;
     Ok(server::check(checked))
@@ -346,7 +358,7 @@ fn EnvironmentSelect(environments: Vec<(String, String)>, selected: String) -> i
 #[component]
 fn EntityListPage(kind: Kind) -> impl IntoView {
     let query = use_query_map();
-    let env = move || query.read().get("env").unwrap_or_else(|| "production".into());
+    let env = move || query.read().get("env").unwrap_or_default();
     let search = move || query.read().get("q").unwrap_or_default();
     let page = move || {
         query
@@ -442,7 +454,7 @@ fn EntityPage(kind: Kind) -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let id = move || params.read().get("id").unwrap_or_default();
-    let env = move || query.read().get("env").unwrap_or_else(|| "production".into());
+    let env = move || query.read().get("env").unwrap_or_default();
     let detail = Resource::new(
         move || (id(), env()),
         move |(id, env)| entity(kind.as_str().to_string(), env, id),
@@ -524,6 +536,7 @@ fn EntityPage(kind: Kind) -> impl IntoView {
                         <p class="muted">"There are no flags in this environment yet. " <a href="/flags/new">"Create one"</a> "."</p>
                     }.into_any(),
                     Ok(check) => view! {
+                        {check.company_note.clone().map(|note| view! { <p class="muted">{note}</p> })}
                         <p class="muted">"Context: " <code>{attributes_text(&check.context)}</code></p>
                         <table class="checks">
                             <thead><tr><th>"Flag"</th><th>"Result"</th><th>"Why"</th></tr></thead>

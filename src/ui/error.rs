@@ -43,11 +43,12 @@ impl FromServerFnError for AppError {
 #[cfg(feature = "ssr")]
 fn set_error_status(status: axum::http::StatusCode) {
     let is_form_post = use_context::<axum::http::request::Parts>().is_some_and(|parts| {
-        parts
-            .headers
-            .get(axum::http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| accept.contains("text/html"))
+        parts.method == axum::http::Method::POST
+            && parts
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"))
     });
     if let (false, Some(response)) = (is_form_post, use_context::<leptos_axum::ResponseOptions>()) {
         response.set_status(status);

@@ -315,6 +315,7 @@ impl VariantForm {
 
 #[server(endpoint = "read/flag")]
 pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, AppError> {
+    let environment = super::server::working_environment(environment).await?;
     let (service, actor) = super::server::caller()?;
     FlagView::new(service.flag_page(&actor, &key, &environment).await?)
 }
@@ -694,7 +695,7 @@ pub fn FlagPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let key = move || params.read().get("key").unwrap_or_default();
-    let environment = move || query.read().get("env").unwrap_or_else(|| "production".into());
+    let environment = move || query.read().get("env").unwrap_or_default();
     let save = ServerAction::<SaveAccess>::new();
     let rollback_action = ServerAction::<Rollback>::new();
     let move_action = ServerAction::<MoveStage>::new();
@@ -770,13 +771,6 @@ pub fn FlagPage() -> impl IntoView {
                             <code>{flag.key.clone()}</code>
                         </div>
                         <p class="muted">{flag.description.clone()}</p>
-                        <form method="get" action=format!("/flags/{}", flag.key) class="filters">
-                            <label for="env">"Environment"</label>
-                            <select id="env" name="env">
-                                {flag.environments.iter().map(|(k, n)| view! { <option value=k.clone() selected=*k == flag.environment>{n.clone()}</option> }).collect_view()}
-                            </select>
-                            <button type="submit" class="secondary">"Show"</button>
-                        </form>
                         <section class="card">
                             <h2>"Access in " {flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone())} <span class="muted">{format!(" · version {}", flag.version)}</span></h2>
                             <div on:change=move |ev| preview_form(&ev, preview)>
@@ -861,7 +855,7 @@ pub fn FlagPage() -> impl IntoView {
                                     <fieldset class="variant">
                                         <legend>{if v.key.is_empty() { "New value".to_string() } else { format!("Value {}", v.key) }}</legend>
                                         <label for=format!("variant-key-{i}")>"Value key"</label>
-                                        <input id=format!("variant-key-{i}") name=format!("variants[{i}][key]") value=v.key.clone()/>
+                                        <input id=format!("variant-key-{i}") name=format!("variants[{i}][key]") value=v.key.clone() prop:value=v.key.clone()/>
                                         <JsonField index=i value=v.payload.clone() server_error=Signal::derive(field_error_owned(config_value, format!("payload-{i}")))/>
                                         <label for=format!("variant-companies-{i}")>"Companies for this value (ids, one per line)"</label>
                                         <textarea id=format!("variant-companies-{i}") name=format!("variants[{i}][companies]") rows="2">{v.companies.clone()}</textarea>
@@ -869,7 +863,7 @@ pub fn FlagPage() -> impl IntoView {
                                         <textarea id=format!("variant-users-{i}") name=format!("variants[{i}][users]") rows="2">{v.users.clone()}</textarea>
                                         <label for=format!("variant-segments-{i}")>"Segments for this value (keys, one per line)"</label>
                                         <textarea id=format!("variant-segments-{i}") name=format!("variants[{i}][segments]") rows="1">{v.segments.clone()}</textarea>
-                                        <label class="inline"><input type="radio" name="default_variant" value=i.to_string() checked=default_variant == Some(i)/>"Default for everyone else"</label>
+                                        <label class="inline"><input type="radio" name="default_variant" value=i.to_string() checked=default_variant == Some(i) prop:checked=default_variant == Some(i)/>"Default for everyone else"</label>
                                     </fieldset>
                                 }).collect_view()}
                                 <ErrorText id="config-error" message=Signal::derive(form_error_prefixed(config_value, "payload-"))/>
@@ -959,6 +953,7 @@ fn JsonField(index: usize, value: String, server_error: Signal<Option<String>>) 
     };
     let id = format!("variant-payload-{index}");
     let error_id = format!("{id}-error");
+    let stored = value.clone();
     view! {
         <label for=id.clone()>"Payload (JSON)"</label>
         <textarea
@@ -967,6 +962,7 @@ fn JsonField(index: usize, value: String, server_error: Signal<Option<String>>) 
             rows="3"
             class="code"
             aria-describedby=error_id.clone()
+            prop:value=stored
             on:input=move |ev| set_text.set(event_target_value(&ev))
         >
             {value}

@@ -98,9 +98,11 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/sign-in") view=SignInPage/>
                 <Route path=path!("/setup") view=SetupPage/>
                 <Route path=path!("/invite/:token") view=InvitationPage ssr=SsrMode::InOrder/>
-                // In-order streaming renders suspended data into the HTML itself, so pages read
-                // fine without JavaScript; it applies to every page nested here.
-                <ParentRoute path=path!("") view=Shell ssr=SsrMode::InOrder>
+                // Rendered once every resource has loaded: suspended data is in the HTML itself,
+                // so pages read fine without JavaScript, and the status (a 404 for a flag that
+                // does not exist) is known before the first byte is sent. Applies to every page
+                // nested here.
+                <ParentRoute path=path!("") view=Shell ssr=SsrMode::Async>
                     <Route path=path!("") view=HomePage/>
                     <Route path=path!("flags") view=FlagsPage/>
                     <Route path=path!("flags/new") view=NewFlagPage/>

@@ -165,6 +165,7 @@ pub struct SegmentList {
 
 #[server(endpoint = "read/segments")]
 pub async fn list_segments(environment: String) -> Result<SegmentList, AppError> {
+    let environment = super::server::working_environment(environment).await?;
     let (service, actor) = super::server::caller()?;
     Ok(SegmentList::from(
         service.segment_list(&actor, &environment).await?,
@@ -347,7 +348,7 @@ fn general_message(error: Signal<Option<AppError>>) -> impl Fn() -> Option<Strin
 #[component]
 pub fn SegmentsPage() -> impl IntoView {
     let query = use_query_map();
-    let environment = move || query.read().get("env").unwrap_or_else(|| "production".into());
+    let environment = move || query.read().get("env").unwrap_or_default();
     let list = Resource::new(environment, list_segments);
     view! {
         <div class="page-head">

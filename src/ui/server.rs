@@ -27,6 +27,27 @@ pub async fn session() -> Result<Session, AppError> {
         .map_err(|_| AppError::general("your session could not be read"))
 }
 
+/// The session key of the member's working environment.
+const WORKING_ENVIRONMENT: &str = "working_environment";
+
+/// The environment a page shows: the one the request names (`?env=`), which becomes the member's
+/// working environment for the rest of the session when it exists, or else the remembered one,
+/// or else Production. Every page that shows one environment asks this, so a switch sticks.
+pub async fn working_environment(requested: String) -> Result<String, AppError> {
+    let session = session().await?;
+    if requested.is_empty() {
+        let remembered = session.get::<String>(WORKING_ENVIRONMENT).await.ok().flatten();
+        return Ok(remembered.unwrap_or_else(|| "production".into()));
+    }
+    let (service, actor) = caller()?;
+    let known = service.environments(&actor).await?;
+    if known.iter().any(|e| e.key.as_str() == requested) {
+        // Failing to remember it only loses the stickiness, never the page.
+        let _ = session.insert(WORKING_ENVIRONMENT, &requested).await;
+    }
+    Ok(requested)
+}
+
 /// The client's address, for throttling failed sign-ins: the peer's, or behind a trusted proxy
 /// the one it forwarded.
 pub async fn client_address() -> String {

@@ -137,6 +137,7 @@ pub fn MembersPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading the team…"</p> }>
             {move || team.get().map(|result| match result {
                 Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                // Only admins read the team, so only they see the invitation form.
                 Ok(team) => view! {
                     <section class="card">
                         <table>
@@ -197,27 +198,27 @@ pub fn MembersPage() -> impl IntoView {
                             }.into_any()
                         }}
                     </section>
+                    <section class="card narrow-card">
+                        <h2>"Invite a member"</h2>
+                        <ActionForm action=invite>
+                            <label for="invite-email">"Email"</label>
+                            <input id="invite-email" name="email" type="email" aria-describedby="invite-email-error" required/>
+                            <ErrorText id="invite-email-error" message=Signal::derive(field_error(invite_value, "email"))/>
+                            <label for="invite-role">"Role"</label>
+                            <RoleSelect id="invite-role".to_string() selected=Role::Editor/>
+                            <ErrorText id="invite-form-error" message=Signal::derive(form_error(invite_value, &["email"]))/>
+                            <button type="submit" disabled=move || invite.pending().get()>"Create invitation link"</button>
+                        </ActionForm>
+                        {move || invite_value.get().and_then(Result::ok).map(|link| view! {
+                            <div class="notice" role="status">
+                                <p>"Send this link to the invitee. It is shown only now:"</p>
+                                <input class="copy" readonly aria-label="Invitation link" value=link/>
+                            </div>
+                        })}
+                    </section>
                 }.into_any(),
             })}
         </Suspense>
-        <section class="card narrow-card">
-            <h2>"Invite a member"</h2>
-            <ActionForm action=invite>
-                <label for="invite-email">"Email"</label>
-                <input id="invite-email" name="email" type="email" aria-describedby="invite-email-error" required/>
-                <ErrorText id="invite-email-error" message=Signal::derive(field_error(invite_value, "email"))/>
-                <label for="invite-role">"Role"</label>
-                <RoleSelect id="invite-role".to_string() selected=Role::Editor/>
-                <ErrorText id="invite-form-error" message=Signal::derive(form_error(invite_value, &["email"]))/>
-                <button type="submit" disabled=move || invite.pending().get()>"Create invitation link"</button>
-            </ActionForm>
-            {move || invite_value.get().and_then(Result::ok).map(|link| view! {
-                <div class="notice" role="status">
-                    <p>"Send this link to the invitee. It is shown only now:"</p>
-                    <input class="copy" readonly aria-label="Invitation link" value=link/>
-                </div>
-            })}
-        </section>
     }
 }
 

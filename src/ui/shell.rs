@@ -34,33 +34,34 @@ pub fn member_has(role: Role) -> impl Fn() -> bool + Copy {
     move || matches!(current.get(), Some(Ok(Some(member))) if member.role >= role)
 }
 
-/// Every environment as `(key, name)`, in display order, for the environment switcher.
+/// Every environment as `(key, name)`, in display order, and the member's working environment
+/// (the one `requested` names from now on, when it exists), for the environment switcher.
 #[server(endpoint = "read/environments")]
-pub async fn environments() -> Result<Vec<(String, String)>, AppError> {
+pub async fn environments(requested: String) -> Result<(Vec<(String, String)>, String), AppError> {
+    let working = super::server::working_environment(requested).await?;
     let (service, actor) = super::server::caller()?;
     let environments = service.environments(&actor).await?;
-    Ok(environments
-        .into_iter()
-        .map(|e| (e.key.to_string(), e.name))
-        .collect())
+    let choices = environments.into_iter().map(|e| (e.key.to_string(), e.name));
+    Ok((choices.collect(), working))
 }
 
-/// Switches the environment of the current page: pages read it from `?env=` (default Production).
+/// Switches the member's working environment: pages show the environment `?env=` names and
+/// remember it in the session; pages without `?env=` show the remembered one.
 #[component]
 fn EnvironmentSwitcher() -> impl IntoView {
-    let environments = Resource::new(|| (), |_| environments());
-    let location = leptos_router::hooks::use_location();
     let query = leptos_router::hooks::use_query_map();
-    let current = move || query.read().get("env").unwrap_or_else(|| "production".into());
+    let requested = move || query.read().get("env").unwrap_or_default();
+    let environments = Resource::new(requested, environments);
+    let location = leptos_router::hooks::use_location();
     view! {
         <Suspense fallback=|| ()>
-            {move || environments.get().and_then(Result::ok).map(|environments| view! {
+            {move || environments.get().and_then(Result::ok).map(|(environments, working)| view! {
                 <form method="get" action=move || location.pathname.get() class="env-switch">
                     <label for="env-switch">"Working environment"</label>
                     <select id="env-switch" name="env">
                         {environments.into_iter().map(|(key, name)| {
-                            let selected = key == current();
-                            view! { <option value=key selected=selected>{name}</option> }
+                            let selected = key == working;
+                            view! { <option value=key selected=selected prop:selected=selected>{name}</option> }
                         }).collect_view()}
                     </select>
                     <button type="submit" class="secondary small">"Switch"</button>

@@ -254,6 +254,7 @@ pub fn StagesPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading the stages…"</p> }>
             {move || data.get().map(|result| match result {
                 Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
+                // Only admins read the stages' settings, so only they see the forms.
                 Ok(data) => {
                     let count = data.stages.len();
                     let all: Vec<(i64, String)> = data.stages.iter().map(|s| (s.id, s.name.clone())).collect();
@@ -299,23 +300,23 @@ pub fn StagesPage() -> impl IntoView {
                                 </section>
                             }
                         }).collect_view()}
+                        <section class="card narrow-card">
+                            <h2>"Add a stage"</h2>
+                            <ActionForm action=add>
+                                <label for="stage-name">"Name"</label>
+                                <input id="stage-name" name="name" required maxlength="60" aria-describedby="stage-name-error"/>
+                                <ErrorText id="stage-name-error" message=Signal::derive(super::error::field_error(add_value, "name"))/>
+                                <label for="stage-color">"Colour"</label>
+                                <input id="stage-color" name="color" type="color" value="#2563eb" aria-describedby="stage-color-error"/>
+                                <ErrorText id="stage-color-error" message=Signal::derive(super::error::field_error(add_value, "color"))/>
+                                <ErrorText id="stage-add-error" message=Signal::derive(super::error::form_error(add_value, &["name", "color"]))/>
+                                <button type="submit" disabled=move || add.pending().get()>"Add stage"</button>
+                            </ActionForm>
+                        </section>
                     }.into_any()
                 }
             })}
         </Suspense>
-        <section class="card narrow-card">
-            <h2>"Add a stage"</h2>
-            <ActionForm action=add>
-                <label for="stage-name">"Name"</label>
-                <input id="stage-name" name="name" required maxlength="60" aria-describedby="stage-name-error"/>
-                <ErrorText id="stage-name-error" message=Signal::derive(super::error::field_error(add_value, "name"))/>
-                <label for="stage-color">"Colour"</label>
-                <input id="stage-color" name="color" type="color" value="#2563eb" aria-describedby="stage-color-error"/>
-                <ErrorText id="stage-color-error" message=Signal::derive(super::error::field_error(add_value, "color"))/>
-                <ErrorText id="stage-add-error" message=Signal::derive(super::error::form_error(add_value, &["name", "color"]))/>
-                <button type="submit" disabled=move || add.pending().get()>"Add stage"</button>
-            </ActionForm>
-        </section>
     }
 }
 

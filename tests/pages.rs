@@ -1,0 +1,178 @@
+//! What the admin pages get right for a product manager: a missing flag is a 404, flag keys are
+//! unique whatever their case, an editor is not shown admin forms and is refused in words, a
+//! user's flags are checked with the user's company, and the working environment sticks.
+
+mod common;
+
+use common::TestApp;
+use gatehouse::config::Backend;
+use gatehouse::model::member::Role;
+use gatehouse::model::AccessRules;
+use gatehouse::service::{Actor, Change, NewFlag, ServiceError};
+use serde_json::{json, Value};
+
+/// A page as a browser asks for it.
+async fn page(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, String) {
+    let response = client
+        .get(app.url(path))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_missing_flag_page_is_a_404() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.apply(common::new_flag("checkout")).await;
+    app.add_member("pm@example.com", Role::Editor).await;
+    let pm = app.signed_in("pm@example.com").await;
+    let (status, html) = page(&app, &pm, "/flags/does-not-exist").await;
+    assert_eq!(status, 404, "{html}");
+    assert!(html.contains("not found"), "the page says so: {html}");
+    let (status, _) = page(&app, &pm, "/flags/checkout").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn flag_keys_are_unique_regardless_of_case() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.apply(common::new_flag("new-billing-page")).await;
+    let refused = app
+        .service
+        .apply(
+            &Actor::cli(),
+            Change::CreateFlag(NewFlag {
+                key: "New-Billing-Page".into(),
+                name: "New billing page".into(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap_err();
+    let ServiceError::Conflict(message) = refused else {
+        panic!("a conflict, not {refused:?}")
+    };
+    assert!(
+        message.contains("new-billing-page") && message.contains("regardless of case"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_editor_sees_no_admin_forms_and_is_refused_in_words() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("editor@example.com", Role::Editor).await;
+    let editor = app.signed_in("editor@example.com").await;
+    for (path, form) in [
+        ("/settings/members", "Create invitation link"),
+        ("/settings/stages", "Add stage"),
+    ] {
+        let (_, html) = page(&app, &editor, path).await;
+        assert!(!html.contains(form), "{path} shows {form:?} to an editor");
+        assert!(
+            html.contains("only admins can do this"),
+            "{path} says why: {html}"
+        );
+    }
+    // A refused server function answers in the shape the pages read: a message, no decoding error.
+    let response = app
+        .call(
+            &editor,
+            "/api/admin/invite",
+            &[("email", "x@example.com"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["field"], Value::Null);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("only admins can do this, and you are signed in as editor"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_users_flags_are_checked_with_the_users_company() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.apply(common::new_flag("enterprise-reports")).await;
+    let rules: AccessRules = serde_json::from_value(json!({
+        "mode": "some",
+        "rules": [{ "conditions": [
+            { "kind": "companyAttribute", "attribute": "plan", "operator": "IS", "values": ["enterprise"] }
+        ] }]
+    }))
+    .unwrap();
+    app.apply(common::set_access(
+        "enterprise-reports",
+        "production",
+        rules,
+        None,
+    ))
+    .await;
+    let key = app.publishable_key("production").await;
+    let response = app
+        .client
+        .post(app.url("/company"))
+        .bearer_auth(&key)
+        .json(&json!({ "companyId": "acme", "userId": "u-alice", "attributes": { "plan": "enterprise" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.add_member("viewer@example.com", Role::Viewer).await;
+    let viewer = app.signed_in("viewer@example.com").await;
+    let response = app
+        .call(
+            &viewer,
+            "/api/read/check_access",
+            &[("kind", "user"), ("env", "production"), ("id", "u-alice")],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let check: Value = response.json().await.unwrap();
+    let flag = check["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "enterprise-reports")
+        .cloned()
+        .unwrap();
+    assert_eq!(flag["enabled"], true, "{check}");
+    assert_eq!(flag["missing"], json!([]), "{check}");
+    assert_eq!(check["company_note"], "Evaluated with the user's company acme.");
+}
+
+#[tokio::test]
+async fn the_working_environment_sticks_for_the_session() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.apply(common::new_flag("checkout")).await;
+    app.add_member("pm@example.com", Role::Editor).await;
+    let pm = app.signed_in("pm@example.com").await;
+    // The heading as rendered: "Access in <!>Staging".
+    let shows = |html: &str, environment: &str| html.contains(&format!("Access in <!>{environment}"));
+    let heading = |html: &str| shows(html, "Staging");
+    let (_, html) = page(&app, &pm, "/flags/checkout").await;
+    assert!(shows(&html, "Production"), "{html}");
+    let (_, html) = page(&app, &pm, "/flags/checkout?env=staging").await;
+    assert!(heading(&html));
+    // The next page, without ?env=, stays in Staging; an unknown environment is not remembered.
+    let (_, html) = page(&app, &pm, "/flags/checkout").await;
+    assert!(heading(&html), "{html}");
+    let (_, html) = page(&app, &pm, "/flags/checkout?env=nowhere").await;
+    assert!(
+        shows(&html, "Production"),
+        "an unknown one shows Production: {html}"
+    );
+    let (_, html) = page(&app, &pm, "/flags/checkout").await;
+    assert!(heading(&html), "{html}");
+    // Another member's session has its own.
+    app.add_member("other@example.com", Role::Viewer).await;
+    let other = app.signed_in("other@example.com").await;
+    let (_, html) = page(&app, &other, "/flags/checkout").await;
+    assert!(shows(&html, "Production"), "{html}");
+}
