@@ -559,7 +559,11 @@ async fn a_password_change_ends_the_members_other_sessions_and_renews_this_one()
 
 #[tokio::test]
 async fn wrong_current_passwords_are_throttled() {
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    // A clock that stands still: on a loaded machine the hashing alone can outlast the delay.
+    let clock = gatehouse::service::Clock::manual(gatehouse::service::Clock::system().now_ms());
+    let app = TestApp::spawn_configured(Backend::Sqlite, |s| s.clock = clock)
+        .await
+        .unwrap();
     app.add_member("ana@example.com", Role::Editor).await;
     let session = app.signed_in("ana@example.com").await;
     let attempt = |current: &'static str| {
