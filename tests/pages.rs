@@ -176,3 +176,32 @@ async fn the_working_environment_sticks_for_the_session() {
     let (_, html) = page(&app, &other, "/flags/checkout").await;
     assert!(shows(&html, "Production"), "{html}");
 }
+
+#[tokio::test]
+async fn ids_no_sdk_reported_are_pointed_out_on_the_flag_page() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.apply(common::new_flag("checkout")).await;
+    let key = app.publishable_key("production").await;
+    let response = app
+        .client
+        .post(app.url("/company"))
+        .bearer_auth(&key)
+        .json(&json!({ "companyId": "acme", "attributes": { "name": "Acme Inc" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let rules: AccessRules = serde_json::from_value(json!({
+        "mode": "some", "companies": ["acme", "Acme"], "users": ["u-bob"]
+    }))
+    .unwrap();
+    app.apply(common::set_access("checkout", "production", rules, None))
+        .await;
+    app.add_member("pm@example.com", Role::Editor).await;
+    let pm = app.signed_in("pm@example.com").await;
+    let (_, html) = page(&app, &pm, "/flags/checkout").await;
+    assert!(
+        html.contains("Not seen yet in this environment (check the spelling; ids are case-sensitive): companies Acme; users u-bob."),
+        "{html}"
+    );
+}

@@ -332,6 +332,19 @@ impl Entities {
         (map.len(), new.len())
     }
 
+    /// Those of `ids` that the environment has no company (or user) with, in their order.
+    pub fn unseen(&self, environment_id: i64, kind: EntityKind, ids: &[String]) -> Vec<String> {
+        let environments = self.read();
+        let map = environments.get(&environment_id).map(|e| match kind {
+            EntityKind::Company => &e.companies,
+            EntityKind::User => &e.users,
+        });
+        ids.iter()
+            .filter(|id| !map.is_some_and(|m| m.contains_key(id.as_str())))
+            .cloned()
+            .collect()
+    }
+
     pub fn counts(&self) -> Vec<EntityCounts> {
         let mut counts: Vec<EntityCounts> = self
             .read()

@@ -37,10 +37,14 @@ pub struct EditorOptions {
 }
 
 /// Known companies that rules let in, out of all known companies of the environment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccessCount {
     pub with_access: usize,
     pub known: usize,
+    /// Company ids, then user ids, the rules list by name that no SDK has reported in the
+    /// environment yet (a typo, or a customer not seen so far).
+    pub unseen_companies: Vec<String>,
+    pub unseen_users: Vec<String>,
 }
 
 /// The start page.
@@ -276,7 +280,10 @@ impl Service {
             .find(|v| v.flag_id == flag.id)
             .map_or(Ok(RemoteConfig::default()), |v| v.value);
         drop(conn);
-        let access = self.served_access(&flag.key, current.id)?;
+        let mut access = self.served_access(&flag.key, current.id)?;
+        if let Some(Ok(rules)) = history.first().map(|v| &v.value) {
+            (access.unseen_companies, access.unseen_users) = self.unseen(current.id, rules)?;
+        }
         let options = self.editor_options(current.id).await?;
         Ok(FlagPage {
             flag,
@@ -312,7 +319,20 @@ impl Service {
         Ok(AccessCount {
             with_access,
             known: companies.len(),
+            ..Default::default()
         })
+    }
+
+    /// The company and user ids `rules` list that the environment has never seen.
+    fn unseen(&self, environment_id: i64, rules: &AccessRules) -> ServiceResult<(Vec<String>, Vec<String>)> {
+        let AccessRules::Some(targeted) = rules else {
+            return Ok(Default::default());
+        };
+        let entities = self.serving()?.entities();
+        Ok((
+            entities.unseen(environment_id, EntityKind::Company, &targeted.companies),
+            entities.unseen(environment_id, EntityKind::User, &targeted.users),
+        ))
     }
 
     async fn editor_options(&self, environment_id: i64) -> ServiceResult<EditorOptions> {
@@ -377,9 +397,12 @@ impl Service {
             .iter()
             .filter(|company| engine.evaluate(company, now).matched.is_some())
             .count();
+        let (unseen_companies, unseen_users) = self.unseen(environment_id, rules)?;
         Ok(AccessCount {
             with_access,
             known: companies.len(),
+            unseen_companies,
+            unseen_users,
         })
     }
 

@@ -457,24 +457,49 @@ impl From<crate::service::EditorOptions> for EditorOptions {
     }
 }
 
-/// Known companies that a form's rules let in, out of all known companies of the environment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Known companies that a form's rules let in, out of all known companies of the environment,
+/// and the listed ids no SDK has reported there yet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccessCount {
     pub with_access: usize,
     pub known: usize,
+    pub unseen_companies: Vec<String>,
+    pub unseen_users: Vec<String>,
 }
 
 impl AccessCount {
-    pub fn text(self, saved: bool) -> String {
+    pub fn text(&self, saved: bool) -> String {
         let rules = if saved { "the saved rules" } else { "these rules" };
-        match self {
-            AccessCount { known: 0, .. } => {
-                "No companies are known in this environment yet; they arrive through the SDKs.".into()
-            }
-            AccessCount { with_access, known } => {
-                format!("{with_access} of {known} known companies have access with {rules}.")
+        let count = match self.known {
+            0 => "No companies are known in this environment yet; they arrive through the SDKs.".to_string(),
+            known => format!(
+                "{} of {known} known companies have access with {rules}.",
+                self.with_access
+            ),
+        };
+        match self.unseen_text() {
+            Some(unseen) => format!("{count} {unseen}"),
+            None => count,
+        }
+    }
+
+    /// "Not seen yet in this environment: …" for listed ids no SDK reported, or `None`.
+    pub fn unseen_text(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        for (label, ids) in [
+            ("companies", &self.unseen_companies),
+            ("users", &self.unseen_users),
+        ] {
+            if !ids.is_empty() {
+                parts.push(format!("{label} {}", ids.join(", ")));
             }
         }
+        (!parts.is_empty()).then(|| {
+            format!(
+                "Not seen yet in this environment (check the spelling; ids are case-sensitive): {}.",
+                parts.join("; ")
+            )
+        })
     }
 }
 
@@ -484,6 +509,8 @@ impl From<crate::service::AccessCount> for AccessCount {
         AccessCount {
             with_access: count.with_access,
             known: count.known,
+            unseen_companies: count.unseen_companies,
+            unseen_users: count.unseen_users,
         }
     }
 }
@@ -570,6 +597,23 @@ pub(crate) fn form_data_of(ev: &leptos::ev::Event) -> Option<leptos::web_sys::Fo
     leptos::web_sys::FormData::new_with_form(&form).ok()
 }
 
+/// What the picker adds for the typed text: the id of the known company or user it names (by
+/// its id in any letter case, its name or its email, or the one match of the search), else the
+/// text as typed (an id not seen yet, which the live count then points out).
+fn resolve_pick(typed: &str, matches: &[(String, String)]) -> String {
+    let typed = typed.trim();
+    let lower = typed.to_lowercase();
+    let names = |(id, label): &&(String, String)| {
+        id.to_lowercase() == lower || label.split(" · ").any(|part| part.to_lowercase() == lower)
+    };
+    matches
+        .iter()
+        .find(|(id, _)| id == typed)
+        .or_else(|| matches.iter().find(names))
+        .or_else(|| matches.first().filter(|_| matches.len() == 1))
+        .map_or_else(|| typed.to_string(), |(id, _)| id.clone())
+}
+
 /// A list of ids (a textarea, posted as `name`) with a search box that suggests stored
 /// companies or users as you type and adds the chosen one to the list.
 #[component]
@@ -603,7 +647,7 @@ fn IdPicker(
         let (Some(list), Some(search)) = (list.get(), search.get()) else {
             return;
         };
-        let chosen = search.value().trim().to_string();
+        let chosen = resolve_pick(&search.value(), &matches.get_untracked());
         if chosen.is_empty() {
             return;
         }
@@ -1064,5 +1108,20 @@ mod tests {
         let mut form = base;
         form.segments = "bad key!".into();
         assert_eq!(field(&form), "segments");
+    }
+
+    #[test]
+    fn the_picker_adds_the_id_of_what_was_typed() {
+        let matches = vec![
+            ("acme".to_string(), "Acme Inc".to_string()),
+            ("acme-eu".to_string(), "Acme Europe · ops@acme.eu".to_string()),
+        ];
+        assert_eq!(resolve_pick("acme", &matches), "acme");
+        assert_eq!(resolve_pick("ACME-EU", &matches), "acme-eu");
+        assert_eq!(resolve_pick(" acme inc ", &matches), "acme");
+        assert_eq!(resolve_pick("ops@acme.eu", &matches), "acme-eu");
+        assert_eq!(resolve_pick("Acme", &matches[..1]), "acme", "the one match");
+        assert_eq!(resolve_pick("Ac", &matches), "Ac", "two matches: as typed");
+        assert_eq!(resolve_pick("globex", &[]), "globex");
     }
 }
