@@ -205,3 +205,35 @@ async fn ids_no_sdk_reported_are_pointed_out_on_the_flag_page() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn the_history_says_which_versions_were_rollbacks_and_copies() {
+    use gatehouse::service::AccessChange;
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.apply(common::new_flag("checkout")).await;
+    let acme: AccessRules = serde_json::from_value(json!({ "mode": "some", "companies": ["acme"] })).unwrap();
+    app.apply(common::set_access("checkout", "production", acme, None))
+        .await;
+    app.apply(common::set_access(
+        "checkout",
+        "production",
+        AccessRules::Everyone,
+        None,
+    ))
+    .await;
+    let change = |environment: &str, change| Change::SetAccess {
+        flag: "checkout".into(),
+        environment: environment.into(),
+        change,
+        expected_version: None,
+    };
+    app.apply(change("production", AccessChange::RollBackTo(2))).await;
+    app.apply(change("staging", AccessChange::CopyFrom("production".into())))
+        .await;
+    app.add_member("pm@example.com", Role::Editor).await;
+    let pm = app.signed_in("pm@example.com").await;
+    let (_, html) = page(&app, &pm, "/flags/checkout?env=production").await;
+    assert!(html.contains("rolled back to version 2"), "{html}");
+    let (_, html) = page(&app, &pm, "/flags/checkout?env=staging").await;
+    assert!(html.contains("copied from Production"), "{html}");
+}

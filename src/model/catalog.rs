@@ -70,6 +70,8 @@ pub struct Version<T> {
     pub created_at: i64,
     /// The e-mail address of the member who saved it, if a member did (and still exists).
     pub created_by: Option<String>,
+    /// Why it was written, when not typed by hand ("rolled back to version 3").
+    pub note: Option<String>,
 }
 
 impl<T, E> Version<Result<T, E>> {
@@ -82,6 +84,7 @@ impl<T, E> Version<Result<T, E>> {
             value: self.value?,
             created_at: self.created_at,
             created_by: self.created_by,
+            note: self.note,
         })
     }
 }

@@ -230,7 +230,7 @@ pub async fn create(w: &mut Write<'_>, new: NewFlag) -> ServiceResult<Flag> {
                 .map(|d| d.rules.clone())
                 .unwrap_or_default(),
         };
-        insert_version(w.conn(), (id, environment.id, 1), &rules, actor, now).await?;
+        insert_version(w.conn(), (id, environment.id, 1), (&rules, None), actor, now).await?;
         access.insert(environment.key.to_string(), json!(rules));
     }
     let created = flag_in(w.conn(), key.as_str())
@@ -364,7 +364,9 @@ async fn write_access(
     }
     let version = current_version + 1;
     let (actor, now) = (w.actor.member_id(), w.now);
-    insert_version(w.conn(), (flag.id, environment.id, version), rules, actor, now).await?;
+    let note = detail.as_ref().map(|(name, value)| version_note(w, name, value));
+    let value = (rules, note.as_deref());
+    insert_version(w.conn(), (flag.id, environment.id, version), value, actor, now).await?;
     touch_flag(w.conn(), flag.id, actor, now).await?;
     let before = shown_before(current_version, current_rules, "rules");
     let mut after = json!({ "version": version, "rules": rules });
@@ -377,6 +379,23 @@ async fn write_access(
     w.record(record).await?;
     w.touch(environment.id);
     Ok(version)
+}
+
+/// What the history says of a version written by a copy, a rollback or a stage move.
+fn version_note(w: &Write<'_>, name: &str, value: &Value) -> String {
+    let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+    match name {
+        "rolledBackTo" => format!("rolled back to version {text}"),
+        "copiedFrom" => {
+            let source = w.environments.iter().find(|e| e.key.as_str() == text);
+            format!(
+                "copied from {}",
+                source.map_or(text.as_str(), |e| e.name.as_str())
+            )
+        }
+        "stage" => format!("the {text} stage's default access"),
+        _ => format!("{name}: {text}"),
+    }
 }
 
 /// Moves a flag into a stage and, in every environment where the stage has default rules that
@@ -496,7 +515,14 @@ pub async fn set_remote_config(
         variants,
     };
     let (actor, now) = (w.actor.member_id(), w.now);
-    insert_version(w.conn(), (flag.id, environment.id, version), &config, actor, now).await?;
+    insert_version(
+        w.conn(),
+        (flag.id, environment.id, version),
+        (&config, None),
+        actor,
+        now,
+    )
+    .await?;
     touch_flag(w.conn(), flag.id, actor, now).await?;
     let record = Record::flag("flag.remote_config_changed", key, Some(environment.id))
         .before(current_config.map(|config| match config {

@@ -81,6 +81,7 @@ fn version_from_row<T: VersionedValue>(row: &AnyRow) -> StoreResult<Version<Deco
         value: decode_json::<T>(table, id, &json).map(|value| value.with_version(version)),
         created_at: row.try_get("created_at")?,
         created_by: row.try_get("created_by")?,
+        note: Some(row.try_get::<String, _>("note")?).filter(|note| !note.is_empty()),
     })
 }
 
@@ -89,8 +90,8 @@ fn version_from_row<T: VersionedValue>(row: &AnyRow) -> StoreResult<Version<Deco
 fn current_versions_sql(kind: Versioned, only: &str) -> String {
     let (table, column) = kind.table_and_column();
     format!(
-        "SELECT t.id, t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, m.email AS created_by \
-         FROM {table} t \
+        "SELECT t.id, t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, t.note, \
+         m.email AS created_by FROM {table} t \
          JOIN (SELECT flag_id, MAX(version) AS version FROM {table} WHERE environment_id = $1{only} GROUP BY flag_id) latest \
            ON latest.flag_id = t.flag_id AND latest.version = t.version \
          LEFT JOIN members m ON m.id = t.created_by \
@@ -103,7 +104,7 @@ fn current_versions_sql(kind: Versioned, only: &str) -> String {
 fn flag_versions_sql(kind: Versioned, extra: &str, limit: &str) -> String {
     let (table, column) = kind.table_and_column();
     format!(
-        "SELECT t.id, t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, \
+        "SELECT t.id, t.flag_id, t.environment_id, t.version, t.{column} AS json, t.created_at, t.note, \
          m.email AS created_by FROM {table} t LEFT JOIN members m ON m.id = t.created_by \
          WHERE t.flag_id = $1 AND t.environment_id = $2{extra} ORDER BY t.version DESC{limit}"
     )
@@ -294,15 +295,15 @@ pub async fn version_of<T: VersionedValue>(
 pub async fn insert_version<T: VersionedValue>(
     conn: &mut AnyConnection,
     (flag_id, environment_id, version): (i64, i64, i64),
-    value: &T,
+    (value, note): (&T, Option<&str>),
     actor: Option<i64>,
     now: i64,
 ) -> StoreResult<()> {
     let (table, column) = T::KIND.table_and_column();
     let json = serde_json::to_string(value).map_err(|e| StoreError::Encode(e.to_string()))?;
     let inserted = sqlx::query(&format!(
-        "INSERT INTO {table} (flag_id, environment_id, version, {column}, created_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (flag_id, environment_id, version) DO NOTHING"
+        "INSERT INTO {table} (flag_id, environment_id, version, {column}, created_at, created_by, note) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (flag_id, environment_id, version) DO NOTHING"
     ))
     .bind(flag_id)
     .bind(environment_id)
@@ -310,6 +311,7 @@ pub async fn insert_version<T: VersionedValue>(
     .bind(json)
     .bind(now)
     .bind(actor)
+    .bind(note.unwrap_or_default())
     .execute(conn)
     .await?;
     if inserted.rows_affected() == 0 {

@@ -314,7 +314,7 @@ store_test!(
             (ids[0], 2, AccessRules::Everyone),
             (ids[1], 1, AccessRules::NoOne),
         ] {
-            insert_version(&mut tx, (flag_id, environment, version), &rules, None, 0)
+            insert_version(&mut tx, (flag_id, environment, version), (&rules, None), None, 0)
                 .await
                 .unwrap();
         }

@@ -344,11 +344,17 @@ impl FlagView {
                 created_by: v.created_by.clone().unwrap_or_else(|| "system".into()),
                 summary: summaries[i].clone(),
                 // History is newest first: each version against the one before it.
-                changes: match (page.history.get(i + 1).map(|b| &b.value), &v.value) {
-                    (Some(Ok(before)), Ok(after)) => access_changes(before, after),
-                    (None, _) => vec![format!("created as {}", summaries[i])],
-                    _ => vec![summaries[i].clone()],
-                },
+                // Why it was written (a rollback, a copy, a stage's defaults), then what changed.
+                changes: v
+                    .note
+                    .clone()
+                    .into_iter()
+                    .chain(match (page.history.get(i + 1).map(|b| &b.value), &v.value) {
+                        (Some(Ok(before)), Ok(after)) => access_changes(before, after),
+                        (None, _) => vec![format!("created as {}", summaries[i])],
+                        _ => vec![summaries[i].clone()],
+                    })
+                    .collect(),
             })
             .collect();
         Ok(FlagView {
