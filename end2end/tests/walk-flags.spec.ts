@@ -79,6 +79,7 @@ test('a product manager releases a flag through the stages', async ({ page, requ
   // Internal, then Beta with a 25 % rollout to everyone else.
   await page.getByRole('button', { name: 'Move to Internal' }).click();
   await expect(page.getByText('Current stage: Internal')).toBeVisible();
+  await expect(page.getByText(/^Moved\. Where the new stage has default access/)).toBeVisible();
   await page.getByRole('button', { name: 'Move to Beta' }).click();
   await expect(page.getByText('Current stage: Beta')).toBeVisible();
   await saveAccess(page, { mode: 'Some', companies: 'acme', rollout: '25' });
@@ -97,6 +98,8 @@ test('a product manager releases a flag through the stages', async ({ page, requ
   // Roll back to the acme-only version (version 2).
   await page.getByRole('button', { name: 'Roll back to version 2' }).click();
   await expect(page.getByText('version 5')).toBeVisible();
+  await expect(page.getByText(/^Rolled back: the older version/)).toBeVisible();
+  await expect(page.getByText('rolled back to version 2')).toBeVisible();
   // Every field of the form shows what is now stored, without a reload: saving it unchanged
   // must not write the previous version's companies back (the boxes were last typed empty).
   await expect(page.getByLabel('Some', { exact: true })).toBeChecked();

@@ -732,8 +732,21 @@ pub fn FlagPage() -> impl IntoView {
     let copy_value = copy_action.value();
     let config_value = config_action.value();
     let save_value = save.value();
+    let notice = action_notices([
+        (move_action.value(), "Moved. Where the new stage has default access, it is now in place as a new version (see the history)."),
+        (copy_value, "Copied: this environment now has the other one's access, as a new version."),
+        (rollback_action.value(), "Rolled back: the older version's access is current again, as a new version."),
+        (archive_action.value(), "Done: the flag's archive state changed, as shown below."),
+        (config_value, "Remote config saved as a new version."),
+    ]);
+    Effect::new(move || {
+        if matches!(save_value.get(), Some(Ok(()))) {
+            notice.set(None);
+        }
+    });
     let save_error = Signal::derive(move || save_value.get().and_then(Result::err));
     view! {
+        {move || notice.get().map(|text| view! { <p class="notice" role="status">{text}</p> })}
         <Suspense fallback=|| view! { <p class="muted">"Loading the flag…"</p> }>
             {move || detail.get().map(|result| match result {
                 Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
@@ -942,6 +955,21 @@ fn preview_form(ev: &leptos::ev::Event, preview: ServerAction<PreviewAccess>) {
     if let Ok(args) = PreviewAccess::from_form_data(&data) {
         preview.dispatch(args);
     }
+}
+
+/// The notice of the latest in-page action that succeeded: each action's success sets its text.
+fn action_notices<const N: usize>(
+    actions: [(MappedSignal<Option<Result<(), AppError>>>, &'static str); N],
+) -> RwSignal<Option<&'static str>> {
+    let notice = RwSignal::new(None);
+    for (value, text) in actions {
+        Effect::new(move || {
+            if matches!(value.get(), Some(Ok(()))) {
+                notice.set(Some(text));
+            }
+        });
+    }
+    notice
 }
 
 /// A JSON payload input that says whether its text parses, as the user types (with the bundle).
