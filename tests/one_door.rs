@@ -329,7 +329,12 @@ async fn a_corrupt_row_leaves_every_other_environment_serving_and_is_named() {
         .call(
             &editor,
             "/api/read/flags",
-            &[("search", ""), ("archived", "false"), ("page", "0")],
+            &[
+                ("search", ""),
+                ("archived", "false"),
+                ("page", "0"),
+                ("board", "false"),
+            ],
         )
         .await;
     let list: Value = list.json().await.unwrap();

@@ -237,3 +237,51 @@ async fn the_history_says_which_versions_were_rollbacks_and_copies() {
     let (_, html) = page(&app, &pm, "/flags/checkout?env=staging").await;
     assert!(html.contains("copied from Production"), "{html}");
 }
+
+#[tokio::test]
+async fn board_columns_count_every_flag_of_their_stage() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    for i in 0..63 {
+        app.apply(common::new_flag(&format!("flag-{i:02}"))).await;
+    }
+    let beta = app
+        .service
+        .release_stages(&Actor::cli())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "Beta")
+        .unwrap();
+    for i in 0..3 {
+        app.apply(Change::MoveStage {
+            flag: format!("flag-{i:02}"),
+            stage_id: beta.id,
+        })
+        .await;
+    }
+    app.add_member("viewer@example.com", Role::Viewer).await;
+    let viewer = app.signed_in("viewer@example.com").await;
+    let response = app
+        .call(
+            &viewer,
+            "/api/read/flags",
+            &[
+                ("search", ""),
+                ("archived", "false"),
+                ("page", "0"),
+                ("board", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let board: Value = response.json().await.unwrap();
+    let columns = board["columns"].as_array().unwrap();
+    let first = &columns[0];
+    assert_eq!(first["total"], 60, "{first}");
+    assert_eq!(first["flags"].as_array().unwrap().len(), 50);
+    let beta_column = columns.iter().find(|c| c["stage_id"] == beta.id).unwrap();
+    assert_eq!(beta_column["total"], 3);
+    assert_eq!(beta_column["flags"].as_array().unwrap().len(), 3);
+    let (_, html) = page(&app, &viewer, "/flags?view=board").await;
+    assert!(html.contains("See all 60 in the list"), "{html}");
+}

@@ -80,7 +80,19 @@ pub struct FlagPage {
     pub page: usize,
     pub stages: Vec<(i64, String, String)>,
     pub members: Vec<(i64, String)>,
+    /// The board: per stage, in release order, how many flags match and the first of them.
+    pub columns: Vec<BoardColumn>,
 }
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoardColumn {
+    pub stage_id: i64,
+    pub total: usize,
+    pub flags: Vec<FlagListItem>,
+}
+
+/// Most flags a board column shows; the list (filtered by the stage) pages through the rest.
+pub const BOARD_COLUMN_SIZE: usize = 50;
 
 #[server(endpoint = "read/flags")]
 pub async fn list_flags(
@@ -89,6 +101,7 @@ pub async fn list_flags(
     owner: Option<i64>,
     archived: bool,
     page: usize,
+    board: bool,
 ) -> Result<FlagPage, AppError> {
     let (service, actor) = super::server::caller()?;
     let filter = crate::service::FlagFilter {
@@ -97,8 +110,38 @@ pub async fn list_flags(
         owner,
         archived,
     };
+    if board {
+        return board_columns(&service, &actor, filter).await;
+    }
     let list = service.flag_list(&actor, &filter, page, PAGE_SIZE).await?;
     Ok(FlagPage::new(list, page))
+}
+
+/// The board's columns: each stage's own count and first flags, from the database.
+#[cfg(feature = "ssr")]
+async fn board_columns(
+    service: &crate::service::Service,
+    actor: &crate::service::Actor,
+    filter: crate::service::FlagFilter,
+) -> Result<FlagPage, AppError> {
+    let first = service.flag_list(actor, &filter, 0, 0).await?;
+    let mut page = FlagPage::new(first, 0);
+    for (stage_id, ..) in page.stages.clone() {
+        if filter.stage.is_some_and(|s| s != stage_id) {
+            continue;
+        }
+        let only = crate::service::FlagFilter {
+            stage: Some(stage_id),
+            ..filter.clone()
+        };
+        let column = FlagPage::new(service.flag_list(actor, &only, 0, BOARD_COLUMN_SIZE).await?, 0);
+        page.columns.push(BoardColumn {
+            stage_id,
+            total: column.total,
+            flags: column.flags,
+        });
+    }
+    Ok(page)
 }
 
 #[cfg(feature = "ssr")]
@@ -140,6 +183,7 @@ impl FlagPage {
                 .map(|s| (s.id, s.name.clone(), s.color.clone()))
                 .collect(),
             members: list.members.iter().map(|m| (m.id, m.name.clone())).collect(),
+            columns: Vec::new(),
         }
     }
 }
@@ -504,20 +548,30 @@ fn FlagRows(flags: Vec<FlagListItem>) -> impl IntoView {
     }
 }
 
-/// One column per release stage, in release order.
+/// One column per release stage, in release order, each with its own count from the database;
+/// a column longer than [`BOARD_COLUMN_SIZE`] links to the list of its stage, which pages.
 #[component]
-fn FlagBoard(flags: Vec<FlagListItem>, stages: Vec<(i64, String, String)>) -> impl IntoView {
+fn FlagBoard(columns: Vec<BoardColumn>, stages: Vec<(i64, String, String)>) -> impl IntoView {
     view! {
         <div class="board">
-            {stages.into_iter().map(|(_, name, color)| {
-                let column: Vec<_> = flags.iter().filter(|f| f.stage == name).cloned().collect();
+            {columns.into_iter().map(|column| {
+                let (name, color) = stages
+                    .iter()
+                    .find(|(id, ..)| *id == column.stage_id)
+                    .map(|(_, name, color)| (name.clone(), color.clone()))
+                    .unwrap_or_default();
+                let more = (column.total > column.flags.len()).then(|| view! {
+                    <a class="small" href=format!("/flags?stage={}", column.stage_id)>
+                        {format!("See all {} in the list", column.total)}
+                    </a>
+                });
                 view! {
                     <section class="column" aria-label=name.clone()>
-                        <h2><span class="dot" style=format!("background:{color}")></span>{name.clone()} <span class="muted">{column.len()}</span></h2>
-                        {if column.is_empty() {
+                        <h2><span class="dot" style=format!("background:{color}")></span>{name.clone()} <span class="muted">{column.total}</span></h2>
+                        {if column.flags.is_empty() {
                             view! { <p class="muted">"No flags in this stage."</p> }.into_any()
                         } else {
-                            column.into_iter().map(|f| view! {
+                            column.flags.into_iter().map(|f| view! {
                                 <a class="tile" href=format!("/flags/{}", f.key)>
                                     <strong>{f.name.clone()}</strong>
                                     <code class="muted">{f.key.clone()}</code>
@@ -525,6 +579,7 @@ fn FlagBoard(flags: Vec<FlagListItem>, stages: Vec<(i64, String, String)>) -> im
                                 </a>
                             }).collect_view().into_any()
                         }}
+                        {more}
                     </section>
                 }
             }).collect_view()}
@@ -553,8 +608,8 @@ pub fn FlagsPage() -> impl IntoView {
             .unwrap_or(0)
     };
     let flags = Resource::new(
-        move || (search(), stage(), owner(), archived(), page()),
-        |(q, s, o, a, p)| list_flags(q, s, o, a, p),
+        move || (search(), stage(), owner(), archived(), page(), board()),
+        |(q, s, o, a, p, b)| list_flags(q, s, o, a, p, b),
     );
     let link = move |view_board: bool, page_number: usize| {
         let mut params = vec![format!("q={}", search()), format!("page={page_number}")];
@@ -614,7 +669,7 @@ pub fn FlagsPage() -> impl IntoView {
                     } else if page_data.total == 0 {
                         view! { <section class="card empty"><p>"No flag matches these filters."</p></section> }.into_any()
                     } else if board() {
-                        view! { <FlagBoard flags=page_data.flags stages=page_data.stages/> }.into_any()
+                        view! { <FlagBoard columns=page_data.columns stages=page_data.stages/> }.into_any()
                     } else {
                         let current = page_data.page;
                         let pages = page_data.total.div_ceil(PAGE_SIZE);
