@@ -92,6 +92,7 @@ pub struct BoardColumn {
 }
 
 /// Most flags a board column shows; the list (filtered by the stage) pages through the rest.
+#[cfg(feature = "ssr")]
 pub const BOARD_COLUMN_SIZE: usize = 50;
 
 #[server(endpoint = "read/flags")]
@@ -549,7 +550,7 @@ fn FlagRows(flags: Vec<FlagListItem>) -> impl IntoView {
 }
 
 /// One column per release stage, in release order, each with its own count from the database;
-/// a column longer than [`BOARD_COLUMN_SIZE`] links to the list of its stage, which pages.
+/// a column longer than `BOARD_COLUMN_SIZE` links to the list of its stage, which pages.
 #[component]
 fn FlagBoard(columns: Vec<BoardColumn>, stages: Vec<(i64, String, String)>) -> impl IntoView {
     view! {
