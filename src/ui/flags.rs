@@ -1013,9 +1013,12 @@ fn preview_form(ev: &leptos::ev::Event, preview: ServerAction<PreviewAccess>) {
     }
 }
 
+/// What an in-page action's call came back with (`None` before it ran).
+type ActionResult = MappedSignal<Option<Result<(), AppError>>>;
+
 /// The notice of the latest in-page action that succeeded: each action's success sets its text.
 fn action_notices<const N: usize>(
-    actions: [(MappedSignal<Option<Result<(), AppError>>>, &'static str); N],
+    actions: [(ActionResult, &'static str); N],
 ) -> RwSignal<Option<&'static str>> {
     let notice = RwSignal::new(None);
     for (value, text) in actions {
