@@ -41,11 +41,20 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 
+# A network-level failure (a reset connection) is retried once before it counts as an error;
+# on any failure the server's log is printed, since a 5xx or a crash is explained there.
+status=0
 "$venv/bin/schemathesis" --no-color run "http://$addr/openapi.json" \
     --header "Authorization: Bearer $secret" \
     --checks not_a_server_error \
     --exclude-path-regex '^/(sse/|ofrep/v1/events)' \
     --max-examples "${FUZZ_MAX_EXAMPLES:-60}" \
     --request-timeout 10 \
+    --request-retries 1 \
     --workers 2 \
-    --suppress-health-check all
+    --suppress-health-check all || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "--- server log (last 50 lines) ---"
+    tail -n 50 "$data_dir/server.log"
+fi
+exit "$status"
