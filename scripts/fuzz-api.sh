@@ -43,10 +43,15 @@ done
 
 # A network-level failure (a reset connection) is retried once before it counts as an error;
 # on any failure the server's log is printed, since a 5xx or a crash is explained there.
+# The "coverage" phase is left out: on the recursive context schema of OFREP's bulk route its
+# generator sometimes dies inside Python ("SystemError: AST constructor recursion depth
+# mismatch", seen twice in about six runs) before sending anything; the examples, fuzzing and
+# stateful phases still send every operation generated bodies.
 status=0
 "$venv/bin/schemathesis" --no-color run "http://$addr/openapi.json" \
     --header "Authorization: Bearer $secret" \
     --checks not_a_server_error \
+    --phases examples,fuzzing,stateful \
     --exclude-path-regex '^/(sse/|ofrep/v1/events)' \
     --max-examples "${FUZZ_MAX_EXAMPLES:-60}" \
     --request-timeout 10 \
