@@ -45,7 +45,7 @@ done
 # on any failure the server's log is printed, since a 5xx or a crash is explained there.
 # The "coverage" phase is left out: on the recursive context schema of OFREP's bulk route its
 # generator sometimes dies inside Python ("SystemError: AST constructor recursion depth
-# mismatch", seen twice in about six runs) before sending anything; the examples, fuzzing and
+# mismatch", seen in 2 of 4 runs) before sending anything; the examples, fuzzing and
 # stateful phases still send every operation generated bodies.
 status=0
 "$venv/bin/schemathesis" --no-color run "http://$addr/openapi.json" \
