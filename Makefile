@@ -62,7 +62,7 @@ unit:
 
 ## fuzz: schemathesis against /openapi.json (every public route but the streams); fails on any 5xx
 fuzz:
-	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-25} scripts/fuzz-api.sh
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-50} scripts/fuzz-api.sh
 
 e2e:
 	cd end2end && GATEHOUSE_E2E_ADDR=$(E2E_ADDR) npx playwright test
