@@ -175,7 +175,7 @@ pub fn describe_rule(rule: &AccessRule) -> String {
     }
 }
 
-fn mode_name(rules: &AccessRules) -> &'static str {
+pub fn mode_name(rules: &AccessRules) -> &'static str {
     match rules {
         AccessRules::NoOne => "No one",
         AccessRules::Everyone => "Everyone",

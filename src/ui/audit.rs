@@ -189,10 +189,12 @@ pub fn changed_fields(before: Option<&Value>, after: Option<&Value>) -> Vec<Fiel
             fields
                 .into_iter()
                 .filter(|f| old.get(*f) != new.get(*f))
-                .map(|f| FieldChange {
-                    field: f.clone(),
-                    before: shown(old.get(f)),
-                    after: shown(new.get(f)),
+                .map(|f| {
+                    readable_rules(f, old.get(f), new.get(f)).unwrap_or_else(|| FieldChange {
+                        field: f.clone(),
+                        before: shown(old.get(f)),
+                        after: shown(new.get(f)),
+                    })
                 })
                 .collect()
         }
@@ -203,6 +205,26 @@ pub fn changed_fields(before: Option<&Value>, after: Option<&Value>) -> Vec<Fiel
             after: shown(after),
         }],
     }
+}
+
+/// A change of access rules said as the flag's history says it: the mode before, then each
+/// change ("No one → Some", "+ companies acme"); `None` for other fields or undecodable rules.
+fn readable_rules(field: &str, before: Option<&Value>, after: Option<&Value>) -> Option<FieldChange> {
+    use crate::model::describe::{access_changes, mode_name};
+    use crate::model::AccessRules;
+    if field != "rules" {
+        return None;
+    }
+    let decode = |value: Option<&Value>| match value {
+        None => Some(AccessRules::NoOne),
+        Some(value) => serde_json::from_value::<AccessRules>(value.clone()).ok(),
+    };
+    let (old, new) = (decode(before)?, decode(after)?);
+    Some(FieldChange {
+        field: "access".into(),
+        before: mode_name(&old).into(),
+        after: access_changes(&old, &new).join("; "),
+    })
 }
 
 fn pretty(value: &Option<Value>) -> String {
@@ -375,5 +397,19 @@ mod tests {
         assert_eq!(changes[1].after, "1");
         assert!(changed_fields(None, None).is_empty());
         assert_eq!(changed_fields(Some(&json!(1)), Some(&json!(2)))[0].field, "value");
+    }
+
+    #[test]
+    fn access_rules_read_as_the_history_reads_them() {
+        let before = json!({"version": 2, "rules": {"mode": "some", "companies": ["acme"]}});
+        let after = json!({"version": 3, "rules": {"mode": "some", "companies": ["acme", "globex"], "users": ["u-alice"]}});
+        let changes = changed_fields(Some(&before), Some(&after));
+        let access = changes.iter().find(|c| c.field == "access").unwrap();
+        assert_eq!(access.before, "Some");
+        assert!(
+            access.after.contains("globex") && access.after.contains("u-alice"),
+            "{access:?}"
+        );
+        assert!(!access.after.contains('{'), "no JSON: {access:?}");
     }
 }
