@@ -153,6 +153,17 @@ pub enum Command {
         #[arg(long)]
         output: Option<std::path::PathBuf>,
     },
+    /// Find where a source tree mentions each flag key (as a whole word, in any language,
+    /// respecting .gitignore): prints file:line per flag, then the flags found nowhere. Exits 0.
+    CodeRefs {
+        /// The tree to scan.
+        #[arg(default_value = ".")]
+        path: std::path::PathBuf,
+        /// text, or json (one document: root, filesScanned, flags[{key, references[{file,
+        /// line}]}], unreferenced).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Make the database match a document written by `gatehouse export`: checks the whole file
     /// first, then applies every change in one transaction. Flags, segments and stages the file
     /// leaves out are kept.
@@ -162,6 +173,13 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// How a command prints what it found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,6 +313,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 Command::Keys(command) => keys_command(&service, command).await,
                 Command::Access(command) => access_command(&service, command).await,
                 Command::Export { output } => export_command(&service, output.as_deref()).await,
+                Command::CodeRefs { path, format } => code_refs_command(&service, &path, format).await,
                 Command::Import { file, dry_run } => import_command(&service, &file, dry_run).await,
                 Command::Serve | Command::Migrate | Command::Evaluate { .. } => Ok(()),
             };
@@ -462,6 +481,22 @@ async fn access_command(service: &Service, command: AccessCommand) -> Result<(),
         "{done} {shown} {preposition} {} in {} (access rules now at version {version})",
         target.flag, target.environment
     );
+    Ok(())
+}
+
+async fn code_refs_command(service: &Service, path: &std::path::Path, format: Format) -> Result<(), String> {
+    let document = config_file::export(service, &Actor::cli())
+        .await
+        .map_err(service_message)?;
+    let keys: Vec<String> = document.flags.iter().map(|f| f.key.to_string()).collect();
+    let scan = crate::code_refs::scan(path, &keys)?;
+    match format {
+        Format::Text => print!("{}", crate::code_refs::to_text(&scan)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&scan).map_err(|e| format!("cannot write the result: {e}"))?
+        ),
+    }
     Ok(())
 }
 
