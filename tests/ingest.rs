@@ -5,12 +5,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{gatehouse, TestApp};
+use common::{gatehouse, publishable_key_of, serve, Server, TestApp};
 use gatehouse::config::Backend;
 use gatehouse::model::AccessRules;
 use gatehouse::service::{
@@ -844,46 +844,14 @@ async fn ingest_takes_any_key_of_the_environment() {
     assert_eq!(response.status(), 403);
 }
 
-/// The real binary, killed and restarted on one SQLite file.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    /// A failing test must not leave a server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The real binary on `database_url`, killed and restarted on one SQLite file.
 async fn start_server(database_url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let mut command = gatehouse(database_url);
     // The burst comes from one address faster than the default per-address rate.
-    let child = gatehouse(database_url)
-        .args(["serve", "--addr", &addr, "--database-url", database_url])
+    command
         .args(["--ingest-rate-per-address", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gatehouse serve");
-    let server = Server { child, addr };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(response) = client.get(format!("http://{}/readyz", server.addr)).send().await {
-            if response.status().is_success() {
-                return server;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("gatehouse did not become ready on {}", server.addr);
+        .stderr(Stdio::null());
+    serve(command).await
 }
 
 #[tokio::test]
@@ -891,17 +859,7 @@ async fn acknowledged_writes_survive_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/g.db", dir.path().display());
     let mut server = start_server(&database_url).await;
-    let keys = gatehouse(&database_url)
-        .args(["keys", "list", "--database-url", &database_url])
-        .output()
-        .expect("gatehouse keys list");
-    let keys = String::from_utf8(keys.stdout).unwrap();
-    let publishable = keys
-        .lines()
-        .map(|line| line.split('\t').collect::<Vec<_>>())
-        .find(|cols| cols.len() == 4 && cols[0] == "production" && cols[1] == "publishable")
-        .map(|cols| cols[2].to_string())
-        .unwrap_or_else(|| panic!("no production publishable key in {keys:?}"));
+    let publishable = publishable_key_of(&database_url);
 
     let acknowledged = Arc::new(Mutex::new(HashSet::new()));
     let successes = Arc::new(AtomicUsize::new(0));
@@ -909,7 +867,7 @@ async fn acknowledged_writes_survive_a_kill() {
     let mut burst = Vec::new();
     for worker in 0..16 {
         let (client, acknowledged, successes) = (client.clone(), acknowledged.clone(), successes.clone());
-        let (url, key) = (format!("http://{}/company", server.addr), publishable.clone());
+        let (url, key) = (server.url("/company"), publishable.clone());
         burst.push(tokio::spawn(async move {
             for i in 0..100 {
                 let id = format!("c-{worker}-{i}");
@@ -967,10 +925,7 @@ async fn acknowledged_writes_survive_a_kill() {
     // The restarted server loaded them as remote context.
     let some = acknowledged.iter().next().unwrap();
     let body: Value = client
-        .get(format!(
-            "http://{}/features/evaluated?context.company.id={some}",
-            restarted.addr
-        ))
+        .get(restarted.url(&format!("/features/evaluated?context.company.id={some}")))
         .bearer_auth(&publishable)
         .send()
         .await

@@ -9,28 +9,15 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::gatehouse;
+use common::{gatehouse, publishable_key_of, serve, Server};
 use serde_json::{json, Value};
 
 /// Companies, and users, the server may store.
 const CAP: usize = 1_000;
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 impl Server {
     /// Resident memory of the server process, in KiB (`VmRSS`).
@@ -42,52 +29,18 @@ impl Server {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc/PID/status")
     }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
 }
 
+/// The server with the caps this test fills, trusting loopback as a proxy.
 async fn start(database_url: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
     let cap = CAP.to_string();
-    let child = gatehouse(database_url)
-        .args(["serve", "--addr", &addr, "--max-entities", &cap])
+    let mut command = gatehouse(database_url);
+    command
+        .args(["--max-entities", &cap])
         .args(["--max-entity-attributes", "20", "--max-entity-bytes", "1024"])
         .args(["--trusted-proxies", "127.0.0.1", "--ingest-rate-per-key", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gatehouse serve");
-    let server = Server { child, addr };
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(response) = client.get(server.url("/readyz")).send().await {
-            if response.status().is_success() {
-                return server;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("gatehouse did not become ready on {}", server.addr);
-}
-
-fn publishable_key(database_url: &str) -> String {
-    let keys = gatehouse(database_url)
-        .args(["keys", "list"])
-        .output()
-        .expect("gatehouse keys list");
-    let keys = String::from_utf8(keys.stdout).unwrap();
-    keys.lines()
-        .map(|line| line.split('\t').collect::<Vec<_>>())
-        .find(|cols| cols.len() == 4 && cols[0] == "production" && cols[1] == "publishable")
-        .map(|cols| cols[2].to_string())
-        .unwrap_or_else(|| panic!("no production publishable key in {keys:?}"))
+        .stderr(Stdio::null());
+    serve(command).await
 }
 
 /// Request `n` of the flood: a new company with a new user, a new user, or attributes past the
@@ -162,7 +115,7 @@ async fn memory_stays_bounded_under_ingest_beyond_the_caps() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/g.db", dir.path().display());
     let server = start(&database_url).await;
-    let key = publishable_key(&database_url);
+    let key = publishable_key_of(&database_url);
     let client = reqwest::Client::new();
 
     // Fill to the caps: CAP companies with ten attributes each, each with a user of its own.

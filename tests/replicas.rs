@@ -3,70 +3,23 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{client, gatehouse, TestDb};
+use common::{client, gatehouse, publishable_key_of, serve, Server, TestDb};
 use gatehouse::config::Backend;
 use serde_json::Value;
 
 const ADMIN: (&str, &str) = ("admin@example.com", "replica-password-1");
 
-struct Replica {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(database_url: &str) -> Replica {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let child = gatehouse(database_url)
-        .args(["serve", "--addr", &addr])
+/// A replica that signs its first admin in from the environment.
+async fn start(database_url: &str) -> Server {
+    let mut command = gatehouse(database_url);
+    command
         .env("GATEHOUSE_ADMIN_EMAIL", ADMIN.0)
         .env("GATEHOUSE_ADMIN_PASSWORD", ADMIN.1)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let replica = Replica {
-        child,
-        url: format!("http://{addr}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(response) = reqwest::get(format!("{}/readyz", replica.url)).await {
-            if response.status() == 200 {
-                return replica;
-            }
-        }
-        assert!(Instant::now() < deadline, "replica {addr} did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn publishable_key(database_url: &str) -> String {
-    let output = gatehouse(database_url).args(["keys", "list"]).output().unwrap();
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("production\tpublishable\t"))
-        .and_then(|l| l.split('\t').nth(2))
-        .expect("a production publishable key")
-        .to_string()
+        .stderr(Stdio::inherit());
+    serve(command).await
 }
 
 async fn is_enabled(url: &str, key: &str) -> Option<bool> {
@@ -92,19 +45,19 @@ async fn a_change_through_one_replica_is_served_by_the_other_within_a_second() {
     let database_url = db.url.expose().to_string();
     let first = start(&database_url).await;
     let second = start(&database_url).await;
-    let key = publishable_key(&database_url);
+    let key = publishable_key_of(&database_url);
 
     // Through the first replica: sign in and create the flag (No one everywhere).
     let admin = client();
     let signed_in = admin
-        .post(format!("{}/api/public/sign_in", first.url))
+        .post(format!("{}/api/public/sign_in", first.base))
         .form(&[("email", ADMIN.0), ("password", ADMIN.1)])
         .send()
         .await
         .unwrap();
     assert!(signed_in.status().is_success(), "{}", signed_in.status());
     let created = admin
-        .post(format!("{}/api/edit/create_flag", first.url))
+        .post(format!("{}/api/edit/create_flag", first.base))
         .form(&[("key", "rollout"), ("name", "Rollout"), ("description", "")])
         .send()
         .await
@@ -117,7 +70,7 @@ async fn a_change_through_one_replica_is_served_by_the_other_within_a_second() {
     );
 
     let deadline = Instant::now() + Duration::from_secs(5);
-    while is_enabled(&second.url, &key).await != Some(false) {
+    while is_enabled(&second.base, &key).await != Some(false) {
         assert!(
             Instant::now() < deadline,
             "the second replica never served the new flag"
@@ -127,7 +80,7 @@ async fn a_change_through_one_replica_is_served_by_the_other_within_a_second() {
 
     // Change access through the first replica; time how long until the second serves it.
     let saved = admin
-        .post(format!("{}/api/edit/save_access", first.url))
+        .post(format!("{}/api/edit/save_access", first.base))
         .form(&[
             ("flag", "rollout"),
             ("environment", "production"),
@@ -155,12 +108,12 @@ async fn a_change_through_one_replica_is_served_by_the_other_within_a_second() {
         saved.text().await.unwrap()
     );
     assert_eq!(
-        is_enabled(&first.url, &key).await,
+        is_enabled(&first.base, &key).await,
         Some(true),
         "the first replica serves its own change at once"
     );
     loop {
-        if is_enabled(&second.url, &key).await == Some(true) {
+        if is_enabled(&second.base, &key).await == Some(true) {
             break;
         }
         assert!(

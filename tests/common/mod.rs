@@ -352,3 +352,68 @@ pub fn client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A `gatehouse serve` process on a free loopback port; killed (and reaped) when dropped, so a
+/// failing test never leaves one running.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command` (a [`gatehouse`] command with its options) as `serve` on a free port and waits
+/// until `/readyz` answers 200.
+pub async fn serve(mut command: std::process::Command) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = command
+        .args(["serve", "--addr", &addr])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start gatehouse serve");
+    let server = Server {
+        child,
+        base: format!("http://{addr}"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(response) = reqwest::get(server.url("/readyz")).await {
+            if response.status() == 200 {
+                return server;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gatehouse did not become ready on {addr}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The production environment's publishable key, as `gatehouse keys list` prints it.
+pub fn publishable_key_of(database_url: &str) -> String {
+    let output = gatehouse(database_url).args(["keys", "list"]).output().unwrap();
+    let keys = String::from_utf8(output.stdout).unwrap();
+    keys.lines()
+        .find(|l| l.starts_with("production\tpublishable\t"))
+        .and_then(|l| l.split('\t').nth(2))
+        .unwrap_or_else(|| panic!("no production publishable key in {keys:?}"))
+        .to_string()
+}
