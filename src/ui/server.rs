@@ -34,13 +34,25 @@ const WORKING_ENVIRONMENT: &str = "working_environment";
 /// working environment for the rest of the session when it exists, or else the remembered one,
 /// or else Production. Every page that shows one environment asks this, so a switch sticks.
 pub async fn working_environment(requested: String) -> Result<String, AppError> {
+    if requested.is_empty() {
+        return choose_environment(requested, &[]).await;
+    }
+    let (service, actor) = caller()?;
+    let known = service.environments(&actor).await?;
+    choose_environment(requested, &known).await
+}
+
+/// [`working_environment`] with the environments already read (`known` is only consulted when
+/// an environment is requested).
+pub async fn choose_environment(
+    requested: String,
+    known: &[crate::model::Environment],
+) -> Result<String, AppError> {
     let session = session().await?;
     if requested.is_empty() {
         let remembered = session.get::<String>(WORKING_ENVIRONMENT).await.ok().flatten();
         return Ok(remembered.unwrap_or_else(|| "production".into()));
     }
-    let (service, actor) = caller()?;
-    let known = service.environments(&actor).await?;
     if known.iter().any(|e| e.key.as_str() == requested) {
         // Failing to remember it only loses the stickiness, never the page.
         let _ = session.insert(WORKING_ENVIRONMENT, &requested).await;

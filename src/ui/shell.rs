@@ -38,9 +38,9 @@ pub fn member_has(role: Role) -> impl Fn() -> bool + Copy {
 /// (the one `requested` names from now on, when it exists), for the environment switcher.
 #[server(endpoint = "read/environments")]
 pub async fn environments(requested: String) -> Result<(Vec<(String, String)>, String), AppError> {
-    let working = super::server::working_environment(requested).await?;
     let (service, actor) = super::server::caller()?;
     let environments = service.environments(&actor).await?;
+    let working = super::server::choose_environment(requested, &environments).await?;
     let choices = environments.into_iter().map(|e| (e.key.to_string(), e.name));
     Ok((choices.collect(), working))
 }
