@@ -793,7 +793,6 @@ pub fn FlagPage() -> impl IntoView {
         (copy_value, "Copied: this environment now has the other one's access, as a new version."),
         (rollback_action.value(), "Rolled back: the older version's access is current again, as a new version."),
         (archive_action.value(), "Done: the flag's archive state changed, as shown below."),
-        (config_value, "Remote config saved as a new version."),
     ]);
     Effect::new(move || {
         if matches!(save_value.get(), Some(Ok(()))) {
