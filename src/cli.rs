@@ -297,6 +297,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 },
                 ingest_rate_per_key: cli.ingest_rate_per_key,
                 ingest_rate_per_address: cli.ingest_rate_per_address,
+                scheduler_every: Some(crate::startup::SCHEDULER_EVERY),
             };
             serve(settings).await
         }

@@ -48,6 +48,9 @@ pub struct ServerSettings {
     /// Ingest requests per second per API key and per client address (0: no limit).
     pub ingest_rate_per_key: u32,
     pub ingest_rate_per_address: u32,
+    /// How often due scheduled changes are looked for; `None` runs no scheduler (tests that
+    /// move the clock and apply due changes themselves).
+    pub scheduler_every: Option<std::time::Duration>,
 }
 
 impl ServerSettings {
@@ -73,9 +76,13 @@ impl ServerSettings {
             ingest: IngestLimits::default(),
             ingest_rate_per_key: DEFAULT_INGEST_RATE_PER_KEY,
             ingest_rate_per_address: DEFAULT_INGEST_RATE_PER_ADDRESS,
+            scheduler_every: Some(SCHEDULER_EVERY),
         }
     }
 }
+
+/// How often the server looks for due scheduled changes: they apply within this of their time.
+pub const SCHEDULER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Default caps on open live-update streams (`--max-streams-per-key`, …).
 pub const DEFAULT_STREAMS_PER_KEY: usize = 10_000;
@@ -90,6 +97,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -149,10 +157,15 @@ impl Application {
             ),
         );
         let router = router(state.clone(), settings.sessions, settings.metrics_token);
+        // Its first pass applies what fell due while the server was down.
+        let scheduler = settings
+            .scheduler_every
+            .map(|every| state.service.spawn_scheduler(every));
         Ok(Application {
             listener,
             router,
             state,
+            scheduler,
         })
     }
 
@@ -179,6 +192,9 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        if let Some(scheduler) = self.scheduler {
+            scheduler.abort();
+        }
         self.state.service.close().await;
         Ok(())
     }

@@ -13,6 +13,7 @@ mod filter;
 mod json;
 mod keys;
 pub mod member;
+mod schedule;
 pub mod secret;
 
 pub use access::{
@@ -26,3 +27,4 @@ pub use filter::{
 };
 pub use json::{is_array_index, JsObject, JsValue};
 pub use keys::{EnvironmentKey, FlagKey, KeyError, Percentage, PercentageError, SegmentKey};
+pub use schedule::{PlannedChange, ScheduleStatus, ScheduledChange};

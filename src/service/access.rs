@@ -22,6 +22,9 @@ pub enum Permission {
     Administer,
     /// Report companies, users, events and flag checks of one environment: its API keys.
     Ingest { environment_id: i64 },
+    /// Gatehouse's own bookkeeping (the scheduler marking a change it could not apply): Gatehouse
+    /// itself and the operator only.
+    Internal,
 }
 
 impl Permission {
@@ -31,7 +34,7 @@ impl Permission {
             Permission::Public | Permission::Read | Permission::OwnAccount => Some(Role::Viewer),
             Permission::Edit => Some(Role::Editor),
             Permission::Administer => Some(Role::Admin),
-            Permission::Ingest { .. } => None,
+            Permission::Ingest { .. } | Permission::Internal => None,
         }
     }
 }

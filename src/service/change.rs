@@ -11,9 +11,11 @@ use super::ingest::{self, IngestWrite};
 use super::runtime::{Inputs, Snapshot};
 use super::stages::{Direction, StageRef};
 use super::write::Write;
-use super::{environments, flags, keys, members, segments, stages};
+use super::{environments, flags, keys, members, schedule, segments, stages};
 use crate::model::member::{MemberView, Role};
-use crate::model::{AccessRules, ConfigVariant, Flag, ReleaseStage, SegmentCondition};
+use crate::model::{
+    AccessRules, ConfigVariant, Flag, PlannedChange, ReleaseStage, ScheduleStatus, SegmentCondition,
+};
 use crate::service::store::members::Invitation;
 
 /// A change to Gatehouse, with everything needed to apply it.
@@ -126,6 +128,26 @@ pub enum Change {
         current: String,
         new: String,
     },
+    /// Plans a change of a flag for `at` (epoch milliseconds) instead of making it now.
+    ScheduleChange {
+        flag: String,
+        at: i64,
+        planned: PlannedChange,
+    },
+    /// Cancels a pending scheduled change.
+    CancelScheduled {
+        id: i64,
+    },
+    /// Applies a scheduled change if it is due and pending (the scheduler, as its author).
+    ApplyScheduled {
+        id: i64,
+    },
+    /// Marks a due change that could not be applied (the scheduler).
+    MarkScheduled {
+        id: i64,
+        status: ScheduleStatus,
+        reason: String,
+    },
     /// Companies, users, events and flag checks an application reported.
     Ingest {
         environment_id: i64,
@@ -146,6 +168,10 @@ pub enum Outcome {
     /// An invitation and the token of its link, shown once.
     Invitation(Invitation, String),
     Member(MemberView),
+    /// The id of a scheduled change.
+    Scheduled(i64),
+    /// Whether a due scheduled change was applied by this call.
+    Applied(bool),
 }
 
 impl Outcome {
@@ -182,6 +208,13 @@ impl Outcome {
         }
     }
 
+    pub fn into_scheduled(self) -> ServiceResult<i64> {
+        match self {
+            Outcome::Scheduled(id) => Ok(id),
+            other => Err(other.unexpected()),
+        }
+    }
+
     pub fn into_member(self) -> ServiceResult<MemberView> {
         match self {
             Outcome::Member(member) => Ok(member),
@@ -207,7 +240,11 @@ impl Change {
             | Change::MoveStage { .. }
             | Change::SetArchived { .. }
             | Change::SetRemoteConfig { .. }
-            | Change::SaveSegment { .. } => Permission::Edit,
+            | Change::SaveSegment { .. }
+            | Change::ScheduleChange { .. }
+            | Change::CancelScheduled { .. }
+            | Change::ApplyScheduled { .. } => Permission::Edit,
+            Change::MarkScheduled { .. } => Permission::Internal,
             Change::AddStage { .. }
             | Change::UpdateStage { .. }
             | Change::ReorderStage { .. }
@@ -237,7 +274,8 @@ impl Change {
             | Change::UpdateFlag { .. }
             | Change::MoveStage { .. }
             | Change::SetArchived { .. }
-            | Change::SaveSegment { .. } => Scope::Every,
+            | Change::SaveSegment { .. }
+            | Change::ApplyScheduled { .. } => Scope::Every,
             Change::SetAccess { environment, .. }
             | Change::SetRemoteConfig { environment, .. }
             | Change::SetStageDefault { environment, .. } => Scope::One(environment.clone()),
@@ -364,6 +402,14 @@ impl Change {
                 .map(Outcome::Member),
             Change::RemoveMember { member_id } => members::remove(w, member_id).await.map(|()| Outcome::Done),
             Change::ChangePassword { current, new } => members::change_password(w, &current, &new)
+                .await
+                .map(|()| Outcome::Done),
+            Change::ScheduleChange { flag, at, planned } => schedule::schedule(w, &flag, at, planned)
+                .await
+                .map(Outcome::Scheduled),
+            Change::CancelScheduled { id } => schedule::cancel(w, id).await.map(|()| Outcome::Done),
+            Change::ApplyScheduled { id } => schedule::apply(w, id).await.map(Outcome::Applied),
+            Change::MarkScheduled { id, status, reason } => schedule::mark(w, id, status, &reason)
                 .await
                 .map(|()| Outcome::Done),
             Change::Ingest {

@@ -492,14 +492,7 @@ pub async fn set_remote_config(
     variants: Vec<ConfigVariant>,
     expected_version: Option<i64>,
 ) -> ServiceResult<i64> {
-    for variant in &variants {
-        if variant.key.trim().is_empty() || variant.key.chars().count() > 255 {
-            return Err(invalid(
-                "variants",
-                "every value needs a key of 1 to 255 characters",
-            ));
-        }
-    }
+    check_variants(&variants)?;
     let environment = w.environment(environment)?;
     let flag = flag(w, key).await?;
     let (current_version, current_config) = stored::<RemoteConfig>(w, &flag, &environment).await?;
@@ -533,4 +526,17 @@ pub async fn set_remote_config(
     w.record(record).await?;
     w.touch(environment.id);
     Ok(version)
+}
+
+/// Refuses remote-config values without a usable key.
+pub fn check_variants(variants: &[ConfigVariant]) -> ServiceResult<()> {
+    for variant in variants {
+        if variant.key.trim().is_empty() || variant.key.chars().count() > 255 {
+            return Err(invalid(
+                "variants",
+                "every value needs a key of 1 to 255 characters",
+            ));
+        }
+    }
+    Ok(())
 }

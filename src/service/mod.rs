@@ -12,8 +12,8 @@
 //! Within the service the dependencies point one way: `handle` (the [`Service`] value) and the
 //! leaves (`error`, `actor`, `access`, `clock`, `secrets`, `throttle`) are below `write`, which is
 //! below the aggregates (`flags`, `segments`, `stages`, `environments`, `keys`, `members`,
-//! `ingest`), which are below `change` (the pipeline), which is below `config_file` (import)
-//! and `sign_in` (setup, sign-in);
+//! `ingest`, `schedule`), which are below `change` (the pipeline), which is below `config_file`
+//! (import), `sign_in` (setup, sign-in) and `scheduler` (applies due scheduled changes);
 //! `pages` (what each admin page reads) sits beside the aggregates.
 //! Files import their siblings directly, never through this one, so no two files import each
 //! other.
@@ -34,6 +34,8 @@ mod ingest;
 mod keys;
 mod members;
 mod pages;
+mod schedule;
+mod scheduler;
 mod secrets;
 mod segments;
 mod sign_in;

@@ -24,7 +24,7 @@ use crate::eval::{
 use crate::model::member::MemberView;
 use crate::model::{
     AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, ReleaseStage, RemoteConfig,
-    Segment, SegmentCondition, SegmentKey, TargetedAccess, Version,
+    ScheduledChange, Segment, SegmentCondition, SegmentKey, TargetedAccess, Version,
 };
 
 /// The suggestions of the access editor in one environment.
@@ -52,6 +52,10 @@ pub struct AccessCount {
 pub struct Overview {
     pub environments: Vec<Environment>,
     pub stages: Vec<ReleaseStage>,
+    /// Every pending scheduled change, soonest first.
+    pub scheduled: Vec<ScheduledChange>,
+    /// The caller's own scheduled changes of the last 30 days that could not be applied.
+    pub not_applied: Vec<ScheduledChange>,
 }
 
 /// A flag's current access rules in each environment, by environment name.
@@ -85,6 +89,8 @@ pub struct FlagPage {
     /// Known companies the saved rules let in (as served), out of all known.
     pub access: AccessCount,
     pub options: EditorOptions,
+    /// The flag's pending scheduled changes (soonest first), then its latest settled ones.
+    pub scheduled: Vec<ScheduledChange>,
 }
 
 /// The segments list for one environment.
@@ -188,9 +194,17 @@ impl Service {
     }
 
     pub async fn overview(&self, actor: &Actor) -> ServiceResult<Overview> {
+        let environments = self.environments(actor).await?;
+        let month_ago = self.clock().now_ms() - 30 * 24 * 3600 * 1000;
+        let not_applied = match actor.member_id() {
+            Some(id) => self.store().unapplied_changes(id, month_ago).await?,
+            None => Vec::new(),
+        };
         Ok(Overview {
-            environments: self.environments(actor).await?,
+            environments,
             stages: self.store().release_stages().await?,
+            scheduled: self.store().pending_changes(None).await?,
+            not_applied,
         })
     }
 
@@ -285,7 +299,9 @@ impl Service {
             (access.unseen_companies, access.unseen_users) = self.unseen(current.id, rules)?;
         }
         let options = self.editor_options(current.id).await?;
+        let scheduled = store.scheduled_for_flag(flag.id, 10).await?;
         Ok(FlagPage {
+            scheduled,
             flag,
             stages,
             environments,

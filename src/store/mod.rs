@@ -20,6 +20,7 @@ pub mod entities;
 pub mod environments;
 pub mod flags;
 pub mod members;
+pub mod scheduled;
 pub mod seed;
 pub mod segments;
 pub mod sessions;

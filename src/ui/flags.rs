@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{field_error, form_error, success_count, AppError, ErrorText};
 use super::format::datetime;
+use super::schedule::{CancelScheduled, ScheduleFlagChange, ScheduledChanges, ScheduledItem};
 #[cfg(feature = "ssr")]
 use crate::model::{describe::access_changes, AccessRules, SegmentKey};
 
@@ -281,6 +282,7 @@ pub struct FlagView {
     /// Known companies of this environment that the saved rules let in, and how many are known.
     pub companies_with_access: AccessCount,
     pub options: EditorOptions,
+    pub scheduled: Vec<ScheduledItem>,
 }
 
 /// One remote-config value in the editor.
@@ -402,7 +404,20 @@ impl FlagView {
                     .collect(),
             })
             .collect();
+        let scheduled = page
+            .scheduled
+            .iter()
+            .map(|change| ScheduledItem {
+                id: change.id,
+                what: planned_text(&change.planned, &page.environments, &page.stages),
+                due: datetime(change.due_at),
+                by: change.created_label.clone(),
+                status: change.status.as_str().to_string(),
+                outcome: change.outcome.clone(),
+            })
+            .collect();
         Ok(FlagView {
+            scheduled,
             companies_with_access: page.access.into(),
             options: page.options.into(),
             archived: page.flag.archived,
@@ -437,16 +452,65 @@ impl FlagView {
     }
 }
 
+/// What a scheduled change does, in words.
+#[cfg(feature = "ssr")]
+pub fn planned_text(
+    planned: &crate::model::PlannedChange,
+    environments: &[crate::model::Environment],
+    stages: &[crate::model::ReleaseStage],
+) -> String {
+    use crate::model::PlannedChange;
+    let environment = |key: &str| {
+        environments
+            .iter()
+            .find(|e| e.key.as_str() == key)
+            .map_or_else(|| key.to_string(), |e| e.name.clone())
+    };
+    match planned {
+        PlannedChange::SetAccess {
+            environment: e,
+            rules,
+            ..
+        } => {
+            format!("Access in {} → {}", environment(e), access_summary(rules))
+        }
+        PlannedChange::SetRemoteConfig {
+            environment: e,
+            variants,
+            ..
+        } => {
+            format!("Remote config in {} → {} values", environment(e), variants.len())
+        }
+        PlannedChange::MoveStage { stage_id, .. } => {
+            let name = stages.iter().find(|s| s.id == *stage_id).map(|s| s.name.clone());
+            format!("Move to {}", name.unwrap_or_else(|| format!("stage {stage_id}")))
+        }
+        PlannedChange::SetArchived { archived: true } => "Archive the flag".into(),
+        PlannedChange::SetArchived { archived: false } => "Restore the flag".into(),
+    }
+}
+
+/// Saves the access form now, or (with an "Apply at" time) schedules it; says which.
 #[server(endpoint = "edit/save_access")]
 pub async fn save_access(
     flag: String,
     environment: String,
     expected_version: i64,
     form: AccessForm,
-) -> Result<(), AppError> {
+    apply_at: Option<String>,
+) -> Result<String, AppError> {
     let rules = form.to_rules().map_err(AppError::rejected_input)?;
+    if let Some(at) = super::schedule::apply_at(apply_at.as_deref())? {
+        let planned = crate::model::PlannedChange::SetAccess {
+            environment,
+            rules,
+            based_on: expected_version,
+        };
+        return super::schedule::schedule(flag, at, planned).await;
+    }
     let change = crate::service::AccessChange::Set(rules);
-    change_access(flag, environment, change, Some(expected_version)).await
+    change_access(flag, environment, change, Some(expected_version)).await?;
+    Ok("Saved as a new version.".into())
 }
 
 /// Applies a change of a flag's access rules in an environment as the caller.
@@ -494,8 +558,17 @@ pub async fn save_config(
     expected_version: i64,
     variants: Vec<VariantForm>,
     default_variant: Option<usize>,
-) -> Result<(), AppError> {
+    apply_at: Option<String>,
+) -> Result<String, AppError> {
     let variants = VariantForm::to_variants(&variants, default_variant)?;
+    if let Some(at) = super::schedule::apply_at(apply_at.as_deref())? {
+        let planned = crate::model::PlannedChange::SetRemoteConfig {
+            environment,
+            variants,
+            based_on: expected_version,
+        };
+        return super::schedule::schedule(flag, at, planned).await;
+    }
     let (service, actor) = super::server::caller()?;
     let expected_version = Some(expected_version);
     let change = crate::service::Change::SetRemoteConfig {
@@ -505,7 +578,7 @@ pub async fn save_config(
         expected_version,
     };
     service.apply(&actor, change).await?;
-    Ok(())
+    Ok("Remote config saved.".into())
 }
 
 #[server(endpoint = "edit/rollback")]
@@ -764,6 +837,12 @@ pub fn FlagPage() -> impl IntoView {
     let copy_action = ServerAction::<CopyAccess>::new();
     let archive_action = ServerAction::<ArchiveFlag>::new();
     let config_action = ServerAction::<SaveConfig>::new();
+    let schedule_action = ServerAction::<ScheduleFlagChange>::new();
+    let cancel_action = ServerAction::<CancelScheduled>::new();
+    let (schedules, cancels) = (
+        success_count(schedule_action.value()),
+        success_count(cancel_action.value()),
+    );
     // Not the versions: a failed save must leave the typed form (and its errors) in place.
     let (saves, config_saves) = (success_count(save.value()), success_count(config_action.value()));
     let detail = Resource::new(
@@ -781,6 +860,7 @@ pub fn FlagPage() -> impl IntoView {
                     archive_action.version().get(),
                     config_saves.get(),
                 ),
+                (schedules.get(), cancels.get()),
             )
         },
         |(key, environment, ..)| flag_detail(key, environment),
@@ -795,7 +875,7 @@ pub fn FlagPage() -> impl IntoView {
         (archive_action.value(), "Done: the flag's archive state changed, as shown below."),
     ]);
     Effect::new(move || {
-        if matches!(save_value.get(), Some(Ok(()))) {
+        if matches!(save_value.get(), Some(Ok(_))) {
             notice.set(None);
         }
     });
@@ -860,12 +940,14 @@ pub fn FlagPage() -> impl IntoView {
                                     error=save_error
                                     modes=vec![("noOne", "No one"), ("everyone", "Everyone"), ("some", "Some")]
                                 />
+                                <ApplyAt id="access-apply-at"/>
                                 <button type="submit" disabled=move || save.pending().get()>{move || if save.pending().get() { "Saving…" } else { "Save access" }}</button>
                             </ActionForm>
                             </div>
-                            <Show when=move || matches!(save_value.get(), Some(Ok(())))>
-                                <p class="notice" role="status">"Saved as a new version."</p>
-                            </Show>
+                            {move || match save_value.get() {
+                                Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
+                                _ => None,
+                            }}
                             <p class="muted" id="access-count" aria-live="polite">
                                 {move || match preview.value().get() {
                                     Some(Ok(answer)) => answer.text(),
@@ -895,6 +977,15 @@ pub fn FlagPage() -> impl IntoView {
                                 }).collect_view()}
                             </ul>
                         </section>
+                        <ScheduledChanges
+                            flag=flag_key.clone()
+                            items=flag.scheduled.clone()
+                            moves=flag.stages.iter().filter(|(id, _)| *id != flag.stage_id).cloned().collect()
+                            stage_id=flag.stage_id
+                            archived=archived
+                            schedule=schedule_action
+                            cancel=cancel_action
+                        />
                         <section class="card">
                             <h2>"Copy access from another environment"</h2>
                             <ul class="plain">
@@ -941,11 +1032,13 @@ pub fn FlagPage() -> impl IntoView {
                                     </fieldset>
                                 }).collect_view()}
                                 <ErrorText id="config-error" message=Signal::derive(form_error_prefixed(config_value, "payload-"))/>
+                                <ApplyAt id="config-apply-at"/>
                                 <button type="submit" disabled=move || config_action.pending().get()>"Save remote config"</button>
                             </ActionForm>
-                            <Show when=move || matches!(config_value.get(), Some(Ok(())))>
-                                <p class="notice" role="status">"Remote config saved."</p>
-                            </Show>
+                            {move || match config_value.get() {
+                                Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
+                                _ => None,
+                            }}
                         </section>
                         <section class="card">
                             <h2>"Archive"</h2>
@@ -997,6 +1090,19 @@ pub fn FlagPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The optional "Apply at" time of a form that can also be scheduled.
+#[component]
+fn ApplyAt(id: &'static str) -> impl IntoView {
+    let hint = format!("{id}-hint");
+    view! {
+        <div class="apply-at">
+            <label for=id>"Apply at (UTC, optional)"</label>
+            <input type="datetime-local" step="1" id=id name="apply_at" aria-describedby=hint.clone()/>
+            <p class="muted small" id=hint>"Leave empty to apply now. With a time, the change waits under Scheduled changes."</p>
+        </div>
     }
 }
 

@@ -12,6 +12,7 @@ mod flags;
 mod format;
 mod home;
 mod hydration;
+mod schedule;
 mod segments;
 #[cfg(feature = "ssr")]
 mod server;

@@ -1,0 +1,80 @@
+import { test, expect, screenshot, waitForHydration } from './fixtures';
+import type { APIRequestContext, Page } from '@playwright/test';
+
+// Runs after team.spec.ts (alphabetical order, one worker), which created this admin.
+const ADMIN = { email: 'ada@example.com', password: 'ada-password-123' };
+
+test.describe.configure({ mode: 'serial' });
+
+async function signIn(page: Page) {
+  await page.goto('/sign-in');
+  await page.getByLabel('Email').fill(ADMIN.email);
+  await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
+}
+
+async function publishableKey(page: Page): Promise<string> {
+  await page.goto('/settings/keys');
+  const cell = page.getByRole('row').filter({ hasText: 'production' }).filter({ hasText: 'publishable' }).locator('code');
+  return (await cell.innerText()).trim();
+}
+
+async function enabledFor(request: APIRequestContext, key: string, flag: string): Promise<boolean> {
+  const response = await request.get(`/features/evaluated?key=${flag}&context.company.id=acme`, {
+    headers: { Authorization: `Bearer ${key}` },
+  });
+  expect(response.status()).toBe(200);
+  return (await response.json()).features[flag].isEnabled;
+}
+
+/** `datetime-local` text for `ms` from now, in UTC (the admin app's times are UTC). */
+function utcFromNow(ms: number): string {
+  return new Date(Date.now() + ms).toISOString().slice(0, 19);
+}
+
+test('a product manager schedules an access change and it applies on time', async ({ page, request }) => {
+  await signIn(page);
+  const key = await publishableKey(page);
+  await page.goto('/flags/new');
+  await page.getByLabel('Name').fill('Spring sale');
+  await page.getByLabel(/^Key/).fill('spring-sale');
+  await page.getByRole('button', { name: 'Create flag' }).click();
+  await expect(page).toHaveURL(/\/flags\/spring-sale$/);
+  await waitForHydration(page);
+  await expect(page.getByText('Nothing is scheduled.')).toBeVisible();
+
+  // Everyone in production, eight seconds from now.
+  await page.getByLabel('Everyone', { exact: true }).check();
+  await page.getByLabel('Apply at (UTC, optional)').first().fill(utcFromNow(8_000));
+  await page.getByRole('button', { name: 'Save access' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /^Scheduled for/ })).toBeVisible();
+  const table = page.locator('table.scheduled');
+  await expect(table.getByRole('row').filter({ hasText: 'Access in Production → Everyone' })).toContainText('waiting');
+  // The form shows what is stored, which has not changed yet.
+  await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 1');
+  expect(await enabledFor(request, key, 'spring-sale')).toBe(false);
+
+  // A stage move scheduled for tomorrow, then cancelled.
+  await page.getByLabel('Change', { exact: true }).selectOption({ label: 'Move to Internal' });
+  await page.getByLabel('At (UTC)').fill(utcFromNow(24 * 3600 * 1000));
+  await page.getByRole('button', { name: 'Schedule', exact: true }).click();
+  await expect(table.getByRole('row').filter({ hasText: 'Move to Internal' })).toContainText('waiting');
+  await screenshot(page, '30-flag-scheduled');
+  await page.getByRole('button', { name: /^Cancel the change due/ }).last().click();
+  await expect(page.getByRole('status').filter({ hasText: 'Cancelled' })).toBeVisible();
+  await expect(table.getByRole('row').filter({ hasText: 'Move to Internal' })).toContainText('cancelled');
+
+  // The overview lists what waits.
+  await page.goto('/');
+  await expect(page.getByRole('row').filter({ hasText: 'spring-sale' })).toContainText('Access in Production → Everyone');
+
+  // The scheduler applies it within seconds of its time.
+  await expect.poll(() => enabledFor(request, key, 'spring-sale'), { timeout: 20_000, intervals: [500] }).toBe(true);
+  await page.goto('/flags/spring-sale');
+  await waitForHydration(page);
+  await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 2');
+  await expect(table.getByRole('row').filter({ hasText: 'Access in Production → Everyone' })).toContainText('applied');
+  await expect(table.getByRole('row').filter({ hasText: 'Access in Production → Everyone' })).toContainText('ada@example.com');
+  await screenshot(page, '31-flag-schedule-applied');
+});
