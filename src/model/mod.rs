@@ -13,6 +13,7 @@ mod filter;
 mod json;
 mod keys;
 pub mod member;
+mod plan;
 mod schedule;
 pub mod secret;
 
@@ -27,4 +28,5 @@ pub use filter::{
 };
 pub use json::{is_array_index, JsObject, JsValue};
 pub use keys::{EnvironmentKey, FlagKey, KeyError, Percentage, PercentageError, SegmentKey};
+pub use plan::{narrowing, Milestone, PlanStatus, PlanTemplate, ReleasePlan};
 pub use schedule::{PlannedChange, ScheduleStatus, ScheduledChange};

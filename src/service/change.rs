@@ -11,10 +11,11 @@ use super::ingest::{self, IngestWrite};
 use super::runtime::{Inputs, Snapshot};
 use super::stages::{Direction, StageRef};
 use super::write::Write;
-use super::{environments, flags, keys, members, schedule, segments, stages};
+use super::{environments, flags, keys, members, plans, schedule, segments, stages};
 use crate::model::member::{MemberView, Role};
 use crate::model::{
-    AccessRules, ConfigVariant, Flag, PlannedChange, ReleaseStage, ScheduleStatus, SegmentCondition,
+    AccessRules, ConfigVariant, Flag, Milestone, PlannedChange, ReleaseStage, ScheduleStatus,
+    SegmentCondition,
 };
 use crate::service::store::members::Invitation;
 
@@ -148,6 +149,37 @@ pub enum Change {
         status: ScheduleStatus,
         reason: String,
     },
+    /// Creates (`id` `None`) or replaces a release-plan template.
+    SavePlanTemplate {
+        id: Option<i64>,
+        name: String,
+        milestones: Vec<Milestone>,
+    },
+    DeletePlanTemplate {
+        id: i64,
+    },
+    /// Starts a template's plan for a flag in an environment (its first milestone at once).
+    StartPlan {
+        flag: String,
+        environment: String,
+        template_id: i64,
+    },
+    /// Moves a plan from milestone `from` to the next: by hand, or (`automatic`) by the
+    /// scheduler once the wait is over.
+    AdvancePlan {
+        id: i64,
+        from: usize,
+        automatic: bool,
+    },
+    /// Pauses or resumes a plan; `note` says why (a pause by the scheduler).
+    SetPlanPaused {
+        id: i64,
+        paused: bool,
+        note: String,
+    },
+    CancelPlan {
+        id: i64,
+    },
     /// Companies, users, events and flag checks an application reported.
     Ingest {
         environment_id: i64,
@@ -170,8 +202,10 @@ pub enum Outcome {
     Member(MemberView),
     /// The id of a scheduled change.
     Scheduled(i64),
-    /// Whether a due scheduled change was applied by this call.
+    /// Whether a due scheduled change was applied (or a plan advanced) by this call.
     Applied(bool),
+    /// The id of what was created (a plan, a plan template).
+    Id(i64),
 }
 
 impl Outcome {
@@ -215,6 +249,13 @@ impl Outcome {
         }
     }
 
+    pub fn into_id(self) -> ServiceResult<i64> {
+        match self {
+            Outcome::Id(id) => Ok(id),
+            other => Err(other.unexpected()),
+        }
+    }
+
     pub fn into_member(self) -> ServiceResult<MemberView> {
         match self {
             Outcome::Member(member) => Ok(member),
@@ -243,7 +284,12 @@ impl Change {
             | Change::SaveSegment { .. }
             | Change::ScheduleChange { .. }
             | Change::CancelScheduled { .. }
-            | Change::ApplyScheduled { .. } => Permission::Edit,
+            | Change::ApplyScheduled { .. }
+            | Change::StartPlan { .. }
+            | Change::AdvancePlan { .. }
+            | Change::SetPlanPaused { .. }
+            | Change::CancelPlan { .. } => Permission::Edit,
+            Change::SavePlanTemplate { .. } | Change::DeletePlanTemplate { .. } => Permission::Administer,
             Change::MarkScheduled { .. } => Permission::Internal,
             Change::AddStage { .. }
             | Change::UpdateStage { .. }
@@ -275,7 +321,9 @@ impl Change {
             | Change::MoveStage { .. }
             | Change::SetArchived { .. }
             | Change::SaveSegment { .. }
-            | Change::ApplyScheduled { .. } => Scope::Every,
+            | Change::ApplyScheduled { .. }
+            | Change::StartPlan { .. }
+            | Change::AdvancePlan { .. } => Scope::Every,
             Change::SetAccess { environment, .. }
             | Change::SetRemoteConfig { environment, .. }
             | Change::SetStageDefault { environment, .. } => Scope::One(environment.clone()),
@@ -412,6 +460,26 @@ impl Change {
             Change::MarkScheduled { id, status, reason } => schedule::mark(w, id, status, &reason)
                 .await
                 .map(|()| Outcome::Done),
+            Change::SavePlanTemplate { id, name, milestones } => {
+                plans::save_template(w, id, &name, milestones)
+                    .await
+                    .map(Outcome::Id)
+            }
+            Change::DeletePlanTemplate { id } => plans::delete_template(w, id).await.map(|()| Outcome::Done),
+            Change::StartPlan {
+                flag,
+                environment,
+                template_id,
+            } => plans::start(w, &flag, &environment, template_id)
+                .await
+                .map(Outcome::Id),
+            Change::AdvancePlan { id, from, automatic } => {
+                plans::advance(w, id, from, automatic).await.map(Outcome::Applied)
+            }
+            Change::SetPlanPaused { id, paused, note } => plans::set_paused(w, id, paused, &note)
+                .await
+                .map(|()| Outcome::Done),
+            Change::CancelPlan { id } => plans::cancel(w, id).await.map(|()| Outcome::Done),
             Change::Ingest {
                 environment_id,
                 writes,

@@ -23,8 +23,9 @@ use crate::eval::{
 };
 use crate::model::member::MemberView;
 use crate::model::{
-    AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, ReleaseStage, RemoteConfig,
-    ScheduledChange, Segment, SegmentCondition, SegmentKey, TargetedAccess, Version,
+    AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, PlanTemplate, ReleasePlan,
+    ReleaseStage, RemoteConfig, ScheduledChange, Segment, SegmentCondition, SegmentKey, TargetedAccess,
+    Version,
 };
 
 /// The suggestions of the access editor in one environment.
@@ -91,6 +92,10 @@ pub struct FlagPage {
     pub options: EditorOptions,
     /// The flag's pending scheduled changes (soonest first), then its latest settled ones.
     pub scheduled: Vec<ScheduledChange>,
+    /// The flag's release plans, the running ones first.
+    pub plans: Vec<ReleasePlan>,
+    /// The templates a plan can start from.
+    pub templates: Vec<PlanTemplate>,
 }
 
 /// The segments list for one environment.
@@ -208,6 +213,24 @@ impl Service {
         })
     }
 
+    /// The release-plan templates, and the stages their milestones can move a flag to.
+    pub async fn plan_templates(
+        &self,
+        actor: &Actor,
+    ) -> ServiceResult<(Vec<PlanTemplate>, Vec<ReleaseStage>)> {
+        authorize(actor, Permission::Read)?;
+        Ok((
+            self.store().plan_templates().await?,
+            self.store().release_stages().await?,
+        ))
+    }
+
+    /// Every running release plan (the flags list and the board show their progress).
+    pub async fn running_plans(&self, actor: &Actor) -> ServiceResult<Vec<ReleasePlan>> {
+        authorize(actor, Permission::Read)?;
+        Ok(self.store().running_plans().await?)
+    }
+
     /// One page of the flags that match `filter`, with their access summary inputs per
     /// environment (only the shown flags' rules are read).
     pub async fn flag_list(
@@ -300,8 +323,12 @@ impl Service {
         }
         let options = self.editor_options(current.id).await?;
         let scheduled = store.scheduled_for_flag(flag.id, 10).await?;
+        let plans = store.plans_for_flag(flag.id).await?;
+        let templates = store.plan_templates().await?;
         Ok(FlagPage {
             scheduled,
+            plans,
+            templates,
             flag,
             stages,
             environments,

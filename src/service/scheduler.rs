@@ -1,5 +1,6 @@
-//! The scheduler: applies due scheduled changes (see `schedule.rs`) through the change pipeline,
-//! each as its author, and marks those that cannot be applied with the reason. The server runs a
+//! The scheduler: applies due scheduled changes (see `schedule.rs`) and advances release plans
+//! whose wait is over (see `plans.rs`) through the change pipeline, each as its author; marks the
+//! changes that cannot be applied with the reason, and pauses the plans that cannot advance. The server runs a
 //! pass at start-up (what fell due while it was down) and then every second; tests move the
 //! injected clock and call [`Service::apply_due_changes`] themselves.
 
@@ -14,18 +15,71 @@ use crate::model::ScheduleStatus;
 const PASS: i64 = 100;
 
 impl Service {
-    /// Applies the changes due now (at most a pass of them); returns how many were applied.
-    /// Those that cannot be applied are marked `conflict` or `failed` with the reason; those that
-    /// hit a passing failure (the database) stay pending for the next pass.
+    /// Applies the changes due now and advances the plans due now (at most a pass of each);
+    /// returns how many changes were applied and plans advanced. Changes that cannot be applied
+    /// are marked `conflict` or `failed` with the reason, plans that cannot advance are paused
+    /// with it; what hit a passing failure (the database) waits for the next pass.
     pub async fn apply_due_changes(&self) -> ServiceResult<usize> {
-        let due = self.store().due_changes(self.clock().now_ms(), PASS).await?;
+        let now = self.clock().now_ms();
         let mut applied = 0;
-        for change in due {
+        for change in self.store().due_changes(now, PASS).await? {
             if self.apply_one(&change).await? {
                 applied += 1;
             }
         }
+        for (plan, from) in self.store().due_plans(now, PASS).await? {
+            if self.advance_plan(&plan, from).await? {
+                applied += 1;
+            }
+        }
         Ok(applied)
+    }
+
+    async fn advance_plan(&self, due: &Due, from: usize) -> ServiceResult<bool> {
+        let author = match self.author(due).await? {
+            Ok(author) => author,
+            Err(reason) => {
+                self.hold_plan(due.id, &reason).await?;
+                return Ok(false);
+            }
+        };
+        let change = Change::AdvancePlan {
+            id: due.id,
+            from,
+            automatic: true,
+        };
+        let reason = match self.apply(&author, change).await {
+            Ok(outcome) => return Ok(outcome == Outcome::Applied(true)),
+            Err(ServiceError::Denied(refusal)) => format!("its author may no longer advance it ({refusal})"),
+            Err(
+                error @ (ServiceError::Conflict(_)
+                | ServiceError::Invalid { .. }
+                | ServiceError::NotFound(_)
+                | ServiceError::Refused(_)
+                | ServiceError::Corrupt(_)),
+            ) => error.to_string(),
+            Err(error) => {
+                tracing::warn!(id = due.id, %error, "a due plan could not advance now; retrying");
+                return Ok(false);
+            }
+        };
+        tracing::info!(id = due.id, %reason, "a release plan could not advance and is paused");
+        self.hold_plan(
+            due.id,
+            &format!("paused: the next milestone could not be reached: {reason}"),
+        )
+        .await?;
+        Ok(false)
+    }
+
+    async fn hold_plan(&self, id: i64, note: &str) -> ServiceResult<()> {
+        let change = Change::SetPlanPaused {
+            id,
+            paused: true,
+            note: note.to_string(),
+        };
+        self.apply(&Actor::system("scheduler"), change).await?;
+        Ok(())
     }
 
     async fn apply_one(&self, due: &Due) -> ServiceResult<bool> {

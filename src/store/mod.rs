@@ -20,6 +20,7 @@ pub mod entities;
 pub mod environments;
 pub mod flags;
 pub mod members;
+pub mod plans;
 pub mod scheduled;
 pub mod seed;
 pub mod segments;
@@ -102,6 +103,12 @@ pub fn decode_key<K: TryFrom<String, Error = crate::model::KeyError>>(
         id: id.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// True on PostgreSQL, where a query can lock the rows it reads (`FOR UPDATE`); SQLite's one
+/// write lock, taken by `BEGIN IMMEDIATE`, already serializes the transactions that would.
+pub fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
 }
 
 /// The PostgreSQL notification channel on which replicas announce committed changes.

@@ -7,7 +7,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{decode_json, CorruptRow, Store, StoreError, StoreResult};
+use super::{decode_json, is_postgres, CorruptRow, Store, StoreError, StoreResult};
 use crate::model::{PlannedChange, ScheduleStatus, ScheduledChange};
 
 const COLUMNS: &str = "s.id, f.key AS flag_key, s.planned, s.due_at, s.status, s.outcome, s.created_by, \
@@ -217,8 +217,4 @@ pub async fn settle(
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)
-}
-
-fn is_postgres(conn: &AnyConnection) -> bool {
-    conn.backend_name().eq_ignore_ascii_case("postgresql")
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{field_error, form_error, success_count, AppError, ErrorText};
 use super::format::datetime;
+use super::plans::{PlanActions, PlanCard, PlanCardView};
 use super::schedule::{CancelScheduled, ScheduleFlagChange, ScheduledChanges, ScheduledItem};
 #[cfg(feature = "ssr")]
 use crate::model::{describe::access_changes, AccessRules, SegmentKey};
@@ -17,46 +18,8 @@ use crate::model::{describe::access_changes, AccessRules, SegmentKey};
 /// Flags per page of the list.
 pub const PAGE_SIZE: usize = 50;
 
-/// One line of text per access mode: "No one", "Everyone", "2 companies · 1 segment · 25 %".
 #[cfg(feature = "ssr")]
-pub fn access_summary(rules: &AccessRules) -> String {
-    match rules {
-        AccessRules::NoOne => "No one".into(),
-        AccessRules::Everyone => "Everyone".into(),
-        AccessRules::Some(some) => {
-            let count = |n: usize, one: &str, many: &str| match n {
-                0 => None,
-                1 => Some(format!("1 {one}")),
-                n => Some(format!("{n} {many}")),
-            };
-            let mut parts: Vec<String> = [
-                count(some.companies.len(), "company", "companies"),
-                count(some.users.len(), "user", "users"),
-                count(some.segments.len(), "segment", "segments"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            for rule in &some.rules {
-                let conditions = rule.conditions.len();
-                let mut text = match conditions {
-                    0 => "anyone".to_string(),
-                    1 => "1 condition".to_string(),
-                    n => format!("{n} conditions"),
-                };
-                if !rule.rollout_percentage.is_full() {
-                    text.push_str(&format!(" at {} %", rule.rollout_percentage.as_f64()));
-                }
-                parts.push(text);
-            }
-            if parts.is_empty() {
-                "No one".into()
-            } else {
-                parts.join(" · ")
-            }
-        }
-    }
-}
+pub use super::format::access_summary;
 
 pub(crate) use super::access_editor::{split_list, AccessForm};
 use super::access_editor::{AccessCount, AccessEditor, EditorOptions, PreviewAccess};
@@ -72,6 +35,8 @@ pub struct FlagListItem {
     pub updated_by: String,
     pub owner: String,
     pub access: Vec<(String, String)>,
+    /// The running release plans' progress ("Standard rollout 2/4 in Production"), if any.
+    pub plans: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -112,11 +77,12 @@ pub async fn list_flags(
         owner,
         archived,
     };
-    if board {
-        return board_columns(&service, &actor, filter).await;
-    }
-    let list = service.flag_list(&actor, &filter, page, PAGE_SIZE).await?;
-    Ok(FlagPage::new(list, page))
+    let mut shown = match board {
+        true => board_columns(&service, &actor, filter).await?,
+        false => FlagPage::new(service.flag_list(&actor, &filter, page, PAGE_SIZE).await?, page),
+    };
+    shown.add_plans(&service, &actor).await?;
+    Ok(shown)
 }
 
 /// The board's columns: each stage's own count and first flags, from the database.
@@ -148,6 +114,41 @@ async fn board_columns(
 
 #[cfg(feature = "ssr")]
 impl FlagPage {
+    /// Notes the running release plans' progress on the shown flags.
+    async fn add_plans(
+        &mut self,
+        service: &crate::service::Service,
+        actor: &crate::service::Actor,
+    ) -> Result<(), AppError> {
+        let plans = service.running_plans(actor).await?;
+        if plans.is_empty() {
+            return Ok(());
+        }
+        let environments = service.environments(actor).await?;
+        let items = self
+            .flags
+            .iter_mut()
+            .chain(self.columns.iter_mut().flat_map(|c| c.flags.iter_mut()));
+        for item in items {
+            for plan in plans.iter().filter(|p| p.flag == item.key) {
+                let environment = environments.iter().find(|e| e.id == plan.environment_id);
+                let paused = if plan.status == crate::model::PlanStatus::Paused {
+                    ", paused"
+                } else {
+                    ""
+                };
+                item.plans.push(format!(
+                    "{} {}/{} in {}{paused}",
+                    plan.template,
+                    plan.current + 1,
+                    plan.milestones.len(),
+                    environment.map_or("?", |e| e.name.as_str())
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn new(list: crate::service::FlagList, page: usize) -> Self {
         let member_name = |id: Option<i64>| {
             id.and_then(|id| list.members.iter().find(|m| m.id == id))
@@ -172,6 +173,7 @@ impl FlagPage {
                     name: f.name,
                     archived: f.archived,
                     updated_at: f.updated_at,
+                    plans: Vec::new(),
                 }
             })
             .collect();
@@ -283,6 +285,7 @@ pub struct FlagView {
     pub companies_with_access: AccessCount,
     pub options: EditorOptions,
     pub scheduled: Vec<ScheduledItem>,
+    pub plan: PlanCardView,
 }
 
 /// One remote-config value in the editor.
@@ -377,6 +380,7 @@ impl FlagView {
                 .map_err(crate::service::ServiceError::from)?,
             None => AccessRules::NoOne,
         };
+        let plan = PlanCardView::new(&page);
         let config = page.config.map_err(crate::service::ServiceError::from)?;
         let mut variants: Vec<VariantForm> = config.variants.iter().map(VariantForm::from_variant).collect();
         variants.push(VariantForm::default());
@@ -417,6 +421,7 @@ impl FlagView {
             })
             .collect();
         Ok(FlagView {
+            plan,
             scheduled,
             companies_with_access: page.access.into(),
             options: page.options.into(),
@@ -606,7 +611,10 @@ fn FlagRows(flags: Vec<FlagListItem>) -> impl IntoView {
             <tbody>
                 {flags.into_iter().map(|f| view! {
                     <tr>
-                        <td><a href=format!("/flags/{}", f.key)>{f.name.clone()}</a><br/><code class="muted">{f.key.clone()}</code></td>
+                        <td>
+                            <a href=format!("/flags/{}", f.key)>{f.name.clone()}</a><br/><code class="muted">{f.key.clone()}</code>
+                            {f.plans.iter().map(|p| view! { <br/><span class="badge plan">{format!("Plan: {p}")}</span> }).collect_view()}
+                        </td>
                         <td><span class="stage" style=format!("--stage:{}", f.stage_color)>{f.stage.clone()}</span></td>
                         <td>
                             <ul class="access">
@@ -650,6 +658,7 @@ fn FlagBoard(columns: Vec<BoardColumn>, stages: Vec<(i64, String, String)>) -> i
                                     <strong>{f.name.clone()}</strong>
                                     <code class="muted">{f.key.clone()}</code>
                                     {f.access.first().map(|(env, summary)| view! { <span class="muted">{format!("{env}: {summary}")}</span> })}
+                                    {f.plans.iter().map(|p| view! { <span class="badge plan">{format!("Plan: {p}")}</span> }).collect_view()}
                                 </a>
                             }).collect_view().into_any()
                         }}
@@ -843,6 +852,8 @@ pub fn FlagPage() -> impl IntoView {
         success_count(schedule_action.value()),
         success_count(cancel_action.value()),
     );
+    let plan_actions = PlanActions::new();
+    let plan_changes = plan_actions.successes();
     // Not the versions: a failed save must leave the typed form (and its errors) in place.
     let (saves, config_saves) = (success_count(save.value()), success_count(config_action.value()));
     let detail = Resource::new(
@@ -860,7 +871,7 @@ pub fn FlagPage() -> impl IntoView {
                     archive_action.version().get(),
                     config_saves.get(),
                 ),
-                (schedules.get(), cancels.get()),
+                (schedules.get(), cancels.get(), plan_changes.get()),
             )
         },
         |(key, environment, ..)| flag_detail(key, environment),
@@ -873,6 +884,10 @@ pub fn FlagPage() -> impl IntoView {
         (copy_value, "Copied: this environment now has the other one's access, as a new version."),
         (rollback_action.value(), "Rolled back: the older version's access is current again, as a new version."),
         (archive_action.value(), "Done: the flag's archive state changed, as shown below."),
+        (plan_actions.start.value(), "Plan started: its first milestone's access is in place, as a new version."),
+        (plan_actions.advance.value(), "Advanced: the next milestone's access is in place, as a new version."),
+        (plan_actions.pause.value(), "Done: the plan's state changed, as shown under Release plan."),
+        (plan_actions.cancel.value(), "Plan cancelled: the access stays as it is."),
     ]);
     Effect::new(move || {
         if matches!(save_value.get(), Some(Ok(_))) {
@@ -917,6 +932,7 @@ pub fn FlagPage() -> impl IntoView {
                     let (config_flag, config_environment) = (flag_key.clone(), environment_key.clone());
                     let archive_flag_key = flag_key.clone();
                     let access_count = flag.companies_with_access.text(true);
+                    let environment_name = flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone()).unwrap_or_default();
                     // Made anew with each render of the flag, so a save drops the last preview.
                     let preview = ServerAction::<PreviewAccess>::new();
                     view! {
@@ -957,6 +973,14 @@ pub fn FlagPage() -> impl IntoView {
                                 {move || preview.pending().get().then_some(" (counting…)")}
                             </p>
                         </section>
+                        <PlanCard
+                            card=flag.plan.clone()
+                            flag=flag_key.clone()
+                            environment=environment_key.clone()
+                            environment_name=environment_name.clone()
+                            current_access=current_summary.clone()
+                            actions=plan_actions
+                        />
                         <section class="card">
                             <h2>"Release stage"</h2>
                             <p>"Current stage: " <strong>{flag.stages.iter().find(|(id, _)| *id == flag.stage_id).map(|(_, n)| n.clone())}</strong></p>

@@ -26,6 +26,48 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// One line of text per access mode: "No one", "Everyone", "2 companies · 1 segment · 25 %".
+#[cfg(feature = "ssr")]
+pub fn access_summary(rules: &crate::model::AccessRules) -> String {
+    use crate::model::AccessRules;
+    match rules {
+        AccessRules::NoOne => "No one".into(),
+        AccessRules::Everyone => "Everyone".into(),
+        AccessRules::Some(some) => {
+            let count = |n: usize, one: &str, many: &str| match n {
+                0 => None,
+                1 => Some(format!("1 {one}")),
+                n => Some(format!("{n} {many}")),
+            };
+            let mut parts: Vec<String> = [
+                count(some.companies.len(), "company", "companies"),
+                count(some.users.len(), "user", "users"),
+                count(some.segments.len(), "segment", "segments"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            for rule in &some.rules {
+                let conditions = rule.conditions.len();
+                let mut text = match conditions {
+                    0 => "anyone".to_string(),
+                    1 => "1 condition".to_string(),
+                    n => format!("{n} conditions"),
+                };
+                if !rule.rollout_percentage.is_full() {
+                    text.push_str(&format!(" at {} %", rule.rollout_percentage.as_f64()));
+                }
+                parts.push(text);
+            }
+            if parts.is_empty() {
+                "No one".into()
+            } else {
+                parts.join(" · ")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ mod flags;
 mod format;
 mod home;
 mod hydration;
+mod plans;
 mod schedule;
 mod segments;
 #[cfg(feature = "ssr")]
@@ -31,6 +32,7 @@ use audit::AuditPage;
 use entities_ui::{CompaniesPage, CompanyPage, UserPage, UsersPage};
 use flags::{FlagPage, FlagsPage, NewFlagPage};
 use home::HomePage;
+use plans::PlanTemplatesPage;
 use segments::{NewSegmentPage, SegmentPage, SegmentsPage};
 use settings::{KeysPage, MembersPage, SettingsPage};
 use shell::Shell;
@@ -121,6 +123,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("settings/members") view=MembersPage/>
                     <Route path=path!("settings/keys") view=KeysPage/>
                     <Route path=path!("settings/stages") view=StagesPage/>
+                    <Route path=path!("settings/plans") view=PlanTemplatesPage/>
                 </ParentRoute>
             </Routes>
         </Router>

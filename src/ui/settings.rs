@@ -366,6 +366,10 @@ pub fn SettingsPage() -> impl IntoView {
                 <h2>"Release stages"</h2>
                 <p class="muted">"Add, rename, recolour and reorder stages; default access per environment."</p>
             </a>
+            <a class="card tile-link" href="/settings/plans">
+                <h2>"Release plans"</h2>
+                <p class="muted">"Plan templates: the milestones a rollout goes through, by hand or after a wait."</p>
+            </a>
         </div>
     }
 }
