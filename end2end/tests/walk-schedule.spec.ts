@@ -78,3 +78,60 @@ test('a product manager schedules an access change and it applies on time', asyn
   await expect(table.getByRole('row').filter({ hasText: 'Access in Production → Everyone' })).toContainText('ada@example.com');
   await screenshot(page, '31-flag-schedule-applied');
 });
+
+test('an admin defines a plan template and a product manager runs a flag through it', async ({ page, request }) => {
+  await signIn(page);
+  const key = await publishableKey(page);
+  await page.goto('/settings/plans');
+  await waitForHydration(page);
+  await expect(page.getByText('No plan templates yet.')).toBeVisible();
+  await page.getByLabel('Template name').fill('Standard rollout');
+  await page.getByLabel('Milestone 1 name').fill('Internal');
+  await page.getByLabel('Milestone 1 companies').fill('acme');
+  await page.getByLabel('Milestone 1 stage').selectOption('Internal');
+  await page.getByLabel('Milestone 2 name').fill('Half of companies');
+  await page.getByLabel('Milestone 2 companies').fill('acme');
+  await page.getByLabel('Milestone 2 percentage').fill('50');
+  await page.getByLabel('Milestone 2 stage').selectOption('Beta');
+  await page.getByLabel('Milestone 3 name').fill('Everyone');
+  await page.getByLabel('Milestone 3 everyone').check();
+  await page.getByLabel('Milestone 3 stage').selectOption('General availability');
+  await page.getByRole('button', { name: 'Save template' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Template saved' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Standard rollout' })).toBeVisible();
+  await screenshot(page, '32-plan-templates');
+
+  await page.goto('/flags/new');
+  await page.getByLabel('Name').fill('Smart search');
+  await page.getByLabel(/^Key/).fill('smart-search');
+  await page.getByRole('button', { name: 'Create flag' }).click();
+  await expect(page).toHaveURL(/\/flags\/smart-search$/);
+  await waitForHydration(page);
+  await page.getByLabel('Plan template').selectOption({ index: 0 });
+  await page.getByRole('button', { name: 'Start plan' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Plan started' })).toBeVisible();
+  const plan = page.locator('#plan');
+  await expect(plan).toContainText('Standard rollout · step 1 of 3');
+  await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 2');
+  expect(await enabledFor(request, key, 'smart-search')).toBe(true); // acme
+
+  await page.getByRole('button', { name: 'Advance to Half of companies' }).click();
+  await expect(plan).toContainText('step 2 of 3');
+  await expect(page.getByRole('status').filter({ hasText: 'Advanced' })).toBeVisible();
+  await screenshot(page, '33-flag-plan');
+  await page.getByRole('button', { name: 'Pause plan' }).click();
+  await expect(plan).toContainText('Paused');
+  await page.getByRole('button', { name: 'Resume plan' }).click();
+  await page.getByRole('button', { name: 'Advance to Everyone' }).click();
+  await expect(plan).toContainText('Last plan: Standard rollout (completed, at Everyone).');
+  await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 4');
+
+  // A new run of the plan shows its progress on the board.
+  await page.getByLabel('Plan template').selectOption({ index: 0 });
+  await page.getByRole('button', { name: 'Start plan' }).click();
+  await expect(plan).toContainText('step 1 of 3');
+  await page.goto('/flags');
+  await page.getByRole('link', { name: 'Board' }).click();
+  await expect(page.getByRole('region', { name: 'Internal' })).toContainText('Plan: Standard rollout 1/3 in Production');
+  await screenshot(page, '34-board-plan');
+});

@@ -47,6 +47,7 @@ pub struct PlanCardView {
 }
 
 /// "2 days", "3 hours", "45 minutes": how long a wait is, in the largest whole unit.
+#[cfg(feature = "ssr")]
 pub fn wait_text(ms: i64) -> String {
     let minutes = ms / 60_000;
     let (n, unit) = if minutes % (24 * 60) == 0 {
@@ -537,7 +538,7 @@ pub fn PlanTemplatesPage() -> impl IntoView {
                         <section class="card">
                             <h2>"New template"</h2>
                             <ActionForm action=save>
-                                <label for="template-name">"Name"</label>
+                                <label for="template-name">"Template name"</label>
                                 <input id="template-name" name="name" placeholder="Standard rollout" required/>
                                 <p class="muted small">"Fill one row per milestone, in order; rows without a name are left out. A percentage is of all companies, sticky by company id."</p>
                                 <table class="milestone-form">
@@ -580,7 +581,7 @@ pub fn PlanTemplatesPage() -> impl IntoView {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "ssr"))]
 mod tests {
     use super::*;
 
