@@ -15,6 +15,10 @@ pub struct Environment {
     pub is_production: bool,
     /// Bumped in the transaction of every change that can alter evaluation here.
     pub flag_state_version: i64,
+    /// How many other members must approve a change of access or remote config here; 0: the
+    /// environment is not protected.
+    #[serde(default)]
+    pub required_approvals: i64,
 }
 
 /// The two kinds of API key: publishable (public, client-safe) and secret (server-side).

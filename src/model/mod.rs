@@ -29,4 +29,4 @@ pub use filter::{
 pub use json::{is_array_index, JsObject, JsValue};
 pub use keys::{EnvironmentKey, FlagKey, KeyError, Percentage, PercentageError, SegmentKey};
 pub use plan::{narrowing, Milestone, PlanStatus, PlanTemplate, ReleasePlan};
-pub use schedule::{PlannedChange, ScheduleStatus, ScheduledChange};
+pub use schedule::{ChangeRequest, PlannedChange, RequestStatus, ScheduleStatus, ScheduledChange};

@@ -137,8 +137,9 @@ fn narrowing_targets(a: &TargetedAccess, b: &TargetedAccess) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::access::AccessRule;
+    use super::super::keys::Percentage;
     use super::*;
-    use crate::model::{AccessRule, Percentage};
 
     fn rollout(p: f64) -> AccessRules {
         AccessRules::Some(TargetedAccess {

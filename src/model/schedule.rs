@@ -97,3 +97,65 @@ pub struct ScheduledChange {
     pub created_at: i64,
     pub settled_at: Option<i64>,
 }
+
+/// Where a change request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RequestStatus {
+    /// Waiting for approvals.
+    Review,
+    /// Approved by enough members; anyone who may edit can apply it.
+    Approved,
+    Applied,
+    Rejected,
+    Cancelled,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Review => "review",
+            RequestStatus::Approved => "approved",
+            RequestStatus::Applied => "applied",
+            RequestStatus::Rejected => "rejected",
+            RequestStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RequestStatus> {
+        [
+            RequestStatus::Review,
+            RequestStatus::Approved,
+            RequestStatus::Applied,
+            RequestStatus::Rejected,
+            RequestStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Still waiting to be applied, rejected or cancelled.
+    pub fn is_open(self) -> bool {
+        matches!(self, RequestStatus::Review | RequestStatus::Approved)
+    }
+}
+
+/// A change to a protected environment waiting for other members' approval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRequest {
+    pub id: i64,
+    pub flag: String,
+    pub environment_id: i64,
+    /// The change, with the version it was made against.
+    pub planned: PlannedChange,
+    /// Why, for the reviewers.
+    pub note: String,
+    pub status: RequestStatus,
+    /// What applying, rejecting or cancelling said.
+    pub outcome: String,
+    pub created_by: Option<i64>,
+    pub created_label: String,
+    pub created_at: i64,
+    /// Who approved it, since its last edit: (member id, label).
+    pub approvals: Vec<(i64, String)>,
+}

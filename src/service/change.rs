@@ -11,7 +11,7 @@ use super::ingest::{self, IngestWrite};
 use super::runtime::{Inputs, Snapshot};
 use super::stages::{Direction, StageRef};
 use super::write::Write;
-use super::{environments, flags, keys, members, plans, schedule, segments, stages};
+use super::{environments, flags, keys, members, plans, requests, schedule, segments, stages};
 use crate::model::member::{MemberView, Role};
 use crate::model::{
     AccessRules, ConfigVariant, Flag, Milestone, PlannedChange, ReleaseStage, ScheduleStatus,
@@ -180,6 +180,42 @@ pub enum Change {
     CancelPlan {
         id: i64,
     },
+    /// Sets how many other members must approve a change of access or remote config in an
+    /// environment (0: not protected).
+    SetProtection {
+        environment: String,
+        approvals: i64,
+    },
+    /// Files a change of a protected environment for review.
+    FileChangeRequest {
+        flag: String,
+        planned: PlannedChange,
+        note: String,
+    },
+    /// Replaces an open request's change (its author); withdraws its approvals.
+    EditChangeRequest {
+        id: i64,
+        planned: PlannedChange,
+        note: String,
+    },
+    ApproveChangeRequest {
+        id: i64,
+    },
+    /// Rejects (a reviewer) or cancels (its author, an admin) an open request.
+    CloseChangeRequest {
+        id: i64,
+        reject: bool,
+        comment: String,
+    },
+    /// Applies an approved request.
+    ApplyChangeRequest {
+        id: i64,
+    },
+    /// An admin's change of a protected environment without review, with the reason (audited).
+    Bypass {
+        reason: String,
+        change: Box<Change>,
+    },
     /// Companies, users, events and flag checks an application reported.
     Ingest {
         environment_id: i64,
@@ -288,7 +324,13 @@ impl Change {
             | Change::StartPlan { .. }
             | Change::AdvancePlan { .. }
             | Change::SetPlanPaused { .. }
-            | Change::CancelPlan { .. } => Permission::Edit,
+            | Change::CancelPlan { .. }
+            | Change::FileChangeRequest { .. }
+            | Change::EditChangeRequest { .. }
+            | Change::ApproveChangeRequest { .. }
+            | Change::CloseChangeRequest { .. }
+            | Change::ApplyChangeRequest { .. } => Permission::Edit,
+            Change::SetProtection { .. } | Change::Bypass { .. } => Permission::Administer,
             Change::SavePlanTemplate { .. } | Change::DeletePlanTemplate { .. } => Permission::Administer,
             Change::MarkScheduled { .. } => Permission::Internal,
             Change::AddStage { .. }
@@ -323,7 +365,9 @@ impl Change {
             | Change::SaveSegment { .. }
             | Change::ApplyScheduled { .. }
             | Change::StartPlan { .. }
-            | Change::AdvancePlan { .. } => Scope::Every,
+            | Change::AdvancePlan { .. }
+            | Change::ApplyChangeRequest { .. } => Scope::Every,
+            Change::Bypass { change, .. } => change.scope(),
             Change::SetAccess { environment, .. }
             | Change::SetRemoteConfig { environment, .. }
             | Change::SetStageDefault { environment, .. } => Scope::One(environment.clone()),
@@ -480,6 +524,43 @@ impl Change {
                 .await
                 .map(|()| Outcome::Done),
             Change::CancelPlan { id } => plans::cancel(w, id).await.map(|()| Outcome::Done),
+            Change::SetProtection {
+                environment,
+                approvals,
+            } => requests::protect(w, &environment, approvals)
+                .await
+                .map(|()| Outcome::Done),
+            Change::FileChangeRequest { flag, planned, note } => {
+                requests::file(w, &flag, planned, &note).await.map(Outcome::Id)
+            }
+            Change::EditChangeRequest { id, planned, note } => requests::edit(w, id, planned, &note)
+                .await
+                .map(|()| Outcome::Done),
+            Change::ApproveChangeRequest { id } => requests::approve(w, id).await.map(|()| Outcome::Done),
+            Change::CloseChangeRequest { id, reject, comment } => requests::close(w, id, reject, &comment)
+                .await
+                .map(|()| Outcome::Done),
+            Change::ApplyChangeRequest { id } => requests::apply(w, id).await.map(|()| Outcome::Done),
+            Change::Bypass { reason, change } => {
+                let (flag, environment) = match change.as_ref() {
+                    Change::SetAccess {
+                        flag, environment, ..
+                    }
+                    | Change::SetRemoteConfig {
+                        flag, environment, ..
+                    } => (flag.clone(), environment.clone()),
+                    _ => {
+                        return Err(ServiceError::invalid(
+                            "change",
+                            "only access and remote config changes bypass review",
+                        ))
+                    }
+                };
+                requests::bypass(w, &flag, &environment, &reason).await?;
+                let outcome = Box::pin(change.write(w)).await;
+                w.reviewed = false;
+                outcome
+            }
             Change::Ingest {
                 environment_id,
                 writes,

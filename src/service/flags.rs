@@ -352,6 +352,7 @@ async fn write_access(
     action: &str,
     detail: Option<(&str, Value)>,
 ) -> ServiceResult<i64> {
+    w.check_protection(environment)?;
     let (current_version, current_rules) = stored::<AccessRules>(w, flag, environment).await?;
     if expected_version.is_some_and(|expected| expected != current_version) {
         return Err(ServiceError::Conflict(format!(
@@ -494,6 +495,7 @@ pub async fn set_remote_config(
 ) -> ServiceResult<i64> {
     check_variants(&variants)?;
     let environment = w.environment(environment)?;
+    w.check_protection(&environment)?;
     let flag = flag(w, key).await?;
     let (current_version, current_config) = stored::<RemoteConfig>(w, &flag, &environment).await?;
     if expected_version.is_some_and(|expected| expected != current_version) {

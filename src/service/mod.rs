@@ -12,7 +12,7 @@
 //! Within the service the dependencies point one way: `handle` (the [`Service`] value) and the
 //! leaves (`error`, `actor`, `access`, `clock`, `secrets`, `throttle`) are below `write`, which is
 //! below the aggregates (`flags`, `segments`, `stages`, `environments`, `keys`, `members`,
-//! `ingest`, `schedule`, `plans`), which are below `change` (the pipeline), which is below `config_file`
+//! `ingest`, `schedule`, `plans`, `requests`), which are below `change` (the pipeline), which is below `config_file`
 //! (import), `sign_in` (setup, sign-in) and `scheduler` (applies due scheduled changes);
 //! `pages` (what each admin page reads) sits beside the aggregates.
 //! Files import their siblings directly, never through this one, so no two files import each
@@ -35,6 +35,7 @@ mod keys;
 mod members;
 mod pages;
 mod plans;
+mod requests;
 mod schedule;
 mod scheduler;
 mod secrets;

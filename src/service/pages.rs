@@ -22,6 +22,7 @@ use crate::eval::{
     compile_access_rules, explain_flag, CompileContext, CompiledRules, Explanation, FlatContext,
 };
 use crate::model::member::MemberView;
+use crate::model::ChangeRequest;
 use crate::model::{
     AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, PlanTemplate, ReleasePlan,
     ReleaseStage, RemoteConfig, ScheduledChange, Segment, SegmentCondition, SegmentKey, TargetedAccess,
@@ -57,6 +58,8 @@ pub struct Overview {
     pub scheduled: Vec<ScheduledChange>,
     /// The caller's own scheduled changes of the last 30 days that could not be applied.
     pub not_applied: Vec<ScheduledChange>,
+    /// Open change requests the caller may approve (not their own, not approved by them yet).
+    pub to_review: Vec<ChangeRequest>,
 }
 
 /// A flag's current access rules in each environment, by environment name.
@@ -96,6 +99,8 @@ pub struct FlagPage {
     pub plans: Vec<ReleasePlan>,
     /// The templates a plan can start from.
     pub templates: Vec<PlanTemplate>,
+    /// The flag's change requests: the open ones, then the latest closed ones.
+    pub requests: Vec<ChangeRequest>,
 }
 
 /// The segments list for one environment.
@@ -205,7 +210,18 @@ impl Service {
             Some(id) => self.store().unapplied_changes(id, month_ago).await?,
             None => Vec::new(),
         };
+        let me = actor.member_id();
+        let to_review = self
+            .store()
+            .open_requests()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                me.is_some() && r.created_by != me && !r.approvals.iter().any(|(id, _)| Some(*id) == me)
+            })
+            .collect();
         Ok(Overview {
+            to_review,
             environments,
             stages: self.store().release_stages().await?,
             scheduled: self.store().pending_changes(None).await?,
@@ -325,7 +341,9 @@ impl Service {
         let scheduled = store.scheduled_for_flag(flag.id, 10).await?;
         let plans = store.plans_for_flag(flag.id).await?;
         let templates = store.plan_templates().await?;
+        let requests = store.requests_for_flag(flag.id).await?;
         Ok(FlagPage {
+            requests,
             scheduled,
             plans,
             templates,

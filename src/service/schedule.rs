@@ -44,6 +44,7 @@ pub async fn schedule(
     match &planned {
         PlannedChange::SetAccess { based_on, .. } => {
             let environment = environment.as_ref().ok_or(ServiceError::Internal)?;
+            w.check_protection(environment)?;
             let current = latest_version::<AccessRules>(w.conn(), flag.id, environment.id).await?;
             stale_form(
                 current.map_or(0, |v| v.version),
@@ -57,6 +58,7 @@ pub async fn schedule(
         } => {
             flags::check_variants(variants)?;
             let environment = environment.as_ref().ok_or(ServiceError::Internal)?;
+            w.check_protection(environment)?;
             let current = latest_version::<RemoteConfig>(w.conn(), flag.id, environment.id).await?;
             stale_form(
                 current.map_or(0, |v| v.version),

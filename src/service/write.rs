@@ -26,6 +26,9 @@ pub struct Write<'a> {
     keys_changed: bool,
     /// Companies and users an ingest stored, for the runtime's cache after the commit.
     pub ingested: Vec<Ingested>,
+    /// The writes carry a review: an approved change request, or an admin's audited bypass. A
+    /// member may change a protected environment only so.
+    pub reviewed: bool,
 }
 
 impl<'a> Write<'a> {
@@ -44,6 +47,7 @@ impl<'a> Write<'a> {
             touched: BTreeSet::new(),
             keys_changed: false,
             ingested: Vec::new(),
+            reviewed: false,
         })
     }
 
@@ -61,6 +65,26 @@ impl<'a> Write<'a> {
             .ok_or_else(|| {
                 ServiceError::invalid("environment", format!("no environment has the key {key:?}"))
             })
+    }
+
+    /// Refuses a member's unreviewed change of the access or remote config of a protected
+    /// environment. The command line and Gatehouse itself are not held to it (they act for the
+    /// operator, who has the database anyway).
+    pub fn check_protection(&self, environment: &Environment) -> ServiceResult<()> {
+        if environment.required_approvals == 0 || self.reviewed || self.actor.member_id().is_none() {
+            return Ok(());
+        }
+        let n = environment.required_approvals;
+        Err(ServiceError::Refused(format!(
+            "{} is protected: a change here needs the approval of {n} other member{}; file a change request{}",
+            environment.name,
+            if n == 1 { "" } else { "s" },
+            if matches!(self.actor.kind, super::actor::ActorKind::Member { role: crate::model::member::Role::Admin, .. }) {
+                " (or save without review, giving a reason)"
+            } else {
+                ""
+            }
+        )))
     }
 
     /// Marks an environment's served flags as changed.

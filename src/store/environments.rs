@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row};
 use super::{decode_key, Store, StoreResult};
 use crate::model::Environment;
 
-const COLUMNS: &str = "id, key, name, sort_order, is_production, flag_state_version";
+const COLUMNS: &str = "id, key, name, sort_order, is_production, flag_state_version, required_approvals";
 
 fn environment_from_row(row: &AnyRow) -> StoreResult<Environment> {
     let id: i64 = row.try_get("id")?;
@@ -17,6 +17,7 @@ fn environment_from_row(row: &AnyRow) -> StoreResult<Environment> {
         sort_order: row.try_get("sort_order")?,
         is_production: row.try_get::<i64, _>("is_production")? != 0,
         flag_state_version: row.try_get("flag_state_version")?,
+        required_approvals: row.try_get("required_approvals")?,
     })
 }
 
@@ -48,6 +49,20 @@ pub async fn update_environment(
     sqlx::query("UPDATE environments SET name = $1, is_production = $2 WHERE id = $3")
         .bind(name)
         .bind(i64::from(is_production))
+        .bind(environment_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets how many approvals a change in an environment needs (0: not protected).
+pub async fn set_required_approvals(
+    conn: &mut AnyConnection,
+    environment_id: i64,
+    approvals: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE environments SET required_approvals = $1 WHERE id = $2")
+        .bind(approvals)
         .bind(environment_id)
         .execute(conn)
         .await?;

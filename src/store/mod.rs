@@ -21,6 +21,7 @@ pub mod environments;
 pub mod flags;
 pub mod members;
 pub mod plans;
+pub mod requests;
 pub mod scheduled;
 pub mod seed;
 pub mod segments;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{field_error, form_error, success_count, AppError, ErrorText};
 use super::format::datetime;
 use super::plans::{PlanActions, PlanCard, PlanCardView};
+use super::requests::{RequestActions, RequestItem, RequestsCard, ReviewFields};
 use super::schedule::{CancelScheduled, ScheduleFlagChange, ScheduledChanges, ScheduledItem};
 #[cfg(feature = "ssr")]
 use crate::model::{describe::access_changes, AccessRules, SegmentKey};
@@ -286,6 +287,11 @@ pub struct FlagView {
     pub options: EditorOptions,
     pub scheduled: Vec<ScheduledItem>,
     pub plan: PlanCardView,
+    pub requests: Vec<RequestItem>,
+    /// Approvals a change here needs (0: not protected).
+    pub required_approvals: i64,
+    /// The caller may save here without review (an admin).
+    pub can_bypass: bool,
 }
 
 /// One remote-config value in the editor.
@@ -367,12 +373,12 @@ impl VariantForm {
 pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, AppError> {
     let environment = super::server::working_environment(environment).await?;
     let (service, actor) = super::server::caller()?;
-    FlagView::new(service.flag_page(&actor, &key, &environment).await?)
+    FlagView::new(service.flag_page(&actor, &key, &environment).await?, &actor)
 }
 
 #[cfg(feature = "ssr")]
 impl FlagView {
-    fn new(page: crate::service::FlagPage) -> Result<Self, AppError> {
+    fn new(page: crate::service::FlagPage, actor: &crate::service::Actor) -> Result<Self, AppError> {
         let rules = match page.history.first() {
             Some(version) => version
                 .value
@@ -381,6 +387,15 @@ impl FlagView {
             None => AccessRules::NoOne,
         };
         let plan = PlanCardView::new(&page);
+        let requests = request_items(&page, actor);
+        let required_approvals = page.environment.required_approvals;
+        let can_bypass = matches!(
+            actor.kind,
+            crate::service::ActorKind::Member {
+                role: crate::model::member::Role::Admin,
+                ..
+            }
+        );
         let config = page.config.map_err(crate::service::ServiceError::from)?;
         let mut variants: Vec<VariantForm> = config.variants.iter().map(VariantForm::from_variant).collect();
         variants.push(VariantForm::default());
@@ -421,6 +436,9 @@ impl FlagView {
             })
             .collect();
         Ok(FlagView {
+            requests,
+            required_approvals,
+            can_bypass,
             plan,
             scheduled,
             companies_with_access: page.access.into(),
@@ -455,6 +473,57 @@ impl FlagView {
                 .collect(),
         })
     }
+}
+
+/// The flag's change requests as the page lists them, each with what it changes against the
+/// value in its environment now.
+#[cfg(feature = "ssr")]
+fn request_items(page: &crate::service::FlagPage, actor: &crate::service::Actor) -> Vec<RequestItem> {
+    use crate::model::PlannedChange;
+    let current_rules = |environment_id: i64| {
+        if environment_id == page.environment.id {
+            page.history.first().and_then(|v| v.value.clone().ok())
+        } else {
+            page.others
+                .iter()
+                .find(|(e, _)| e.id == environment_id)
+                .and_then(|(_, rules)| rules.clone().ok())
+        }
+    };
+    page.requests
+        .iter()
+        .map(|r| {
+            let changes = match &r.planned {
+                PlannedChange::SetAccess { rules, .. } if r.status.is_open() => {
+                    match current_rules(r.environment_id) {
+                        Some(before) => access_changes(&before, rules),
+                        None => Vec::new(),
+                    }
+                }
+                _ => Vec::new(),
+            };
+            let environment = page.environments.iter().find(|e| e.id == r.environment_id);
+            let required = environment.map_or(0, |e| e.required_approvals);
+            let names: Vec<&str> = r.approvals.iter().map(|(_, l)| l.as_str()).collect();
+            let approvals = match names.is_empty() {
+                true => format!("0 of {required} approvals."),
+                false => format!("{} of {required} approvals: {}.", names.len(), names.join(", ")),
+            };
+            RequestItem {
+                id: r.id,
+                status: r.status.as_str().to_string(),
+                what: planned_text(&r.planned, &page.environments, &page.stages),
+                changes,
+                note: r.note.clone(),
+                by: r.created_label.clone(),
+                when: datetime(r.created_at),
+                approvals,
+                outcome: r.outcome.clone(),
+                mine: actor.member_id().is_some() && actor.member_id() == r.created_by,
+                approved_by_me: r.approvals.iter().any(|(id, _)| Some(*id) == actor.member_id()),
+            }
+        })
+        .collect()
 }
 
 /// What a scheduled change does, in words.
@@ -497,25 +566,28 @@ pub fn planned_text(
 
 /// Saves the access form now, or (with an "Apply at" time) schedules it; says which.
 #[server(endpoint = "edit/save_access")]
+#[allow(clippy::too_many_arguments)]
 pub async fn save_access(
     flag: String,
     environment: String,
     expected_version: i64,
     form: AccessForm,
     apply_at: Option<String>,
+    review_note: Option<String>,
+    bypass_reason: Option<String>,
 ) -> Result<String, AppError> {
     let rules = form.to_rules().map_err(AppError::rejected_input)?;
-    if let Some(at) = super::schedule::apply_at(apply_at.as_deref())? {
-        let planned = crate::model::PlannedChange::SetAccess {
-            environment,
-            rules,
-            based_on: expected_version,
-        };
-        return super::schedule::schedule(flag, at, planned).await;
-    }
-    let change = crate::service::AccessChange::Set(rules);
-    change_access(flag, environment, change, Some(expected_version)).await?;
-    Ok("Saved as a new version.".into())
+    let planned = crate::model::PlannedChange::SetAccess {
+        environment,
+        rules,
+        based_on: expected_version,
+    };
+    let how = super::submit::Submission {
+        apply_at,
+        review_note,
+        bypass_reason,
+    };
+    super::submit::submit(flag, planned, how, "Saved as a new version.").await
 }
 
 /// Applies a change of a flag's access rules in an environment as the caller.
@@ -557,6 +629,7 @@ pub async fn archive_flag(flag: String, archived: bool) -> Result<(), AppError> 
 }
 
 #[server(endpoint = "edit/save_config")]
+#[allow(clippy::too_many_arguments)]
 pub async fn save_config(
     flag: String,
     environment: String,
@@ -564,26 +637,21 @@ pub async fn save_config(
     variants: Vec<VariantForm>,
     default_variant: Option<usize>,
     apply_at: Option<String>,
+    review_note: Option<String>,
+    bypass_reason: Option<String>,
 ) -> Result<String, AppError> {
     let variants = VariantForm::to_variants(&variants, default_variant)?;
-    if let Some(at) = super::schedule::apply_at(apply_at.as_deref())? {
-        let planned = crate::model::PlannedChange::SetRemoteConfig {
-            environment,
-            variants,
-            based_on: expected_version,
-        };
-        return super::schedule::schedule(flag, at, planned).await;
-    }
-    let (service, actor) = super::server::caller()?;
-    let expected_version = Some(expected_version);
-    let change = crate::service::Change::SetRemoteConfig {
-        flag,
+    let planned = crate::model::PlannedChange::SetRemoteConfig {
         environment,
         variants,
-        expected_version,
+        based_on: expected_version,
     };
-    service.apply(&actor, change).await?;
-    Ok("Remote config saved.".into())
+    let how = super::submit::Submission {
+        apply_at,
+        review_note,
+        bypass_reason,
+    };
+    super::submit::submit(flag, planned, how, "Remote config saved.").await
 }
 
 #[server(endpoint = "edit/rollback")]
@@ -854,6 +922,8 @@ pub fn FlagPage() -> impl IntoView {
     );
     let plan_actions = PlanActions::new();
     let plan_changes = plan_actions.successes();
+    let request_actions = RequestActions::new();
+    let request_changes = request_actions.successes();
     // Not the versions: a failed save must leave the typed form (and its errors) in place.
     let (saves, config_saves) = (success_count(save.value()), success_count(config_action.value()));
     let detail = Resource::new(
@@ -871,7 +941,12 @@ pub fn FlagPage() -> impl IntoView {
                     archive_action.version().get(),
                     config_saves.get(),
                 ),
-                (schedules.get(), cancels.get(), plan_changes.get()),
+                (
+                    schedules.get(),
+                    cancels.get(),
+                    plan_changes.get(),
+                    request_changes.get(),
+                ),
             )
         },
         |(key, environment, ..)| flag_detail(key, environment),
@@ -888,6 +963,9 @@ pub fn FlagPage() -> impl IntoView {
         (plan_actions.advance.value(), "Advanced: the next milestone's access is in place, as a new version."),
         (plan_actions.pause.value(), "Done: the plan's state changed, as shown under Release plan."),
         (plan_actions.cancel.value(), "Plan cancelled: the access stays as it is."),
+        (request_actions.approve.value(), "Approved: see the request's approvals below."),
+        (request_actions.apply.value(), "Applied: the request's change is in place, as a new version."),
+        (request_actions.close.value(), "Done: the request is closed, as shown under Change requests."),
     ]);
     Effect::new(move || {
         if matches!(save_value.get(), Some(Ok(_))) {
@@ -933,6 +1011,7 @@ pub fn FlagPage() -> impl IntoView {
                     let archive_flag_key = flag_key.clone();
                     let access_count = flag.companies_with_access.text(true);
                     let environment_name = flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone()).unwrap_or_default();
+                    let (access_environment_name, config_environment_name) = (environment_name.clone(), environment_name.clone());
                     // Made anew with each render of the flag, so a save drops the last preview.
                     let preview = ServerAction::<PreviewAccess>::new();
                     view! {
@@ -956,6 +1035,9 @@ pub fn FlagPage() -> impl IntoView {
                                     error=save_error
                                     modes=vec![("noOne", "No one"), ("everyone", "Everyone"), ("some", "Some")]
                                 />
+                                {(flag.required_approvals > 0).then(|| view! {
+                                    <ReviewFields prefix="access" environment_name=access_environment_name.clone() approvals=flag.required_approvals can_bypass=flag.can_bypass/>
+                                })}
                                 <ApplyAt id="access-apply-at"/>
                                 <button type="submit" disabled=move || save.pending().get()>{move || if save.pending().get() { "Saving…" } else { "Save access" }}</button>
                             </ActionForm>
@@ -973,6 +1055,7 @@ pub fn FlagPage() -> impl IntoView {
                                 {move || preview.pending().get().then_some(" (counting…)")}
                             </p>
                         </section>
+                        <RequestsCard items=flag.requests.clone() actions=request_actions/>
                         <PlanCard
                             card=flag.plan.clone()
                             flag=flag_key.clone()
@@ -1056,6 +1139,9 @@ pub fn FlagPage() -> impl IntoView {
                                     </fieldset>
                                 }).collect_view()}
                                 <ErrorText id="config-error" message=Signal::derive(form_error_prefixed(config_value, "payload-"))/>
+                                {(flag.required_approvals > 0).then(|| view! {
+                                    <ReviewFields prefix="config" environment_name=config_environment_name.clone() approvals=flag.required_approvals can_bypass=flag.can_bypass/>
+                                })}
                                 <ApplyAt id="config-apply-at"/>
                                 <button type="submit" disabled=move || config_action.pending().get()>"Save remote config"</button>
                             </ActionForm>

@@ -14,6 +14,8 @@ pub struct OverviewData {
     pub scheduled: Vec<(String, String, String, String)>,
     /// The caller's scheduled changes that were not applied: (flag key, what, when, why).
     pub not_applied: Vec<(String, String, String, String)>,
+    /// Change requests waiting for the caller's approval: (flag key, what, who asked, why).
+    pub to_review: Vec<(String, String, String, String)>,
 }
 
 #[server(endpoint = "read/overview")]
@@ -21,7 +23,9 @@ pub async fn overview() -> Result<OverviewData, AppError> {
     let (service, actor) = super::server::caller()?;
     let overview = service.overview(&actor).await?;
     let (scheduled, not_applied) = scheduled_rows(&overview);
+    let to_review = review_rows(&overview);
     Ok(OverviewData {
+        to_review,
         scheduled,
         not_applied,
         environments: overview
@@ -65,6 +69,24 @@ fn scheduled_rows(
     (pending, not_applied)
 }
 
+/// The change requests waiting for the caller's approval, as rows.
+#[cfg(feature = "ssr")]
+fn review_rows(overview: &crate::service::Overview) -> Vec<(String, String, String, String)> {
+    overview
+        .to_review
+        .iter()
+        .map(|r| {
+            let what = super::flags::planned_text(&r.planned, &overview.environments, &overview.stages);
+            (
+                r.flag.clone(),
+                format!("#{} {what}", r.id),
+                r.created_label.clone(),
+                r.note.clone(),
+            )
+        })
+        .collect()
+}
+
 #[component]
 pub fn HomePage() -> impl IntoView {
     let data = Resource::new(|| (), |_| overview());
@@ -83,6 +105,20 @@ pub fn HomePage() -> impl IntoView {
                                         <a href=format!("/flags/{flag}#scheduled")>{flag.clone()}</a>
                                         {format!(": {what}, due {due}. ")}
                                         <span class="error-text">{why}</span>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        </section>
+                    })}
+                    {(!overview.to_review.is_empty()).then(|| view! {
+                        <section class="card" id="to-review">
+                            <h2>"Waiting for your approval"</h2>
+                            <ul class="plain">
+                                {overview.to_review.clone().into_iter().map(|(flag, what, by, note)| view! {
+                                    <li>
+                                        <a href=format!("/flags/{flag}#requests")>{flag.clone()}</a>
+                                        {format!(": {what}, requested by {by}")}
+                                        {(!note.is_empty()).then(|| view! { <span class="muted">{format!(" (“{note}”)")}</span> })}
                                     </li>
                                 }).collect_view()}
                             </ul>

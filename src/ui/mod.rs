@@ -13,6 +13,7 @@ mod format;
 mod home;
 mod hydration;
 mod plans;
+mod requests;
 mod schedule;
 mod segments;
 #[cfg(feature = "ssr")]
@@ -21,6 +22,7 @@ mod settings;
 mod shell;
 mod sign_in;
 mod stages;
+mod submit;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

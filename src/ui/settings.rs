@@ -339,6 +339,7 @@ pub fn KeysPage() -> impl IntoView {
                 }.into_any(),
             })}
         </Suspense>
+        <super::requests::ProtectionSettings/>
         {move || create_value.get().and_then(Result::ok).map(|key| view! {
             <section class="card notice" role="status">
                 <p>"Copy the new secret key now; it will not be shown again:"</p>
@@ -360,7 +361,7 @@ pub fn SettingsPage() -> impl IntoView {
             </a>
             <a class="card tile-link" href="/settings/keys">
                 <h2>"Environments and API keys"</h2>
-                <p class="muted">"Publishable keys for apps, secret keys for servers; create and revoke."</p>
+                <p class="muted">"Publishable keys for apps, secret keys for servers; create and revoke. Protected environments (four eyes)."</p>
             </a>
             <a class="card tile-link" href="/settings/stages">
                 <h2>"Release stages"</h2>
