@@ -135,3 +135,60 @@ test('an admin defines a plan template and a product manager runs a flag through
   await expect(page.getByRole('region', { name: 'Internal' })).toContainText('Plan: Standard rollout 1/3 in Production');
   await screenshot(page, '34-board-plan');
 });
+
+const EDITOR = { email: 'eddie@example.com', password: 'eddie-password-123' };
+
+async function signInAs(page: Page, who: { email: string; password: string }) {
+  await page.goto('/sign-in');
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password', { exact: true }).fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
+}
+
+test('an editor files a change request in a protected environment and an admin approves it', async ({ page }) => {
+  // Staging (not production, which the later walks change directly) needs one approval.
+  await signIn(page);
+  await page.goto('/settings/keys');
+  await waitForHydration(page);
+  await page.getByLabel('Staging: approvals required').fill('1');
+  await page.getByRole('button', { name: 'Save approvals for Staging' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Saved: changes there now need' })).toBeVisible();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+
+  await signInAs(page, EDITOR);
+  await page.goto('/flags/spring-sale?env=staging');
+  await waitForHydration(page);
+  await expect(page.getByText('Staging is protected: saving files a change request').first()).toBeVisible();
+  await page.getByLabel('Everyone', { exact: true }).check();
+  await page.getByLabel('Why (for the reviewers)').first().fill('Spring sale starts in staging');
+  await page.getByRole('button', { name: 'Save access' }).click();
+  await expect(page.getByRole('status').filter({ hasText: /^Filed change request #\d+/ })).toBeVisible();
+  const requests = page.locator('#requests');
+  await expect(requests).toContainText('Access in Staging → Everyone');
+  await expect(requests).toContainText('0 of 1 approvals.');
+  await expect(requests.getByRole('button', { name: /^Approve request/ })).toHaveCount(0);
+  await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 1');
+  await screenshot(page, '35-change-request-filed');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+
+  await signInAs(page, { email: ADMIN.email, password: ADMIN.password });
+  await expect(page.locator('#to-review')).toContainText('spring-sale');
+  await page.locator('#to-review').getByRole('link', { name: 'spring-sale' }).click();
+  await page.goto('/flags/spring-sale?env=staging');
+  await waitForHydration(page);
+  await requests.getByRole('button', { name: /^Approve request/ }).click();
+  await expect(requests).toContainText('1 of 1 approvals: ada@example.com.');
+  await requests.getByRole('button', { name: /^Apply request/ }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Applied' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 2');
+  await expect(requests).toContainText('applied as version 2');
+  await screenshot(page, '36-change-request-applied');
+
+  // Back to unprotected, for the walks that follow.
+  await page.goto('/settings/keys');
+  await waitForHydration(page);
+  await page.getByLabel('Staging: approvals required').fill('0');
+  await page.getByRole('button', { name: 'Save approvals for Staging' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Saved: changes there now need' })).toBeVisible();
+});
