@@ -169,7 +169,7 @@ pub fn ReviewFields(
     let bypass_id = format!("{prefix}-bypass-reason");
     view! {
         <div class="review-fields">
-            <p class="notice">
+            <p class="info">
                 {format!(
                     "{environment_name} is protected: saving files a change request that {approvals} other member{} must approve before it applies.",
                     if approvals == 1 { "" } else { "s" }
