@@ -101,6 +101,8 @@ pub struct FlagPage {
     pub templates: Vec<PlanTemplate>,
     /// The flag's change requests: the open ones, then the latest closed ones.
     pub requests: Vec<ChangeRequest>,
+    /// Who an open request's access would let in: (request id, the count).
+    pub request_counts: Vec<(i64, AccessCount)>,
 }
 
 /// The segments list for one environment.
@@ -342,7 +344,21 @@ impl Service {
         let plans = store.plans_for_flag(flag.id).await?;
         let templates = store.plan_templates().await?;
         let requests = store.requests_for_flag(flag.id).await?;
+        let mut request_counts = Vec::new();
+        for request in requests.iter().filter(|r| r.status.is_open()) {
+            let crate::model::PlannedChange::SetAccess {
+                environment, rules, ..
+            } = &request.planned
+            else {
+                continue;
+            };
+            // A request that no longer compiles says so when it is applied.
+            if let Ok(count) = self.count_access(actor, environment, Some(key), rules).await {
+                request_counts.push((request.id, count));
+            }
+        }
         Ok(FlagPage {
+            request_counts,
             requests,
             scheduled,
             plans,

@@ -514,6 +514,12 @@ fn request_items(page: &crate::service::FlagPage, actor: &crate::service::Actor)
                 status: r.status.as_str().to_string(),
                 what: planned_text(&r.planned, &page.environments, &page.stages),
                 changes,
+                who: page
+                    .request_counts
+                    .iter()
+                    .find(|(id, _)| *id == r.id)
+                    .map(|(_, count)| super::access_editor::AccessCount::from(count.clone()).text(false))
+                    .unwrap_or_default(),
                 note: r.note.clone(),
                 by: r.created_label.clone(),
                 when: datetime(r.created_at),

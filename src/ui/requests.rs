@@ -18,6 +18,8 @@ pub struct RequestItem {
     pub what: String,
     /// What it changes against the value there now, one line each.
     pub changes: Vec<String>,
+    /// Who its access would let in ("12 of 40 known companies have access with these rules.").
+    pub who: String,
     pub note: String,
     pub by: String,
     pub when: String,
@@ -120,6 +122,7 @@ pub fn RequestsCard(items: Vec<RequestItem>, actions: RequestActions) -> impl In
                             <p class="muted small">{format!("Requested by {} at {}. {}", r.by, r.when, r.approvals)}</p>
                             {(!r.note.is_empty()).then(|| view! { <p>{format!("“{}”", r.note)}</p> })}
                             <ul class="changes">{r.changes.iter().map(|c| view! { <li>{c.clone()}</li> }).collect_view()}</ul>
+                            {(!r.who.is_empty()).then(|| view! { <p class="muted small">{r.who.clone()}</p> })}
                             {(!r.outcome.is_empty()).then(|| view! { <p class="muted small">{r.outcome.clone()}</p> })}
                             {open.then(|| view! {
                                 <div class="actions">
