@@ -124,6 +124,7 @@ async fn four_eyes(backend: Backend) {
         flag: "checkout".into(),
         planned: set(companies(&["acme"]), 1),
         note: "beta customer".into(),
+        draft: false,
     };
     let id = app
         .service
@@ -144,7 +145,7 @@ async fn four_eyes(backend: Backend) {
     assert!(matches!(viewer, Err(ServiceError::Denied(_))), "{viewer:?}");
     let early = app
         .service
-        .apply(&t.editor, Change::ApplyChangeRequest { id })
+        .apply(&t.editor, Change::ApplyChangeRequest { id, at: None })
         .await;
     assert!(
         matches!(early, Err(ServiceError::Refused(_))),
@@ -193,14 +194,14 @@ async fn four_eyes(backend: Backend) {
 
     // Applied: exactly the request's change, as the next version.
     app.service
-        .apply(&t.editor, Change::ApplyChangeRequest { id })
+        .apply(&t.editor, Change::ApplyChangeRequest { id, at: None })
         .await
         .unwrap();
     assert_eq!(production(&app).await, (2, wanted));
     assert_eq!(request(&app, id).await.status, RequestStatus::Applied);
     let again = app
         .service
-        .apply(&t.editor, Change::ApplyChangeRequest { id })
+        .apply(&t.editor, Change::ApplyChangeRequest { id, at: None })
         .await;
     assert!(
         matches!(again, Err(ServiceError::Refused(_))),
@@ -212,6 +213,7 @@ async fn four_eyes(backend: Backend) {
         flag: "checkout".into(),
         planned: set(AccessRules::Everyone, 2),
         note: String::new(),
+        draft: false,
     };
     let second = app
         .service
@@ -244,7 +246,7 @@ async fn four_eyes(backend: Backend) {
     assert!(audit(&app, "flag.protection_bypassed").await[0].contains("incident 42"));
     match app
         .service
-        .apply(&t.editor, Change::ApplyChangeRequest { id: second })
+        .apply(&t.editor, Change::ApplyChangeRequest { id: second, at: None })
         .await
     {
         Err(ServiceError::Conflict(message)) => assert!(message.contains("version 2"), "{message}"),
@@ -352,4 +354,120 @@ async fn the_flag_page_files_requests_and_viewers_cannot_approve() {
             .status(),
         403
     );
+}
+
+/// A draft is not for review until its author submits it; an approved request applied "at" a
+/// time waits as a scheduled change that carries its review, and closing the request cancels it.
+#[tokio::test]
+async fn drafts_wait_for_their_author_and_approved_requests_can_be_scheduled() {
+    let clock = gatehouse::service::Clock::manual(1_800_000_000_000);
+    let configured = clock.clone();
+    let Some(app) = TestApp::spawn_configured(Backend::Sqlite, move |settings| {
+        settings.clock = configured;
+        settings.scheduler_every = None;
+    })
+    .await
+    else {
+        return;
+    };
+    app.apply(new_flag("checkout")).await;
+    app.apply(Change::SetProtection {
+        environment: "production".into(),
+        approvals: 1,
+    })
+    .await;
+    let t = team(&app).await;
+    let file = |rules: AccessRules| Change::FileChangeRequest {
+        flag: "checkout".into(),
+        planned: set(rules, 1),
+        note: String::new(),
+        draft: true,
+    };
+    let id = app
+        .service
+        .apply(&t.editor, file(AccessRules::Everyone))
+        .await
+        .unwrap()
+        .into_id()
+        .unwrap();
+    assert_eq!(request(&app, id).await.status, RequestStatus::Draft);
+    assert!(app
+        .service
+        .overview(&t.reviewer)
+        .await
+        .unwrap()
+        .to_review
+        .is_empty());
+    let early = app
+        .service
+        .apply(&t.reviewer, Change::ApproveChangeRequest { id })
+        .await;
+    assert!(matches!(early, Err(ServiceError::Refused(_))), "{early:?}");
+    let by_other = app
+        .service
+        .apply(&t.reviewer, Change::SubmitChangeRequest { id })
+        .await;
+    assert!(matches!(by_other, Err(ServiceError::Refused(_))));
+    app.service
+        .apply(&t.editor, Change::SubmitChangeRequest { id })
+        .await
+        .unwrap();
+    app.service
+        .apply(&t.reviewer, Change::ApproveChangeRequest { id })
+        .await
+        .unwrap();
+
+    let at = clock.now_ms() + 3_600_000;
+    let apply = Change::ApplyChangeRequest { id, at: Some(at) };
+    app.service.apply(&t.editor, apply).await.unwrap();
+    assert_eq!(request(&app, id).await.status, RequestStatus::Scheduled);
+    assert_eq!(production(&app).await, (1, AccessRules::NoOne));
+    clock.advance(3_600_000);
+    assert_eq!(app.service.apply_due_changes().await.unwrap(), 1);
+    assert_eq!(production(&app).await, (2, AccessRules::Everyone));
+    let applied = request(&app, id).await;
+    assert_eq!(applied.status, RequestStatus::Applied);
+    assert!(applied.outcome.contains("version 2"), "{}", applied.outcome);
+
+    // Cancelling a scheduled request cancels its scheduled change.
+    let second = app
+        .service
+        .apply(
+            &t.editor,
+            Change::FileChangeRequest {
+                flag: "checkout".into(),
+                planned: set(AccessRules::NoOne, 2),
+                note: String::new(),
+                draft: false,
+            },
+        )
+        .await
+        .unwrap()
+        .into_id()
+        .unwrap();
+    app.service
+        .apply(&t.reviewer, Change::ApproveChangeRequest { id: second })
+        .await
+        .unwrap();
+    let at = clock.now_ms() + 60_000;
+    app.service
+        .apply(
+            &t.editor,
+            Change::ApplyChangeRequest {
+                id: second,
+                at: Some(at),
+            },
+        )
+        .await
+        .unwrap();
+    let cancel = Change::CloseChangeRequest {
+        id: second,
+        reject: false,
+        comment: "not yet".into(),
+    };
+    app.service.apply(&t.editor, cancel).await.unwrap();
+    clock.advance(120_000);
+    assert_eq!(app.service.apply_due_changes().await.unwrap(), 0);
+    assert_eq!(production(&app).await, (2, AccessRules::Everyone));
+    assert_eq!(request(&app, second).await.status, RequestStatus::Cancelled);
 }

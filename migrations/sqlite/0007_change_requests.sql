@@ -12,7 +12,7 @@ CREATE TABLE change_requests (
     planned        TEXT   NOT NULL,
     note           TEXT   NOT NULL DEFAULT '',
     status         TEXT   NOT NULL
-                   CHECK (status IN ('review', 'approved', 'applied', 'rejected', 'cancelled')),
+                   CHECK (status IN ('draft', 'review', 'approved', 'scheduled', 'applied', 'rejected', 'cancelled')),
     outcome        TEXT   NOT NULL DEFAULT '',
     created_by     INTEGER REFERENCES members(id) ON DELETE SET NULL,
     created_label  TEXT   NOT NULL,
@@ -28,3 +28,6 @@ CREATE TABLE change_request_approvals (
     at           INTEGER NOT NULL,
     PRIMARY KEY (request_id, member_id)
 );
+
+-- An approved request applied at a later time is a scheduled change that carries its review.
+ALTER TABLE scheduled_changes ADD COLUMN request_id INTEGER REFERENCES change_requests(id) ON DELETE SET NULL;

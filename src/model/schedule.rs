@@ -96,16 +96,22 @@ pub struct ScheduledChange {
     pub created_label: String,
     pub created_at: i64,
     pub settled_at: Option<i64>,
+    /// The approved change request it applies, if any (it carries that review).
+    pub request_id: Option<i64>,
 }
 
 /// Where a change request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RequestStatus {
+    /// Still being written by its author; not yet for review.
+    Draft,
     /// Waiting for approvals.
     Review,
-    /// Approved by enough members; anyone who may edit can apply it.
+    /// Approved by enough members; anyone who may edit can apply it (now or at a time).
     Approved,
+    /// Approved and waiting for its time as a scheduled change.
+    Scheduled,
     Applied,
     Rejected,
     Cancelled,
@@ -114,8 +120,10 @@ pub enum RequestStatus {
 impl RequestStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            RequestStatus::Draft => "draft",
             RequestStatus::Review => "review",
             RequestStatus::Approved => "approved",
+            RequestStatus::Scheduled => "scheduled",
             RequestStatus::Applied => "applied",
             RequestStatus::Rejected => "rejected",
             RequestStatus::Cancelled => "cancelled",
@@ -124,8 +132,10 @@ impl RequestStatus {
 
     pub fn parse(text: &str) -> Option<RequestStatus> {
         [
+            RequestStatus::Draft,
             RequestStatus::Review,
             RequestStatus::Approved,
+            RequestStatus::Scheduled,
             RequestStatus::Applied,
             RequestStatus::Rejected,
             RequestStatus::Cancelled,
@@ -134,8 +144,16 @@ impl RequestStatus {
         .find(|s| s.as_str() == text)
     }
 
-    /// Still waiting to be applied, rejected or cancelled.
+    /// Not applied, rejected or cancelled yet.
     pub fn is_open(self) -> bool {
+        !matches!(
+            self,
+            RequestStatus::Applied | RequestStatus::Rejected | RequestStatus::Cancelled
+        )
+    }
+
+    /// Waiting for (more) approvals or to be applied: what reviewers see.
+    pub fn in_review(self) -> bool {
         matches!(self, RequestStatus::Review | RequestStatus::Approved)
     }
 }

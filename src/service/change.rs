@@ -186,11 +186,16 @@ pub enum Change {
         environment: String,
         approvals: i64,
     },
-    /// Files a change of a protected environment for review.
+    /// Files a change of a protected environment for review, or as a draft.
     FileChangeRequest {
         flag: String,
         planned: PlannedChange,
         note: String,
+        draft: bool,
+    },
+    /// Puts a draft request up for review.
+    SubmitChangeRequest {
+        id: i64,
     },
     /// Replaces an open request's change (its author); withdraws its approvals.
     EditChangeRequest {
@@ -207,9 +212,10 @@ pub enum Change {
         reject: bool,
         comment: String,
     },
-    /// Applies an approved request.
+    /// Applies an approved request now, or at `at` (as a scheduled change).
     ApplyChangeRequest {
         id: i64,
+        at: Option<i64>,
     },
     /// An admin's change of a protected environment without review, with the reason (audited).
     Bypass {
@@ -326,6 +332,7 @@ impl Change {
             | Change::SetPlanPaused { .. }
             | Change::CancelPlan { .. }
             | Change::FileChangeRequest { .. }
+            | Change::SubmitChangeRequest { .. }
             | Change::EditChangeRequest { .. }
             | Change::ApproveChangeRequest { .. }
             | Change::CloseChangeRequest { .. }
@@ -530,9 +537,15 @@ impl Change {
             } => requests::protect(w, &environment, approvals)
                 .await
                 .map(|()| Outcome::Done),
-            Change::FileChangeRequest { flag, planned, note } => {
-                requests::file(w, &flag, planned, &note).await.map(Outcome::Id)
-            }
+            Change::SubmitChangeRequest { id } => requests::submit(w, id).await.map(|()| Outcome::Done),
+            Change::FileChangeRequest {
+                flag,
+                planned,
+                note,
+                draft,
+            } => requests::file(w, &flag, planned, &note, draft)
+                .await
+                .map(Outcome::Id),
             Change::EditChangeRequest { id, planned, note } => requests::edit(w, id, planned, &note)
                 .await
                 .map(|()| Outcome::Done),
@@ -540,7 +553,7 @@ impl Change {
             Change::CloseChangeRequest { id, reject, comment } => requests::close(w, id, reject, &comment)
                 .await
                 .map(|()| Outcome::Done),
-            Change::ApplyChangeRequest { id } => requests::apply(w, id).await.map(|()| Outcome::Done),
+            Change::ApplyChangeRequest { id, at } => requests::apply(w, id, at).await.map(|()| Outcome::Done),
             Change::Bypass { reason, change } => {
                 let (flag, environment) = match change.as_ref() {
                     Change::SetAccess {

@@ -9,9 +9,11 @@ use serde_json::json;
 
 use super::error::{ServiceError, ServiceResult};
 use super::flags::{self, AccessChange};
+use super::schedule;
 use super::store::environments::set_required_approvals;
 use super::store::flags::latest_version;
 use super::store::requests::{approve as add_approval, edit_request, insert_request, request_in, set_status};
+use super::store::scheduled::cancel_for_request;
 use super::write::{Record, Write};
 use crate::model::member::Role;
 use crate::model::{AccessRules, ChangeRequest, Environment, PlannedChange, RemoteConfig, RequestStatus};
@@ -94,8 +96,15 @@ fn check_note(note: &str) -> ServiceResult<String> {
     flags::check_text("note", note, 2000, false)
 }
 
-/// Files a request for a change of `flag` in a protected environment; returns its id.
-pub async fn file(w: &mut Write<'_>, flag: &str, planned: PlannedChange, note: &str) -> ServiceResult<i64> {
+/// Files a request for a change of `flag` in a protected environment, for review or (`draft`)
+/// to be submitted later; returns its id.
+pub async fn file(
+    w: &mut Write<'_>,
+    flag: &str,
+    planned: PlannedChange,
+    note: &str,
+    draft: bool,
+) -> ServiceResult<i64> {
     let note = check_note(note)?;
     if let PlannedChange::SetRemoteConfig { variants, .. } = &planned {
         flags::check_variants(variants)?;
@@ -109,17 +118,15 @@ pub async fn file(w: &mut Write<'_>, flag: &str, planned: PlannedChange, note: &
     }
     stale(&environment, current, &planned)?;
     let (member, label, now) = (w.actor.member_id(), w.actor.label.clone(), w.now);
-    let id = insert_request(
-        w.conn(),
-        (flag_id, environment.id),
-        &planned,
-        &note,
-        (member, &label),
-        now,
-    )
-    .await?;
+    let status = if draft {
+        RequestStatus::Draft
+    } else {
+        RequestStatus::Review
+    };
+    let ids = (flag_id, environment.id);
+    let id = insert_request(w.conn(), ids, (&planned, status), &note, (member, &label), now).await?;
     let record = Record::flag("flag.change_requested", flag, Some(environment.id))
-        .after(json!({ "request": id, "change": planned, "note": note }));
+        .after(json!({ "request": id, "change": planned, "note": note, "draft": draft }));
     w.record(record).await?;
     Ok(id)
 }
@@ -149,6 +156,11 @@ pub async fn edit(w: &mut Write<'_>, id: i64, planned: PlannedChange, note: &str
     if !is_author(w, &request) {
         return Err(ServiceError::Refused("only its author edits a request".into()));
     }
+    if request.status == RequestStatus::Scheduled {
+        return Err(ServiceError::Refused(
+            "this request is scheduled; cancel it and file a new one to change it".into(),
+        ));
+    }
     if planned.environment() != request.planned.environment() {
         return Err(ServiceError::invalid(
             "change",
@@ -158,7 +170,11 @@ pub async fn edit(w: &mut Write<'_>, id: i64, planned: PlannedChange, note: &str
     let (environment, _, current) = target(w, &request.flag, &planned).await?;
     stale(&environment, current, &planned)?;
     let now = w.now;
-    edit_request(w.conn(), id, &planned, &note, now).await?;
+    let status = match request.status {
+        RequestStatus::Draft => RequestStatus::Draft,
+        _ => RequestStatus::Review,
+    };
+    edit_request(w.conn(), id, (&planned, status), &note, now).await?;
     let withdrawn: Vec<&str> = request
         .approvals
         .iter()
@@ -171,9 +187,36 @@ pub async fn edit(w: &mut Write<'_>, id: i64, planned: PlannedChange, note: &str
     Ok(())
 }
 
+/// Puts a draft up for review (its author).
+pub async fn submit(w: &mut Write<'_>, id: i64) -> ServiceResult<()> {
+    let request = open(w, id).await?;
+    if !is_author(w, &request) {
+        return Err(ServiceError::Refused("only its author submits a request".into()));
+    }
+    if request.status != RequestStatus::Draft {
+        return Err(ServiceError::Refused("this request is in review already".into()));
+    }
+    let now = w.now;
+    set_status(w.conn(), id, RequestStatus::Review, "", now).await?;
+    let record = Record::flag(
+        "flag.change_request_submitted",
+        &request.flag,
+        Some(request.environment_id),
+    )
+    .after(json!({ "request": id }));
+    w.record(record).await?;
+    Ok(())
+}
+
 /// Approves a request (not one's own); with enough approvals it becomes approved.
 pub async fn approve(w: &mut Write<'_>, id: i64) -> ServiceResult<()> {
     let request = open(w, id).await?;
+    if !request.status.in_review() {
+        return Err(ServiceError::Refused(format!(
+            "this request is {}; only one in review can be approved",
+            request.status.as_str()
+        )));
+    }
     let Some(member) = w.actor.member_id() else {
         return Err(ServiceError::Refused("only members approve requests".into()));
     };
@@ -220,6 +263,12 @@ pub async fn close(w: &mut Write<'_>, id: i64, reject: bool, comment: &str) -> S
                 "cancel your own request instead of rejecting it".into(),
             ));
         }
+        if !request.status.in_review() {
+            return Err(ServiceError::Refused(format!(
+                "a {} request cannot be rejected",
+                request.status.as_str()
+            )));
+        }
         (RequestStatus::Rejected, "flag.change_request_rejected")
     } else {
         if !is_author(w, &request) && !admin {
@@ -229,17 +278,18 @@ pub async fn close(w: &mut Write<'_>, id: i64, reject: bool, comment: &str) -> S
         }
         (RequestStatus::Cancelled, "flag.change_request_cancelled")
     };
-    let now = w.now;
+    let (now, label) = (w.now, w.actor.label.clone());
     set_status(w.conn(), id, status, &comment, now).await?;
+    cancel_for_request(w.conn(), id, &label, now).await?;
     let record = Record::flag(action, &request.flag, Some(request.environment_id))
         .after(json!({ "request": id, "comment": comment }));
     w.record(record).await?;
     Ok(())
 }
 
-/// Applies an approved request: exactly its change, re-checked against the version it was made
-/// against and validated like any change.
-pub async fn apply(w: &mut Write<'_>, id: i64) -> ServiceResult<()> {
+/// Applies an approved request, now or (`at`) as a scheduled change: exactly its change,
+/// re-checked against the version it was made against and validated like any change.
+pub async fn apply(w: &mut Write<'_>, id: i64, at: Option<i64>) -> ServiceResult<()> {
     let request = open(w, id).await?;
     let (environment, _, current) = target(w, &request.flag, &request.planned).await?;
     if (request.approvals.len() as i64) < environment.required_approvals
@@ -255,6 +305,17 @@ pub async fn apply(w: &mut Write<'_>, id: i64) -> ServiceResult<()> {
     stale(&environment, current, &request.planned)?;
     w.reviewed = true;
     let key = request.flag.clone();
+    if let Some(at) = at {
+        let scheduled = schedule::schedule_for(w, &key, at, request.planned.clone(), Some(id)).await?;
+        w.reviewed = false;
+        let now = w.now;
+        let outcome = format!("scheduled (scheduled change #{scheduled})");
+        set_status(w.conn(), id, RequestStatus::Scheduled, &outcome, now).await?;
+        let record = Record::flag("flag.change_request_scheduled", &key, Some(environment.id))
+            .after(json!({ "request": id, "scheduledChange": scheduled, "dueAt": at }));
+        w.record(record).await?;
+        return Ok(());
+    }
     let version = match request.planned.clone() {
         PlannedChange::SetAccess { rules, based_on, .. } => {
             let change = AccessChange::Set(rules);

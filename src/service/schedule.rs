@@ -15,10 +15,11 @@ use super::error::{ServiceError, ServiceResult};
 use super::flags::{self, AccessChange};
 use super::stages::{resolve, StageRef};
 use super::store::flags::latest_version;
+use super::store::requests::set_status as set_request_status;
 use super::store::scheduled::{claim_due, insert_scheduled, scheduled_in, settle};
 use super::store::stages::stages_in;
 use super::write::{Record, Write};
-use crate::model::{AccessRules, PlannedChange, RemoteConfig, ScheduleStatus};
+use crate::model::{AccessRules, PlannedChange, RemoteConfig, RequestStatus, ScheduleStatus};
 
 /// How far ahead a change can be scheduled.
 pub const MAX_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
@@ -29,6 +30,18 @@ pub async fn schedule(
     key: &str,
     due_at: i64,
     planned: PlannedChange,
+) -> ServiceResult<i64> {
+    schedule_for(w, key, due_at, planned, None).await
+}
+
+/// [`schedule`], for the approved change request `request_id` when given (whose review the
+/// scheduled change carries: the caller has marked the write reviewed).
+pub async fn schedule_for(
+    w: &mut Write<'_>,
+    key: &str,
+    due_at: i64,
+    planned: PlannedChange,
+    request_id: Option<i64>,
 ) -> ServiceResult<i64> {
     if due_at <= w.now {
         return Err(ServiceError::invalid("at", "choose a time in the future"));
@@ -98,12 +111,13 @@ pub async fn schedule(
     let (member, label, now) = (w.actor.member_id(), w.actor.label.clone(), w.now);
     let environment_id = environment.as_ref().map(|e| e.id);
     let author = (member, label.as_str());
-    let id = insert_scheduled(w.conn(), flag.id, environment_id, &planned, due_at, author, now).await?;
+    let ids = (flag.id, environment_id, request_id);
+    let id = insert_scheduled(w.conn(), ids, &planned, due_at, author, now).await?;
     let record = Record {
         environment_id,
         ..Record::flag("flag.change_scheduled", key, None)
     }
-    .after(json!({ "scheduledChange": id, "dueAt": due_at, "change": planned }));
+    .after(json!({ "scheduledChange": id, "dueAt": due_at, "change": planned, "changeRequest": request_id }));
     w.record(record).await?;
     Ok(id)
 }
@@ -132,6 +146,10 @@ pub async fn cancel(w: &mut Write<'_>, id: i64) -> ServiceResult<()> {
     }
     let (now, label) = (w.now, w.actor.label.clone());
     settle(w.conn(), id, ScheduleStatus::Cancelled, "cancelled", &label, now).await?;
+    if let Some(request) = scheduled.request_id {
+        let outcome = "cancelled with its scheduled change";
+        set_request_status(w.conn(), request, RequestStatus::Cancelled, outcome, now).await?;
+    }
     let record = Record::flag("flag.scheduled_change_cancelled", &scheduled.flag, None)
         .before(json!({ "scheduledChange": id, "dueAt": scheduled.due_at, "change": scheduled.planned }));
     w.record(record).await?;
@@ -148,6 +166,8 @@ pub async fn apply(w: &mut Write<'_>, id: i64) -> ServiceResult<bool> {
     };
     let key = scheduled.flag.clone();
     let flag = flags::flag(w, &key).await?;
+    // An approved change request's review covers its scheduled change.
+    w.reviewed = scheduled.request_id.is_some();
     let outcome = match scheduled.planned.clone() {
         PlannedChange::SetAccess {
             environment,
@@ -203,8 +223,12 @@ pub async fn apply(w: &mut Write<'_>, id: i64) -> ServiceResult<bool> {
             if archived { "archived" } else { "restored" }.to_string()
         }
     };
+    w.reviewed = false;
     let (now, label) = (w.now, w.actor.label.clone());
     settle(w.conn(), id, ScheduleStatus::Applied, &outcome, &label, now).await?;
+    if let Some(request) = scheduled.request_id {
+        set_request_status(w.conn(), request, RequestStatus::Applied, &outcome, now).await?;
+    }
     let record = Record::flag("flag.scheduled_change_applied", &key, None).after(json!({
         "scheduledChange": id,
         "dueAt": scheduled.due_at,
@@ -234,6 +258,10 @@ pub async fn mark(w: &mut Write<'_>, id: i64, status: ScheduleStatus, reason: &s
     let (now, label) = (w.now, w.actor.label.clone());
     if !settle(w.conn(), id, status, reason, &label, now).await? {
         return Ok(());
+    }
+    if let Some(request) = scheduled.request_id {
+        // Back to approved, with the reason: its author edits it (and it is reviewed again).
+        set_request_status(w.conn(), request, RequestStatus::Approved, reason, now).await?;
     }
     let action = match status {
         ScheduleStatus::Conflict => "flag.scheduled_change_conflict",

@@ -6,6 +6,9 @@ use sqlx::{AnyConnection, Row};
 use super::{decode_json, is_postgres, CorruptRow, Store, StoreError, StoreResult};
 use crate::model::{ChangeRequest, PlannedChange, RequestStatus};
 
+/// The statuses of a request that is not applied, rejected or cancelled yet.
+const OPEN: &str = "'draft', 'review', 'approved', 'scheduled'";
+
 const COLUMNS: &str = "r.id, f.key AS flag_key, r.environment_id, r.planned, r.note, r.status, r.outcome, \
      r.created_by, r.created_label, r.created_at";
 
@@ -64,16 +67,17 @@ impl Store {
         );
         let mut open = read(
             &mut conn,
-            &format!("{base} AND r.status IN ('review', 'approved') ORDER BY r.id"),
+            &format!("{base} AND r.status IN ({OPEN}) ORDER BY r.id"),
             flag_id,
         )
         .await?;
-        let closed = format!("{base} AND r.status NOT IN ('review', 'approved') ORDER BY r.updated_at DESC, r.id DESC LIMIT 10");
+        let closed =
+            format!("{base} AND r.status NOT IN ({OPEN}) ORDER BY r.updated_at DESC, r.id DESC LIMIT 10");
         open.extend(read(&mut conn, &closed, flag_id).await?);
         Ok(open)
     }
 
-    /// Every open request (oldest first).
+    /// Every request in review or approved (oldest first): what reviewers see.
     pub async fn open_requests(&self) -> StoreResult<Vec<ChangeRequest>> {
         let mut conn = self.pool().acquire().await?;
         let sql = format!(
@@ -96,7 +100,7 @@ pub async fn request_in(conn: &mut AnyConnection, id: i64) -> StoreResult<Option
 pub async fn insert_request(
     conn: &mut AnyConnection,
     (flag_id, environment_id): (i64, i64),
-    planned: &PlannedChange,
+    (planned, status): (&PlannedChange, RequestStatus),
     note: &str,
     (created_by, created_label): (Option<i64>, &str),
     now: i64,
@@ -104,12 +108,13 @@ pub async fn insert_request(
     let planned = serde_json::to_string(planned).map_err(|e| StoreError::Encode(e.to_string()))?;
     Ok(sqlx::query_scalar(
         "INSERT INTO change_requests (flag_id, environment_id, planned, note, status, created_by, created_label, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, 'review', $5, $6, $7, $7) RETURNING id",
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
     )
     .bind(flag_id)
     .bind(environment_id)
     .bind(planned)
     .bind(note)
+    .bind(status.as_str())
     .bind(created_by)
     .bind(created_label)
     .bind(now)
@@ -117,22 +122,25 @@ pub async fn insert_request(
     .await?)
 }
 
-/// Replaces a request's change and note, withdraws its approvals and puts it back in review.
+/// Replaces a request's change and note and withdraws its approvals; it is in `status` after.
 pub async fn edit_request(
     conn: &mut AnyConnection,
     id: i64,
-    planned: &PlannedChange,
+    (planned, status): (&PlannedChange, RequestStatus),
     note: &str,
     now: i64,
 ) -> StoreResult<()> {
     let planned = serde_json::to_string(planned).map_err(|e| StoreError::Encode(e.to_string()))?;
-    sqlx::query("UPDATE change_requests SET planned = $1, note = $2, status = 'review', updated_at = $3 WHERE id = $4")
-        .bind(planned)
-        .bind(note)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE change_requests SET planned = $1, note = $2, status = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(planned)
+    .bind(note)
+    .bind(status.as_str())
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("DELETE FROM change_request_approvals WHERE request_id = $1")
         .bind(id)
         .execute(conn)

@@ -11,7 +11,7 @@ use super::{decode_json, is_postgres, CorruptRow, Store, StoreError, StoreResult
 use crate::model::{PlannedChange, ScheduleStatus, ScheduledChange};
 
 const COLUMNS: &str = "s.id, f.key AS flag_key, s.planned, s.due_at, s.status, s.outcome, s.created_by, \
-     s.created_label, s.created_at, s.settled_at";
+     s.created_label, s.created_at, s.settled_at, s.request_id";
 
 fn scheduled_from_row(row: &AnyRow) -> StoreResult<ScheduledChange> {
     let id: i64 = row.try_get("id")?;
@@ -33,6 +33,7 @@ fn scheduled_from_row(row: &AnyRow) -> StoreResult<ScheduledChange> {
         created_label: row.try_get("created_label")?,
         created_at: row.try_get("created_at")?,
         settled_at: row.try_get("settled_at")?,
+        request_id: row.try_get("request_id")?,
     })
 }
 
@@ -124,8 +125,7 @@ impl Store {
 /// Stores a planned change of the flag `flag_id`; returns its id.
 pub async fn insert_scheduled(
     conn: &mut AnyConnection,
-    flag_id: i64,
-    environment_id: Option<i64>,
+    (flag_id, environment_id, request_id): (i64, Option<i64>, Option<i64>),
     planned: &PlannedChange,
     due_at: i64,
     (created_by, created_label): (Option<i64>, &str),
@@ -134,8 +134,8 @@ pub async fn insert_scheduled(
     let planned = serde_json::to_string(planned).map_err(|e| StoreError::Encode(e.to_string()))?;
     let id = sqlx::query_scalar(
         "INSERT INTO scheduled_changes \
-         (flag_id, environment_id, planned, due_at, created_kind, created_by, created_label, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+         (flag_id, environment_id, planned, due_at, created_kind, created_by, created_label, created_at, request_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(flag_id)
     .bind(environment_id)
@@ -149,6 +149,7 @@ pub async fn insert_scheduled(
     .bind(created_by)
     .bind(created_label)
     .bind(now)
+    .bind(request_id)
     .fetch_one(conn)
     .await?;
     Ok(id)
@@ -217,4 +218,23 @@ pub async fn settle(
     .execute(conn)
     .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+/// Cancels the pending scheduled change of a change request, if it has one.
+pub async fn cancel_for_request(
+    conn: &mut AnyConnection,
+    request_id: i64,
+    label: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE scheduled_changes SET status = 'cancelled', outcome = 'its change request was closed', \
+         settled_at = $1, settled_label = $2 WHERE request_id = $3 AND status = 'pending'",
+    )
+    .bind(now)
+    .bind(label)
+    .bind(request_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -581,6 +581,7 @@ pub async fn save_access(
     apply_at: Option<String>,
     review_note: Option<String>,
     bypass_reason: Option<String>,
+    review_draft: Option<String>,
 ) -> Result<String, AppError> {
     let rules = form.to_rules().map_err(AppError::rejected_input)?;
     let planned = crate::model::PlannedChange::SetAccess {
@@ -588,11 +589,7 @@ pub async fn save_access(
         rules,
         based_on: expected_version,
     };
-    let how = super::submit::Submission {
-        apply_at,
-        review_note,
-        bypass_reason,
-    };
+    let how = super::submit::Submission::new(apply_at, review_note, bypass_reason, review_draft);
     super::submit::submit(flag, planned, how, "Saved as a new version.").await
 }
 
@@ -645,6 +642,7 @@ pub async fn save_config(
     apply_at: Option<String>,
     review_note: Option<String>,
     bypass_reason: Option<String>,
+    review_draft: Option<String>,
 ) -> Result<String, AppError> {
     let variants = VariantForm::to_variants(&variants, default_variant)?;
     let planned = crate::model::PlannedChange::SetRemoteConfig {
@@ -652,11 +650,7 @@ pub async fn save_config(
         variants,
         based_on: expected_version,
     };
-    let how = super::submit::Submission {
-        apply_at,
-        review_note,
-        bypass_reason,
-    };
+    let how = super::submit::Submission::new(apply_at, review_note, bypass_reason, review_draft);
     super::submit::submit(flag, planned, how, "Remote config saved.").await
 }
 

@@ -51,11 +51,22 @@ pub async fn close_request(id: i64, reject: bool, comment: Option<String>) -> Re
     Ok(())
 }
 
+/// Applies an approved request now, or at the "Apply at" time.
 #[server(endpoint = "edit/apply_request")]
-pub async fn apply_request(id: i64) -> Result<(), AppError> {
+pub async fn apply_request(id: i64, apply_at: Option<String>) -> Result<(), AppError> {
+    let at = super::schedule::apply_at(apply_at.as_deref())?;
     let (service, actor) = super::server::caller()?;
     service
-        .apply(&actor, crate::service::Change::ApplyChangeRequest { id })
+        .apply(&actor, crate::service::Change::ApplyChangeRequest { id, at })
+        .await?;
+    Ok(())
+}
+
+#[server(endpoint = "edit/submit_request")]
+pub async fn submit_request(id: i64) -> Result<(), AppError> {
+    let (service, actor) = super::server::caller()?;
+    service
+        .apply(&actor, crate::service::Change::SubmitChangeRequest { id })
         .await?;
     Ok(())
 }
@@ -63,6 +74,7 @@ pub async fn apply_request(id: i64) -> Result<(), AppError> {
 /// The in-page actions of the requests card.
 #[derive(Clone, Copy)]
 pub struct RequestActions {
+    pub submit: ServerAction<SubmitRequest>,
     pub approve: ServerAction<ApproveRequest>,
     pub close: ServerAction<CloseRequest>,
     pub apply: ServerAction<ApplyRequest>,
@@ -71,6 +83,7 @@ pub struct RequestActions {
 impl RequestActions {
     pub fn new() -> Self {
         RequestActions {
+            submit: ServerAction::new(),
             approve: ServerAction::new(),
             close: ServerAction::new(),
             apply: ServerAction::new(),
@@ -81,6 +94,7 @@ impl RequestActions {
     pub fn successes(self) -> Signal<usize> {
         use super::error::success_count;
         let counts = [
+            success_count(self.submit.value()),
             success_count(self.approve.value()),
             success_count(self.close.value()),
             success_count(self.apply.value()),
@@ -99,6 +113,7 @@ impl Default for RequestActions {
 #[component]
 pub fn RequestsCard(items: Vec<RequestItem>, actions: RequestActions) -> impl IntoView {
     let errors = [
+        Signal::derive(form_error(actions.submit.value(), &[])),
         Signal::derive(form_error(actions.approve.value(), &[])),
         Signal::derive(form_error(actions.close.value(), &[])),
         Signal::derive(form_error(actions.apply.value(), &[])),
@@ -111,7 +126,8 @@ pub fn RequestsCard(items: Vec<RequestItem>, actions: RequestActions) -> impl In
             {empty.then(|| view! { <p class="muted">"No change requests. In a protected environment, saving access or remote config files one for other members to approve."</p> })}
             <ul class="plain requests">
                 {items.into_iter().map(|r| {
-                    let open = r.status == "review" || r.status == "approved";
+                    let open = matches!(r.status.as_str(), "draft" | "review" | "approved" | "scheduled");
+                    let in_review = matches!(r.status.as_str(), "review" | "approved");
                     let id = r.id;
                     view! {
                         <li class=format!("request request-{}", r.status)>
@@ -126,7 +142,13 @@ pub fn RequestsCard(items: Vec<RequestItem>, actions: RequestActions) -> impl In
                             {(!r.outcome.is_empty()).then(|| view! { <p class="muted small">{r.outcome.clone()}</p> })}
                             {open.then(|| view! {
                                 <div class="actions">
-                                    {(!r.mine && !r.approved_by_me).then(|| view! {
+                                    {(r.mine && r.status == "draft").then(|| view! {
+                                        <ActionForm action=actions.submit attr:class="inline">
+                                            <input type="hidden" name="id" value=id/>
+                                            <button type="submit" aria-label=format!("Submit request {id} for review")>"Submit for review"</button>
+                                        </ActionForm>
+                                    })}
+                                    {(in_review && !r.mine && !r.approved_by_me).then(|| view! {
                                         <ActionForm action=actions.approve attr:class="inline">
                                             <input type="hidden" name="id" value=id/>
                                             <button type="submit" aria-label=format!("Approve request {id}")>"Approve"</button>
@@ -135,13 +157,14 @@ pub fn RequestsCard(items: Vec<RequestItem>, actions: RequestActions) -> impl In
                                     {(r.status == "approved").then(|| view! {
                                         <ActionForm action=actions.apply attr:class="inline">
                                             <input type="hidden" name="id" value=id/>
+                                            <input type="datetime-local" step="1" name="apply_at" aria-label=format!("Apply request {id} at (UTC, optional)")/>
                                             <button type="submit" aria-label=format!("Apply request {id}")>"Apply"</button>
                                         </ActionForm>
                                     })}
                                     <ActionForm action=actions.close attr:class="inline">
                                         <input type="hidden" name="id" value=id/>
                                         <input type="hidden" name="reject" value=(!r.mine).to_string()/>
-                                        {(!r.mine).then(|| view! {
+                                        {(!r.mine && in_review).then(|| view! {
                                             <input name="comment" placeholder="Why (optional)" aria-label=format!("Why reject request {id}")/>
                                         })}
                                         <button type="submit" class="secondary" aria-label=format!("{} request {id}", if r.mine { "Cancel" } else { "Reject" })>
@@ -180,6 +203,7 @@ pub fn ReviewFields(
             </p>
             <label for=note_id.clone()>"Why (for the reviewers)"</label>
             <textarea id=note_id name="review_note" rows="2"></textarea>
+            <label class="inline"><input type="checkbox" name="review_draft"/>"Save as a draft (submit it for review later)"</label>
             {can_bypass.then(|| view! {
                 <label for=bypass_id.clone()>"Or save now without review (admins): the reason, recorded in the audit log"</label>
                 <input id=bypass_id name="bypass_reason"/>

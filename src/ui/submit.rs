@@ -15,6 +15,25 @@ pub struct Submission {
     pub review_note: Option<String>,
     /// An admin's reason to change a protected environment without review.
     pub bypass_reason: Option<String>,
+    /// Present when the request is filed as a draft, to be submitted for review later.
+    pub review_draft: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+impl Submission {
+    pub fn new(
+        apply_at: Option<String>,
+        review_note: Option<String>,
+        bypass_reason: Option<String>,
+        review_draft: Option<String>,
+    ) -> Self {
+        Submission {
+            apply_at,
+            review_note,
+            bypass_reason,
+            review_draft,
+        }
+    }
 }
 
 /// The change `planned` describes, made now.
@@ -64,11 +83,22 @@ pub async fn submit(
     let (service, actor) = super::server::caller()?;
     let bypass = how.bypass_reason.filter(|reason| !reason.trim().is_empty());
     if let (Some(note), None) = (how.review_note, &bypass) {
-        let change = Change::FileChangeRequest { flag, planned, note };
+        let draft = how.review_draft.is_some();
+        let change = Change::FileChangeRequest {
+            flag,
+            planned,
+            note,
+            draft,
+        };
         let id = service.apply(&actor, change).await?.into_id()?;
-        return Ok(format!(
-            "Filed change request #{id}. It waits under Change requests until other members approve it."
-        ));
+        return Ok(match draft {
+            true => {
+                format!("Saved change request #{id} as a draft. Submit it for review under Change requests.")
+            }
+            false => format!(
+                "Filed change request #{id}. It waits under Change requests until other members approve it."
+            ),
+        });
     }
     let change = direct(flag, planned)?;
     let change = match bypass {
