@@ -184,6 +184,9 @@ test('an editor files a change request in a protected environment and an admin a
   await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 2');
   await expect(requests).toContainText('applied as version 2');
   await screenshot(page, '36-change-request-applied');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await screenshot(page, '37-flag-rollouts-390');
+  await page.setViewportSize({ width: 1366, height: 900 });
 
   // Back to unprotected, for the walks that follow.
   await page.goto('/settings/keys');
