@@ -328,14 +328,46 @@ async fn the_flag_page_files_requests_and_viewers_cannot_approve() {
         "{body}"
     );
     let reviewer = app.signed_in("reviewer@example.com").await;
+    let approve = [("id", id.as_str())];
     assert_eq!(
-        app.call(&reviewer, "/api/edit/approve_request", &[("id", &id)])
+        app.call(&reviewer, "/api/edit/approve_request", &approve)
+            .await
+            .status(),
+        200
+    );
+    // The author updates the request from the form: the approval is withdrawn.
+    let mut update = form[..7].to_vec();
+    update[3] = ("form[mode]", "some");
+    update[4] = ("form[companies]", "acme");
+    update.extend([("review_note", "acme first"), ("update_request", id.as_str())]);
+    let updated = app.call(&editor, "/api/edit/save_access", &update).await;
+    assert_eq!(updated.status(), 200);
+    let notice: String = updated.json().await.unwrap();
+    assert!(
+        notice.starts_with(&format!("Updated change request #{id}")),
+        "{notice}"
+    );
+    let page = app
+        .service
+        .flag_page(&Actor::cli(), "checkout", "production")
+        .await
+        .unwrap();
+    let request = &page.requests[0];
+    assert_eq!(
+        (request.status, request.approvals.len()),
+        (RequestStatus::Review, 0)
+    );
+    assert_eq!(request.note, "acme first");
+    let by_reviewer = app.call(&reviewer, "/api/edit/save_access", &update).await;
+    assert_eq!(by_reviewer.status(), 403, "only its author updates a request");
+    assert_eq!(
+        app.call(&reviewer, "/api/edit/approve_request", &approve)
             .await
             .status(),
         200
     );
     assert_eq!(
-        app.call(&editor, "/api/edit/apply_request", &[("id", &id)])
+        app.call(&editor, "/api/edit/apply_request", &approve)
             .await
             .status(),
         200
@@ -345,7 +377,7 @@ async fn the_flag_page_files_requests_and_viewers_cannot_approve() {
         .flag_page(&Actor::cli(), "checkout", "production")
         .await
         .unwrap();
-    assert_eq!(page.history[0].value.clone().unwrap(), AccessRules::Everyone);
+    assert_eq!(page.history[0].value.clone().unwrap(), companies(&["acme"]));
     // Protection is the admins' to set.
     let protect = [("environment", "staging"), ("approvals", "2")];
     assert_eq!(

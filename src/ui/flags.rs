@@ -475,6 +475,19 @@ impl FlagView {
     }
 }
 
+impl FlagView {
+    /// The caller's open change requests of the page's environment, of access (`access`) or of
+    /// remote config: the forms may update one instead of filing another.
+    pub fn my_requests(&self, access: bool) -> Vec<i64> {
+        self.requests
+            .iter()
+            .filter(|r| r.mine && r.access == access && r.environment == self.environment)
+            .filter(|r| matches!(r.status.as_str(), "draft" | "review" | "approved"))
+            .map(|r| r.id)
+            .collect()
+    }
+}
+
 /// The flag's change requests as the page lists them, each with what it changes against the
 /// value in its environment now.
 #[cfg(feature = "ssr")]
@@ -526,6 +539,8 @@ fn request_items(page: &crate::service::FlagPage, actor: &crate::service::Actor)
                 approvals,
                 outcome: r.outcome.clone(),
                 mine: actor.member_id().is_some() && actor.member_id() == r.created_by,
+                environment: environment.map(|e| e.key.to_string()).unwrap_or_default(),
+                access: matches!(r.planned, PlannedChange::SetAccess { .. }),
                 approved_by_me: r.approvals.iter().any(|(id, _)| Some(*id) == actor.member_id()),
             }
         })
@@ -582,6 +597,7 @@ pub async fn save_access(
     review_note: Option<String>,
     bypass_reason: Option<String>,
     review_draft: Option<String>,
+    update_request: Option<String>,
 ) -> Result<String, AppError> {
     let rules = form.to_rules().map_err(AppError::rejected_input)?;
     let planned = crate::model::PlannedChange::SetAccess {
@@ -589,7 +605,12 @@ pub async fn save_access(
         rules,
         based_on: expected_version,
     };
-    let how = super::submit::Submission::new(apply_at, review_note, bypass_reason, review_draft);
+    let how = super::submit::Submission::new(
+        apply_at,
+        review_note,
+        bypass_reason,
+        (review_draft, update_request),
+    );
     super::submit::submit(flag, planned, how, "Saved as a new version.").await
 }
 
@@ -643,6 +664,7 @@ pub async fn save_config(
     review_note: Option<String>,
     bypass_reason: Option<String>,
     review_draft: Option<String>,
+    update_request: Option<String>,
 ) -> Result<String, AppError> {
     let variants = VariantForm::to_variants(&variants, default_variant)?;
     let planned = crate::model::PlannedChange::SetRemoteConfig {
@@ -650,7 +672,12 @@ pub async fn save_config(
         variants,
         based_on: expected_version,
     };
-    let how = super::submit::Submission::new(apply_at, review_note, bypass_reason, review_draft);
+    let how = super::submit::Submission::new(
+        apply_at,
+        review_note,
+        bypass_reason,
+        (review_draft, update_request),
+    );
     super::submit::submit(flag, planned, how, "Remote config saved.").await
 }
 
@@ -1011,6 +1038,7 @@ pub fn FlagPage() -> impl IntoView {
                     let archive_flag_key = flag_key.clone();
                     let access_count = flag.companies_with_access.text(true);
                     let environment_name = flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone()).unwrap_or_default();
+                    let (my_access_requests, my_config_requests) = (flag.my_requests(true), flag.my_requests(false));
                     let (access_environment_name, config_environment_name) = (environment_name.clone(), environment_name.clone());
                     // Made anew with each render of the flag, so a save drops the last preview.
                     let preview = ServerAction::<PreviewAccess>::new();
@@ -1036,7 +1064,7 @@ pub fn FlagPage() -> impl IntoView {
                                     modes=vec![("noOne", "No one"), ("everyone", "Everyone"), ("some", "Some")]
                                 />
                                 {(flag.required_approvals > 0).then(|| view! {
-                                    <ReviewFields prefix="access" environment_name=access_environment_name.clone() approvals=flag.required_approvals can_bypass=flag.can_bypass/>
+                                    <ReviewFields prefix="access" environment_name=access_environment_name.clone() approvals=flag.required_approvals can_bypass=flag.can_bypass mine=my_access_requests.clone()/>
                                 })}
                                 <ApplyAt id="access-apply-at"/>
                                 <button type="submit" disabled=move || save.pending().get()>{move || if save.pending().get() { "Saving…" } else { "Save access" }}</button>
@@ -1140,7 +1168,7 @@ pub fn FlagPage() -> impl IntoView {
                                 }).collect_view()}
                                 <ErrorText id="config-error" message=Signal::derive(form_error_prefixed(config_value, "payload-"))/>
                                 {(flag.required_approvals > 0).then(|| view! {
-                                    <ReviewFields prefix="config" environment_name=config_environment_name.clone() approvals=flag.required_approvals can_bypass=flag.can_bypass/>
+                                    <ReviewFields prefix="config" environment_name=config_environment_name.clone() approvals=flag.required_approvals can_bypass=flag.can_bypass mine=my_config_requests.clone()/>
                                 })}
                                 <ApplyAt id="config-apply-at"/>
                                 <button type="submit" disabled=move || config_action.pending().get()>"Save remote config"</button>

@@ -30,6 +30,9 @@ pub struct RequestItem {
     pub mine: bool,
     /// The caller approved it already.
     pub approved_by_me: bool,
+    /// The environment (key) it changes, and whether it changes access (else remote config).
+    pub environment: String,
+    pub access: bool,
 }
 
 #[server(endpoint = "edit/approve_request")]
@@ -190,9 +193,12 @@ pub fn ReviewFields(
     environment_name: String,
     approvals: i64,
     can_bypass: bool,
+    /// The caller's open requests of this kind here, which the form may update instead.
+    mine: Vec<i64>,
 ) -> impl IntoView {
     let note_id = format!("{prefix}-review-note");
     let bypass_id = format!("{prefix}-bypass-reason");
+    let update_id = format!("{prefix}-update-request");
     view! {
         <div class="review-fields">
             <p class="info">
@@ -204,6 +210,15 @@ pub fn ReviewFields(
             <label for=note_id.clone()>"Why (for the reviewers)"</label>
             <textarea id=note_id name="review_note" rows="2"></textarea>
             <label class="inline"><input type="checkbox" name="review_draft"/>"Save as a draft (submit it for review later)"</label>
+            {(!mine.is_empty()).then(|| view! {
+                <label for=update_id.clone()>"File as"</label>
+                <select id=update_id name="update_request">
+                    <option value="">"a new change request"</option>
+                    {mine.into_iter().map(|id| view! {
+                        <option value=id>{format!("an update of my request #{id} (its approvals are withdrawn)")}</option>
+                    }).collect_view()}
+                </select>
+            })}
             {can_bypass.then(|| view! {
                 <label for=bypass_id.clone()>"Or save now without review (admins): the reason, recorded in the audit log"</label>
                 <input id=bypass_id name="bypass_reason"/>

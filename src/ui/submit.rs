@@ -17,6 +17,8 @@ pub struct Submission {
     pub bypass_reason: Option<String>,
     /// Present when the request is filed as a draft, to be submitted for review later.
     pub review_draft: Option<String>,
+    /// The caller's open request (by id) this change replaces, instead of filing another.
+    pub update_request: Option<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -25,13 +27,14 @@ impl Submission {
         apply_at: Option<String>,
         review_note: Option<String>,
         bypass_reason: Option<String>,
-        review_draft: Option<String>,
+        (review_draft, update_request): (Option<String>, Option<String>),
     ) -> Self {
         Submission {
             apply_at,
             review_note,
             bypass_reason,
             review_draft,
+            update_request,
         }
     }
 }
@@ -83,6 +86,22 @@ pub async fn submit(
     let (service, actor) = super::server::caller()?;
     let bypass = how.bypass_reason.filter(|reason| !reason.trim().is_empty());
     if let (Some(note), None) = (how.review_note, &bypass) {
+        if let Some(id) = how
+            .update_request
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+        {
+            let id: i64 = id
+                .parse()
+                .map_err(|_| AppError::general("choose a request to update"))?;
+            service
+                .apply(&actor, Change::EditChangeRequest { id, planned, note })
+                .await?;
+            return Ok(format!(
+                "Updated change request #{id}; its approvals were withdrawn and it waits for review again."
+            ));
+        }
         let draft = how.review_draft.is_some();
         let change = Change::FileChangeRequest {
             flag,
