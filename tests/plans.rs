@@ -18,14 +18,7 @@ const START: i64 = 1_800_000_000_000;
 const HOUR: i64 = 3_600_000;
 
 async fn app(backend: Backend) -> Option<(TestApp, Clock)> {
-    let clock = Clock::manual(START);
-    let configured = clock.clone();
-    let app = TestApp::spawn_configured(backend, move |settings| {
-        settings.clock = configured;
-        settings.scheduler_every = None;
-    })
-    .await?;
-    Some((app, clock))
+    TestApp::spawn_manual(backend, START).await
 }
 
 /// acme, plus `percent` of all companies (none at 0).

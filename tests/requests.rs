@@ -392,14 +392,7 @@ async fn the_flag_page_files_requests_and_viewers_cannot_approve() {
 /// time waits as a scheduled change that carries its review, and closing the request cancels it.
 #[tokio::test]
 async fn drafts_wait_for_their_author_and_approved_requests_can_be_scheduled() {
-    let clock = gatehouse::service::Clock::manual(1_800_000_000_000);
-    let configured = clock.clone();
-    let Some(app) = TestApp::spawn_configured(Backend::Sqlite, move |settings| {
-        settings.clock = configured;
-        settings.scheduler_every = None;
-    })
-    .await
-    else {
+    let Some((app, clock)) = TestApp::spawn_manual(Backend::Sqlite, 1_800_000_000_000).await else {
         return;
     };
     app.apply(new_flag("checkout")).await;

@@ -21,14 +21,7 @@ const MINUTE: i64 = 60_000;
 /// The server on `backend` with a manual clock at [`START`] and no scheduler of its own: the
 /// tests move the clock and run the due changes themselves.
 async fn app(backend: Backend) -> Option<(TestApp, Clock)> {
-    let clock = Clock::manual(START);
-    let configured = clock.clone();
-    let app = TestApp::spawn_configured(backend, move |settings| {
-        settings.clock = configured;
-        settings.scheduler_every = None;
-    })
-    .await?;
-    Some((app, clock))
+    TestApp::spawn_manual(backend, START).await
 }
 
 fn everyone_in_production(based_on: i64) -> PlannedChange {

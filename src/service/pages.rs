@@ -226,7 +226,7 @@ impl Service {
             to_review,
             environments,
             stages: self.store().release_stages().await?,
-            scheduled: self.store().pending_changes(None).await?,
+            scheduled: self.store().pending_changes().await?,
             not_applied,
         })
     }

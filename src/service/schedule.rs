@@ -135,7 +135,7 @@ fn stale_form(current: i64, based_on: i64, what: &str, environment: &str) -> Ser
 
 /// Cancels a pending change.
 pub async fn cancel(w: &mut Write<'_>, id: i64) -> ServiceResult<()> {
-    let scheduled = scheduled_in(w.conn(), id, true)
+    let scheduled = scheduled_in(w.conn(), id)
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("scheduled change {id}")))?;
     if scheduled.status != ScheduleStatus::Pending {
@@ -252,7 +252,7 @@ fn moved_on(current: i64, based_on: i64, what: &str, environment: &str) -> Servi
 
 /// Marks a due change that could not be applied as `status`, with the reason; records it.
 pub async fn mark(w: &mut Write<'_>, id: i64, status: ScheduleStatus, reason: &str) -> ServiceResult<()> {
-    let Some(scheduled) = scheduled_in(w.conn(), id, true).await? else {
+    let Some(scheduled) = scheduled_in(w.conn(), id).await? else {
         return Ok(());
     };
     let (now, label) = (w.now, w.actor.label.clone());

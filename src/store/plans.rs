@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::scheduled::Due;
+use super::scheduled::{created_kind, Due};
 use super::{decode_json, is_postgres, CorruptRow, Store, StoreError, StoreResult};
 use crate::model::{Milestone, PlanStatus, PlanTemplate, ReleasePlan};
 
@@ -102,13 +102,8 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                let due = Due {
-                    id: row.try_get("id")?,
-                    by_member: row.try_get::<String, _>("created_kind")? == "member",
-                    created_by: row.try_get("created_by")?,
-                    created_label: row.try_get("created_label")?,
-                };
-                Ok((due, row.try_get::<i64, _>("current")?.max(0) as usize))
+                let current = row.try_get::<i64, _>("current")?.max(0) as usize;
+                Ok((Due::from_row(row)?, current))
             })
             .collect()
     }
@@ -217,7 +212,7 @@ pub async fn insert_plan(conn: &mut AnyConnection, plan: &NewPlan<'_>, now: i64)
     .bind(milestones_json(plan.milestones)?)
     .bind(plan.next_due_at)
     .bind(plan.applied_version)
-    .bind(if member.is_some() { "member" } else { "operator" })
+    .bind(created_kind(member))
     .bind(member)
     .bind(label)
     .bind(now)

@@ -47,6 +47,27 @@ pub struct Due {
     pub created_label: String,
 }
 
+impl Due {
+    /// From a row with the columns `id`, `created_kind`, `created_by` and `created_label`.
+    pub fn from_row(row: &AnyRow) -> StoreResult<Due> {
+        Ok(Due {
+            id: row.try_get("id")?,
+            by_member: row.try_get::<String, _>("created_kind")? == "member",
+            created_by: row.try_get("created_by")?,
+            created_label: row.try_get("created_label")?,
+        })
+    }
+}
+
+/// The `created_kind` column of work authored by `member`: a member, or (`None`) the operator.
+pub fn created_kind(member: Option<i64>) -> &'static str {
+    if member.is_some() {
+        "member"
+    } else {
+        "operator"
+    }
+}
+
 impl Store {
     /// A flag's pending changes (soonest first) and its last `settled` others (latest first).
     pub async fn scheduled_for_flag(&self, flag_id: i64, settled: i64) -> StoreResult<Vec<ScheduledChange>> {
@@ -73,13 +94,12 @@ impl Store {
         Ok(changes)
     }
 
-    /// Every pending change (soonest first), or those of one author.
-    pub async fn pending_changes(&self, author: Option<i64>) -> StoreResult<Vec<ScheduledChange>> {
+    /// Every pending change, soonest first.
+    pub async fn pending_changes(&self) -> StoreResult<Vec<ScheduledChange>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM scheduled_changes s JOIN flags f ON f.id = s.flag_id \
-             WHERE s.status = 'pending' AND ($1 = 0 OR s.created_by = $1) ORDER BY s.due_at, s.id"
+             WHERE s.status = 'pending' ORDER BY s.due_at, s.id"
         ))
-        .bind(author.unwrap_or(0))
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(scheduled_from_row).collect()
@@ -109,16 +129,7 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Due {
-                    id: row.try_get("id")?,
-                    by_member: row.try_get::<String, _>("created_kind")? == "member",
-                    created_by: row.try_get("created_by")?,
-                    created_label: row.try_get("created_label")?,
-                })
-            })
-            .collect()
+        rows.iter().map(Due::from_row).collect()
     }
 }
 
@@ -141,11 +152,7 @@ pub async fn insert_scheduled(
     .bind(environment_id)
     .bind(planned)
     .bind(due_at)
-    .bind(if created_by.is_some() {
-        "member"
-    } else {
-        "operator"
-    })
+    .bind(created_kind(created_by))
     .bind(created_by)
     .bind(created_label)
     .bind(now)
@@ -155,18 +162,10 @@ pub async fn insert_scheduled(
     Ok(id)
 }
 
-/// The scheduled change `id`, read inside the caller's transaction; locked on PostgreSQL when
-/// `lock` (so its status cannot change under the caller).
-pub async fn scheduled_in(
-    conn: &mut AnyConnection,
-    id: i64,
-    lock: bool,
-) -> StoreResult<Option<ScheduledChange>> {
-    let lock = if lock && is_postgres(conn) {
-        " FOR UPDATE OF s"
-    } else {
-        ""
-    };
+/// The scheduled change `id`, read inside the caller's transaction; locked on PostgreSQL (so its
+/// status cannot change under the caller).
+pub async fn scheduled_in(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<ScheduledChange>> {
+    let lock = if is_postgres(conn) { " FOR UPDATE OF s" } else { "" };
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM scheduled_changes s JOIN flags f ON f.id = s.flag_id WHERE s.id = $1{lock}"
     ))

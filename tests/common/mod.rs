@@ -241,6 +241,19 @@ impl TestApp {
         Self::spawn_configured(backend, |settings| settings.clock = clock).await
     }
 
+    /// The server on a manual clock standing at `start`, without a scheduler of its own: the test
+    /// moves the clock and applies due changes itself (`Service::apply_due_changes`).
+    pub async fn spawn_manual(backend: Backend, start: i64) -> Option<(TestApp, Clock)> {
+        let clock = Clock::manual(start);
+        let configured = clock.clone();
+        let app = Self::spawn_configured(backend, move |settings| {
+            settings.clock = configured;
+            settings.scheduler_every = None;
+        })
+        .await?;
+        Some((app, clock))
+    }
+
     /// The server with its local settings changed by `configure`.
     pub async fn spawn_configured(
         backend: Backend,
