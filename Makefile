@@ -76,3 +76,4 @@ clean-data:
 ## loadtest: release server under wrk (100,000 companies, 1,000 flags); updates BENCHMARKS.md
 loadtest: rust-tools node-tools
 	scripts/loadtest.sh
+	LOADTEST_SKIP_BUILD=1 scripts/usage-overhead.sh

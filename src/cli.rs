@@ -52,6 +52,10 @@ pub struct Cli {
     #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", global = true, default_value = "")]
     pub trusted_proxies: String,
 
+    /// Count flag checks and the companies and users exposed (the Usage section, stale flags).
+    #[arg(long, env = "GATEHOUSE_COUNT_USAGE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub count_usage: bool,
+
     /// Most live-update streams (`/sse/server`, `/sse/client`, OFREP events) open per API key.
     #[arg(long, env = "GATEHOUSE_MAX_STREAMS_PER_KEY", global = true,
           default_value_t = crate::startup::DEFAULT_STREAMS_PER_KEY)]
@@ -161,6 +165,28 @@ pub enum Command {
         path: std::path::PathBuf,
         /// text, or json (one document: root, filesScanned, flags[{key, references[{file,
         /// line}]}], unreferenced).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// A flag's checks per day (enabled, disabled, config variants) and the companies and users
+    /// it reached, per environment; without FLAG, every flag's checks and last check. Counts
+    /// reach the database from running servers every few seconds.
+    Usage {
+        flag: Option<String>,
+        /// Only this environment (its key).
+        #[arg(long)]
+        environment: Option<String>,
+        /// How many days back, today included.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=400))]
+        days: u32,
+        /// text, or json (one document; see the README).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// The temporary flags that are stale (released to everyone in production for a while, or
+    /// not checked for a while), with their reasons.
+    Stale {
+        /// text, or json (one document; see the README).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -298,6 +324,8 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 ingest_rate_per_key: cli.ingest_rate_per_key,
                 ingest_rate_per_address: cli.ingest_rate_per_address,
                 scheduler_every: Some(crate::startup::SCHEDULER_EVERY),
+                usage_every: Some(crate::service::FLUSH_EVERY),
+                count_usage: cli.count_usage,
             };
             serve(settings).await
         }
@@ -316,6 +344,13 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 Command::Export { output } => export_command(&service, output.as_deref()).await,
                 Command::CodeRefs { path, format } => code_refs_command(&service, &path, format).await,
                 Command::Import { file, dry_run } => import_command(&service, &file, dry_run).await,
+                Command::Usage {
+                    flag,
+                    environment,
+                    days,
+                    format,
+                } => usage_command(&service, flag.as_deref(), environment.as_deref(), days, format).await,
+                Command::Stale { format } => stale_command(&service, format).await,
                 Command::Serve | Command::Migrate | Command::Evaluate { .. } => Ok(()),
             };
             service.close().await;
@@ -499,6 +534,69 @@ async fn code_refs_command(service: &Service, path: &std::path::Path, format: Fo
         ),
     }
     Ok(())
+}
+
+fn print_document(format: Format, text: String, json: serde_json::Value) -> Result<(), String> {
+    match format {
+        Format::Text => print!("{text}"),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).map_err(|e| format!("cannot write the result: {e}"))?
+        ),
+    }
+    Ok(())
+}
+
+async fn usage_command(
+    service: &Service,
+    flag: Option<&str>,
+    environment: Option<&str>,
+    days: u32,
+    format: Format,
+) -> Result<(), String> {
+    use crate::usage_report as report;
+    let actor = Actor::cli();
+    if let Some(flag) = flag {
+        let usage = service
+            .flag_usage(&actor, flag, environment, days)
+            .await
+            .map_err(service_message)?;
+        return print_document(format, report::flag_text(&usage), report::flag_json(&usage));
+    }
+    if environment.is_some() {
+        return Err("--environment needs a FLAG".into());
+    }
+    let document = config_file::export(service, &actor)
+        .await
+        .map_err(service_message)?;
+    let keys: Vec<String> = document.flags.iter().map(|f| f.key.to_string()).collect();
+    let checks = service
+        .daily_checks(&actor, &keys, days)
+        .await
+        .map_err(service_message)?;
+    let last = service.last_checked(&actor).await.map_err(service_message)?;
+    let rows: Vec<report::FlagChecks> = keys
+        .into_iter()
+        .map(|key| report::FlagChecks {
+            checks: checks.get(&key).map_or(0, |c| c.iter().sum()),
+            last_checked: last.get(&key).copied(),
+            key,
+        })
+        .collect();
+    print_document(
+        format,
+        report::summary_text(days, &rows),
+        report::summary_json(days, &rows),
+    )
+}
+
+async fn stale_command(service: &Service, format: Format) -> Result<(), String> {
+    use crate::usage_report as report;
+    let stale = service
+        .stale_flags(&Actor::cli())
+        .await
+        .map_err(service_message)?;
+    print_document(format, report::stale_text(&stale), report::stale_json(&stale))
 }
 
 async fn export_command(service: &Service, output: Option<&std::path::Path>) -> Result<(), String> {

@@ -30,6 +30,8 @@ pub mod service;
 pub mod startup;
 #[cfg(feature = "ssr")]
 pub mod state;
+#[cfg(feature = "ssr")]
+pub mod usage_report;
 
 /// Browser entry point: attaches the client to the server-rendered HTML.
 #[cfg(feature = "hydrate")]

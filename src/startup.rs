@@ -51,6 +51,11 @@ pub struct ServerSettings {
     /// How often due scheduled changes are looked for; `None` runs no scheduler (tests that
     /// move the clock and apply due changes themselves).
     pub scheduler_every: Option<std::time::Duration>,
+    /// How often usage counts are written; `None` runs no flusher (tests flush by hand). A
+    /// graceful shutdown flushes either way.
+    pub usage_every: Option<std::time::Duration>,
+    /// Count usage at all (`--count-usage`).
+    pub count_usage: bool,
 }
 
 impl ServerSettings {
@@ -77,6 +82,8 @@ impl ServerSettings {
             ingest_rate_per_key: DEFAULT_INGEST_RATE_PER_KEY,
             ingest_rate_per_address: DEFAULT_INGEST_RATE_PER_ADDRESS,
             scheduler_every: Some(SCHEDULER_EVERY),
+            usage_every: Some(crate::service::FLUSH_EVERY),
+            count_usage: true,
         }
     }
 }
@@ -98,6 +105,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     scheduler: Option<tokio::task::JoinHandle<()>>,
+    flusher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -161,11 +169,16 @@ impl Application {
         let scheduler = settings
             .scheduler_every
             .map(|every| state.service.spawn_scheduler(every));
+        state.runtime.usage().set_counting(settings.count_usage);
+        let flusher = settings
+            .usage_every
+            .map(|every| state.service.spawn_usage_flusher(every));
         Ok(Application {
             listener,
             router,
             state,
             scheduler,
+            flusher,
         })
     }
 
@@ -194,6 +207,13 @@ impl Application {
         .await?;
         if let Some(scheduler) = self.scheduler {
             scheduler.abort();
+        }
+        if let Some(flusher) = self.flusher {
+            flusher.abort();
+        }
+        // What was counted since the last flush, so a graceful stop loses no usage.
+        if let Err(error) = self.state.service.flush_usage().await {
+            tracing::error!(%error, "could not write the last usage counts at shutdown");
         }
         self.state.service.close().await;
         Ok(())

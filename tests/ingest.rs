@@ -188,14 +188,22 @@ async fn every_item_type_is_stored(backend: Backend) {
             .await
             .unwrap();
     assert_eq!(events, 2);
-    let exposures: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT checks, enabled FROM flag_exposures WHERE environment_id = $1 AND flag_key = 'pro-only'",
-    )
-    .bind(f.environment_id)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    assert_eq!(exposures, [(2, 1)], "config reads are not exposures");
+    // Checks are counted in memory and written by the usage flusher (tests/usage.rs).
+    f.app.service.flush_usage().await.unwrap();
+    let usage = f
+        .app
+        .service
+        .flag_usage(&Actor::cli(), "pro-only", Some("production"), 1)
+        .await
+        .unwrap();
+    let day = &usage.environments[0].days[0];
+    assert_eq!(
+        (day.enabled, day.disabled),
+        (1, 1),
+        "config reads are not isEnabled checks"
+    );
+    assert!(day.variants.is_empty(), "pro-only has no config variant a");
+    assert_eq!(day.companies, 1, "company 42 got it");
 
     let name: Option<String> = sqlx::query_scalar("SELECT name FROM companies WHERE id = '42'")
         .fetch_one(pool)

@@ -4,6 +4,8 @@
 --   LOADTEST_HEADER            one extra header, "Name: value" (e.g. the API key)
 --   LOADTEST_RATE_PER_THREAD   0 or unset: as fast as the connections go (closed loop);
 --                              N > 0: pace each wrk thread to N requests/s
+--   LOADTEST_SPREAD            N > 0: each request's path has its "%06d" replaced by a random
+--                              number below N (many companies instead of one)
 -- and prints one machine-readable line at the end:
 --   LOADTEST rps=.. p50_us=.. p99_us=.. requests=.. non2xx=.. socket_errors=..
 --
@@ -28,6 +30,15 @@ local header = os.getenv("LOADTEST_HEADER")
 if header and header ~= "" then
   local name, value = header:match("^([^:]+):%s*(.*)$")
   wrk.headers[name] = value
+end
+
+local spread = tonumber(os.getenv("LOADTEST_SPREAD") or "0") or 0
+if spread > 0 then
+  local template = wrk.path
+  function request()
+    local path = template:gsub("%%06d", string.format("%06d", math.random(0, spread - 1)))
+    return wrk.format(nil, path)
+  end
 end
 
 local rate = tonumber(os.getenv("LOADTEST_RATE_PER_THREAD") or "0") or 0

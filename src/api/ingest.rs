@@ -20,8 +20,9 @@ use super::key::ApiKey;
 use crate::auth::client::client_address;
 use crate::eval::jsdate::parse_js_date;
 use crate::eval::jsnum::number_to_string;
-use crate::eval::FlatContext;
+use crate::eval::{Decided, FlatContext};
 use crate::model::{JsObject, JsValue};
+use crate::service::runtime::usage::{Source, Subject, Tally};
 use crate::service::{Actor, EntityUpsert, IngestWrite, Service, ServiceError};
 use crate::state::{Ingest, RateLimited};
 
@@ -151,22 +152,41 @@ fn event(object: &JsObject, now: i64) -> Decoded<IngestWrite> {
     })
 }
 
-/// The UTC day of `now` as `YYYY-MM-DD`.
-fn utc_day(now: i64) -> String {
-    let date = time::OffsetDateTime::from_unix_timestamp(now.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .date();
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
+/// A flag check an SDK reported: counted in memory with the server's own evaluations
+/// (`runtime::usage`), never written per request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub flag_key: String,
+    /// The `isEnabled` answer the SDK got; `None` for a config read.
+    pub enabled: Option<bool>,
+    /// The config variant a config read got.
+    pub variant: Option<String>,
+    pub company: Option<String>,
+    pub user: Option<String>,
 }
 
-/// A flag check. Checks of `isEnabled` (`check`, `check-is-enabled`, `evaluate`, …) are counted;
-/// config reads (`check-config`, `evaluate-config`) are accepted but not counted as exposures.
-fn flag_event(object: &JsObject, now: i64) -> Decoded<Option<IngestWrite>> {
+/// What one request reports: writes for the store, checks for the counters.
+#[derive(Debug, Default)]
+pub struct Reports {
+    pub writes: Vec<IngestWrite>,
+    pub checks: Vec<Check>,
+}
+
+/// The `id` of `evalContext.<entity>`, as a string.
+fn context_id(context: Option<&JsObject>, entity: &str) -> Decoded<Option<String>> {
+    let Some(object) = context
+        .and_then(|c| present(c, entity))
+        .and_then(JsValue::as_object)
+    else {
+        return Ok(None);
+    };
+    optional_id(object, "id").map_err(|e| format!("evalContext.{entity}.{e}"))
+}
+
+/// A flag check: `check`, `check-is-enabled`, `evaluate`, … report `isEnabled` calls (the result
+/// is a boolean), `check-config` and `evaluate-config` report config reads (the result is the
+/// variant `{key, payload}`).
+fn flag_event(object: &JsObject) -> Decoded<Check> {
     let action = required_string(object, "action")?;
     let flag_key = required_string(object, "key")?;
     if let Some(version) = present(object, "targetingVersion") {
@@ -174,26 +194,39 @@ fn flag_event(object: &JsObject, now: i64) -> Decoded<Option<IngestWrite>> {
             return Err("targetingVersion must be a number".into());
         }
     }
-    if let Some(context) = present(object, "evalContext") {
-        as_object(context, "evalContext")?;
-    }
+    let context = match present(object, "evalContext") {
+        Some(context) => Some(as_object(context, "evalContext")?),
+        None => None,
+    };
     for field in ["evalRuleResults", "evalMissingFields"] {
         if present(object, field).is_some_and(|v| !matches!(v, JsValue::Array(_))) {
             return Err(format!("{field} must be an array"));
         }
     }
-    if action.ends_with("config") {
-        return Ok(None);
-    }
-    Ok(Some(IngestWrite::FlagCheck {
+    let result = present(object, "evalResult");
+    let (enabled, variant) = if action.ends_with("config") {
+        let variant = result
+            .and_then(JsValue::as_object)
+            .and_then(|config| present(config, "key"))
+            .and_then(|key| match key {
+                JsValue::String(key) => Some(key.clone()),
+                _ => None,
+            });
+        (None, variant)
+    } else {
+        (Some(matches!(result, Some(JsValue::Bool(true)))), None)
+    };
+    Ok(Check {
         flag_key,
-        day: utc_day(now),
-        enabled: matches!(object.get("evalResult"), Some(JsValue::Bool(true))),
-    }))
+        enabled,
+        variant,
+        company: context_id(context, "company")?,
+        user: context_id(context, "user")?,
+    })
 }
 
 /// One `/bulk` item, by its `type`.
-fn bulk_item(value: &JsValue, now: i64) -> Decoded<Option<IngestWrite>> {
+fn bulk_item(value: &JsValue, now: i64, reports: &mut Reports) -> Decoded<()> {
     let object = as_object(value, "the item")?;
     let kind = match present(object, "type") {
         Some(JsValue::String(kind)) => kind.as_str(),
@@ -201,51 +234,58 @@ fn bulk_item(value: &JsValue, now: i64) -> Decoded<Option<IngestWrite>> {
         None => return Err("type is missing".into()),
     };
     match kind {
-        "user" => user(object, now).map(Some),
-        "company" => company(object, now).map(Some),
-        "event" => event(object, now).map(Some),
-        "feature-flag-event" => flag_event(object, now),
+        "user" => reports.writes.push(user(object, now)?),
+        "company" => reports.writes.push(company(object, now)?),
+        "event" => reports.writes.push(event(object, now)?),
+        "feature-flag-event" => reports.checks.push(flag_event(object)?),
         // Feedback prompts are a browser UI feature Gatehouse does not offer.
-        "prompt-event" => Ok(None),
-        other => Err(format!(
-            "unknown type {other:?}; expected user, company, event, feature-flag-event or prompt-event"
-        )),
+        "prompt-event" => {}
+        other => {
+            return Err(format!(
+                "unknown type {other:?}; expected user, company, event, feature-flag-event or prompt-event"
+            ))
+        }
     }
+    Ok(())
 }
 
 /// What each endpoint decodes its parsed body into.
-type Decoder = fn(&JsValue, i64) -> Result<Vec<IngestWrite>, ApiError>;
+type Decoder = fn(&JsValue, i64) -> Result<Reports, ApiError>;
 
 /// A body that is one object decoded by `decode`.
 fn one(
     body: &JsValue,
     now: i64,
     decode: fn(&JsObject, i64) -> Decoded<IngestWrite>,
-) -> Result<Vec<IngestWrite>, ApiError> {
+) -> Result<Reports, ApiError> {
     let object = as_object(body, "the body").map_err(invalid)?;
-    Ok(vec![decode(object, now).map_err(invalid)?])
+    Ok(Reports {
+        writes: vec![decode(object, now).map_err(invalid)?],
+        checks: Vec::new(),
+    })
 }
 
-fn decode_user(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
+fn decode_user(body: &JsValue, now: i64) -> Result<Reports, ApiError> {
     one(body, now, user)
 }
 
-fn decode_company(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
+fn decode_company(body: &JsValue, now: i64) -> Result<Reports, ApiError> {
     one(body, now, company)
 }
 
-fn decode_event(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
+fn decode_event(body: &JsValue, now: i64) -> Result<Reports, ApiError> {
     one(body, now, event)
 }
 
-fn decode_flag_event(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
+fn decode_flag_event(body: &JsValue, _now: i64) -> Result<Reports, ApiError> {
     let object = as_object(body, "the body").map_err(invalid)?;
-    flag_event(object, now)
-        .map(|write| write.into_iter().collect())
-        .map_err(invalid)
+    Ok(Reports {
+        writes: Vec::new(),
+        checks: vec![flag_event(object).map_err(invalid)?],
+    })
 }
 
-fn decode_bulk(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
+fn decode_bulk(body: &JsValue, now: i64) -> Result<Reports, ApiError> {
     let JsValue::Array(items) = body else {
         return Err(invalid("the body of /bulk must be a JSON array of items"));
     };
@@ -255,13 +295,11 @@ fn decode_bulk(body: &JsValue, now: i64) -> Result<Vec<IngestWrite>, ApiError> {
             items.len()
         )));
     }
-    let mut writes = Vec::with_capacity(items.len());
+    let mut reports = Reports::default();
     for (i, item) in items.iter().enumerate() {
-        if let Some(write) = bulk_item(item, now).map_err(|e| invalid(format!("item {i}: {e}")))? {
-            writes.push(write);
-        }
+        bulk_item(item, now, &mut reports).map_err(|e| invalid(format!("item {i}: {e}")))?;
     }
-    Ok(writes)
+    Ok(reports)
 }
 
 /// A request refused by a rate limit: 429 with the seconds until the bucket has a token.
@@ -327,8 +365,33 @@ where
     }
 }
 
+/// Counts reported checks of the environment's flags (checks of unknown keys are dropped: what
+/// is counted stays bounded by the flags that exist).
+fn count_checks(key: &ApiKey, now: i64, checks: &[Check]) {
+    let snapshot = &key.snapshot;
+    for check in checks {
+        let Some(position) = snapshot.position(&check.flag_key) else {
+            continue;
+        };
+        let flag = &snapshot.compiled[position];
+        let mut tally = Tally::new(position, 1);
+        let decided = Decided {
+            enabled: check.enabled,
+            variant: check.variant.as_deref().and_then(|v| flag.variant_index(v)),
+        };
+        tally.add(0, decided);
+        let subject = Subject {
+            company: check.company.as_deref(),
+            user: check.user.as_deref(),
+        };
+        key.runtime
+            .usage()
+            .count(snapshot, now, Source::Reported, &tally, subject);
+    }
+}
+
 /// Admits one ingest request (rate limits), decodes it and commits it through the change
-/// pipeline, as the key.
+/// pipeline, as the key; reported checks go to the usage counters.
 async fn ingest(
     key: ApiKey,
     request: Request,
@@ -355,7 +418,9 @@ async fn ingest(
     };
     let parsed: JsValue = serde_json::from_slice(&body)
         .map_err(|error| invalid(format!("the body is not valid JSON: {error}")))?;
-    let writes = decode(&parsed, key.runtime.clock().now_ms())?;
+    let now = key.runtime.clock().now_ms();
+    let Reports { writes, checks } = decode(&parsed, now)?;
+    count_checks(&key, now, &checks);
     if !writes.is_empty() {
         let actor = Actor::api_key(environment_id);
         if let Err(error) = service.ingest(actor, environment_id, writes).await {
@@ -421,7 +486,7 @@ mod tests {
     #[test]
     fn numeric_ids_are_stringified_like_javascript() {
         let writes = decode_company(&parse(r#"{"companyId": 1e21, "userId": 42}"#), 0).unwrap();
-        let IngestWrite::Company { company, user_id } = &writes[0] else {
+        let IngestWrite::Company { company, user_id } = &writes.writes[0] else {
             panic!("a company write")
         };
         assert_eq!(company.id, "1e+21");
@@ -445,8 +510,22 @@ mod tests {
     }
 
     #[test]
-    fn days_are_utc() {
-        assert_eq!(utc_day(0), "1970-01-01");
-        assert_eq!(utc_day(1_700_000_000_000), "2023-11-14");
+    fn checks_and_config_reads_are_told_apart() {
+        let reports = decode_bulk(
+            &parse(
+                r#"[{"type": "feature-flag-event", "action": "check-is-enabled", "key": "a",
+                     "evalResult": true, "evalContext": {"company": {"id": 7}, "user": {"id": "u"}}},
+                    {"type": "feature-flag-event", "action": "check-config", "key": "a",
+                     "evalResult": {"key": "gold", "payload": 1}}]"#,
+            ),
+            0,
+        )
+        .unwrap();
+        assert!(reports.writes.is_empty());
+        assert_eq!(reports.checks[0].enabled, Some(true));
+        assert_eq!(reports.checks[0].company.as_deref(), Some("7"));
+        assert_eq!(reports.checks[0].user.as_deref(), Some("u"));
+        assert_eq!(reports.checks[1].enabled, None);
+        assert_eq!(reports.checks[1].variant.as_deref(), Some("gold"));
     }
 }

@@ -20,8 +20,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
 use super::key::{ApiKey, Dialect};
-use crate::eval::{flatten, CompiledFlag, FlagResult, FlatContext, Scratch};
+use crate::eval::{flatten, CompiledFlag, Decided, FlagResult, FlatContext, Scratch};
 use crate::model::{JsObject, JsValue};
+use crate::service::runtime::usage::{Source, Subject, Tally};
 use crate::state::Streams;
 
 /// A refusal in OFREP's shape: `{"key"?, "errorCode", "errorDetails"}`.
@@ -82,6 +83,14 @@ fn request_context(key: &ApiKey, body: &[u8]) -> Result<FlatContext, ContextErro
     let (mut context, _) = key.runtime.entities().enrich(snapshot.environment.id, context);
     context.bind(&snapshot.fields);
     Ok(context)
+}
+
+/// Whose exposure an evaluation for `context` is: its company's and user's ids.
+fn subject(context: &FlatContext) -> Subject<'_> {
+    Subject {
+        company: context.get("company.id"),
+        user: context.get("user.id"),
+    }
 }
 
 fn parse_context(body: &[u8]) -> Result<FlatContext, ContextError> {
@@ -228,8 +237,22 @@ pub async fn evaluate_flag(
     let position = snapshot
         .position(&key)
         .ok_or_else(|| OfrepError::flag_not_found(&key))?;
-    let result = snapshot.compiled[position].evaluate(&context, api_key.runtime.clock().now_ms());
+    let now = api_key.runtime.clock().now_ms();
+    let result = snapshot.compiled[position].evaluate(&context, now);
     api_key.runtime.count_evaluations(1);
+    let mut tally = Tally::new(position, 1);
+    let decided = Decided {
+        enabled: Some(result.is_enabled),
+        variant: result
+            .config
+            .key
+            .and_then(|variant| snapshot.compiled[position].variant_index(variant)),
+    };
+    tally.add(0, decided);
+    api_key
+        .runtime
+        .usage()
+        .count(snapshot, now, Source::Evaluated, &tally, subject(&context));
     Ok(Json(resolution(&result, snapshot.version())).into_response())
 }
 
@@ -252,6 +275,7 @@ fn bulk_json(
     now_ms: i64,
     flag_state_version: i64,
     event_streams: Option<&Value>,
+    tally: &mut Tally,
 ) -> Vec<u8> {
     let mut body = Vec::with_capacity(96 + 110 * flags.len());
     body.extend_from_slice(b"{\"flags\":[");
@@ -261,7 +285,8 @@ fn bulk_json(
         if i > 0 {
             body.push(b',');
         }
-        flag.write_ofrep_json(context, now_ms, &version, &mut scratch, &mut body);
+        let decided = flag.write_ofrep_json(context, now_ms, &version, &mut scratch, &mut body);
+        tally.add(i, decided);
     }
     body.extend_from_slice(b"],\"metadata\":{\"version\":\"");
     body.extend_from_slice(version.as_bytes());
@@ -287,14 +312,19 @@ pub async fn evaluate_flags(key: ApiKey, headers: HeaderMap, body: Bytes) -> Res
         json!([{ "type": "sse", "endpoint": { "requestUri": uri }, "inactivityDelaySec": 120 }])
     });
     let snapshot = &key.snapshot;
+    let mut tally = Tally::new(0, snapshot.compiled.len());
     let body = bulk_json(
         &snapshot.compiled,
         &context,
         now,
         snapshot.version(),
         event_streams.as_ref(),
+        &mut tally,
     );
     key.runtime.count_evaluations(snapshot.compiled.len() as u64);
+    key.runtime
+        .usage()
+        .count(snapshot, now, Source::Evaluated, &tally, subject(&context));
     // A strong validator of the body's bytes. xxh3 is a fixed algorithm, so every replica gives
     // the same body the same tag; nothing here needs a cryptographic hash.
     let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body));
@@ -357,7 +387,8 @@ mod tests {
                     event_streams: event_streams.clone(),
                 })
                 .unwrap();
-                let written = bulk_json(&flags, &context, now, 9, event_streams.as_ref());
+                let mut tally = Tally::new(0, flags.len());
+                let written = bulk_json(&flags, &context, now, 9, event_streams.as_ref(), &mut tally);
                 assert_eq!(String::from_utf8(written).expect("UTF-8"), reference);
             }
         }

@@ -22,6 +22,7 @@ use super::error::ApiError;
 use super::key::{ApiKey, Dialect};
 use crate::eval::{CompiledFlag, FlatContext, Scratch};
 use crate::model::ApiKeyKind;
+use crate::service::runtime::usage::{Source, Subject, Tally};
 use crate::service::runtime::{Runtime, Snapshot};
 use crate::state::Streams;
 
@@ -111,19 +112,21 @@ async fn evaluated(key: ApiKey, request: Request, only_enabled: bool) -> Result<
         .enrich_pairs(snapshot.environment.id, context_params(&pairs));
     context.bind(&snapshot.fields);
     let now = key.runtime.clock().now_ms();
-    let flags = match pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_ref()) {
-        Some(flag) => {
-            let i = snapshot.position(flag).ok_or_else(|| {
-                ApiError::new(
-                    axum::http::StatusCode::NOT_FOUND,
-                    "FLAG_NOT_FOUND",
-                    format!("no flag has the key {flag:?}"),
-                )
-            })?;
-            &snapshot.compiled[i..=i]
-        }
+    let start = match pairs.iter().find(|(k, _)| k == "key").map(|(_, v)| v.as_ref()) {
+        Some(flag) => Some(snapshot.position(flag).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "FLAG_NOT_FOUND",
+                format!("no flag has the key {flag:?}"),
+            )
+        })?),
+        None => None,
+    };
+    let flags = match start {
+        Some(i) => &snapshot.compiled[i..=i],
         None => &snapshot.compiled[..],
     };
+    let mut tally = Tally::new(start.unwrap_or(0), flags.len());
     let body = evaluated_json(
         flags,
         &context,
@@ -131,8 +134,16 @@ async fn evaluated(key: ApiKey, request: Request, only_enabled: bool) -> Result<
         remote_context_used,
         snapshot.version(),
         only_enabled,
+        &mut tally,
     );
     key.runtime.count_evaluations(flags.len() as u64);
+    let subject = Subject {
+        company: context.get("company.id"),
+        user: context.get("user.id"),
+    };
+    key.runtime
+        .usage()
+        .count(&snapshot, now, Source::Evaluated, &tally, subject);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -146,6 +157,7 @@ pub fn evaluated_json(
     remote_context_used: bool,
     flag_state_version: i64,
     only_enabled: bool,
+    tally: &mut Tally,
 ) -> Vec<u8> {
     let mut body = Vec::with_capacity(128 + 160 * flags.len());
     body.extend_from_slice(b"{\"success\":true,\"remoteContextUsed\":");
@@ -155,12 +167,14 @@ pub fn evaluated_json(
     body.extend_from_slice(b",\"features\":{");
     let mut any = false;
     let mut scratch = Scratch::default();
-    for flag in flags {
+    for (i, flag) in flags.iter().enumerate() {
         let mark = body.len();
         if any {
             body.push(b',');
         }
-        if flag.write_evaluated_json(context, now_ms, only_enabled, &mut scratch, &mut body) {
+        let decided = flag.write_evaluated_json(context, now_ms, only_enabled, &mut scratch, &mut body);
+        tally.add(i, decided);
+        if decided.enabled == Some(true) {
             any = true;
         } else if only_enabled {
             body.truncate(mark);
@@ -359,7 +373,8 @@ pub(super) mod tests {
             let results: Vec<FlagResult<'_>> = flags.iter().map(|f| f.evaluate(&context, now)).collect();
             for (remote, only_enabled) in [(false, false), (true, true)] {
                 // Compared as text: field order and escaping must match too.
-                let written = evaluated_json(&flags, &context, now, remote, 42, only_enabled);
+                let mut tally = Tally::new(0, flags.len());
+                let written = evaluated_json(&flags, &context, now, remote, 42, only_enabled, &mut tally);
                 let written = String::from_utf8(written).expect("UTF-8");
                 assert_eq!(written, through_serde(&results, remote, 42, only_enabled));
             }

@@ -50,6 +50,15 @@ pub fn evaluate_flag_rules<V: Clone>(
     }
 }
 
+/// What one evaluation decided, for usage counting: whether the flag is enabled (`None` when
+/// the answer did not evaluate its targeting: an OFREP resolution of a flag with remote config)
+/// and the index of the config variant chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decided {
+    pub enabled: Option<bool>,
+    pub variant: Option<usize>,
+}
+
 /// One variant of a compiled remote config.
 #[derive(Debug, Clone)]
 struct CompiledVariant {
@@ -205,9 +214,9 @@ impl CompiledFlag {
         flag_state_version: &str,
         scratch: &mut Scratch<'a>,
         out: &mut Vec<u8>,
-    ) {
+    ) -> Decided {
         out.extend_from_slice(self.ofrep_head.as_bytes());
-        match &self.config {
+        let decided = match &self.config {
             Some(cfg) => {
                 let (matched, _) = cfg.rules.evaluate_into(
                     ctx,
@@ -218,6 +227,10 @@ impl CompiledFlag {
                 match matched {
                     Some(i) => out.extend_from_slice(cfg.variants[i].ofrep.as_bytes()),
                     None => out.extend_from_slice(b"\"reason\":\"DEFAULT\""),
+                }
+                Decided {
+                    enabled: None,
+                    variant: matched,
                 }
             }
             None => {
@@ -230,18 +243,35 @@ impl CompiledFlag {
                     (false, _) => b"\"value\":false,\"reason\":\"DEFAULT\"",
                 };
                 out.extend_from_slice(resolution);
+                Decided {
+                    enabled: Some(matched.is_some()),
+                    variant: None,
+                }
             }
-        }
+        };
         out.push(b',');
         out.extend_from_slice(self.ofrep_metadata.as_bytes());
         out.extend_from_slice(flag_state_version.as_bytes());
         out.extend_from_slice(b"}}");
+        decided
+    }
+
+    /// The key of the config variant at `index`, as [`Decided::variant`] names it.
+    pub fn variant_key(&self, index: usize) -> Option<&str> {
+        let cfg = self.config.as_ref()?;
+        cfg.variants.get(index).map(|v| v.key.as_str())
+    }
+
+    /// The index of the config variant `key`.
+    pub fn variant_index(&self, key: &str) -> Option<usize> {
+        let cfg = self.config.as_ref()?;
+        cfg.variants.iter().position(|v| v.key == key)
     }
 
     /// Evaluates like [`CompiledFlag::evaluate`] and appends the flag's entry of a
     /// `/features/evaluated` answer (`"<key>":{…}`, the JSON the node SDK's `RawFlag` serialises
     /// to) from pieces rendered at compile time. With `only_enabled`, a disabled flag appends
-    /// nothing. Returns whether the flag is enabled.
+    /// nothing. Returns what was decided, for usage counting.
     pub fn write_evaluated_json<'a>(
         &'a self,
         ctx: &FlatContext,
@@ -249,7 +279,7 @@ impl CompiledFlag {
         only_enabled: bool,
         scratch: &mut Scratch<'a>,
         out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Decided {
         let Scratch {
             results,
             missing,
@@ -259,7 +289,10 @@ impl CompiledFlag {
         let (matched, _) = self.targeting.evaluate_into(ctx, now_ms, results, missing);
         let is_enabled = matched.is_some();
         if only_enabled && !is_enabled {
-            return false;
+            return Decided {
+                enabled: Some(false),
+                variant: None,
+            };
         }
         let head = if is_enabled {
             &self.json_enabled
@@ -269,11 +302,13 @@ impl CompiledFlag {
         out.extend_from_slice(head.as_bytes());
         // The config is written before the flag's own results, so those wait in their buffers
         // while the config is evaluated into a second pair.
+        let mut variant = None;
         if let Some(cfg) = &self.config {
             let (matched, _) = cfg
                 .rules
                 .evaluate_into(ctx, now_ms, config_results, config_missing);
             out.extend_from_slice(b",\"config\":{");
+            variant = matched;
             let chosen = match matched {
                 Some(i) => &cfg.variants[i].json,
                 None => &cfg.json_unmatched,
@@ -290,7 +325,10 @@ impl CompiledFlag {
         out.extend_from_slice(b",\"missingContextFields\":");
         push_strings(out, missing);
         out.push(b'}');
-        is_enabled
+        Decided {
+            enabled: Some(is_enabled),
+            variant,
+        }
     }
 
     pub fn key(&self) -> &str {

@@ -27,7 +27,7 @@ pub use engine::{CompiledRules, RulesOutcome};
 pub use explain::{explain_flag, explain_rules, Explanation};
 pub use fields::FieldTable;
 pub use flags::{
-    compile_flags, evaluate_flag_rules, evaluate_flags, CompiledFlag, ConfigResult, FlagResult,
+    compile_flags, evaluate_flag_rules, evaluate_flags, CompiledFlag, ConfigResult, Decided, FlagResult,
     RulesEvaluation, Scratch,
 };
 pub use flatten::{flatten, FlatContext};

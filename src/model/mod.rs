@@ -16,6 +16,7 @@ pub mod member;
 mod plan;
 mod schedule;
 pub mod secret;
+mod usage;
 
 pub use access::{
     AccessRule, AccessRules, Condition, ConfigVariant, RemoteConfig, RolloutAttribute, Segment,
@@ -30,3 +31,4 @@ pub use json::{is_array_index, JsObject, JsValue};
 pub use keys::{EnvironmentKey, FlagKey, KeyError, Percentage, PercentageError, SegmentKey};
 pub use plan::{narrowing, Milestone, PlanStatus, PlanTemplate, ReleasePlan};
 pub use schedule::{ChangeRequest, PlannedChange, RequestStatus, ScheduleStatus, ScheduledChange};
+pub use usage::{EnvironmentUsage, FlagUsage, StaleFlag, StaleReason, StaleSettings, UsageDay, UsageMarker};

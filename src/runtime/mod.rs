@@ -27,7 +27,9 @@ use crate::model::{ApiKeyKind, Environment};
 use crate::service::store::{Store, StoreError, StoreResult};
 
 pub mod entities;
+pub mod sketch;
 pub mod snapshot;
+pub mod usage;
 
 pub use entities::Entities;
 pub use snapshot::{BuildError, Inputs, Snapshot};
@@ -78,6 +80,7 @@ struct Inner {
     closing: tokio::sync::watch::Sender<bool>,
     evaluations: AtomicU64,
     build_failures: AtomicU64,
+    usage: usage::Usage,
 }
 
 /// The serving state; cloning it is one reference-count increment.
@@ -107,6 +110,7 @@ impl Runtime {
             closing: tokio::sync::watch::channel(false).0,
             evaluations: AtomicU64::new(0),
             build_failures: AtomicU64::new(0),
+            usage: usage::Usage::default(),
         }));
         runtime.refresh().await?;
         Ok(runtime)
@@ -169,6 +173,11 @@ impl Runtime {
     /// Counts flags evaluated for the API (`gatehouse_evaluations_total`).
     pub fn count_evaluations(&self, n: u64) {
         self.0.evaluations.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The usage counters, flushed by the service (`service/usage.rs`).
+    pub fn usage(&self) -> &usage::Usage {
+        &self.0.usage
     }
 
     pub fn evaluations(&self) -> u64 {

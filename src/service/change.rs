@@ -11,7 +11,7 @@ use super::ingest::{self, IngestWrite};
 use super::runtime::{Inputs, Snapshot};
 use super::stages::{Direction, StageRef};
 use super::write::Write;
-use super::{environments, flags, keys, members, plans, requests, schedule, segments, stages};
+use super::{environments, flags, keys, members, plans, requests, schedule, segments, stages, usage};
 use crate::model::member::{MemberView, Role};
 use crate::model::{
     AccessRules, ConfigVariant, Flag, Milestone, PlannedChange, ReleaseStage, ScheduleStatus,
@@ -180,6 +180,12 @@ pub enum Change {
     CancelPlan {
         id: i64,
     },
+    /// Sets after how many days a temporary flag counts as stale: released (final stage with
+    /// Everyone in production) and unchecked (no check in any environment).
+    SetStaleSettings {
+        released_days: i64,
+        unchecked_days: i64,
+    },
     /// Sets how many other members must approve a change of access or remote config in an
     /// environment (0: not protected).
     SetProtection {
@@ -338,6 +344,7 @@ impl Change {
             | Change::CloseChangeRequest { .. }
             | Change::ApplyChangeRequest { .. } => Permission::Edit,
             Change::SetProtection { .. } | Change::Bypass { .. } => Permission::Administer,
+            Change::SetStaleSettings { .. } => Permission::Administer,
             Change::SavePlanTemplate { .. } | Change::DeletePlanTemplate { .. } => Permission::Administer,
             Change::MarkScheduled { .. } => Permission::Internal,
             Change::AddStage { .. }
@@ -531,6 +538,12 @@ impl Change {
                 .await
                 .map(|()| Outcome::Done),
             Change::CancelPlan { id } => plans::cancel(w, id).await.map(|()| Outcome::Done),
+            Change::SetStaleSettings {
+                released_days,
+                unchecked_days,
+            } => usage::set_stale_settings(w, released_days, unchecked_days)
+                .await
+                .map(|()| Outcome::Done),
             Change::SetProtection {
                 environment,
                 approvals,

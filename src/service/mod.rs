@@ -43,6 +43,7 @@ mod segments;
 mod sign_in;
 mod stages;
 mod throttle;
+mod usage;
 mod write;
 
 #[path = "../runtime/mod.rs"]
@@ -66,7 +67,7 @@ pub use sign_in::BAD_CREDENTIALS;
 pub use stages::{Direction, StageColor, StageName, StageRef};
 pub use store::api_keys::ApiKeyInfo;
 pub use store::audit::{AuditFilter, AuditRecord, ChangeEvent};
-pub use store::entities::{EntityKind, EntityPage, EntityRow, Exposure};
+pub use store::entities::{EntityKind, EntityPage, EntityRow};
 pub use store::flags::{Decoded, FlagFilter};
 pub use store::members::Invitation;
 pub use store::segments::SegmentRecord;
@@ -74,3 +75,4 @@ pub use store::sessions::DatabaseSessionStore;
 pub use store::stages::StageDefault;
 pub use store::CorruptRow;
 pub use throttle::ACCOUNT_FAILURES;
+pub use usage::{DAILY_DAYS, FLUSH_EVERY, HOURLY_DAYS, MAX_DAYS};

@@ -45,12 +45,6 @@ pub enum IngestWrite {
         attributes: JsObject,
         at: i64,
     },
-    /// A flag check: counted in `flag_exposures` for the UTC day `day` (`YYYY-MM-DD`).
-    FlagCheck {
-        flag_key: String,
-        day: String,
-        enabled: bool,
-    },
 }
 
 /// A company or user as stored, with all its merged attributes.
@@ -67,15 +61,6 @@ pub struct StoredEntity {
 pub struct Ingested {
     pub entity: StoredEntity,
     pub stored_bytes: usize,
-}
-
-/// One day's check count of a flag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Exposure {
-    pub flag_key: String,
-    pub day: String,
-    pub checks: i64,
-    pub enabled: i64,
 }
 
 /// A stored `attributes` column of the company or user `id` in `table`: a JSON object.
@@ -165,24 +150,6 @@ pub async fn record_ingest(
                 .execute(&mut *conn)
                 .await?;
             }
-            IngestWrite::FlagCheck {
-                flag_key,
-                day,
-                enabled,
-            } => {
-                sqlx::query(
-                    "INSERT INTO flag_exposures (environment_id, flag_key, day, checks, enabled) \
-                     VALUES ($1, $2, $3, 1, $4) ON CONFLICT (environment_id, flag_key, day) \
-                     DO UPDATE SET checks = flag_exposures.checks + 1, \
-                     enabled = flag_exposures.enabled + excluded.enabled",
-                )
-                .bind(environment_id)
-                .bind(flag_key)
-                .bind(day)
-                .bind(i64::from(*enabled))
-                .execute(&mut *conn)
-                .await?;
-            }
         }
     }
     Ok(touched)
@@ -267,28 +234,6 @@ impl Store {
                 .fetch_one(self.pool())
                 .await?,
         )
-    }
-
-    /// A flag's daily check counts, oldest day first.
-    pub async fn exposures(&self, environment_id: i64, flag_key: &str) -> StoreResult<Vec<Exposure>> {
-        let rows = sqlx::query(
-            "SELECT flag_key, day, checks, enabled FROM flag_exposures \
-             WHERE environment_id = $1 AND flag_key = $2 ORDER BY day",
-        )
-        .bind(environment_id)
-        .bind(flag_key)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Exposure {
-                    flag_key: row.try_get("flag_key")?,
-                    day: row.try_get("day")?,
-                    checks: row.try_get("checks")?,
-                    enabled: row.try_get("enabled")?,
-                })
-            })
-            .collect()
     }
 }
 

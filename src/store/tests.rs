@@ -13,7 +13,7 @@ use crate::config::{Backend, DatabaseUrl};
 use crate::model::{AccessRules, FlagKey};
 
 /// Every table of the domain, as the migrations create it.
-const DOMAIN_TABLES: [&str; 19] = [
+const DOMAIN_TABLES: [&str; 22] = [
     "environments",
     "api_keys",
     "release_stages",
@@ -29,7 +29,10 @@ const DOMAIN_TABLES: [&str; 19] = [
     "users",
     "company_users",
     "events",
-    "flag_exposures",
+    "usage_hourly",
+    "usage_daily",
+    "usage_last_checked",
+    "settings",
     "audit_log",
     "change_events",
     "_sqlx_migrations",

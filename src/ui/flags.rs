@@ -13,6 +13,7 @@ use super::format::datetime;
 use super::plans::{PlanActions, PlanCard, PlanCardView};
 use super::requests::{RequestActions, RequestItem, RequestsCard, ReviewFields};
 use super::schedule::{CancelScheduled, ScheduleFlagChange, ScheduledChanges, ScheduledItem};
+use super::usage::UsageCard;
 #[cfg(feature = "ssr")]
 use crate::model::{describe::access_changes, AccessRules, SegmentKey};
 
@@ -38,7 +39,14 @@ pub struct FlagListItem {
     pub access: Vec<(String, String)>,
     /// The running release plans' progress ("Standard rollout 2/4 in Production"), if any.
     pub plans: Vec<String>,
+    /// When any environment last checked it (epoch ms).
+    pub last_checked: Option<i64>,
+    /// Checks per day over the last [`SPARK_DAYS`] days, oldest first (empty: none).
+    pub checks: Vec<i64>,
 }
+
+/// Days of the flags list's sparklines.
+pub const SPARK_DAYS: u32 = 14;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlagPage {
@@ -83,6 +91,7 @@ pub async fn list_flags(
         false => FlagPage::new(service.flag_list(&actor, &filter, page, PAGE_SIZE).await?, page),
     };
     shown.add_plans(&service, &actor).await?;
+    shown.add_usage(&service, &actor).await?;
     Ok(shown)
 }
 
@@ -115,6 +124,27 @@ async fn board_columns(
 
 #[cfg(feature = "ssr")]
 impl FlagPage {
+    /// Notes when each shown flag was last checked and its checks per day (sparkline).
+    async fn add_usage(
+        &mut self,
+        service: &crate::service::Service,
+        actor: &crate::service::Actor,
+    ) -> Result<(), AppError> {
+        let last = service.last_checked(actor).await?;
+        let items: Vec<&mut FlagListItem> = self
+            .flags
+            .iter_mut()
+            .chain(self.columns.iter_mut().flat_map(|c| c.flags.iter_mut()))
+            .collect();
+        let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+        let mut checks = service.daily_checks(actor, &keys, SPARK_DAYS).await?;
+        for item in items {
+            item.last_checked = last.get(&item.key).copied();
+            item.checks = checks.remove(&item.key).unwrap_or_default();
+        }
+        Ok(())
+    }
+
     /// Notes the running release plans' progress on the shown flags.
     async fn add_plans(
         &mut self,
@@ -175,6 +205,8 @@ impl FlagPage {
                     archived: f.archived,
                     updated_at: f.updated_at,
                     plans: Vec::new(),
+                    last_checked: None,
+                    checks: Vec::new(),
                 }
             })
             .collect();
@@ -292,6 +324,8 @@ pub struct FlagView {
     pub required_approvals: i64,
     /// The caller may save here without review (an admin).
     pub can_bypass: bool,
+    /// Checks and companies reached over the last 30 days, in every environment.
+    pub usage: crate::model::FlagUsage,
 }
 
 /// One remote-config value in the editor.
@@ -373,7 +407,9 @@ impl VariantForm {
 pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, AppError> {
     let environment = super::server::working_environment(environment).await?;
     let (service, actor) = super::server::caller()?;
-    FlagView::new(service.flag_page(&actor, &key, &environment).await?, &actor)
+    let mut view = FlagView::new(service.flag_page(&actor, &key, &environment).await?, &actor)?;
+    view.usage = service.flag_usage(&actor, &view.key, None, 30).await?;
+    Ok(view)
 }
 
 #[cfg(feature = "ssr")]
@@ -436,6 +472,7 @@ impl FlagView {
             })
             .collect();
         Ok(FlagView {
+            usage: Default::default(),
             requests,
             required_approvals,
             can_bypass,
@@ -698,11 +735,36 @@ pub async fn move_stage(flag: String, stage: i64) -> Result<(), AppError> {
     Ok(())
 }
 
+/// A flag's checks per day as a small line; a flat line when it had none.
+#[component]
+fn Sparkline(checks: Vec<i64>) -> impl IntoView {
+    let total: i64 = checks.iter().sum();
+    let top = checks.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let n = checks.len().max(2) as f64 - 1.0;
+    let points: Vec<String> = if checks.is_empty() {
+        vec!["0,19".into(), "80,19".into()]
+    } else {
+        checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:.1},{:.1}", i as f64 / n * 80.0, 19.0 - *c as f64 / top * 18.0))
+            .collect()
+    };
+    let label = format!("{total} checks in {SPARK_DAYS} days");
+    let aria = label.clone();
+    view! {
+        <svg class="sparkline" viewBox="0 0 80 20" role="img" aria-label=aria>
+            <title>{label}</title>
+            <polyline points=points.join(" ")/>
+        </svg>
+    }
+}
+
 #[component]
 fn FlagRows(flags: Vec<FlagListItem>) -> impl IntoView {
     view! {
         <table>
-            <thead><tr><th>"Flag"</th><th>"Stage"</th><th>"Access"</th><th>"Owner"</th><th>"Last change"</th></tr></thead>
+            <thead><tr><th>"Flag"</th><th>"Stage"</th><th>"Access"</th><th>"Checks (14 days)"</th><th>"Owner"</th><th>"Last change"</th></tr></thead>
             <tbody>
                 {flags.into_iter().map(|f| view! {
                     <tr>
@@ -716,6 +778,7 @@ fn FlagRows(flags: Vec<FlagListItem>) -> impl IntoView {
                                 {f.access.into_iter().map(|(env, summary)| view! { <li><span class="muted">{env}": "</span>{summary}</li> }).collect_view()}
                             </ul>
                         </td>
+                        <td><Sparkline checks=f.checks.clone()/><br/><span class="muted">{f.last_checked.map_or_else(|| "never checked".to_string(), |at| format!("last {}", datetime(at)))}</span></td>
                         <td>{f.owner.clone()}</td>
                         <td>{datetime(f.updated_at)} {(!f.updated_by.is_empty()).then(|| view! { <br/><span class="muted">{format!("by {}", f.updated_by)}</span> })}</td>
                     </tr>
@@ -1042,6 +1105,7 @@ pub fn FlagPage() -> impl IntoView {
                     let (access_environment_name, config_environment_name) = (environment_name.clone(), environment_name.clone());
                     // Made anew with each render of the flag, so a save drops the last preview.
                     let preview = ServerAction::<PreviewAccess>::new();
+                    let usage_environment = flag.environment.clone();
                     view! {
                         <div class="page-head">
                             <h1>{flag.name.clone()}</h1>
@@ -1083,6 +1147,7 @@ pub fn FlagPage() -> impl IntoView {
                                 {move || preview.pending().get().then_some(" (counting…)")}
                             </p>
                         </section>
+                        <UsageCard usage=flag.usage.clone() environment=usage_environment.clone()/>
                         <RequestsCard items=flag.requests.clone() actions=request_actions/>
                         <PlanCard
                             card=flag.plan.clone()

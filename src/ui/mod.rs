@@ -6,10 +6,12 @@
 mod access_editor;
 mod account;
 mod audit;
+mod cleanup;
 mod entities_ui;
 pub mod error;
 mod flags;
 mod format;
+pub use format::{date, datetime};
 mod home;
 mod hydration;
 mod plans;
@@ -23,6 +25,7 @@ mod shell;
 mod sign_in;
 mod stages;
 mod submit;
+mod usage;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -116,6 +119,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("segments/new") view=NewSegmentPage/>
                     <Route path=path!("segments/:key") view=SegmentPage/>
                     <Route path=path!("audit") view=AuditPage/>
+                    <Route path=path!("cleanup") view=cleanup::CleanupPage/>
                     <Route path=path!("companies") view=CompaniesPage/>
                     <Route path=path!("companies/:id") view=CompanyPage/>
                     <Route path=path!("users") view=UsersPage/>

@@ -249,6 +249,7 @@ impl TestApp {
         let app = Self::spawn_configured(backend, move |settings| {
             settings.clock = configured;
             settings.scheduler_every = None;
+            settings.usage_every = None;
         })
         .await?;
         Some((app, clock))

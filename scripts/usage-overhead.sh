@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# What usage counting costs (`make loadtest` runs it after scripts/loadtest.sh; alone:
+# scripts/usage-overhead.sh). Seeds a fresh SQLite database as the load test does (100 flags,
+# then 1,000; 100,000 companies through POST /bulk), then measures GET /features/evaluated with
+# wrk, each request for a random one of the 100,000 companies, alternately with counting on and
+# off (`--count-usage`), the same binary and database: 3 runs of each, the median kept. The
+# counting server's log gives the time each flush took (rows written, ms). Puts a
+# "## Usage counting" section in BENCHMARKS.md in place of the previous one.
+#
+# Settings (environment): LOADTEST_DURATION (seconds per run, default 10), LOADTEST_THREADS (2),
+# LOADTEST_CONNECTIONS (32), LOADTEST_SKIP_BUILD=1, LOADTEST_NO_WRITE=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+duration="${LOADTEST_DURATION:-10}"
+threads="${LOADTEST_THREADS:-2}"
+connections="${LOADTEST_CONNECTIONS:-32}"
+companies=100000
+command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+if [ "${LOADTEST_SKIP_BUILD:-}" != 1 ]; then
+    PATH="$root/tools/node_modules/.bin:$PATH" cargo leptos build --release
+fi
+gatehouse="$root/target/release/gatehouse"
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 300); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
+export NO_COLOR=1
+db="sqlite://$work/gatehouse.db"
+port="$(free_port)"
+base="http://127.0.0.1:$port"
+
+start() { # COUNTING(true|false) LOG
+    RUST_LOG="warn,gatehouse::service::usage=debug" LEPTOS_SITE_ROOT=target/site "$gatehouse" serve \
+        --addr "127.0.0.1:$port" --database-url "$db" --count-usage "$1" >"$2" 2>&1 &
+    server_pid=$!
+    wait_http "$base/healthz"
+}
+stop() {
+    kill -TERM "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+
+python3 scripts/loadtest/generate.py flags "$work"
+"$gatehouse" import "$work/flags-100.json" --database-url "$db" >/dev/null
+publishable="$("$gatehouse" keys list --database-url "$db" | awk -F'\t' '$1 == "production" && $2 == "publishable" { print $3; exit }')"
+start true "$work/seed.log"
+python3 scripts/loadtest/generate.py companies "$base" "$publishable" "$companies" >&2
+stop
+
+path="/features/evaluated?context.company.id=company-%06d&context.user.id=user-%06d"
+rps() { # one run; prints requests/s
+    local out
+    out="$(LOADTEST_HEADER="Authorization: Bearer $publishable" LOADTEST_SPREAD=$companies \
+        wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s scripts/loadtest/wrk.lua "$base$path")"
+    grep -q ' non2xx=0 socket_errors=0$' <<<"$(grep '^LOADTEST ' <<<"$out")" || { echo "$out" >&2; return 1; }
+    sed -n 's/^LOADTEST rps=\([0-9.]*\).*/\1/p' <<<"$out"
+}
+median() { python3 -c 'import statistics, sys; print(round(statistics.median(float(x) for x in sys.argv[1:])))' "$@"; }
+
+rows=""
+for flags in 100 1000; do
+    [ "$flags" = 1000 ] && "$gatehouse" import "$work/flags-1000.json" --database-url "$db" >/dev/null
+    on=(); off=()
+    for round in 1 2 3; do
+        for counting in true false; do
+            start "$counting" "$work/server-$flags-$counting-$round.log"
+            LOADTEST_HEADER="Authorization: Bearer $publishable" LOADTEST_SPREAD=$companies \
+                wrk -t"$threads" -c"$connections" -d3s -s scripts/loadtest/wrk.lua "$base$path" >/dev/null
+            r="$(rps)"
+            echo "== $flags flags, counting $counting, round $round: $r requests/s" >&2
+            if [ "$counting" = true ]; then on+=("$r"); else off+=("$r"); fi
+            stop
+        done
+    done
+    on_median="$(median "${on[@]}")"
+    off_median="$(median "${off[@]}")"
+    cost="$(python3 -c "print(f'{(1 - $on_median / $off_median) * 100:.1f}')")"
+    flushes="$(cat "$work"/server-$flags-true-*.log | sed -n 's/.*usage flushed.*rows=\([0-9]*\).*ms=\([0-9.]*\).*/\1 \2/p')"
+    flush_max="$(awk 'BEGIN { m = 0 } { if ($2 > m) { m = $2; r = $1 } } END { printf "%.1f ms (%d rows)", m, r }' <<<"$flushes")"
+    flush_count="$(wc -l <<<"$flushes" | tr -d ' ')"
+    rows+="| GET /features/evaluated, $flags flags | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $flush_max, of $flush_count flushes |"$'\n'
+done
+
+section="## Usage counting
+
+\`scripts/usage-overhead.sh\` (run by \`make loadtest\`), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD),
+SQLite, $threads wrk threads × $connections connections, ${duration} s per run, each request for a random one of
+$companies companies (and users), so the counters hold many distinct ids. The same binary and database with
+\`--count-usage true\` and \`false\`, alternated three times; the cost is 1 − on/off of the medians. The flush is the
+longest of the counting server's writes (every 5 s and at shutdown), as it logs them.
+
+| Endpoint | counting on, requests/s | counting off | median on | median off | cost | longest flush |
+|---|---|---|---|---|---|---|
+$rows"
+echo "$section"
+if [ "${LOADTEST_NO_WRITE:-}" != 1 ]; then
+    python3 - "$section" <<'PY'
+import re, sys
+section = sys.argv[1].rstrip() + "\n"
+text = open("BENCHMARKS.md").read()
+pattern = re.compile(r"^## Usage counting\n.*?(?=^## |\Z)", re.S | re.M)
+text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+open("BENCHMARKS.md", "w").write(text)
+PY
+fi

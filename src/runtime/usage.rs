@@ -1,0 +1,448 @@
+//! Usage counting on the request path: every flag the evaluation API decides and every check an
+//! SDK reports is counted here, in memory, and written in batches by the service's flusher
+//! (`service/usage.rs`), so a request never writes to the database.
+//!
+//! Counts are kept per (hour, snapshot) window in one of [`SHARDS`] shards, chosen per thread:
+//! the server's worker threads each keep to their own shard and lock, so two cores never fight
+//! over one cache line. Inside a window a flag is its position in the snapshot, so counting a
+//! request is a loop of additions over arrays, and the companies and users a request exposed are
+//! one bitset per id (the flags enabled for it), OR-ed on every request from the same id. The
+//! flusher turns positions back into flag keys and bitsets into sketches ([`Sketch`]).
+//!
+//! Memory is bounded: per window, four counters per flag and, for at most [`MAX_EXPOSED`]
+//! distinct ids between two flushes (over all windows), one bit per flag. Past that cap an id's
+//! exposures are dropped and counted ([`Usage::dropped`]); its checks are still counted. With
+//! 1,000 flags that is at most 100,000 × (125 B + about 48 B of map entry) ≈ 17 MB.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::sketch::{id_hash, Sketch};
+use super::snapshot::Snapshot;
+use crate::eval::Decided;
+
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+/// How many shards the counters are split into.
+const SHARDS: usize = 8;
+/// Most distinct companies and users whose exposures are remembered between two flushes.
+pub const MAX_EXPOSED: usize = 100_000;
+
+/// The outcome names stored with each count.
+pub const ENABLED: &str = "enabled";
+pub const DISABLED: &str = "disabled";
+/// Prefix of a remote-config variant's outcome: `variant:<key>`.
+pub const VARIANT: &str = "variant:";
+
+/// What one request decided for the flags at positions `start..start + len` of its snapshot.
+#[derive(Debug)]
+pub struct Tally {
+    start: usize,
+    len: usize,
+    enabled: Vec<u64>,
+    disabled: Vec<u64>,
+    variants: Vec<(u32, u32)>,
+}
+
+impl Tally {
+    pub fn new(start: usize, len: usize) -> Tally {
+        let words = len.div_ceil(64);
+        Tally {
+            start,
+            len,
+            enabled: vec![0; words],
+            disabled: vec![0; words],
+            variants: Vec::new(),
+        }
+    }
+
+    /// Records the decision for the `i`-th flag of the range.
+    pub fn add(&mut self, i: usize, decided: Decided) {
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        match decided.enabled {
+            Some(true) => self.enabled[word] |= bit,
+            Some(false) => self.disabled[word] |= bit,
+            None => {}
+        }
+        if let Some(variant) = decided.variant {
+            self.variants.push(((self.start + i) as u32, variant as u32));
+        }
+    }
+
+    fn positions(bits: &[u64]) -> impl Iterator<Item = usize> + '_ {
+        bits.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let b = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                Some(w * 64 + b)
+            })
+        })
+    }
+}
+
+/// Who a request was evaluated for: the company's and the user's id, when the context has them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Subject<'a> {
+    pub company: Option<&'a str>,
+    pub user: Option<&'a str>,
+}
+
+/// Which way a count arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The server evaluated the flag (`/features/evaluated`, OFREP).
+    Evaluated,
+    /// An SDK reported a check (`/features/events`).
+    Reported,
+}
+
+/// One window's counters: per flag position, `[evaluated enabled, evaluated disabled, reported
+/// enabled, reported disabled]`.
+struct Window {
+    snapshot: Arc<Snapshot>,
+    counts: Vec<[u64; 4]>,
+    /// (position, variant index) → [evaluated, reported].
+    variants: HashMap<(u32, u32), [u64; 2]>,
+    /// The latest request counted here (epoch ms).
+    last_at: i64,
+    companies: HashMap<u64, Vec<u64>>,
+    users: HashMap<u64, Vec<u64>>,
+}
+
+type Shard = HashMap<(i64, usize), Window>;
+
+/// The counters of one server process.
+pub struct Usage {
+    shards: Vec<Mutex<Shard>>,
+    exposed: AtomicUsize,
+    dropped: AtomicU64,
+    /// A batch that could not be written, kept for the next take.
+    pending: Mutex<Option<UsageBatch>>,
+    /// Off: nothing is counted (`--count-usage false`).
+    off: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Usage").finish_non_exhaustive()
+    }
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Usage {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            exposed: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            pending: Mutex::default(),
+            off: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+/// The shard of the current thread, assigned round-robin on first use.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SHARD.with(|shard| {
+        if shard.get() == usize::MAX {
+            shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS);
+        }
+        shard.get()
+    })
+}
+
+impl Usage {
+    /// Counts what one request decided, at `now`, for `subject`.
+    pub fn count(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        now: i64,
+        source: Source,
+        tally: &Tally,
+        subject: Subject<'_>,
+    ) {
+        if self.off.load(Ordering::Relaxed) {
+            return;
+        }
+        let hour = now.div_euclid(HOUR_MS) * HOUR_MS;
+        let mut shard = self.shards[shard_index()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let window = shard
+            .entry((hour, Arc::as_ptr(snapshot) as usize))
+            .or_insert_with(|| Window {
+                snapshot: snapshot.clone(),
+                counts: vec![[0; 4]; snapshot.compiled.len()],
+                variants: HashMap::new(),
+                last_at: now,
+                companies: HashMap::new(),
+                users: HashMap::new(),
+            });
+        window.last_at = window.last_at.max(now);
+        let base = match source {
+            Source::Evaluated => 0,
+            Source::Reported => 2,
+        };
+        for i in Tally::positions(&tally.enabled) {
+            window.counts[tally.start + i][base] += 1;
+        }
+        for i in Tally::positions(&tally.disabled) {
+            window.counts[tally.start + i][base + 1] += 1;
+        }
+        for &(position, variant) in &tally.variants {
+            window.variants.entry((position, variant)).or_default()[base / 2] += 1;
+        }
+        if tally.enabled.iter().all(|w| *w == 0) {
+            return;
+        }
+        let words = snapshot.compiled.len().div_ceil(64);
+        for (ids, id) in [
+            (&mut window.companies, subject.company),
+            (&mut window.users, subject.user),
+        ] {
+            let Some(id) = id else { continue };
+            let key = id_hash(id);
+            let bits = match ids.get_mut(&key) {
+                Some(bits) => bits,
+                None => {
+                    if self.exposed.fetch_add(1, Ordering::Relaxed) >= MAX_EXPOSED {
+                        self.exposed.fetch_sub(1, Ordering::Relaxed);
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    ids.entry(key).or_insert_with(|| vec![0; words])
+                }
+            };
+            if tally.start == 0 && tally.len == snapshot.compiled.len() {
+                bits.iter_mut().zip(&tally.enabled).for_each(|(b, t)| *b |= t);
+            } else {
+                for i in Tally::positions(&tally.enabled) {
+                    let p = tally.start + i;
+                    bits[p / 64] |= 1 << (p % 64);
+                }
+            }
+        }
+    }
+
+    /// Turns counting on or off (`--count-usage`).
+    pub fn set_counting(&self, on: bool) {
+        self.off.store(!on, Ordering::Relaxed);
+    }
+
+    /// How many ids' exposures were dropped at the cap since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Everything counted since the last take, as rows to add to the store; the counters start
+    /// over.
+    pub fn take(&self) -> UsageBatch {
+        let mut batch = Collect::default();
+        for shard in &self.shards {
+            let windows = std::mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner()));
+            for ((hour, _), window) in windows {
+                batch.window(hour, window);
+            }
+        }
+        self.exposed.store(0, Ordering::Relaxed);
+        let batch = batch.finish();
+        match self.pending.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(pending) => pending.absorb(batch),
+            None => batch,
+        }
+    }
+
+    /// Keeps a batch that could not be written for the next [`Usage::take`].
+    pub fn put_back(&self, batch: UsageBatch) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        *pending = Some(match pending.take() {
+            Some(earlier) => earlier.absorb(batch),
+            None => batch,
+        });
+    }
+}
+
+/// Counts of one flag in one environment and hour, for one outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HourlyCount {
+    pub environment_id: i64,
+    pub flag_key: String,
+    /// Start of the hour (epoch ms).
+    pub hour: i64,
+    /// `enabled`, `disabled` or `variant:<key>`.
+    pub outcome: String,
+    pub evaluated: i64,
+    pub reported: i64,
+}
+
+/// The companies and users one flag was enabled for in one environment and UTC day.
+#[derive(Clone, Debug)]
+pub struct DailyExposure {
+    pub environment_id: i64,
+    pub flag_key: String,
+    /// Start of the UTC day (epoch ms).
+    pub day: i64,
+    pub companies: Sketch,
+    pub users: Sketch,
+}
+
+/// When a flag was last checked in an environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastChecked {
+    pub environment_id: i64,
+    pub flag_key: String,
+    pub at: i64,
+}
+
+/// What a flush adds to the store, each list sorted by its key (replicas that write the same
+/// rows lock them in the same order and never deadlock).
+#[derive(Clone, Debug, Default)]
+pub struct UsageBatch {
+    pub hourly: Vec<HourlyCount>,
+    pub exposed: Vec<DailyExposure>,
+    pub checked: Vec<LastChecked>,
+}
+
+impl UsageBatch {
+    pub fn is_empty(&self) -> bool {
+        self.hourly.is_empty() && self.exposed.is_empty() && self.checked.is_empty()
+    }
+
+    /// Adds `other` (a batch that could not be written) to this one.
+    pub fn absorb(self, other: UsageBatch) -> UsageBatch {
+        let mut collect = Collect::default();
+        for batch in [self, other] {
+            for row in batch.hourly {
+                let key = (row.environment_id, row.flag_key, row.hour, row.outcome);
+                let counts = collect.hourly.entry(key).or_default();
+                counts[0] += row.evaluated;
+                counts[1] += row.reported;
+            }
+            for row in batch.exposed {
+                let key = (row.environment_id, row.flag_key, row.day);
+                let (companies, users) = collect.exposed.entry(key).or_default();
+                companies.merge(&row.companies);
+                users.merge(&row.users);
+            }
+            for row in batch.checked {
+                let at = collect
+                    .checked
+                    .entry((row.environment_id, row.flag_key))
+                    .or_insert(row.at);
+                *at = (*at).max(row.at);
+            }
+        }
+        collect.finish()
+    }
+}
+
+#[derive(Default)]
+struct Collect {
+    hourly: BTreeMap<(i64, String, i64, String), [i64; 2]>,
+    exposed: BTreeMap<(i64, String, i64), (Sketch, Sketch)>,
+    checked: BTreeMap<(i64, String), i64>,
+}
+
+impl Collect {
+    fn window(&mut self, hour: i64, window: Window) {
+        let snapshot = &window.snapshot;
+        let environment_id = snapshot.environment.id;
+        let key_of = |p: usize| snapshot.compiled[p].key().to_string();
+        for (p, counts) in window.counts.iter().enumerate() {
+            if counts.iter().all(|c| *c == 0) {
+                continue;
+            }
+            let [evaluated_on, evaluated_off, reported_on, reported_off] = counts.map(|c| c as i64);
+            for (outcome, evaluated, reported) in [
+                (ENABLED, evaluated_on, reported_on),
+                (DISABLED, evaluated_off, reported_off),
+            ] {
+                if evaluated + reported > 0 {
+                    let row = self
+                        .hourly
+                        .entry((environment_id, key_of(p), hour, outcome.to_string()))
+                        .or_default();
+                    row[0] += evaluated;
+                    row[1] += reported;
+                }
+            }
+            let at = self
+                .checked
+                .entry((environment_id, key_of(p)))
+                .or_insert(window.last_at);
+            *at = (*at).max(window.last_at);
+        }
+        for ((p, variant), [evaluated, reported]) in window.variants {
+            let flag = &snapshot.compiled[p as usize];
+            let Some(name) = flag.variant_key(variant as usize) else {
+                continue;
+            };
+            let outcome = format!("{VARIANT}{name}");
+            let row = self
+                .hourly
+                .entry((environment_id, key_of(p as usize), hour, outcome))
+                .or_default();
+            row[0] += evaluated as i64;
+            row[1] += reported as i64;
+        }
+        let day = hour.div_euclid(DAY_MS) * DAY_MS;
+        for (ids, companies) in [(&window.companies, true), (&window.users, false)] {
+            for (id, bits) in ids {
+                for p in Tally::positions(bits) {
+                    let (c, u) = self.exposed.entry((environment_id, key_of(p), day)).or_default();
+                    if companies { c } else { u }.insert(*id);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> UsageBatch {
+        UsageBatch {
+            hourly: self
+                .hourly
+                .into_iter()
+                .map(
+                    |((environment_id, flag_key, hour, outcome), [evaluated, reported])| HourlyCount {
+                        environment_id,
+                        flag_key,
+                        hour,
+                        outcome,
+                        evaluated,
+                        reported,
+                    },
+                )
+                .collect(),
+            exposed: self
+                .exposed
+                .into_iter()
+                .map(
+                    |((environment_id, flag_key, day), (companies, users))| DailyExposure {
+                        environment_id,
+                        flag_key,
+                        day,
+                        companies,
+                        users,
+                    },
+                )
+                .collect(),
+            checked: self
+                .checked
+                .into_iter()
+                .map(|((environment_id, flag_key), at)| LastChecked {
+                    environment_id,
+                    flag_key,
+                    at,
+                })
+                .collect(),
+        }
+    }
+}

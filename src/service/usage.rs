@@ -1,0 +1,367 @@
+//! Usage: the flusher that writes the runtime's counters through the store, retention, and the
+//! reads behind the Usage section, the Clean-up page and `gatehouse usage` / `gatehouse stale`.
+//!
+//! The server flushes every [`FLUSH_EVERY`] and once more at a graceful shutdown; a batch that
+//! could not be written stays in memory and goes with the next flush. Retention: hourly rows
+//! [`HOURLY_DAYS`] days, daily rows [`DAILY_DAYS`] days, pruned by the flusher once an hour.
+//! Tests move the injected clock and call [`Service::flush_usage`] and
+//! [`Service::prune_usage`] themselves.
+
+use std::collections::HashMap;
+
+use super::access::{authorize, Permission};
+use super::actor::Actor;
+use super::error::{ServiceError, ServiceResult};
+use super::handle::Service;
+use super::runtime::usage::{DAY_MS, HOUR_MS};
+use super::store::usage::put_setting;
+use super::write::{Record, Write};
+use crate::model::{
+    AccessRules, EnvironmentUsage, FlagUsage, StaleFlag, StaleReason, StaleSettings, UsageDay, UsageMarker,
+};
+
+/// How often a server writes its counters.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long hourly counts are kept.
+pub const HOURLY_DAYS: i64 = 14;
+/// How long daily companies and users exposed are kept.
+pub const DAILY_DAYS: i64 = 400;
+/// Most days a usage read covers.
+pub const MAX_DAYS: u32 = 400;
+
+/// The names of the staleness settings.
+const RELEASED_DAYS: &str = "stale.released_days";
+const UNCHECKED_DAYS: &str = "stale.unchecked_days";
+
+impl Service {
+    /// Writes what this server counted since the last flush; returns how many rows it added.
+    /// Without a runtime (the command line) there is nothing to write.
+    pub async fn flush_usage(&self) -> ServiceResult<usize> {
+        let Some(runtime) = self.runtime() else {
+            return Ok(0);
+        };
+        let mut batch = runtime.usage().take();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let rows = batch.hourly.len() + batch.exposed.len() + batch.checked.len();
+        let started = std::time::Instant::now();
+        if let Err(error) = self.store().add_usage(&mut batch).await {
+            runtime.usage().put_back(batch);
+            return Err(error.into());
+        }
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::debug!(rows, ms, "usage flushed");
+        Ok(rows)
+    }
+
+    /// Deletes the usage rows past their retention; returns how many hourly and daily rows.
+    pub async fn prune_usage(&self) -> ServiceResult<(u64, u64)> {
+        let now = self.clock().now_ms();
+        let hour = now.div_euclid(HOUR_MS) * HOUR_MS;
+        let day = now.div_euclid(DAY_MS) * DAY_MS;
+        Ok(self
+            .store()
+            .prune_usage(hour - HOURLY_DAYS * DAY_MS, day - DAILY_DAYS * DAY_MS)
+            .await?)
+    }
+
+    /// Flushes every `every` until the task is aborted, and prunes once an hour.
+    pub fn spawn_usage_flusher(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut pruned_at = i64::MIN;
+            loop {
+                ticks.tick().await;
+                if let Err(error) = service.flush_usage().await {
+                    tracing::warn!(%error, "could not write the usage counts; keeping them for the next flush");
+                }
+                let now = service.clock().now_ms();
+                if now.saturating_sub(pruned_at) >= HOUR_MS {
+                    match service.prune_usage().await {
+                        Ok(_) => pruned_at = now,
+                        Err(error) => tracing::warn!(%error, "could not prune old usage rows"),
+                    }
+                }
+            }
+        })
+    }
+
+    /// A flag's usage over the last `days` days (today included), per environment (only
+    /// `environment` when given), with the changes of its targeting and stage.
+    pub async fn flag_usage(
+        &self,
+        actor: &Actor,
+        flag_key: &str,
+        environment: Option<&str>,
+        days: u32,
+    ) -> ServiceResult<FlagUsage> {
+        authorize(actor, Permission::Read)?;
+        if days == 0 || days > MAX_DAYS {
+            let message = format!("days must be between 1 and {MAX_DAYS}");
+            return Err(ServiceError::invalid("days", message));
+        }
+        let store = self.store();
+        let flag = store
+            .flag_by_key(flag_key)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("flag {flag_key:?}")))?;
+        let key = flag.key.as_str();
+        let today = self.clock().now_ms().div_euclid(DAY_MS) * DAY_MS;
+        let since = today - (i64::from(days) - 1) * DAY_MS;
+        let mut environments = store.environments().await?;
+        if let Some(wanted) = environment {
+            environments.retain(|e| e.key.as_str() == wanted);
+            if environments.is_empty() {
+                return Err(ServiceError::NotFound(format!("environment {wanted:?}")));
+            }
+        }
+        let rows = store.flag_usage(key, since).await?;
+        let checked = store.last_checked().await?;
+        let per_environment = environments
+            .iter()
+            .map(|environment| {
+                let days = (0..i64::from(days))
+                    .map(|i| {
+                        let day = since + i * DAY_MS;
+                        let Some(counts) = rows.days.get(&(environment.id, day)) else {
+                            return UsageDay {
+                                day,
+                                ..UsageDay::default()
+                            };
+                        };
+                        UsageDay {
+                            day,
+                            enabled: counts.enabled,
+                            disabled: counts.disabled,
+                            variants: counts.variants.clone().into_iter().collect(),
+                            companies: counts.companies,
+                            users: counts.users,
+                        }
+                    })
+                    .collect();
+                EnvironmentUsage {
+                    environment: environment.key.to_string(),
+                    name: environment.name.clone(),
+                    days,
+                    companies: rows.companies.get(&environment.id).copied().unwrap_or(0),
+                    users: rows.users.get(&environment.id).copied().unwrap_or(0),
+                    last_checked: checked.get(&(key.to_string(), environment.id)).copied(),
+                }
+            })
+            .collect();
+        let markers = store
+            .flag_markers(key, since)
+            .await?
+            .into_iter()
+            .map(|(at, kind, environment)| UsageMarker {
+                at,
+                label: marker_label(&kind),
+                environment,
+            })
+            .collect();
+        Ok(FlagUsage {
+            flag: key.to_string(),
+            days,
+            since,
+            environments: per_environment,
+            markers,
+        })
+    }
+
+    /// When each flag was last checked in any environment: flag key → epoch ms.
+    pub async fn last_checked(&self, actor: &Actor) -> ServiceResult<HashMap<String, i64>> {
+        authorize(actor, Permission::Read)?;
+        let mut latest: HashMap<String, i64> = HashMap::new();
+        for ((key, _), at) in self.store().last_checked().await? {
+            let seen = latest.entry(key).or_insert(at);
+            *seen = (*seen).max(at);
+        }
+        Ok(latest)
+    }
+
+    /// Checks per day over the last `days` days for each of `keys`, oldest day first, over all
+    /// environments: the flags list's sparklines.
+    pub async fn daily_checks(
+        &self,
+        actor: &Actor,
+        keys: &[String],
+        days: u32,
+    ) -> ServiceResult<HashMap<String, Vec<i64>>> {
+        authorize(actor, Permission::Read)?;
+        let today = self.clock().now_ms().div_euclid(DAY_MS) * DAY_MS;
+        let since = today - (i64::from(days) - 1) * DAY_MS;
+        let rows = self.store().daily_checks(keys, since).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, counts)| {
+                let mut series = vec![0; days as usize];
+                for (day, checks) in counts {
+                    if let Ok(i) = usize::try_from((day - since) / DAY_MS) {
+                        if let Some(slot) = series.get_mut(i) {
+                            *slot += checks;
+                        }
+                    }
+                }
+                (key, series)
+            })
+            .collect())
+    }
+
+    /// The staleness settings (their defaults where none is stored).
+    pub async fn stale_settings(&self, actor: &Actor) -> ServiceResult<StaleSettings> {
+        authorize(actor, Permission::Read)?;
+        let defaults = StaleSettings::default();
+        let read = |value: Option<String>, default: i64| {
+            value
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|d| *d > 0)
+                .unwrap_or(default)
+        };
+        Ok(StaleSettings {
+            released_days: read(self.store().setting(RELEASED_DAYS).await?, defaults.released_days),
+            unchecked_days: read(
+                self.store().setting(UNCHECKED_DAYS).await?,
+                defaults.unchecked_days,
+            ),
+        })
+    }
+
+    /// The temporary flags that are stale now, with their reasons, stalest first. Archived and
+    /// permanent flags never are.
+    pub async fn stale_flags(&self, actor: &Actor) -> ServiceResult<Vec<StaleFlag>> {
+        let settings = self.stale_settings(actor).await?;
+        let store = self.store();
+        let now = self.clock().now_ms();
+        let stages = store.release_stages().await?;
+        let Some(last_stage) = stages.iter().max_by_key(|s| (s.sort_order, s.id)) else {
+            return Ok(Vec::new());
+        };
+        let flags: Vec<_> = store
+            .flags()
+            .await?
+            .into_iter()
+            .filter(|f| !f.archived && !f.permanent)
+            .collect();
+        let ids: Vec<i64> = flags.iter().map(|f| f.id).collect();
+        // flag id → when its production access became Everyone (None: not Everyone somewhere).
+        let mut everyone_since: HashMap<i64, Option<i64>> = HashMap::new();
+        let production: Vec<_> = store
+            .environments()
+            .await?
+            .into_iter()
+            .filter(|e| e.is_production)
+            .collect();
+        for environment in &production {
+            let mut current: HashMap<i64, _> = HashMap::new();
+            for version in store.current_access_rules_of(environment.id, &ids).await? {
+                current.insert(version.flag_id, version);
+            }
+            for id in &ids {
+                let since = match current.get(id) {
+                    Some(v) if matches!(v.value, Ok(AccessRules::Everyone)) => Some(v.created_at),
+                    _ => None,
+                };
+                let entry = everyone_since.entry(*id).or_insert(since);
+                *entry = match (*entry, since) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+            }
+        }
+        let moves = store.last_stage_moves().await?;
+        let mut checked: HashMap<String, i64> = HashMap::new();
+        for ((key, _), at) in store.last_checked().await? {
+            let seen = checked.entry(key).or_insert(at);
+            *seen = (*seen).max(at);
+        }
+        let days_since = |since: i64| (now - since).div_euclid(DAY_MS);
+        let mut stale = Vec::new();
+        for flag in flags {
+            let key = flag.key.to_string();
+            let mut reasons = Vec::new();
+            let released = flag.stage_id == last_stage.id && !production.is_empty();
+            if let (true, Some(Some(everyone))) = (released, everyone_since.get(&flag.id)) {
+                let moved = moves.get(&key).copied().unwrap_or(flag.created_at);
+                let since = (*everyone).max(moved);
+                if days_since(since) >= settings.released_days {
+                    reasons.push(StaleReason::Released {
+                        since,
+                        days: days_since(since),
+                    });
+                }
+            }
+            let last_checked = checked.get(&key).copied();
+            let since = last_checked.unwrap_or(flag.created_at);
+            if days_since(since) >= settings.unchecked_days {
+                reasons.push(StaleReason::Unchecked {
+                    since,
+                    days: days_since(since),
+                });
+            }
+            if reasons.is_empty() {
+                continue;
+            }
+            let stage = stages
+                .iter()
+                .find(|s| s.id == flag.stage_id)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            stale.push(StaleFlag {
+                key,
+                name: flag.name,
+                stage,
+                reasons,
+                last_checked,
+            });
+        }
+        stale.sort_by_key(|f| f.reasons.iter().map(StaleReason::since).min());
+        Ok(stale)
+    }
+}
+
+/// Most days either staleness threshold may be.
+const MAX_STALE_DAYS: i64 = 3650;
+
+/// Stores the staleness thresholds (audited as `settings.stale_changed`).
+pub async fn set_stale_settings(
+    w: &mut Write<'_>,
+    released_days: i64,
+    unchecked_days: i64,
+) -> ServiceResult<()> {
+    for (field, days) in [
+        ("released_days", released_days),
+        ("unchecked_days", unchecked_days),
+    ] {
+        if !(1..=MAX_STALE_DAYS).contains(&days) {
+            return Err(ServiceError::invalid(
+                field,
+                format!("a whole number of days from 1 to {MAX_STALE_DAYS}"),
+            ));
+        }
+    }
+    put_setting(w.conn(), RELEASED_DAYS, &released_days.to_string()).await?;
+    put_setting(w.conn(), UNCHECKED_DAYS, &unchecked_days.to_string()).await?;
+    let after = serde_json::json!({ "releasedDays": released_days, "uncheckedDays": unchecked_days });
+    w.record(Record::of("settings.stale_changed", "settings", "stale").after(after))
+        .await?;
+    Ok(())
+}
+
+/// A chart marker's words for a change-event kind.
+fn marker_label(kind: &str) -> String {
+    match kind {
+        "flag.stage_changed" => "stage moved",
+        "flag.access_rules_changed" => "access changed",
+        "flag.access_rules_copied" => "access copied",
+        "flag.access_rules_rolled_back" => "access rolled back",
+        "flag.stage_defaults_applied" => "stage access applied",
+        "flag.remote_config_changed" => "remote config changed",
+        "flag.archived" => "archived",
+        "flag.unarchived" => "restored",
+        other => other.strip_prefix("flag.").unwrap_or(other),
+    }
+    .replace('_', " ")
+}

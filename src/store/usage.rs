@@ -1,0 +1,353 @@
+//! Usage rows: the counts each server adds in batches (`runtime::usage`), read back per flag and
+//! day, and pruned after their retention. Counts are added (`x = x + excluded.x`), so replicas
+//! that flush the same hour add up; a day's sketches are merged under a row lock (PostgreSQL) or
+//! SQLite's write lock, so two replicas never lose each other's companies.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::{AnyConnection, Row};
+
+use super::{is_postgres, Store, StoreResult};
+use crate::service::runtime::sketch::Sketch;
+use crate::service::runtime::usage::{DailyExposure, HourlyCount, LastChecked, UsageBatch};
+
+/// Rows per multi-row `INSERT`.
+const CHUNK: usize = 200;
+
+/// `($1, $2, …), (…)` for `rows` rows of `columns` values.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn add_hourly(conn: &mut AnyConnection, rows: &[HourlyCount]) -> StoreResult<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO usage_hourly (environment_id, flag_key, hour, outcome, evaluated, reported) \
+             VALUES {} ON CONFLICT (environment_id, flag_key, hour, outcome) DO UPDATE SET \
+             evaluated = usage_hourly.evaluated + excluded.evaluated, \
+             reported = usage_hourly.reported + excluded.reported",
+            placeholders(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.environment_id)
+                .bind(row.flag_key.as_str())
+                .bind(row.hour)
+                .bind(row.outcome.as_str())
+                .bind(row.evaluated)
+                .bind(row.reported);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn add_checked(conn: &mut AnyConnection, rows: &[LastChecked]) -> StoreResult<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO usage_last_checked (environment_id, flag_key, at) VALUES {} \
+             ON CONFLICT (environment_id, flag_key) DO UPDATE SET at = CASE \
+             WHEN excluded.at > usage_last_checked.at THEN excluded.at ELSE usage_last_checked.at END",
+            placeholders(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.environment_id)
+                .bind(row.flag_key.as_str())
+                .bind(row.at);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Merges each day's new sketches into the stored ones: creates the missing rows, locks them
+/// (PostgreSQL, in key order, as every replica does), reads, merges and writes back; a few
+/// statements per environment and day, whatever the number of flags.
+async fn merge_exposed(conn: &mut AnyConnection, rows: &mut [DailyExposure]) -> StoreResult<()> {
+    let lock = if is_postgres(conn) { " FOR UPDATE" } else { "" };
+    // The batch is sorted by (environment, flag, day); group it by (environment, day).
+    let mut groups: BTreeMap<(i64, i64), Vec<&mut DailyExposure>> = BTreeMap::new();
+    for row in rows.iter_mut() {
+        groups.entry((row.environment_id, row.day)).or_default().push(row);
+    }
+    for ((environment_id, day), mut group) in groups {
+        group.sort_by(|a, b| a.flag_key.cmp(&b.flag_key));
+        for chunk in group.chunks_mut(CHUNK) {
+            let sql = format!(
+                "INSERT INTO usage_daily (environment_id, flag_key, day, companies, users) VALUES {} \
+                 ON CONFLICT (environment_id, flag_key, day) DO NOTHING",
+                placeholders(chunk.len(), 5)
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk.iter() {
+                query = query
+                    .bind(environment_id)
+                    .bind(row.flag_key.as_str())
+                    .bind(day)
+                    .bind(Vec::<u8>::new())
+                    .bind(Vec::<u8>::new());
+            }
+            query.execute(&mut *conn).await?;
+            let keys: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "SELECT flag_key, companies, users FROM usage_daily \
+                 WHERE environment_id = $1 AND day = $2 AND flag_key IN ({}) ORDER BY flag_key{lock}",
+                keys.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(environment_id).bind(day);
+            for row in chunk.iter() {
+                query = query.bind(row.flag_key.as_str());
+            }
+            let mut stored: HashMap<String, (Vec<u8>, Vec<u8>)> = HashMap::new();
+            for found in query.fetch_all(&mut *conn).await? {
+                stored.insert(found.try_get(0)?, (found.try_get(1)?, found.try_get(2)?));
+            }
+            let sql = format!(
+                "INSERT INTO usage_daily (environment_id, flag_key, day, companies, users, company_count, user_count) \
+                 VALUES {} ON CONFLICT (environment_id, flag_key, day) DO UPDATE SET \
+                 companies = excluded.companies, users = excluded.users, \
+                 company_count = excluded.company_count, user_count = excluded.user_count",
+                placeholders(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk.iter_mut() {
+                let (companies, users) = stored.remove(&row.flag_key).unwrap_or_default();
+                for (bytes, sketch) in [(companies, &mut row.companies), (users, &mut row.users)] {
+                    match Sketch::from_bytes(&bytes) {
+                        Some(before) => sketch.merge(&before),
+                        None => tracing::warn!(
+                            flag = row.flag_key,
+                            day,
+                            "a stored usage sketch could not be read; the day's count starts over"
+                        ),
+                    }
+                }
+                let (company_count, user_count) = (row.companies.count(), row.users.count());
+                query = query
+                    .bind(environment_id)
+                    .bind(row.flag_key.as_str())
+                    .bind(day)
+                    .bind(row.companies.to_bytes())
+                    .bind(row.users.to_bytes())
+                    .bind(company_count as i64)
+                    .bind(user_count as i64);
+            }
+            query.execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One day of a flag's usage in one environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    /// Start of the UTC day (epoch ms).
+    pub day: i64,
+    pub enabled: i64,
+    pub disabled: i64,
+    /// Config variants served, by key.
+    pub variants: BTreeMap<String, i64>,
+    pub companies: i64,
+    pub users: i64,
+}
+
+/// A flag's usage over some days: per environment and day, and the distinct companies and
+/// users over all those days (the day sketches merged).
+#[derive(Clone, Debug, Default)]
+pub struct UsageRows {
+    /// (environment id, day) → counts.
+    pub days: BTreeMap<(i64, i64), DayCounts>,
+    /// Distinct over the period, per environment.
+    pub companies: HashMap<i64, i64>,
+    pub users: HashMap<i64, i64>,
+}
+
+impl Store {
+    /// Adds a batch of counts in one transaction (nothing of it when it fails).
+    pub async fn add_usage(&self, batch: &mut UsageBatch) -> StoreResult<()> {
+        let mut tx = self.begin_write(&[]).await?;
+        add_hourly(&mut tx, &batch.hourly).await?;
+        merge_exposed(&mut tx, &mut batch.exposed).await?;
+        add_checked(&mut tx, &batch.checked).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes hourly rows older than `hourly_before` and daily rows older than `daily_before`
+    /// (epoch ms); returns how many of each.
+    pub async fn prune_usage(&self, hourly_before: i64, daily_before: i64) -> StoreResult<(u64, u64)> {
+        let hourly = sqlx::query("DELETE FROM usage_hourly WHERE hour < $1")
+            .bind(hourly_before)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        let daily = sqlx::query("DELETE FROM usage_daily WHERE day < $1")
+            .bind(daily_before)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok((hourly, daily))
+    }
+
+    /// A flag's usage from `since` (epoch ms, a day's start) on, in every environment.
+    pub async fn flag_usage(&self, flag_key: &str, since: i64) -> StoreResult<UsageRows> {
+        let mut usage = UsageRows::default();
+        let hourly = sqlx::query(
+            "SELECT environment_id, (hour / 86400000) * 86400000 AS day, outcome, \
+             CAST(SUM(evaluated + reported) AS BIGINT) AS checks FROM usage_hourly \
+             WHERE flag_key = $1 AND hour >= $2 GROUP BY environment_id, (hour / 86400000) * 86400000, outcome",
+        )
+        .bind(flag_key)
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        for row in hourly {
+            let (environment_id, day): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let outcome: String = row.try_get(2)?;
+            let checks: i64 = row.try_get(3)?;
+            let counts = usage.days.entry((environment_id, day)).or_default();
+            counts.day = day;
+            match outcome.as_str() {
+                "enabled" => counts.enabled += checks,
+                "disabled" => counts.disabled += checks,
+                other => {
+                    let variant = other.strip_prefix("variant:").unwrap_or(other);
+                    *counts.variants.entry(variant.to_string()).or_default() += checks;
+                }
+            }
+        }
+        let daily = sqlx::query(
+            "SELECT environment_id, day, companies, users, company_count, user_count \
+             FROM usage_daily WHERE flag_key = $1 AND day >= $2",
+        )
+        .bind(flag_key)
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        let mut merged: HashMap<i64, (Sketch, Sketch)> = HashMap::new();
+        for row in daily {
+            let (environment_id, day): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let counts = usage.days.entry((environment_id, day)).or_default();
+            counts.day = day;
+            counts.companies = row.try_get(4)?;
+            counts.users = row.try_get(5)?;
+            let (companies, users) = merged.entry(environment_id).or_default();
+            let (c, u): (Vec<u8>, Vec<u8>) = (row.try_get(2)?, row.try_get(3)?);
+            companies.merge(&Sketch::from_bytes(&c).unwrap_or_default());
+            users.merge(&Sketch::from_bytes(&u).unwrap_or_default());
+        }
+        for (environment_id, (mut companies, mut users)) in merged {
+            usage.companies.insert(environment_id, companies.count() as i64);
+            usage.users.insert(environment_id, users.count() as i64);
+        }
+        Ok(usage)
+    }
+
+    /// When each flag was last checked, per environment: (flag key, environment id) → epoch ms.
+    pub async fn last_checked(&self) -> StoreResult<HashMap<(String, i64), i64>> {
+        let rows = sqlx::query("SELECT flag_key, environment_id, at FROM usage_last_checked")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| Ok(((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?)))
+            .collect()
+    }
+
+    /// Checks per flag and day from `since` on, over all environments, for the flags `keys`.
+    pub async fn daily_checks(
+        &self,
+        keys: &[String],
+        since: i64,
+    ) -> StoreResult<HashMap<String, Vec<(i64, i64)>>> {
+        let mut out: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        for chunk in keys.chunks(CHUNK) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT flag_key, (hour / 86400000) * 86400000 AS day, \
+                 CAST(SUM(evaluated + reported) AS BIGINT) FROM usage_hourly \
+                 WHERE hour >= $1 AND flag_key IN ({}) \
+                 GROUP BY flag_key, (hour / 86400000) * 86400000 ORDER BY 1, 2",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(since);
+            for key in chunk {
+                query = query.bind(key.as_str());
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let key: String = row.try_get(0)?;
+                out.entry(key)
+                    .or_default()
+                    .push((row.try_get(1)?, row.try_get(2)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// When each flag last moved to another release stage: flag key → epoch ms.
+    pub async fn last_stage_moves(&self) -> StoreResult<HashMap<String, i64>> {
+        let rows = sqlx::query(
+            "SELECT subject_key, MAX(at) FROM change_events \
+             WHERE subject_type = 'flag' AND kind = 'flag.stage_changed' GROUP BY subject_key",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
+    /// The changes of a flag's stage, access rules and remote config from `since` on, oldest
+    /// first: (at, kind, environment key).
+    pub async fn flag_markers(
+        &self,
+        flag_key: &str,
+        since: i64,
+    ) -> StoreResult<Vec<(i64, String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT c.at, c.kind, e.key FROM change_events c \
+             LEFT JOIN environments e ON e.id = c.environment_id \
+             WHERE c.subject_type = 'flag' AND c.subject_key = $1 AND c.at >= $2 \
+             AND (c.kind = 'flag.stage_changed' OR c.kind LIKE 'flag.access_rules%' \
+                  OR c.kind LIKE 'flag.remote_config%' OR c.kind = 'flag.archived' \
+                  OR c.kind = 'flag.unarchived') \
+             ORDER BY c.id",
+        )
+        .bind(flag_key)
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect()
+    }
+
+    /// A setting's stored value.
+    pub async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+}
+
+/// Stores a setting (inside the caller's transaction).
+pub async fn put_setting(conn: &mut AnyConnection, name: &str, value: &str) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
