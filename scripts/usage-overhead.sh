@@ -77,7 +77,8 @@ for flags in 100 1000; do
                 wrk -t"$threads" -c"$connections" -d3s -s scripts/loadtest/wrk.lua "$base$path" >/dev/null
             r="$(rps)"
             echo "== $flags flags, counting $counting, round $round: $r requests/s" >&2
-            if [ "$counting" = true ]; then on+=("$r"); else off+=("$r"); fi
+            hwm="$(awk '/^VmHWM/ { print $2 }' "/proc/$server_pid/status")"
+            if [ "$counting" = true ]; then on+=("$r"); on_hwm="$hwm"; else off+=("$r"); off_hwm="$hwm"; fi
             stop
         done
     done
@@ -87,7 +88,7 @@ for flags in 100 1000; do
     flushes="$(cat "$work"/server-$flags-true-*.log | sed -n 's/.*usage flushed.*rows=\([0-9]*\).*ms=\([0-9.]*\).*/\1 \2/p')"
     flush_max="$(awk 'BEGIN { m = 0 } { if ($2 > m) { m = $2; r = $1 } } END { printf "%.1f ms (%d rows)", m, r }' <<<"$flushes")"
     flush_count="$(wc -l <<<"$flushes" | tr -d ' ')"
-    rows+="| GET /features/evaluated, $flags flags | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $flush_max, of $flush_count flushes |"$'\n'
+    rows+="| GET /features/evaluated, $flags flags | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $flush_max, of $flush_count flushes | $((on_hwm / 1024)) / $((off_hwm / 1024)) MB |"$'\n'
 done
 
 section="## Usage counting
@@ -96,10 +97,11 @@ section="## Usage counting
 SQLite, $threads wrk threads × $connections connections, ${duration} s per run, each request for a random one of
 $companies companies (and users), so the counters hold many distinct ids. The same binary and database with
 \`--count-usage true\` and \`false\`, alternated three times; the cost is 1 − on/off of the medians. The flush is the
-longest of the counting server's writes (every 5 s and at shutdown), as it logs them.
+longest of the counting server's writes (every 5 s and at shutdown), as it logs them; peak RSS (VmHWM) is the last
+round's, counting on / off.
 
-| Endpoint | counting on, requests/s | counting off | median on | median off | cost | longest flush |
-|---|---|---|---|---|---|---|
+| Endpoint | counting on, requests/s | counting off | median on | median off | cost | longest flush | peak RSS on / off |
+|---|---|---|---|---|---|---|---|
 $rows"
 echo "$section"
 if [ "${LOADTEST_NO_WRITE:-}" != 1 ]; then

@@ -403,7 +403,8 @@ async fn the_command_line_prints_usage_and_stale_flags_as_json() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("nope"));
 }
 
-#[tokio::test]
+// Two workers: the node process is awaited on one while the server answers on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_the_reflag_node_sdk_reports_are_counted() {
     let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk");
     assert!(
@@ -465,6 +466,13 @@ async fn only_admins_change_the_staleness_thresholds_and_editors_archive_stale_f
         assert_eq!(status, 403);
     }
     let bad = [("released_days", "0"), ("unchecked_days", "ten")];
+    let zero = [("released_days", "0"), ("unchecked_days", "0")];
+    let refused = app.call(&admin, "/api/edit/stale_settings", &zero).await;
+    assert_eq!(
+        refused.status(),
+        422,
+        "0 days unchecked would make every flag stale"
+    );
     let refused = app.call(&admin, "/api/edit/stale_settings", &bad).await;
     assert_eq!(refused.status(), 422);
     assert!(refused.text().await.unwrap().contains("whole number"));

@@ -214,18 +214,19 @@ impl Service {
     pub async fn stale_settings(&self, actor: &Actor) -> ServiceResult<StaleSettings> {
         authorize(actor, Permission::Read)?;
         let defaults = StaleSettings::default();
-        let read = |value: Option<String>, default: i64| {
+        let read = |value: Option<String>, default: i64, least: i64| {
             value
                 .and_then(|v| v.parse::<i64>().ok())
-                .filter(|d| *d > 0)
+                .filter(|d| *d >= least)
                 .unwrap_or(default)
         };
+        let (released, unchecked) = (
+            self.store().setting(RELEASED_DAYS).await?,
+            self.store().setting(UNCHECKED_DAYS).await?,
+        );
         Ok(StaleSettings {
-            released_days: read(self.store().setting(RELEASED_DAYS).await?, defaults.released_days),
-            unchecked_days: read(
-                self.store().setting(UNCHECKED_DAYS).await?,
-                defaults.unchecked_days,
-            ),
+            released_days: read(released, defaults.released_days, 0),
+            unchecked_days: read(unchecked, defaults.unchecked_days, 1),
         })
     }
 
@@ -331,15 +332,14 @@ pub async fn set_stale_settings(
     released_days: i64,
     unchecked_days: i64,
 ) -> ServiceResult<()> {
-    for (field, days) in [
-        ("released_days", released_days),
-        ("unchecked_days", unchecked_days),
+    // 0 released days: a flag released to everyone is a clean-up candidate at once.
+    for (field, days, least) in [
+        ("released_days", released_days, 0),
+        ("unchecked_days", unchecked_days, 1),
     ] {
-        if !(1..=MAX_STALE_DAYS).contains(&days) {
-            return Err(ServiceError::invalid(
-                field,
-                format!("a whole number of days from 1 to {MAX_STALE_DAYS}"),
-            ));
+        if !(least..=MAX_STALE_DAYS).contains(&days) {
+            let message = format!("a whole number of days from {least} to {MAX_STALE_DAYS}");
+            return Err(ServiceError::invalid(field, message));
         }
     }
     put_setting(w.conn(), RELEASED_DAYS, &released_days.to_string()).await?;

@@ -102,8 +102,8 @@ fn StaleSettingsForm(released: i64, unchecked: i64, save: ServerAction<SaveStale
         <details class="card">
             <summary>"When is a flag stale?"</summary>
             <ActionForm action=save attr:class="stack">
-                <label for="released-days">"Days in the final stage with Everyone in production"</label>
-                <input id="released-days" name="released_days" type="number" min="1" max="3650" value=released required=true aria-describedby="released-days-error"/>
+                <label for="released-days">"Days in the final stage with Everyone in production (0: at once)"</label>
+                <input id="released-days" name="released_days" type="number" min="0" max="3650" value=released required=true aria-describedby="released-days-error"/>
                 <ErrorText id="released-days-error" message=Signal::derive(released_error)/>
                 <label for="unchecked-days">"Days without a check in any environment"</label>
                 <input id="unchecked-days" name="unchecked_days" type="number" min="1" max="3650" value=unchecked required=true aria-describedby="unchecked-days-error"/>
