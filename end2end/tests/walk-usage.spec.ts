@@ -7,6 +7,7 @@ const ADMIN = { email: 'ada@example.com', password: 'ada-password-123' };
 test.describe.configure({ mode: 'serial' });
 
 async function signIn(page: Page) {
+  await page.setViewportSize({ width: 1366, height: 900 });
   await page.goto('/sign-in');
   await page.getByLabel('Email').fill(ADMIN.email);
   await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
@@ -72,7 +73,9 @@ test('the flag page charts who checked a flag and the flags list shows when', as
 
 test('the clean-up page lists a released flag and archives it after confirmation', async ({ page, request }) => {
   await signIn(page);
-  await page.goto('/cleanup');
+  await page.goto('/flags');
+  await page.getByRole('navigation', { name: 'View' }).getByRole('link', { name: 'Clean-up' }).click();
+  await expect(page).toHaveURL(/\/cleanup$/);
   await waitForHydration(page);
   await expect(page.getByRole('heading', { name: 'Clean-up' })).toBeVisible();
   await expect(page.getByText(/stale after 14 days in the final stage/)).toBeVisible();

@@ -103,10 +103,10 @@ fn StaleSettingsForm(released: i64, unchecked: i64, save: ServerAction<SaveStale
             <summary>"When is a flag stale?"</summary>
             <ActionForm action=save attr:class="stack">
                 <label for="released-days">"Days in the final stage with Everyone in production (0: at once)"</label>
-                <input id="released-days" name="released_days" type="number" min="0" max="3650" value=released required=true aria-describedby="released-days-error"/>
+                <input id="released-days" class="days" name="released_days" type="number" min="0" max="3650" value=released required=true aria-describedby="released-days-error"/>
                 <ErrorText id="released-days-error" message=Signal::derive(released_error)/>
                 <label for="unchecked-days">"Days without a check in any environment"</label>
-                <input id="unchecked-days" name="unchecked_days" type="number" min="1" max="3650" value=unchecked required=true aria-describedby="unchecked-days-error"/>
+                <input id="unchecked-days" class="days" name="unchecked_days" type="number" min="1" max="3650" value=unchecked required=true aria-describedby="unchecked-days-error"/>
                 <ErrorText id="unchecked-days-error" message=Signal::derive(unchecked_error)/>
                 <button type="submit">"Save thresholds"</button>
             </ActionForm>
@@ -166,7 +166,7 @@ pub fn CleanupPage() -> impl IntoView {
                                                 <td>
                                                     <ActionForm action=archive attr:class="stack">
                                                         <input type="hidden" name="flag" value=f.key.clone()/>
-                                                        <label for=label_for>
+                                                        <label for=label_for class="check">
                                                             <input type="checkbox" id=id name="confirm" required=true/>
                                                             {format!(" Stop serving {} in every environment", f.key)}
                                                         </label>

@@ -874,6 +874,7 @@ pub fn FlagsPage() -> impl IntoView {
             <nav class="views" aria-label="View">
                 <a href=move || link(false, 0) aria-current=move || (!board()).then_some("page")>"List"</a>
                 <a href=move || link(true, 0) aria-current=move || board().then_some("page")>"Board"</a>
+                <a href="/cleanup">"Clean-up"</a>
             </nav>
             <a class="button" href="/flags/new">"Create flag"</a>
         </div>

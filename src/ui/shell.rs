@@ -85,7 +85,6 @@ pub fn Shell() -> impl IntoView {
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/flags">"Flags"</A>
                 <A href="/segments">"Segments"</A>
-                <A href="/cleanup">"Clean-up"</A>
                 <A href="/audit">"Audit log"</A>
                 <A href="/companies">"Companies"</A>
                 <A href="/users">"Users"</A>

@@ -128,9 +128,11 @@ pub fn UsageCard(usage: FlagUsage, environment: String) -> impl IntoView {
             <h2>"Usage in " {shown.name.clone()} <span class="muted">" · last " {usage.days} " days"</span></h2>
             <p>{summary}</p>
             <figure class="usage-chart">
-                <svg viewBox=format!("0 -12 {WIDTH} {}", HEIGHT + 12.0) role="img" aria-label=label preserveAspectRatio="none">
-                    <text class="axis" x="0" y="-2">{format!("{top} checks")}</text>
-                    <text class="axis companies" x=format!("{WIDTH}") y="-2" text-anchor="end">{format!("{top_companies} companies")}</text>
+                <div class="axis" aria-hidden="true">
+                    <span>{format!("{top} checks")}</span>
+                    <span>{format!("{top_companies} companies")}</span>
+                </div>
+                <svg viewBox=format!("0 0 {WIDTH} {HEIGHT}") role="img" aria-label=label preserveAspectRatio="none">
                     {bars}
                     <polyline class="companies" points=line.join(" ")/>
                     {markers}
