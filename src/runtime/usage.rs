@@ -446,3 +446,83 @@ impl Collect {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_records_each_decision_by_position() {
+        let mut tally = Tally::new(0, 130);
+        tally.add(
+            0,
+            Decided {
+                enabled: Some(true),
+                variant: None,
+            },
+        );
+        tally.add(
+            64,
+            Decided {
+                enabled: Some(false),
+                variant: Some(2),
+            },
+        );
+        tally.add(
+            129,
+            Decided {
+                enabled: Some(true),
+                variant: None,
+            },
+        );
+        tally.add(
+            70,
+            Decided {
+                enabled: None,
+                variant: Some(0),
+            },
+        );
+        assert_eq!(Tally::positions(&tally.enabled).collect::<Vec<_>>(), [0, 129]);
+        assert_eq!(Tally::positions(&tally.disabled).collect::<Vec<_>>(), [64]);
+        assert_eq!(tally.variants, [(64, 2), (70, 0)]);
+        let single = {
+            let mut t = Tally::new(7, 1);
+            t.add(
+                0,
+                Decided {
+                    enabled: Some(true),
+                    variant: Some(1),
+                },
+            );
+            t
+        };
+        assert_eq!(Tally::positions(&single.enabled).collect::<Vec<_>>(), [0]);
+        assert_eq!(single.variants, [(7, 1)], "variants carry the snapshot position");
+    }
+
+    #[test]
+    fn an_absorbed_batch_adds_counts_and_keeps_the_latest_check() {
+        let row = |evaluated, at| UsageBatch {
+            hourly: vec![HourlyCount {
+                environment_id: 1,
+                flag_key: "a".into(),
+                hour: 0,
+                outcome: ENABLED.into(),
+                evaluated,
+                reported: 1,
+            }],
+            exposed: Vec::new(),
+            checked: vec![LastChecked {
+                environment_id: 1,
+                flag_key: "a".into(),
+                at,
+            }],
+        };
+        let both = row(3, 10).absorb(row(4, 5));
+        assert_eq!(both.hourly.len(), 1);
+        assert_eq!((both.hourly[0].evaluated, both.hourly[0].reported), (7, 2));
+        assert_eq!(both.checked[0].at, 10);
+        assert!(!both.is_empty());
+        assert!(UsageBatch::default().is_empty());
+    }
+}
