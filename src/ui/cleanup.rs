@@ -26,39 +26,52 @@ pub struct CleanupData {
 
 #[server(endpoint = "read/stale_flags")]
 pub async fn stale_flags() -> Result<CleanupData, AppError> {
-    use super::format::{date, datetime};
     let (service, actor) = super::server::caller()?;
     let settings = service.stale_settings(&actor).await?;
-    let flags = service.stale_flags(&actor).await?.into_iter().map(|f| StaleRow {
-        reasons: f
-            .reasons
-            .iter()
-            .map(|r| format!("{} (since {})", r.describe(), date(r.since())))
-            .collect(),
-        last_checked: f.last_checked.map_or_else(|| "never".to_string(), datetime),
-        key: f.key,
-        name: f.name,
-        stage: f.stage,
-    });
-    let settings = (settings.released_days, settings.unchecked_days);
+    let flags = service.stale_flags(&actor).await?;
     Ok(CleanupData {
-        flags: flags.collect(),
-        settings,
+        flags: flags.into_iter().map(StaleRow::from).collect(),
+        settings: (settings.released_days, settings.unchecked_days),
     })
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::model::StaleFlag> for StaleRow {
+    fn from(f: crate::model::StaleFlag) -> Self {
+        use super::format::{date, datetime};
+        StaleRow {
+            reasons: f
+                .reasons
+                .iter()
+                .map(|r| format!("{} (since {})", r.describe(), date(r.since())))
+                .collect(),
+            last_checked: f.last_checked.map_or_else(|| "never".to_string(), datetime),
+            key: f.key,
+            name: f.name,
+            stage: f.stage,
+        }
+    }
+}
+
+/// Refuses an archive whose confirmation box was not ticked.
+#[cfg(feature = "ssr")]
+fn confirmed(flag: &str, confirm: Option<&str>) -> Result<(), AppError> {
+    if confirm == Some("on") {
+        return Ok(());
+    }
+    let message = format!("Tick the box to confirm that {flag} stops being served.");
+    Err(AppError {
+        field: Some("confirm".into()),
+        message,
+    }
+    .rejected_input())
 }
 
 /// Archives a stale flag once the form's confirmation box is ticked.
 #[server(endpoint = "edit/archive_stale")]
 pub async fn archive_stale(flag: String, confirm: Option<String>) -> Result<String, AppError> {
     let (service, actor) = super::server::caller()?;
-    if confirm.as_deref() != Some("on") {
-        let message = format!("Tick the box to confirm that {flag} stops being served.");
-        return Err(AppError {
-            field: Some("confirm".into()),
-            message,
-        }
-        .rejected_input());
-    }
+    confirmed(&flag, confirm.as_deref())?;
     let change = crate::service::Change::SetArchived {
         flag: flag.clone(),
         archived: true,
