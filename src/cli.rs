@@ -574,7 +574,10 @@ async fn usage_command(
         .daily_checks(&actor, &keys, days)
         .await
         .map_err(service_message)?;
-    let last = service.last_checked(&actor).await.map_err(service_message)?;
+    let last = service
+        .last_checked(&actor, Some(&keys))
+        .await
+        .map_err(service_message)?;
     let rows: Vec<report::FlagChecks> = keys
         .into_iter()
         .map(|key| report::FlagChecks {

@@ -62,6 +62,18 @@ async fn post(app_url: &str, key: &str, path: &str, body: Value) -> u16 {
         .as_u16()
 }
 
+/// A seeded SQLite server on the manual clock at START, with one enabled check of `pro-only`
+/// (company acme) written.
+async fn one_check_flushed() -> (TestApp, Clock) {
+    let (app, clock) = TestApp::spawn_manual(Backend::Sqlite, START).await.unwrap();
+    seed(&app).await;
+    let key = app.publishable_key("production").await;
+    let pro = "context.company.id=acme&context.company.plan=pro";
+    get(&app.url(""), &key, pro).await;
+    app.service.flush_usage().await.unwrap();
+    (app, clock)
+}
+
 async fn usage(service: &Service, days: u32) -> FlagUsage {
     service
         .flag_usage(&Actor::cli(), "pro-only", Some("production"), days)
@@ -236,18 +248,7 @@ async fn two_replicas_add_up_and_a_graceful_shutdown_flushes() {
 
 #[tokio::test]
 async fn hourly_rows_are_kept_14_days_and_daily_rows_400() {
-    let Some((app, clock)) = TestApp::spawn_manual(Backend::Sqlite, START).await else {
-        return;
-    };
-    seed(&app).await;
-    let key = app.publishable_key("production").await;
-    get(
-        &app.url(""),
-        &key,
-        "context.company.id=acme&context.company.plan=pro",
-    )
-    .await;
-    app.service.flush_usage().await.unwrap();
+    let (app, clock) = one_check_flushed().await;
     clock.advance(14 * DAY);
     assert_eq!(app.service.prune_usage().await.unwrap(), (0, 0));
     clock.advance(DAY);
@@ -342,18 +343,7 @@ async fn temporary_flags_go_stale_when_released_or_unused_and_permanent_ones_nev
 
 #[tokio::test]
 async fn the_command_line_prints_usage_and_stale_flags_as_json() {
-    let Some((app, _clock)) = TestApp::spawn_manual(Backend::Sqlite, START).await else {
-        return;
-    };
-    seed(&app).await;
-    let key = app.publishable_key("production").await;
-    get(
-        &app.url(""),
-        &key,
-        "context.company.id=acme&context.company.plan=pro",
-    )
-    .await;
-    app.service.flush_usage().await.unwrap();
+    let (app, _clock) = one_check_flushed().await;
     let url = app.db.url.to_string();
     let output = gatehouse(&url)
         .args([

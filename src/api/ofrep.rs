@@ -85,14 +85,6 @@ fn request_context(key: &ApiKey, body: &[u8]) -> Result<FlatContext, ContextErro
     Ok(context)
 }
 
-/// Whose exposure an evaluation for `context` is: its company's and user's ids.
-fn subject(context: &FlatContext) -> Subject<'_> {
-    Subject {
-        company: context.get("company.id"),
-        user: context.get("user.id"),
-    }
-}
-
 fn parse_context(body: &[u8]) -> Result<FlatContext, ContextError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(FlatContext::new());
@@ -252,7 +244,7 @@ pub async fn evaluate_flag(
     api_key
         .runtime
         .usage()
-        .count(snapshot, now, Source::Evaluated, &tally, subject(&context));
+        .count(snapshot, now, Source::Evaluated, &tally, Subject::of(&context));
     Ok(Json(resolution(&result, snapshot.version())).into_response())
 }
 
@@ -324,7 +316,7 @@ pub async fn evaluate_flags(key: ApiKey, headers: HeaderMap, body: Bytes) -> Res
     key.runtime.count_evaluations(snapshot.compiled.len() as u64);
     key.runtime
         .usage()
-        .count(snapshot, now, Source::Evaluated, &tally, subject(&context));
+        .count(snapshot, now, Source::Evaluated, &tally, Subject::of(&context));
     // A strong validator of the body's bytes. xxh3 is a fixed algorithm, so every replica gives
     // the same body the same tag; nothing here needs a cryptographic hash.
     let etag = format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body));

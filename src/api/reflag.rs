@@ -137,10 +137,7 @@ async fn evaluated(key: ApiKey, request: Request, only_enabled: bool) -> Result<
         &mut tally,
     );
     key.runtime.count_evaluations(flags.len() as u64);
-    let subject = Subject {
-        company: context.get("company.id"),
-        user: context.get("user.id"),
-    };
+    let subject = Subject::of(&context);
     key.runtime
         .usage()
         .count(&snapshot, now, Source::Evaluated, &tally, subject);

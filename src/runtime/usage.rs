@@ -93,6 +93,16 @@ pub struct Subject<'a> {
     pub user: Option<&'a str>,
 }
 
+impl<'a> Subject<'a> {
+    /// The company and user an evaluation context names.
+    pub fn of(context: &'a crate::eval::FlatContext) -> Subject<'a> {
+        Subject {
+            company: context.get("company.id"),
+            user: context.get("user.id"),
+        }
+    }
+}
+
 /// Which way a count arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {

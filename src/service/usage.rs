@@ -109,8 +109,7 @@ impl Service {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("flag {flag_key:?}")))?;
         let key = flag.key.as_str();
-        let today = self.clock().now_ms().div_euclid(DAY_MS) * DAY_MS;
-        let since = today - (i64::from(days) - 1) * DAY_MS;
+        let since = self.period_start(days);
         let mut environments = store.environments().await?;
         if let Some(wanted) = environment {
             environments.retain(|e| e.key.as_str() == wanted);
@@ -119,7 +118,7 @@ impl Service {
             }
         }
         let rows = store.flag_usage(key, since).await?;
-        let checked = store.last_checked().await?;
+        let checked = store.last_checked(Some(&[key.to_string()])).await?;
         let per_environment = environments
             .iter()
             .map(|environment| {
@@ -171,15 +170,26 @@ impl Service {
         })
     }
 
-    /// When each flag was last checked in any environment: flag key → epoch ms.
-    pub async fn last_checked(&self, actor: &Actor) -> ServiceResult<HashMap<String, i64>> {
+    /// When each of `keys` (every flag when `None`) was last checked in any environment: flag
+    /// key → epoch ms.
+    pub async fn last_checked(
+        &self,
+        actor: &Actor,
+        keys: Option<&[String]>,
+    ) -> ServiceResult<HashMap<String, i64>> {
         authorize(actor, Permission::Read)?;
         let mut latest: HashMap<String, i64> = HashMap::new();
-        for ((key, _), at) in self.store().last_checked().await? {
+        for ((key, _), at) in self.store().last_checked(keys).await? {
             let seen = latest.entry(key).or_insert(at);
             *seen = (*seen).max(at);
         }
         Ok(latest)
+    }
+
+    /// The start of the first of the last `days` UTC days, today included (epoch ms).
+    fn period_start(&self, days: u32) -> i64 {
+        let today = self.clock().now_ms().div_euclid(DAY_MS) * DAY_MS;
+        today - (i64::from(days) - 1) * DAY_MS
     }
 
     /// Checks per day over the last `days` days for each of `keys`, oldest day first, over all
@@ -191,8 +201,7 @@ impl Service {
         days: u32,
     ) -> ServiceResult<HashMap<String, Vec<i64>>> {
         authorize(actor, Permission::Read)?;
-        let today = self.clock().now_ms().div_euclid(DAY_MS) * DAY_MS;
-        let since = today - (i64::from(days) - 1) * DAY_MS;
+        let since = self.period_start(days);
         let rows = self.store().daily_checks(keys, since).await?;
         Ok(rows
             .into_iter()
@@ -273,11 +282,7 @@ impl Service {
             }
         }
         let moves = store.last_stage_moves().await?;
-        let mut checked: HashMap<String, i64> = HashMap::new();
-        for ((key, _), at) in store.last_checked().await? {
-            let seen = checked.entry(key).or_insert(at);
-            *seen = (*seen).max(at);
-        }
+        let checked = self.last_checked(actor, None).await?;
         let days_since = |since: i64| (now - since).div_euclid(DAY_MS);
         let mut stale = Vec::new();
         for flag in flags {

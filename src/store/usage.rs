@@ -252,14 +252,35 @@ impl Store {
         Ok(usage)
     }
 
-    /// When each flag was last checked, per environment: (flag key, environment id) → epoch ms.
-    pub async fn last_checked(&self) -> StoreResult<HashMap<(String, i64), i64>> {
-        let rows = sqlx::query("SELECT flag_key, environment_id, at FROM usage_last_checked")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|row| Ok(((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?)))
-            .collect()
+    /// When each flag was last checked, per environment: (flag key, environment id) → epoch ms;
+    /// only the flags `keys` when given.
+    pub async fn last_checked(&self, keys: Option<&[String]>) -> StoreResult<HashMap<(String, i64), i64>> {
+        let decode = |row: &sqlx::any::AnyRow| -> StoreResult<((String, i64), i64)> {
+            Ok(((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?))
+        };
+        let Some(keys) = keys else {
+            let rows = sqlx::query("SELECT flag_key, environment_id, at FROM usage_last_checked")
+                .fetch_all(self.pool())
+                .await?;
+            return rows.iter().map(decode).collect();
+        };
+        let mut out = HashMap::new();
+        for chunk in keys.chunks(CHUNK) {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT flag_key, environment_id, at FROM usage_last_checked WHERE flag_key IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for key in chunk {
+                query = query.bind(key.as_str());
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let (key, at) = decode(&row)?;
+                out.insert(key, at);
+            }
+        }
+        Ok(out)
     }
 
     /// Checks per flag and day from `since` on, over all environments, for the flags `keys`.

@@ -130,13 +130,13 @@ impl FlagPage {
         service: &crate::service::Service,
         actor: &crate::service::Actor,
     ) -> Result<(), AppError> {
-        let last = service.last_checked(actor).await?;
         let items: Vec<&mut FlagListItem> = self
             .flags
             .iter_mut()
             .chain(self.columns.iter_mut().flat_map(|c| c.flags.iter_mut()))
             .collect();
         let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+        let last = service.last_checked(actor, Some(&keys)).await?;
         let mut checks = service.daily_checks(actor, &keys, SPARK_DAYS).await?;
         for item in items {
             item.last_checked = last.get(&item.key).copied();
