@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{gatehouse, set_access, TestApp, TestDb};
 use gatehouse::config::Backend;
+use gatehouse::model::member::Role;
 use gatehouse::model::{AccessRules, FlagUsage, StaleReason};
-use gatehouse::service::{Actor, Change, Clock, NewFlag, Service};
+use gatehouse::service::{Actor, Change, Clock, NewFlag, Service, ServiceError};
 use gatehouse::startup::{Application, ServerSettings};
 use serde_json::{json, Value};
 
@@ -244,6 +245,58 @@ async fn two_replicas_add_up_and_a_graceful_shutdown_flushes() {
     assert_eq!(day.companies, 15, "c0..c14: the overlap c5..c9 counted once");
     stop_one.send(()).unwrap();
     one_running.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_company_enters_a_day_sketch_once_and_flushes_are_the_pipelines_unaudited_changes() {
+    let (app, clock) = one_check_flushed().await;
+    let key = app.publishable_key("production").await;
+    let base = app.url("");
+    let pro = |company: &str| format!("context.company.id={company}&context.company.plan=pro");
+    let events = |service: &Service| {
+        let service = service.clone();
+        async move { service.change_events(&Actor::cli(), 0, 1000).await.unwrap().len() }
+    };
+    let events_before = events(&app.service).await;
+    // acme again, twice: the hour's count and the last check move, its exposure is known.
+    get(&base, &key, &pro("acme")).await;
+    get(&base, &key, &pro("acme")).await;
+    assert_eq!(
+        app.service.flush_usage().await.unwrap(),
+        2,
+        "one hourly row and one last-checked row; no exposure row for a company the day has seen"
+    );
+    get(&base, &key, &pro("zeta")).await;
+    assert_eq!(app.service.flush_usage().await.unwrap(), 3, "zeta is new today");
+    let today = usage(&app.service, 1).await;
+    assert_eq!(
+        (
+            today.environments[0].days[0].enabled,
+            today.environments[0].days[0].companies
+        ),
+        (4, 2)
+    );
+    // A new day remembers nobody: acme is exposed again, in the new day's sketch.
+    clock.advance(DAY);
+    get(&base, &key, &pro("acme")).await;
+    assert_eq!(app.service.flush_usage().await.unwrap(), 3);
+    assert_eq!(usage(&app.service, 1).await.environments[0].days[0].companies, 1);
+    assert_eq!(
+        events(&app.service).await,
+        events_before,
+        "counts are no configuration change: no audit entry, no outbox event"
+    );
+    // Writing counts or pruning them is Gatehouse's own bookkeeping, not a member's.
+    let admin = Actor::member(&app.add_member("admin@example.com", Role::Admin).await);
+    let prune = Change::PruneUsage {
+        hourly_before: i64::MAX,
+        daily_before: i64::MAX,
+    };
+    assert!(matches!(
+        app.service.apply(&admin, prune).await,
+        Err(ServiceError::Denied(_))
+    ));
+    assert_eq!(usage(&app.service, 2).await.environments[0].days[1].enabled, 1);
 }
 
 #[tokio::test]

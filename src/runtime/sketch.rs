@@ -36,6 +36,13 @@ impl Default for Sketch {
     }
 }
 
+/// Equal when they hold the same registers (as stored).
+impl PartialEq for Sketch {
+    fn eq(&self, other: &Sketch) -> bool {
+        rmp_serde::to_vec(&self.0).ok() == rmp_serde::to_vec(&other.0).ok()
+    }
+}
+
 impl Sketch {
     pub fn insert(&mut self, id_hash: u64) {
         self.0.insert(&id_hash);

@@ -5,19 +5,28 @@
 //! Counts are kept per (hour, snapshot) window in one of [`SHARDS`] shards, chosen per thread:
 //! the server's worker threads each keep to their own shard and lock, so two cores never fight
 //! over one cache line. Inside a window a flag is its position in the snapshot, so counting a
-//! request is a loop of additions over arrays, and the companies and users a request exposed are
-//! one bitset per id (the flags enabled for it), OR-ed on every request from the same id. The
-//! flusher turns positions back into flag keys and bitsets into sketches ([`Sketch`]).
+//! request is a loop of additions over arrays.
 //!
-//! Memory is bounded: per window, four counters per flag and, for at most [`MAX_EXPOSED`]
-//! distinct ids between two flushes (over all windows), one bit per flag. Past that cap an id's
-//! exposures are dropped and counted ([`Usage::dropped`]); its checks are still counted. With
-//! 1,000 flags that is at most 100,000 × (125 B + about 48 B of map entry) ≈ 17 MB.
+//! The companies and users a request exposed are kept per (UTC day, snapshot): for each id the
+//! flags enabled for it so far that day (`seen`, one bit per flag) and those first enabled since
+//! the last flush (`fresh`). A request from an id already seen with the same flags adds nothing;
+//! so each id enters each flag's day sketch ([`Sketch`]) once a day, however often it asks, and
+//! a flush does work in proportion to the ids new since the last one, not to the requests.
+//!
+//! Memory is bounded: per window, four counters per flag; [`MAX_SEEN`] ids remembered per day
+//! (over all shards), one bit per flag each; past that cap, for at most [`MAX_EXPOSED`] more ids
+//! between two flushes, their exposures are kept without the day's memory, and beyond that they
+//! are dropped and counted ([`Usage::dropped`]; their checks are still counted). With 1,000 flags
+//! an id costs 128 B of bits and about 40 B of map entry, so at most
+//! (250,000 + 2 × 100,000) × 168 B ≈ 76 MB, and far less when ids repeat.
 
 use std::cell::Cell;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap;
 
 use super::sketch::{id_hash, Sketch};
 use super::snapshot::Snapshot;
@@ -27,7 +36,9 @@ pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// How many shards the counters are split into.
 const SHARDS: usize = 8;
-/// Most distinct companies and users whose exposures are remembered between two flushes.
+/// Most distinct companies and users remembered per day (over all shards).
+pub const MAX_SEEN: usize = 250_000;
+/// Most ids past [`MAX_SEEN`] whose exposures are kept between two flushes.
 pub const MAX_EXPOSED: usize = 100_000;
 
 /// The outcome names stored with each count.
@@ -40,7 +51,6 @@ pub const VARIANT: &str = "variant:";
 #[derive(Debug)]
 pub struct Tally {
     start: usize,
-    len: usize,
     enabled: Vec<u64>,
     disabled: Vec<u64>,
     variants: Vec<(u32, u32)>,
@@ -51,7 +61,6 @@ impl Tally {
         let words = len.div_ceil(64);
         Tally {
             start,
-            len,
             enabled: vec![0; words],
             disabled: vec![0; words],
             variants: Vec::new(),
@@ -68,6 +77,22 @@ impl Tally {
         }
         if let Some(variant) = decided.variant {
             self.variants.push(((self.start + i) as u32, variant as u32));
+        }
+    }
+
+    /// Calls `f(word, bits)` with the enabled flags as bits of snapshot positions.
+    fn each_enabled_word(&self, mut f: impl FnMut(usize, u64)) {
+        if self.start == 0 {
+            for (w, &bits) in self.enabled.iter().enumerate() {
+                if bits != 0 {
+                    f(w, bits);
+                }
+            }
+        } else {
+            for i in Tally::positions(&self.enabled) {
+                let p = self.start + i;
+                f(p / 64, 1 << (p % 64));
+            }
         }
     }
 
@@ -121,15 +146,36 @@ struct Window {
     variants: HashMap<(u32, u32), [u64; 2]>,
     /// The latest request counted here (epoch ms).
     last_at: i64,
-    companies: HashMap<u64, Vec<u64>>,
-    users: HashMap<u64, Vec<u64>>,
 }
 
-type Shard = HashMap<(i64, usize), Window>;
+/// Per id hash, one bit per flag position.
+type IdBits = FxHashMap<u64, Box<[u64]>>;
+
+/// The companies (`[0]`) and users (`[1]`) one snapshot's flags were enabled for on one day.
+struct Exposed {
+    snapshot: Arc<Snapshot>,
+    /// The latest request counted here (epoch ms).
+    last_at: i64,
+    /// The flags enabled for each id so far that day.
+    seen: [IdBits; 2],
+    /// The flags first enabled for each id since the last take.
+    fresh: [IdBits; 2],
+}
+
+#[derive(Default)]
+struct Shard {
+    /// By (hour, snapshot).
+    windows: HashMap<(i64, usize), Window>,
+    /// By (day, snapshot).
+    exposed: HashMap<(i64, usize), Exposed>,
+}
 
 /// The counters of one server process.
 pub struct Usage {
     shards: Vec<Mutex<Shard>>,
+    /// Ids in the shards' `seen` maps.
+    seen: AtomicUsize,
+    /// Ids past [`MAX_SEEN`] in the `fresh` maps.
     exposed: AtomicUsize,
     dropped: AtomicU64,
     /// A batch that could not be written, kept for the next take.
@@ -148,6 +194,7 @@ impl Default for Usage {
     fn default() -> Self {
         Usage {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            seen: AtomicUsize::new(0),
             exposed: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
             pending: Mutex::default(),
@@ -188,14 +235,13 @@ impl Usage {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let window = shard
+            .windows
             .entry((hour, Arc::as_ptr(snapshot) as usize))
             .or_insert_with(|| Window {
                 snapshot: snapshot.clone(),
                 counts: vec![[0; 4]; snapshot.compiled.len()],
                 variants: HashMap::new(),
                 last_at: now,
-                companies: HashMap::new(),
-                users: HashMap::new(),
             });
         window.last_at = window.last_at.max(now);
         let base = match source {
@@ -214,33 +260,63 @@ impl Usage {
         if tally.enabled.iter().all(|w| *w == 0) {
             return;
         }
+        let day = hour.div_euclid(DAY_MS) * DAY_MS;
+        let exposed = shard
+            .exposed
+            .entry((day, Arc::as_ptr(snapshot) as usize))
+            .or_insert_with(|| Exposed {
+                snapshot: snapshot.clone(),
+                last_at: now,
+                seen: Default::default(),
+                fresh: Default::default(),
+            });
+        exposed.last_at = exposed.last_at.max(now);
         let words = snapshot.compiled.len().div_ceil(64);
-        for (ids, id) in [
-            (&mut window.companies, subject.company),
-            (&mut window.users, subject.user),
-        ] {
-            let Some(id) = id else { continue };
-            let key = id_hash(id);
-            let bits = match ids.get_mut(&key) {
-                Some(bits) => bits,
-                None => {
-                    if self.exposed.fetch_add(1, Ordering::Relaxed) >= MAX_EXPOSED {
-                        self.exposed.fetch_sub(1, Ordering::Relaxed);
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    ids.entry(key).or_insert_with(|| vec![0; words])
-                }
-            };
-            if tally.start == 0 && tally.len == snapshot.compiled.len() {
-                bits.iter_mut().zip(&tally.enabled).for_each(|(b, t)| *b |= t);
-            } else {
-                for i in Tally::positions(&tally.enabled) {
-                    let p = tally.start + i;
-                    bits[p / 64] |= 1 << (p % 64);
-                }
+        for (kind, id) in [subject.company, subject.user].into_iter().enumerate() {
+            if let Some(id) = id {
+                self.expose(exposed, kind, id_hash(id), tally, words);
             }
         }
+    }
+
+    /// Adds the flags `tally` enabled for the id `key` to the day's fresh exposures, unless the
+    /// day has already seen them.
+    fn expose(&self, exposed: &mut Exposed, kind: usize, key: u64, tally: &Tally, words: usize) {
+        let (seen, fresh) = (&mut exposed.seen[kind], &mut exposed.fresh[kind]);
+        if let std::collections::hash_map::Entry::Vacant(vacant) = seen.entry(key) {
+            if self.seen.fetch_add(1, Ordering::Relaxed) < MAX_SEEN {
+                vacant.insert(vec![0; words].into_boxed_slice());
+            } else {
+                self.seen.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let mut unremembered;
+        let seen = match seen.get_mut(&key) {
+            Some(bits) => &mut bits[..],
+            None => {
+                // Past the day's cap: kept until the next flush, within its own cap.
+                if !fresh.contains_key(&key) && self.exposed.fetch_add(1, Ordering::Relaxed) >= MAX_EXPOSED {
+                    self.exposed.fetch_sub(1, Ordering::Relaxed);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                unremembered = vec![0; words];
+                &mut unremembered[..]
+            }
+        };
+        let mut new = false;
+        tally.each_enabled_word(|w, bits| new |= bits & !seen[w] != 0);
+        if !new {
+            return;
+        }
+        let fresh = fresh
+            .entry(key)
+            .or_insert_with(|| vec![0; words].into_boxed_slice());
+        tally.each_enabled_word(|w, bits| {
+            let new = bits & !seen[w];
+            seen[w] |= new;
+            fresh[w] |= new;
+        });
     }
 
     /// Turns counting on or off (`--count-usage`).
@@ -258,9 +334,23 @@ impl Usage {
     pub fn take(&self) -> UsageBatch {
         let mut batch = Collect::default();
         for shard in &self.shards {
-            let windows = std::mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner()));
+            let (windows, fresh) = {
+                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+                let windows = std::mem::take(&mut shard.windows);
+                let fresh: Vec<_> = shard
+                    .exposed
+                    .iter_mut()
+                    .map(|(&(day, _), e)| (day, e.snapshot.clone(), std::mem::take(&mut e.fresh)))
+                    .collect();
+                let forgotten = forget_past(&mut shard.exposed);
+                self.seen.fetch_sub(forgotten, Ordering::Relaxed);
+                (windows, fresh)
+            };
             for ((hour, _), window) in windows {
                 batch.window(hour, window);
+            }
+            for (day, snapshot, ids) in fresh {
+                batch.exposed(day, &snapshot, ids);
             }
         }
         self.exposed.store(0, Ordering::Relaxed);
@@ -281,6 +371,31 @@ impl Usage {
     }
 }
 
+/// Keeps, of a shard's exposures, only those of the latest day and, per environment, of the
+/// snapshot most recently used (an earlier snapshot's requests are over, or nearly); returns how
+/// many remembered ids it let go.
+fn forget_past(exposed: &mut HashMap<(i64, usize), Exposed>) -> usize {
+    let Some(today) = exposed.keys().map(|(day, _)| *day).max() else {
+        return 0;
+    };
+    let mut latest: HashMap<i64, i64> = HashMap::new();
+    for ((day, _), e) in exposed.iter() {
+        if *day == today {
+            let at = latest.entry(e.snapshot.environment.id).or_insert(e.last_at);
+            *at = (*at).max(e.last_at);
+        }
+    }
+    let mut forgotten = 0;
+    exposed.retain(|(day, _), e| {
+        let keep = *day == today && latest.get(&e.snapshot.environment.id) == Some(&e.last_at);
+        if !keep {
+            forgotten += e.seen.iter().map(|ids| ids.len()).sum::<usize>();
+        }
+        keep
+    });
+    forgotten
+}
+
 /// Counts of one flag in one environment and hour, for one outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HourlyCount {
@@ -295,7 +410,7 @@ pub struct HourlyCount {
 }
 
 /// The companies and users one flag was enabled for in one environment and UTC day.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DailyExposure {
     pub environment_id: i64,
     pub flag_key: String,
@@ -315,7 +430,7 @@ pub struct LastChecked {
 
 /// What a flush adds to the store, each list sorted by its key (replicas that write the same
 /// rows lock them in the same order and never deadlock).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct UsageBatch {
     pub hourly: Vec<HourlyCount>,
     pub exposed: Vec<DailyExposure>,
@@ -404,12 +519,35 @@ impl Collect {
             row[0] += evaluated as i64;
             row[1] += reported as i64;
         }
-        let day = hour.div_euclid(DAY_MS) * DAY_MS;
-        for (ids, companies) in [(&window.companies, true), (&window.users, false)] {
+    }
+
+    /// Adds the ids first exposed since the last take to their flags' day sketches.
+    fn exposed(&mut self, day: i64, snapshot: &Snapshot, fresh: [IdBits; 2]) {
+        if fresh.iter().all(|ids| ids.is_empty()) {
+            return;
+        }
+        let mut sketches: Vec<Option<[Sketch; 2]>> = (0..snapshot.compiled.len()).map(|_| None).collect();
+        for (kind, ids) in fresh.iter().enumerate() {
             for (id, bits) in ids {
                 for p in Tally::positions(bits) {
-                    let (c, u) = self.exposed.entry((environment_id, key_of(p), day)).or_default();
-                    if companies { c } else { u }.insert(*id);
+                    sketches[p].get_or_insert_with(Default::default)[kind].insert(*id);
+                }
+            }
+        }
+        let environment_id = snapshot.environment.id;
+        for (p, sketch) in sketches.into_iter().enumerate() {
+            let Some([companies, users]) = sketch else {
+                continue;
+            };
+            let key = (environment_id, snapshot.compiled[p].key().to_string(), day);
+            match self.exposed.entry(key) {
+                Entry::Vacant(vacant) => {
+                    vacant.insert((companies, users));
+                }
+                Entry::Occupied(mut occupied) => {
+                    let (c, u) = occupied.get_mut();
+                    c.merge(&companies);
+                    u.merge(&users);
                 }
             }
         }

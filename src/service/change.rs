@@ -8,6 +8,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::flags::{AccessChange, NewFlag};
 use super::handle::Service;
 use super::ingest::{self, IngestWrite};
+use super::runtime::usage::UsageBatch;
 use super::runtime::{Inputs, Snapshot};
 use super::stages::{Direction, StageRef};
 use super::write::Write;
@@ -233,6 +234,15 @@ pub enum Change {
         environment_id: i64,
         writes: Vec<IngestWrite>,
     },
+    /// What this server counted since its last flush (Gatehouse itself; not audited: counts are
+    /// no change of configuration).
+    RecordUsage(UsageBatch),
+    /// Deletes the usage rows past their retention: hourly rows of hours before `hourly_before`,
+    /// daily rows of days before `daily_before` (epoch ms).
+    PruneUsage {
+        hourly_before: i64,
+        daily_before: i64,
+    },
 }
 
 /// What applying a change produced.
@@ -254,10 +264,15 @@ pub enum Outcome {
     Applied(bool),
     /// The id of what was created (a plan, a plan template).
     Id(i64),
+    /// How many hourly and daily usage rows were deleted.
+    Pruned {
+        hourly: u64,
+        daily: u64,
+    },
 }
 
 impl Outcome {
-    fn unexpected(self) -> ServiceError {
+    pub(super) fn unexpected(self) -> ServiceError {
         tracing::error!(outcome = ?self, "a change produced an outcome its caller did not expect");
         ServiceError::Internal
     }
@@ -346,7 +361,9 @@ impl Change {
             Change::SetProtection { .. } | Change::Bypass { .. } => Permission::Administer,
             Change::SetStaleSettings { .. } => Permission::Administer,
             Change::SavePlanTemplate { .. } | Change::DeletePlanTemplate { .. } => Permission::Administer,
-            Change::MarkScheduled { .. } => Permission::Internal,
+            Change::MarkScheduled { .. } | Change::RecordUsage(_) | Change::PruneUsage { .. } => {
+                Permission::Internal
+            }
             Change::AddStage { .. }
             | Change::UpdateStage { .. }
             | Change::ReorderStage { .. }
@@ -593,6 +610,13 @@ impl Change {
             } => ingest::record(w, environment_id, &writes)
                 .await
                 .map(|()| Outcome::Done),
+            Change::RecordUsage(mut batch) => usage::record(w, &mut batch).await.map(|()| Outcome::Done),
+            Change::PruneUsage {
+                hourly_before,
+                daily_before,
+            } => usage::prune(w, hourly_before, daily_before)
+                .await
+                .map(|(hourly, daily)| Outcome::Pruned { hourly, daily }),
         }
     }
 }

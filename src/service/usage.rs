@@ -11,10 +11,12 @@ use std::collections::HashMap;
 
 use super::access::{authorize, Permission};
 use super::actor::Actor;
+use super::change::{Change, Outcome};
 use super::error::{ServiceError, ServiceResult};
 use super::handle::Service;
+use super::runtime::usage::UsageBatch;
 use super::runtime::usage::{DAY_MS, HOUR_MS};
-use super::store::usage::put_setting;
+use super::store::usage::{add_usage, prune_usage, put_setting};
 use super::write::{Record, Write};
 use crate::model::{
     AccessRules, EnvironmentUsage, FlagUsage, StaleFlag, StaleReason, StaleSettings, UsageDay, UsageMarker,
@@ -29,6 +31,9 @@ pub const DAILY_DAYS: i64 = 400;
 /// Most days a usage read covers.
 pub const MAX_DAYS: u32 = 400;
 
+/// Who writes the counts, as the pipeline sees it.
+const USAGE_COUNTER: &str = "usage counter";
+
 /// The names of the staleness settings.
 const RELEASED_DAYS: &str = "stale.released_days";
 const UNCHECKED_DAYS: &str = "stale.unchecked_days";
@@ -37,21 +42,31 @@ impl Service {
     /// Writes what this server counted since the last flush; returns how many rows it added.
     /// Without a runtime (the command line) there is nothing to write.
     pub async fn flush_usage(&self) -> ServiceResult<usize> {
-        let Some(runtime) = self.runtime() else {
+        let Some(runtime) = self.runtime().cloned() else {
             return Ok(0);
         };
-        let mut batch = runtime.usage().take();
+        // Turning the counters into sketches is CPU work: off the server's worker threads.
+        let started = std::time::Instant::now();
+        let counters = runtime.clone();
+        let batch = tokio::task::spawn_blocking(move || counters.usage().take())
+            .await
+            .map_err(|_| ServiceError::Internal)?;
         if batch.is_empty() {
             return Ok(0);
         }
+        let collected = started.elapsed();
         let rows = batch.hourly.len() + batch.exposed.len() + batch.checked.len();
         let started = std::time::Instant::now();
-        if let Err(error) = self.store().add_usage(&mut batch).await {
+        let change = Change::RecordUsage(batch.clone());
+        if let Err(error) = self.apply(&Actor::system(USAGE_COUNTER), change).await {
             runtime.usage().put_back(batch);
-            return Err(error.into());
+            return Err(error);
         }
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::debug!(rows, ms, "usage flushed");
+        let (collect_ms, write_ms) = (
+            collected.as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        tracing::debug!(rows, collect_ms, write_ms, "usage flushed");
         Ok(rows)
     }
 
@@ -60,10 +75,14 @@ impl Service {
         let now = self.clock().now_ms();
         let hour = now.div_euclid(HOUR_MS) * HOUR_MS;
         let day = now.div_euclid(DAY_MS) * DAY_MS;
-        Ok(self
-            .store()
-            .prune_usage(hour - HOURLY_DAYS * DAY_MS, day - DAILY_DAYS * DAY_MS)
-            .await?)
+        let change = Change::PruneUsage {
+            hourly_before: hour - HOURLY_DAYS * DAY_MS,
+            daily_before: day - DAILY_DAYS * DAY_MS,
+        };
+        match self.apply(&Actor::system(USAGE_COUNTER), change).await? {
+            Outcome::Pruned { hourly, daily } => Ok((hourly, daily)),
+            other => Err(other.unexpected()),
+        }
     }
 
     /// Flushes every `every` until the task is aborted, and prunes once an hour.
@@ -330,6 +349,16 @@ impl Service {
 
 /// Most days either staleness threshold may be.
 const MAX_STALE_DAYS: i64 = 3650;
+
+/// Adds a flush's counts (`Change::RecordUsage`).
+pub async fn record(w: &mut Write<'_>, batch: &mut UsageBatch) -> ServiceResult<()> {
+    Ok(add_usage(w.conn(), batch).await?)
+}
+
+/// Deletes the usage rows past their retention (`Change::PruneUsage`).
+pub async fn prune(w: &mut Write<'_>, hourly_before: i64, daily_before: i64) -> ServiceResult<(u64, u64)> {
+    Ok(prune_usage(w.conn(), hourly_before, daily_before).await?)
+}
 
 /// Stores the staleness thresholds (audited as `settings.stale_changed`).
 pub async fn set_stale_settings(

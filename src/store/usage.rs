@@ -171,33 +171,34 @@ pub struct UsageRows {
     pub users: HashMap<i64, i64>,
 }
 
+/// Adds a batch of counts in the caller's transaction.
+pub async fn add_usage(conn: &mut AnyConnection, batch: &mut UsageBatch) -> StoreResult<()> {
+    add_hourly(conn, &batch.hourly).await?;
+    merge_exposed(conn, &mut batch.exposed).await?;
+    add_checked(conn, &batch.checked).await
+}
+
+/// Deletes hourly rows older than `hourly_before` and daily rows older than `daily_before`
+/// (epoch ms); returns how many of each.
+pub async fn prune_usage(
+    conn: &mut AnyConnection,
+    hourly_before: i64,
+    daily_before: i64,
+) -> StoreResult<(u64, u64)> {
+    let hourly = sqlx::query("DELETE FROM usage_hourly WHERE hour < $1")
+        .bind(hourly_before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let daily = sqlx::query("DELETE FROM usage_daily WHERE day < $1")
+        .bind(daily_before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok((hourly, daily))
+}
+
 impl Store {
-    /// Adds a batch of counts in one transaction (nothing of it when it fails).
-    pub async fn add_usage(&self, batch: &mut UsageBatch) -> StoreResult<()> {
-        let mut tx = self.begin_write(&[]).await?;
-        add_hourly(&mut tx, &batch.hourly).await?;
-        merge_exposed(&mut tx, &mut batch.exposed).await?;
-        add_checked(&mut tx, &batch.checked).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Deletes hourly rows older than `hourly_before` and daily rows older than `daily_before`
-    /// (epoch ms); returns how many of each.
-    pub async fn prune_usage(&self, hourly_before: i64, daily_before: i64) -> StoreResult<(u64, u64)> {
-        let hourly = sqlx::query("DELETE FROM usage_hourly WHERE hour < $1")
-            .bind(hourly_before)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-        let daily = sqlx::query("DELETE FROM usage_daily WHERE day < $1")
-            .bind(daily_before)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-        Ok((hourly, daily))
-    }
-
     /// A flag's usage from `since` (epoch ms, a day's start) on, in every environment.
     pub async fn flag_usage(&self, flag_key: &str, since: i64) -> StoreResult<UsageRows> {
         let mut usage = UsageRows::default();
