@@ -7,7 +7,9 @@ use std::io::BufRead;
 use crate::auth::session::SessionSettings;
 use crate::config::{DatabaseUrl, DEFAULT_DATABASE_URL};
 use crate::model::member::Role;
-use crate::service::{self, config_file, Actor, Change, Clock, IngestLimits, Service};
+use crate::service::{
+    self, config_file, Actor, Change, Clock, IngestLimits, NewTokenRequest, Outcome, Service,
+};
 use crate::startup::{Application, ServerSettings};
 
 #[derive(Debug, Parser)]
@@ -134,6 +136,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage access tokens of the management API (/api/v1).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Give a company, user or segment access to a flag in one environment, or take it away
     /// (through the same change pipeline, validation and audit log as the admin UI).
     #[command(subcommand)]
@@ -243,6 +248,26 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a service token and print it alone on the last line (shown once).
+    Create {
+        /// What the token is for, e.g. "ci".
+        #[arg(long)]
+        name: String,
+        /// The role it acts with: admin, editor or viewer.
+        #[arg(long)]
+        role: Role,
+        /// Days until it expires (default: never).
+        #[arg(long = "expires-in")]
+        expires_in: Option<i64>,
+    },
+    /// Print every token: prefix, kind, name, role, member, expiry, status.
+    List,
+    /// Revoke the token that starts with PREFIX (at once, on every server).
+    Revoke { prefix: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AccessCommand {
     /// Give access to FLAG in an environment.
     Grant(AccessTarget),
@@ -340,6 +365,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             let result = match command {
                 Command::Member(command) => member_command(&service, command).await,
                 Command::Keys(command) => keys_command(&service, command).await,
+                Command::Tokens(command) => tokens_command(&service, command).await,
                 Command::Access(command) => access_command(&service, command).await,
                 Command::Export { output } => export_command(&service, output.as_deref()).await,
                 Command::CodeRefs { path, format } => code_refs_command(&service, &path, format).await,
@@ -468,6 +494,65 @@ async fn keys_command(service: &Service, command: KeysCommand) -> Result<(), Str
         }
         KeysCommand::Revoke { prefix } => {
             let change = Change::RevokeSecretKey {
+                prefix: prefix.clone(),
+            };
+            service.apply(&actor, change).await.map_err(service_message)?;
+            println!("revoked {prefix}");
+            Ok(())
+        }
+    }
+}
+
+async fn tokens_command(service: &Service, command: TokensCommand) -> Result<(), String> {
+    let actor = Actor::cli();
+    match command {
+        TokensCommand::Create {
+            name,
+            role,
+            expires_in,
+        } => {
+            let request = NewTokenRequest {
+                name,
+                service_role: Some(role),
+                expires_in_days: expires_in,
+            };
+            let created = match service.apply(&actor, Change::CreateToken(request)).await {
+                Ok(Outcome::Token(created)) => created,
+                Ok(_) => return Err("the token was not created".into()),
+                Err(error) => return Err(service_message(error)),
+            };
+            let expires = created
+                .expires_at
+                .map_or("never".to_string(), crate::ui::datetime);
+            println!(
+                "Created service token {}… (expires: {expires}). It is shown once:",
+                created.prefix
+            );
+            println!("{}", created.token);
+            Ok(())
+        }
+        TokensCommand::List => {
+            let now = service.clock().now_ms();
+            for token in service.tokens(&actor).await.map_err(service_message)? {
+                let status = match (token.revoked_at, token.is_live(now)) {
+                    (Some(_), _) => "revoked",
+                    (None, false) => "expired",
+                    (None, true) => "active",
+                };
+                let expires = token.expires_at.map_or("never".to_string(), crate::ui::datetime);
+                let member = token.member_email.as_deref().unwrap_or("-");
+                println!(
+                    "{}…\t{}\t{}\t{}\t{member}\t{expires}\t{status}",
+                    token.prefix,
+                    token.kind.as_str(),
+                    token.name,
+                    token.role
+                );
+            }
+            Ok(())
+        }
+        TokensCommand::Revoke { prefix } => {
+            let change = Change::RevokeToken {
                 prefix: prefix.clone(),
             };
             service.apply(&actor, change).await.map_err(service_message)?;

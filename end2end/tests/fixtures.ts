@@ -35,3 +35,22 @@ export async function screenshot(page: import('@playwright/test').Page, name: st
 export async function waitForHydration(page: import('@playwright/test').Page) {
   await expect(page.locator('main[data-hydrated="true"]')).toBeVisible();
 }
+
+/** The admin team.spec.ts creates (it runs first: alphabetical order, one worker). */
+export const ADMIN = { email: 'ada@example.com', password: 'ada-password-123' };
+
+/** Signs in through the form (as `who`, the admin by default) and waits for the Overview. */
+export async function signIn(page: import('@playwright/test').Page, who: { email: string; password: string } = ADMIN) {
+  await page.goto('/sign-in');
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password', { exact: true }).fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
+}
+
+/** The publishable key of `environment`, as Settings › API keys shows it. */
+export async function publishableKey(page: import('@playwright/test').Page, environment = 'production'): Promise<string> {
+  await page.goto('/settings/keys');
+  const cell = page.getByRole('row').filter({ hasText: environment }).filter({ hasText: 'publishable' }).locator('code');
+  return (await cell.innerText()).trim();
+}

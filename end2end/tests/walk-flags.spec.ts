@@ -1,24 +1,7 @@
-import { test, expect, screenshot, waitForHydration } from './fixtures';
+import { ADMIN, test, expect, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
 import type { APIRequestContext, Page } from '@playwright/test';
 
-// Runs after team.spec.ts (alphabetical order, one worker), which created this admin.
-const ADMIN = { email: 'ada@example.com', password: 'ada-password-123' };
-
 test.describe.configure({ mode: 'serial' });
-
-async function signIn(page: Page) {
-  await page.goto('/sign-in');
-  await page.getByLabel('Email').fill(ADMIN.email);
-  await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
-}
-
-async function publishableKey(page: Page, environment = 'production'): Promise<string> {
-  await page.goto('/settings/keys');
-  const cell = page.getByRole('row').filter({ hasText: environment }).filter({ hasText: 'publishable' }).locator('code');
-  return (await cell.innerText()).trim();
-}
 
 /** What the public evaluation API says about `flag` for a company. */
 async function enabledFor(request: APIRequestContext, key: string, flag: string, company: string): Promise<boolean> {

@@ -1,24 +1,7 @@
-import { test, expect, screenshot, waitForHydration } from './fixtures';
-import type { APIRequestContext, Page } from '@playwright/test';
-
-// Runs after team.spec.ts (alphabetical order, one worker), which created this admin.
-const ADMIN = { email: 'ada@example.com', password: 'ada-password-123' };
+import { test, expect, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
+import type { APIRequestContext } from '@playwright/test';
 
 test.describe.configure({ mode: 'serial' });
-
-async function signIn(page: Page) {
-  await page.goto('/sign-in');
-  await page.getByLabel('Email').fill(ADMIN.email);
-  await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
-}
-
-async function publishableKey(page: Page): Promise<string> {
-  await page.goto('/settings/keys');
-  const cell = page.getByRole('row').filter({ hasText: 'production' }).filter({ hasText: 'publishable' }).locator('code');
-  return (await cell.innerText()).trim();
-}
 
 async function enabledFor(request: APIRequestContext, key: string, flag: string): Promise<boolean> {
   const response = await request.get(`/features/evaluated?key=${flag}&context.company.id=acme`, {
@@ -138,14 +121,6 @@ test('an admin defines a plan template and a product manager runs a flag through
 
 const EDITOR = { email: 'eddie@example.com', password: 'eddie-password-123' };
 
-async function signInAs(page: Page, who: { email: string; password: string }) {
-  await page.goto('/sign-in');
-  await page.getByLabel('Email').fill(who.email);
-  await page.getByLabel('Password', { exact: true }).fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
-}
-
 test('an editor files a change request in a protected environment and an admin approves it', async ({ page }) => {
   // Staging (not production, which the later walks change directly) needs one approval.
   await signIn(page);
@@ -156,7 +131,7 @@ test('an editor files a change request in a protected environment and an admin a
   await expect(page.getByRole('status').filter({ hasText: 'Saved: changes there now need' })).toBeVisible();
   await page.getByRole('button', { name: 'Sign out' }).click();
 
-  await signInAs(page, EDITOR);
+  await signIn(page, EDITOR);
   await page.goto('/flags/spring-sale?env=staging');
   await waitForHydration(page);
   await expect(page.getByText('Staging is protected: saving files a change request').first()).toBeVisible();
@@ -172,7 +147,7 @@ test('an editor files a change request in a protected environment and an admin a
   await screenshot(page, '35-change-request-filed');
   await page.getByRole('button', { name: 'Sign out' }).click();
 
-  await signInAs(page, { email: ADMIN.email, password: ADMIN.password });
+  await signIn(page);
   await expect(page.locator('#to-review')).toContainText('spring-sale');
   await page.locator('#to-review').getByRole('link', { name: 'spring-sale' }).click();
   await page.goto('/flags/spring-sale?env=staging');

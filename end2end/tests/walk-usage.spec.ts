@@ -1,27 +1,9 @@
-import { test, expect, screenshot, waitForHydration } from './fixtures';
-import type { Page } from '@playwright/test';
-
-// Runs after team.spec.ts (alphabetical order, one worker), which created this admin.
-const ADMIN = { email: 'ada@example.com', password: 'ada-password-123' };
+import { test, expect, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
 
 test.describe.configure({ mode: 'serial' });
 
-async function signIn(page: Page) {
-  await page.setViewportSize({ width: 1366, height: 900 });
-  await page.goto('/sign-in');
-  await page.getByLabel('Email').fill(ADMIN.email);
-  await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
-}
-
-async function publishableKey(page: Page): Promise<string> {
-  await page.goto('/settings/keys');
-  const cell = page.getByRole('row').filter({ hasText: 'production' }).filter({ hasText: 'publishable' }).locator('code');
-  return (await cell.innerText()).trim();
-}
-
 test('the flag page charts who checked a flag and the flags list shows when', async ({ page, request }) => {
+  await page.setViewportSize({ width: 1366, height: 900 });
   await signIn(page);
   const key = await publishableKey(page);
   await page.goto('/flags/new');
@@ -72,6 +54,7 @@ test('the flag page charts who checked a flag and the flags list shows when', as
 });
 
 test('the clean-up page lists a released flag and archives it after confirmation', async ({ page, request }) => {
+  await page.setViewportSize({ width: 1366, height: 900 });
   await signIn(page);
   await page.goto('/flags');
   await page.getByRole('navigation', { name: 'View' }).getByRole('link', { name: 'Clean-up' }).click();

@@ -1,24 +1,7 @@
-import { test, expect, screenshot, waitForHydration } from './fixtures';
-import type { APIRequestContext, Page } from '@playwright/test';
-
-// Runs last (alphabetical order, one worker): team.spec.ts created this admin.
-const ADMIN = { email: 'ada@example.com', password: 'ada-password-123' };
+import { ADMIN, test, expect, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
+import type { APIRequestContext } from '@playwright/test';
 
 test.describe.configure({ mode: 'serial' });
-
-async function signIn(page: Page) {
-  await page.goto('/sign-in');
-  await page.getByLabel('Email').fill(ADMIN.email);
-  await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
-}
-
-async function publishableKey(page: Page): Promise<string> {
-  await page.goto('/settings/keys');
-  const cell = page.getByRole('row').filter({ hasText: 'production' }).filter({ hasText: 'publishable' }).locator('code');
-  return (await cell.innerText()).trim();
-}
 
 /** Reports a company with attributes through the public ingest API, as an SDK would. */
 async function reportCompany(request: APIRequestContext, key: string, companyId: string, attributes: object) {

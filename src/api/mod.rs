@@ -1,5 +1,6 @@
 //! Public HTTP routes that are not the admin UI: health and readiness probes, metrics, the
-//! OpenAPI description, and the runtime API (Reflag evaluation and ingest, OFREP).
+//! OpenAPI description, the runtime API (Reflag evaluation and ingest, OFREP) and the management
+//! API (`/api/v1`, [`v1`]).
 //!
 //! Every route here passes the same guards: a body limit (`GATEHOUSE_MAX_BODY_BYTES`, default
 //! 1 MiB), a query-string limit, request metrics; the routes browsers call also answer CORS.
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod ofrep;
 pub mod reflag;
 pub mod streams;
+pub mod v1;
 
 /// The OpenAPI 3.1 description of the routes below.
 const OPENAPI: &str = include_str!("openapi.json");
@@ -75,8 +77,9 @@ pub fn routes(metrics_token: Option<String>) -> Router<AppState> {
         )
         .route("/openapi.json", get(openapi))
         .route("/features", get(reflag::features))
-        .layer(ApiGuard::new(metrics, max_body_bytes, false))
+        .layer(ApiGuard::new(metrics.clone(), max_body_bytes, false))
         .merge(browser)
+        .merge(v1::routes().layer(ApiGuard::new(metrics, max_body_bytes, false)))
 }
 
 /// `GET /openapi.json`.

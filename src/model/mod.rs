@@ -16,6 +16,7 @@ pub mod member;
 mod plan;
 mod schedule;
 pub mod secret;
+pub mod token;
 mod usage;
 
 pub use access::{

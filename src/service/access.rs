@@ -63,11 +63,13 @@ pub fn authorize(actor: &Actor, permission: Permission) -> Result<(), Refusal> {
         ) if *environment_id == wanted => Ok(()),
         (ActorKind::ApiKey { .. }, _) => Err(Refusal::WrongKey),
         (ActorKind::Anonymous, _) => Err(Refusal::NotSignedIn),
-        (ActorKind::Member { role, .. }, permission) => match permission.least_role() {
-            Some(need) if *role >= need => Ok(()),
-            Some(need) => Err(Refusal::Forbidden { have: *role, need }),
-            None => Err(Refusal::WrongKey),
-        },
+        (ActorKind::Member { role, .. } | ActorKind::Service { role, .. }, permission) => {
+            match permission.least_role() {
+                Some(need) if *role >= need => Ok(()),
+                Some(need) => Err(Refusal::Forbidden { have: *role, need }),
+                None => Err(Refusal::WrongKey),
+            }
+        }
     }
 }
 

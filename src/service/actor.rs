@@ -12,6 +12,8 @@ pub enum ActorKind {
     Operator,
     /// Gatehouse itself (first-run setup, the first admin from the environment).
     System,
+    /// A service token of the management API, with the role an admin gave it.
+    Service { token_id: i64, role: Role },
     /// An application holding an API key of one environment (the ingest endpoints).
     ApiKey { environment_id: i64 },
     /// Nobody signed in; holds a token at most (setup, invitation links) or is signing in.
@@ -63,6 +65,24 @@ impl Actor {
             kind: ActorKind::Anonymous,
             label: "anonymous".into(),
         }
+    }
+
+    /// The role the actor acts with: a member's or a service token's.
+    pub fn role(&self) -> Option<Role> {
+        match self.kind {
+            ActorKind::Member { role, .. } | ActorKind::Service { role, .. } => Some(role),
+            _ => None,
+        }
+    }
+
+    /// May manage everything: an admin (member or service token), the operator or Gatehouse.
+    pub fn is_admin(&self) -> bool {
+        matches!(self.kind, ActorKind::Operator | ActorKind::System) || self.role() == Some(Role::Admin)
+    }
+
+    /// The operator or Gatehouse itself, who are not held to reviews (they have the database).
+    pub fn is_operator(&self) -> bool {
+        matches!(self.kind, ActorKind::Operator | ActorKind::System)
     }
 
     /// The member behind the actor, if any: recorded as the author of what they write.

@@ -11,6 +11,7 @@ use super::ingest::{self, IngestWrite};
 use super::runtime::usage::UsageBatch;
 use super::runtime::{Inputs, Snapshot};
 use super::stages::{Direction, StageRef};
+use super::tokens::{self, CreatedToken, NewTokenRequest};
 use super::write::Write;
 use super::{environments, flags, keys, members, plans, requests, schedule, segments, stages, usage};
 use crate::model::member::{MemberView, Role};
@@ -234,6 +235,23 @@ pub enum Change {
         environment_id: i64,
         writes: Vec<IngestWrite>,
     },
+    /// A personal token of the acting member, or (with a role) an admin's service token.
+    CreateToken(NewTokenRequest),
+    /// Revokes the token shown as `prefix`: its owner's or an admin's doing.
+    RevokeToken {
+        prefix: String,
+    },
+    /// `change`, once per (token, key): a repeat of the key by the same token within a day
+    /// changes nothing and yields [`Outcome::Replayed`] (the management API's `Idempotency-Key`).
+    Idempotent {
+        token_id: i64,
+        key: String,
+        /// What the request was (method, path, body digest): a key is not reused for another.
+        fingerprint: String,
+        /// What the answer names (the created flag's key), kept to answer a repeat.
+        subject: String,
+        change: Box<Change>,
+    },
     /// What this server counted since its last flush (Gatehouse itself; not audited: counts are
     /// no change of configuration).
     RecordUsage(UsageBatch),
@@ -264,6 +282,10 @@ pub enum Outcome {
     Applied(bool),
     /// The id of what was created (a plan, a plan template).
     Id(i64),
+    /// An `Idempotency-Key` seen before: nothing was changed; the first request's subject.
+    Replayed(String),
+    /// A new access token, shown once.
+    Token(CreatedToken),
     /// How many hourly and daily usage rows were deleted.
     Pruned {
         hourly: u64,
@@ -359,6 +381,7 @@ impl Change {
             | Change::CloseChangeRequest { .. }
             | Change::ApplyChangeRequest { .. } => Permission::Edit,
             Change::SetProtection { .. } | Change::Bypass { .. } => Permission::Administer,
+            Change::Idempotent { change, .. } => change.permission(),
             Change::SetStaleSettings { .. } => Permission::Administer,
             Change::SavePlanTemplate { .. } | Change::DeletePlanTemplate { .. } => Permission::Administer,
             Change::MarkScheduled { .. } | Change::RecordUsage(_) | Change::PruneUsage { .. } => {
@@ -378,6 +401,8 @@ impl Change {
             | Change::ChangeRole { .. }
             | Change::RemoveMember { .. } => Permission::Administer,
             Change::AcceptInvitation { .. } => Permission::Public,
+            Change::CreateToken(request) => tokens::create_permission(request),
+            Change::RevokeToken { .. } => Permission::OwnAccount,
             Change::ChangePassword { .. } => Permission::OwnAccount,
             Change::Ingest { environment_id, .. } => Permission::Ingest {
                 environment_id: *environment_id,
@@ -398,7 +423,7 @@ impl Change {
             | Change::StartPlan { .. }
             | Change::AdvancePlan { .. }
             | Change::ApplyChangeRequest { .. } => Scope::Every,
-            Change::Bypass { change, .. } => change.scope(),
+            Change::Bypass { change, .. } | Change::Idempotent { change, .. } => change.scope(),
             Change::SetAccess { environment, .. }
             | Change::SetRemoteConfig { environment, .. }
             | Change::SetStageDefault { environment, .. } => Scope::One(environment.clone()),
@@ -610,6 +635,20 @@ impl Change {
             } => ingest::record(w, environment_id, &writes)
                 .await
                 .map(|()| Outcome::Done),
+            Change::CreateToken(request) => tokens::create(w, request).await.map(Outcome::Token),
+            Change::Idempotent {
+                token_id,
+                key,
+                fingerprint,
+                subject,
+                change,
+            } => {
+                if let Some(first) = tokens::remember(w, token_id, &key, &fingerprint, &subject).await? {
+                    return Ok(Outcome::Replayed(first));
+                }
+                Box::pin(change.write(w)).await
+            }
+            Change::RevokeToken { prefix } => tokens::revoke(w, &prefix).await.map(|()| Outcome::Done),
             Change::RecordUsage(mut batch) => usage::record(w, &mut batch).await.map(|()| Outcome::Done),
             Change::PruneUsage {
                 hourly_before,

@@ -43,6 +43,7 @@ mod segments;
 mod sign_in;
 mod stages;
 mod throttle;
+mod tokens;
 mod usage;
 mod write;
 
@@ -60,8 +61,8 @@ pub use flags::{AccessChange, Grantee, NewFlag};
 pub use handle::{OpenError, Service};
 pub use ingest::{EntityUpsert, IngestLimits, IngestWrite};
 pub use pages::{
-    AccessCheck, AccessCount, AuditPage, EditorOptions, EntityDetail, FlagList, FlagPage, Overview,
-    SegmentList, StagesPage, Team,
+    AccessCheck, AccessCount, AuditPage, EditorOptions, EntityDetail, FlagDetail, FlagList, FlagPage,
+    Overview, SegmentList, StagesPage, Team,
 };
 pub use sign_in::BAD_CREDENTIALS;
 pub use stages::{Direction, StageColor, StageName, StageRef};
@@ -75,4 +76,5 @@ pub use store::sessions::DatabaseSessionStore;
 pub use store::stages::StageDefault;
 pub use store::CorruptRow;
 pub use throttle::ACCOUNT_FAILURES;
+pub use tokens::{CreatedToken, NewTokenRequest, TokenRefusal};
 pub use usage::{DAILY_DAYS, FLUSH_EVERY, HOURLY_DAYS, MAX_DAYS};

@@ -75,6 +75,15 @@ pub struct FlagList {
     pub members: Vec<MemberView>,
 }
 
+/// A flag with its current access rules and their version in every environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlagDetail {
+    pub flag: Flag,
+    pub stages: Vec<ReleaseStage>,
+    /// Per environment: the current rules and their version (0: never set, No one).
+    pub access: Vec<(Environment, AccessRules, i64)>,
+}
+
 /// A flag's page in one environment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlagPage {
@@ -289,6 +298,30 @@ impl Service {
             environments,
             stages: store.release_stages().await?,
             members: store.members().await?,
+        })
+    }
+
+    /// A flag with its access in every environment (the management API's read of one flag).
+    pub async fn flag_detail(&self, actor: &Actor, key: &str) -> ServiceResult<FlagDetail> {
+        authorize(actor, Permission::Read)?;
+        let store = self.store();
+        let flag = store
+            .flag_by_key(key)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("flag {key:?}")))?;
+        let mut access = Vec::new();
+        for environment in store.environments().await? {
+            let current = store.current_access_rules_of(environment.id, &[flag.id]).await?;
+            let (rules, version) = match current.into_iter().next() {
+                Some(version) => (version.value?, version.version),
+                None => (AccessRules::NoOne, 0),
+            };
+            access.push((environment, rules, version));
+        }
+        Ok(FlagDetail {
+            flag,
+            stages: store.release_stages().await?,
+            access,
         })
     }
 

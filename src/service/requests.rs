@@ -15,7 +15,6 @@ use super::store::flags::latest_version;
 use super::store::requests::{approve as add_approval, edit_request, insert_request, request_in, set_status};
 use super::store::scheduled::cancel_for_request;
 use super::write::{Record, Write};
-use crate::model::member::Role;
 use crate::model::{AccessRules, ChangeRequest, Environment, PlannedChange, RemoteConfig, RequestStatus};
 
 /// The most approvals an environment can require.
@@ -250,13 +249,7 @@ pub async fn approve(w: &mut Write<'_>, id: i64) -> ServiceResult<()> {
 pub async fn close(w: &mut Write<'_>, id: i64, reject: bool, comment: &str) -> ServiceResult<()> {
     let comment = check_note(comment)?;
     let request = open(w, id).await?;
-    let admin = matches!(
-        w.actor.kind,
-        super::actor::ActorKind::Member {
-            role: Role::Admin,
-            ..
-        } | super::actor::ActorKind::Operator
-    );
+    let admin = w.actor.is_admin();
     let (status, action) = if reject {
         if is_author(w, &request) {
             return Err(ServiceError::Refused(

@@ -71,7 +71,7 @@ impl<'a> Write<'a> {
     /// environment. The command line and Gatehouse itself are not held to it (they act for the
     /// operator, who has the database anyway).
     pub fn check_protection(&self, environment: &Environment) -> ServiceResult<()> {
-        if environment.required_approvals == 0 || self.reviewed || self.actor.member_id().is_none() {
+        if environment.required_approvals == 0 || self.reviewed || self.actor.is_operator() {
             return Ok(());
         }
         let n = environment.required_approvals;
@@ -79,7 +79,7 @@ impl<'a> Write<'a> {
             "{} is protected: a change here needs the approval of {n} other member{}; file a change request{}",
             environment.name,
             if n == 1 { "" } else { "s" },
-            if matches!(self.actor.kind, super::actor::ActorKind::Member { role: crate::model::member::Role::Admin, .. }) {
+            if self.actor.role() == Some(crate::model::member::Role::Admin) {
                 " (or save without review, giving a reason)"
             } else {
                 ""

@@ -25,7 +25,7 @@ pub struct Invitation {
     pub revoked_at: Option<i64>,
 }
 
-fn role_from(table: &'static str, row: &AnyRow) -> StoreResult<Role> {
+pub(super) fn role_from(table: &'static str, row: &AnyRow) -> StoreResult<Role> {
     let text: String = row.try_get("role")?;
     text.parse().map_err(|reason: String| {
         StoreError::Corrupt(CorruptRow {

@@ -29,6 +29,7 @@ pub mod sessions;
 pub mod stages;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 pub mod usage;
 
 use std::str::FromStr;

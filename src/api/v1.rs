@@ -1,0 +1,588 @@
+//! The management API, `/api/v1`: flags, their access per environment, environments, release
+//! stages, the audit log and access tokens, for CI jobs, back-office tools and agents. Callers
+//! send an access token (`Authorization: Bearer gth_…`, `gatehouse tokens create`); every call acts
+//! as the token's member or service role and goes through the same service calls, and so the same
+//! authorization decision and change pipeline, as the admin UI. Errors are problem details
+//! (RFC 9457, `application/problem+json`) with a stable `type` per kind of error. The document is
+//! `GET /api/v1/openapi.json` (`v1-openapi.json` beside this file).
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::model::secret::digest;
+use crate::model::token::TokenView;
+use crate::model::{AccessRules, Environment, Flag, ReleaseStage};
+use crate::service::access::Refusal;
+use crate::service::{
+    AccessChange, Actor, AuditFilter, Change, FlagFilter, NewFlag, Outcome, Service, ServiceError,
+    TokenRefusal,
+};
+use crate::state::AppState;
+
+/// The OpenAPI 3.1 description of the routes below.
+const OPENAPI: &str = include_str!("v1-openapi.json");
+/// Most items a list returns per page.
+const MAX_LIMIT: usize = 200;
+const DEFAULT_LIMIT: usize = 50;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/flags", get(list_flags).post(create_flag))
+        .route("/api/v1/flags/{key}", get(get_flag).patch(update_flag))
+        .route("/api/v1/flags/{key}/archive", post(archive_flag))
+        .route("/api/v1/flags/{key}/restore", post(restore_flag))
+        .route(
+            "/api/v1/flags/{key}/access/{environment}",
+            get(get_access).put(put_access),
+        )
+        .route("/api/v1/environments", get(environments))
+        .route("/api/v1/stages", get(stages))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/tokens", get(tokens))
+        .route("/api/v1/tokens/{prefix}", axum::routing::delete(revoke_token))
+        .route("/api/v1", any(unknown))
+        .route("/api/v1/{*rest}", any(unknown))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn unknown() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such route; see /api/v1/openapi.json",
+    )
+}
+
+/// An error as problem details: `type` names the kind (`urn:gatehouse:problem:<kind>`).
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    kind: &'static str,
+    detail: String,
+    field: Option<String>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            kind,
+            detail: detail.into(),
+            field: None,
+        }
+    }
+
+    fn bad_request(field: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            field: Some(field.to_string()),
+            ..Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("urn:gatehouse:problem:{}", self.kind),
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(error: ServiceError) -> Problem {
+        let detail = error.to_string();
+        match error {
+            ServiceError::Invalid { field, .. } => Problem {
+                field: Some(field),
+                ..Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
+            },
+            ServiceError::Conflict(_) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
+            ServiceError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", detail),
+            ServiceError::Denied(Refusal::NotSignedIn) => {
+                Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            }
+            ServiceError::Denied(_) => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            ServiceError::Refused(_) => Problem::new(StatusCode::CONFLICT, "refused", detail),
+            ServiceError::TooManyAttempts(_) => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", detail)
+            }
+            ServiceError::LimitReached(_) => Problem::new(StatusCode::CONFLICT, "limit-reached", detail),
+            ServiceError::Busy(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", detail),
+            ServiceError::Corrupt(_) => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt-data", detail)
+            }
+            ServiceError::Internal => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail),
+        }
+    }
+}
+
+type ApiResult = Result<Response, Problem>;
+
+/// The caller: the actor its bearer token acts as, and the token's id.
+pub struct Caller {
+    actor: Actor,
+    token_id: i64,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Service: FromRef<S>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, Problem> {
+        let service = Service::from_ref(state);
+        let unauthorized = |refusal: TokenRefusal| {
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", refusal.to_string())
+        };
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| unauthorized(TokenRefusal::Missing))?;
+        match service.authenticate_token(token).await? {
+            Ok((actor, token_id)) => Ok(Caller { actor, token_id }),
+            Err(refusal) => Err(unauthorized(refusal)),
+        }
+    }
+}
+
+/// A path parameter, refused as a problem when it does not decode.
+struct Param<T>(T);
+
+impl<S, T> FromRequestParts<S> for Param<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Param<T>, Problem> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Param(value)),
+            Err(rejection) => Err(Problem::bad_request("path", rejection.body_text())),
+        }
+    }
+}
+
+/// A JSON body, refused as a problem when it is not one of `T`.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| Problem::bad_request("body", format!("the body is not valid: {error}")))
+}
+
+/// Reads a query parameter as `T`.
+fn query<T: std::str::FromStr>(params: &HashMap<String, String>, name: &str) -> Result<Option<T>, Problem> {
+    match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| Problem::bad_request(name, format!("{name} is not valid: {text:?}"))),
+    }
+}
+
+/// `page` (from 0) and `limit` (1 to [`MAX_LIMIT`]).
+fn paging(params: &HashMap<String, String>) -> Result<(usize, usize), Problem> {
+    let page = query::<usize>(params, "page")?.unwrap_or(0);
+    let limit = query::<usize>(params, "limit")?.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(Problem::bad_request(
+            "limit",
+            format!("limit is 1 to {MAX_LIMIT}"),
+        ));
+    }
+    if page > 1_000_000 {
+        return Err(Problem::bad_request("page", "page is at most 1000000"));
+    }
+    Ok((page, limit))
+}
+
+fn stage_json(stages: &[ReleaseStage], id: i64) -> Value {
+    let name = stages.iter().find(|s| s.id == id).map(|s| s.name.as_str());
+    json!({ "id": id, "name": name.unwrap_or("") })
+}
+
+fn flag_json(flag: &Flag, stages: &[ReleaseStage]) -> Value {
+    json!({
+        "key": flag.key.as_str(),
+        "name": flag.name,
+        "description": flag.description,
+        "stage": stage_json(stages, flag.stage_id),
+        "ownerId": flag.owner_id,
+        "type": if flag.permanent { "permanent" } else { "temporary" },
+        "archived": flag.archived,
+        "createdAt": flag.created_at,
+        "updatedAt": flag.updated_at,
+    })
+}
+
+fn access_json(environment: &Environment, rules: &AccessRules, version: i64) -> Value {
+    json!({ "environment": environment.key.as_str(), "rules": rules, "version": version })
+}
+
+fn environment_json(environment: &Environment) -> Value {
+    json!({
+        "key": environment.key.as_str(),
+        "name": environment.name,
+        "isProduction": environment.is_production,
+        "requiredApprovals": environment.required_approvals,
+    })
+}
+
+fn token_json(token: &TokenView) -> Value {
+    json!({
+        "prefix": token.prefix,
+        "kind": token.kind,
+        "name": token.name,
+        "memberEmail": token.member_email,
+        "role": token.role.as_str(),
+        "createdBy": token.created_by,
+        "createdAt": token.created_at,
+        "expiresAt": token.expires_at,
+        "revokedAt": token.revoked_at,
+    })
+}
+
+/// `ETag` of a stored version.
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+async fn list_flags(
+    caller: Caller,
+    State(service): State<Service>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let (page, limit) = paging(&params)?;
+    let filter = FlagFilter {
+        search: params.get("q").cloned().unwrap_or_default(),
+        stage: query(&params, "stageId")?,
+        owner: query(&params, "ownerId")?,
+        archived: query(&params, "archived")?.unwrap_or(false),
+    };
+    let list = service.flag_list(&caller.actor, &filter, page, limit).await?;
+    let items: Vec<Value> = list
+        .flags
+        .iter()
+        .map(|(flag, _)| flag_json(flag, &list.stages))
+        .collect();
+    Ok(Json(json!({ "items": items, "total": list.total, "page": page, "limit": limit })).into_response())
+}
+
+/// A flag with its access in every environment.
+async fn flag_answer(service: &Service, actor: &Actor, key: &str, status: StatusCode) -> ApiResult {
+    let detail = service.flag_detail(actor, key).await?;
+    let mut answer = flag_json(&detail.flag, &detail.stages);
+    answer["access"] = detail
+        .access
+        .iter()
+        .map(|(environment, rules, version)| access_json(environment, rules, *version))
+        .collect();
+    Ok((status, Json(answer)).into_response())
+}
+
+async fn get_flag(caller: Caller, State(service): State<Service>, Param(key): Param<String>) -> ApiResult {
+    flag_answer(&service, &caller.actor, &key, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateFlag {
+    key: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default, rename = "type")]
+    kind: Option<FlagType>,
+    #[serde(default)]
+    owner_id: Option<i64>,
+}
+
+#[derive(Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum FlagType {
+    Temporary,
+    Permanent,
+}
+
+async fn create_flag(
+    caller: Caller,
+    State(service): State<Service>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let request: CreateFlag = body(&bytes)?;
+    let key = request.key.trim().to_string();
+    let change = Change::CreateFlag(NewFlag {
+        name: request.name.unwrap_or_else(|| key.clone()),
+        key: key.clone(),
+        description: request.description,
+        owner_id: request.owner_id,
+        permanent: request.kind == Some(FlagType::Permanent),
+        ..Default::default()
+    });
+    let change = match headers.get("idempotency-key") {
+        None => change,
+        Some(value) => Change::Idempotent {
+            token_id: caller.token_id,
+            key: value
+                .to_str()
+                .map_err(|_| Problem::bad_request("Idempotency-Key", "an Idempotency-Key is ASCII text"))?
+                .to_string(),
+            fingerprint: digest(&format!(
+                "{} /api/v1/flags {}",
+                Method::POST,
+                digest_bytes(&bytes)
+            )),
+            subject: key.clone(),
+            change: Box::new(change),
+        },
+    };
+    let (created, replayed) = match service.apply(&caller.actor, change).await? {
+        Outcome::Replayed(first) => (first, true),
+        outcome => (outcome.into_flag()?.key.to_string(), false),
+    };
+    let mut response = flag_answer(&service, &caller.actor, &created, StatusCode::CREATED).await?;
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/flags/{created}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn digest_bytes(bytes: &Bytes) -> String {
+    digest(&String::from_utf8_lossy(bytes))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateFlag {
+    name: Option<String>,
+    description: Option<String>,
+    /// `null` clears the owner; absent keeps it.
+    #[serde(default, with = "serde_with_double_option")]
+    owner_id: Option<Option<i64>>,
+    #[serde(rename = "type")]
+    kind: Option<FlagType>,
+}
+
+/// `Option<Option<T>>` that tells an absent field (`None`) from `null` (`Some(None)`).
+mod serde_with_double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+}
+
+async fn update_flag(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(key): Param<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let request: UpdateFlag = body(&bytes)?;
+    let flag = service.flag_detail(&caller.actor, &key).await?.flag;
+    let change = Change::UpdateFlag {
+        key: flag.key.to_string(),
+        name: request.name.unwrap_or(flag.name),
+        description: request.description.unwrap_or(flag.description),
+        owner_id: request.owner_id.unwrap_or(flag.owner_id),
+        permanent: request.kind.map_or(flag.permanent, |k| k == FlagType::Permanent),
+        stage: crate::service::StageRef::Id(flag.stage_id),
+        archived: flag.archived,
+    };
+    service.apply(&caller.actor, change).await?;
+    flag_answer(&service, &caller.actor, flag.key.as_str(), StatusCode::OK).await
+}
+
+async fn set_archived(caller: Caller, service: Service, key: String, archived: bool) -> ApiResult {
+    let change = Change::SetArchived {
+        flag: key.clone(),
+        archived,
+    };
+    service.apply(&caller.actor, change).await?;
+    flag_answer(&service, &caller.actor, &key, StatusCode::OK).await
+}
+
+async fn archive_flag(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(key): Param<String>,
+) -> ApiResult {
+    set_archived(caller, service, key, true).await
+}
+
+async fn restore_flag(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(key): Param<String>,
+) -> ApiResult {
+    set_archived(caller, service, key, false).await
+}
+
+async fn get_access(
+    caller: Caller,
+    State(service): State<Service>,
+    Param((key, environment)): Param<(String, String)>,
+) -> ApiResult {
+    let detail = service.flag_detail(&caller.actor, &key).await?;
+    let Some((environment, rules, version)) =
+        detail.access.iter().find(|(e, ..)| e.key.as_str() == environment)
+    else {
+        return Err(ServiceError::NotFound(format!("environment {environment:?}")).into());
+    };
+    let mut response = Json(access_json(environment, rules, *version)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(*version));
+    Ok(response)
+}
+
+/// The version an `If-Match` header names (`"3"`, `W/"3"` or `3`); `None` without the header.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let refused = || Problem::bad_request("If-Match", "If-Match names the version read, as its ETag: \"3\"");
+    let text = value.to_str().map_err(|_| refused())?.trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<i64>().map(Some).map_err(|_| refused())
+}
+
+async fn put_access(
+    caller: Caller,
+    State(service): State<Service>,
+    Param((key, environment)): Param<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let expected_version = if_match(&headers)?;
+    let rules: AccessRules = body(&bytes)?;
+    let change = Change::SetAccess {
+        flag: key.clone(),
+        environment: environment.clone(),
+        change: AccessChange::Set(rules),
+        expected_version,
+    };
+    match service.apply(&caller.actor, change).await {
+        Ok(_) => {}
+        Err(ServiceError::Conflict(message)) if expected_version.is_some() => {
+            return Err(Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version-mismatch",
+                message,
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    get_access(caller, State(service), Param((key, environment))).await
+}
+
+async fn environments(caller: Caller, State(service): State<Service>) -> ApiResult {
+    let environments = service.environments(&caller.actor).await?;
+    let items: Vec<Value> = environments.iter().map(environment_json).collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn stages(caller: Caller, State(service): State<Service>) -> ApiResult {
+    let stages = service.release_stages(&caller.actor).await?;
+    let items: Vec<Value> = stages
+        .iter()
+        .map(|s| json!({ "id": s.id, "name": s.name, "color": s.color, "position": s.sort_order }))
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn audit(
+    caller: Caller,
+    State(service): State<Service>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let (page, limit) = paging(&params)?;
+    let filter = AuditFilter {
+        actor: params.get("actor").cloned().unwrap_or_default(),
+        subject: params.get("subject").cloned().unwrap_or_default(),
+        from: query(&params, "from")?,
+        to: query(&params, "to")?,
+    };
+    let found = service
+        .audit_page(&caller.actor, &filter, page as i64, limit as i64)
+        .await?;
+    let items: Vec<Value> = found
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "at": e.at,
+                "actor": e.actor_label,
+                "action": e.action,
+                "subjectType": e.subject_type,
+                "subject": e.subject_key,
+                "environment": e.environment_key,
+                "before": e.before,
+                "after": e.after,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "total": found.total, "page": page, "limit": limit })).into_response())
+}
+
+async fn tokens(caller: Caller, State(service): State<Service>) -> ApiResult {
+    let tokens = service.tokens(&caller.actor).await?;
+    let items: Vec<Value> = tokens.iter().map(token_json).collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn revoke_token(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(prefix): Param<String>,
+) -> ApiResult {
+    service
+        .apply(&caller.actor, Change::RevokeToken { prefix })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,589 @@
+//! The management API (`/api/v1`) with access tokens: every route refuses a missing, unknown,
+//! revoked or expired token; a viewer token reads only; an editor cannot manage tokens; a
+//! personal token acts with its member's role as it is now; writes go through the pipeline (the
+//! audit log names the token, the evaluation API serves the change); `If-Match` and
+//! `Idempotency-Key` behave as the document says; errors are problem details.
+
+mod common;
+
+use common::{gatehouse, TestApp};
+use gatehouse::config::Backend;
+use gatehouse::model::member::Role;
+use gatehouse::service::{Actor, Change, Clock, NewTokenRequest, Outcome};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// 2026-11-02 10:00 UTC.
+const START: i64 = 1_793_613_600_000;
+const DAY: i64 = 86_400_000;
+
+async fn service_token(app: &TestApp, name: &str, role: Role, expires_in_days: Option<i64>) -> String {
+    let request = NewTokenRequest {
+        name: name.into(),
+        service_role: Some(role),
+        expires_in_days,
+    };
+    match app.apply(Change::CreateToken(request)).await {
+        Outcome::Token(created) => created.token,
+        other => panic!("no token: {other:?}"),
+    }
+}
+
+/// Sends `method path` with `token` and an optional JSON body; the status and the body (JSON,
+/// or null when empty).
+async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = app.client.request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{path} answered {status} with non-JSON: {text}"))
+    };
+    (status, headers, body)
+}
+
+/// Asserts a problem-details answer of `status` and `kind`.
+fn assert_problem(answer: &(StatusCode, reqwest::header::HeaderMap, Value), status: StatusCode, kind: &str) {
+    let (got, headers, body) = answer;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(
+        headers[reqwest::header::CONTENT_TYPE],
+        "application/problem+json",
+        "{body}"
+    );
+    assert_eq!(body["type"], format!("urn:gatehouse:problem:{kind}"), "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+}
+
+#[tokio::test]
+async fn tokens_are_required_and_roles_decide_what_they_may_do() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let viewer = service_token(&app, "dashboard", Role::Viewer, None).await;
+    let editor = service_token(&app, "ci", Role::Editor, None).await;
+    let admin = service_token(&app, "ops", Role::Admin, None).await;
+    assert!(viewer.starts_with("gth_svc_") && viewer.len() > 40);
+
+    // No token, a made-up one, a session cookie's worth of nothing: refused on every route.
+    for path in [
+        "/api/v1/flags",
+        "/api/v1/environments",
+        "/api/v1/stages",
+        "/api/v1/audit",
+        "/api/v1/tokens",
+    ] {
+        let answer = call(&app, None, Method::GET, path, None).await;
+        assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+        assert_eq!(answer.1[reqwest::header::WWW_AUTHENTICATE], "Bearer");
+        let made_up = call(
+            &app,
+            Some("gth_svc_notarealtoken0000000000000000000000"),
+            Method::GET,
+            path,
+            None,
+        )
+        .await;
+        assert_problem(&made_up, StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let secret_key = call(&app, Some("sec_prod_abc"), Method::GET, "/api/v1/flags", None).await;
+    assert_problem(&secret_key, StatusCode::UNAUTHORIZED, "unauthorized");
+
+    // A viewer reads, and may not write.
+    let (status, _, environments) =
+        call(&app, Some(&viewer), Method::GET, "/api/v1/environments", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(environments["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["key"] == "production"));
+    let create = json!({ "key": "new-checkout", "name": "New checkout" });
+    let refused = call(
+        &app,
+        Some(&viewer),
+        Method::POST,
+        "/api/v1/flags",
+        Some(create.clone()),
+    )
+    .await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        call(&app, Some(&viewer), Method::GET, "/api/v1/flags", None)
+            .await
+            .2["total"],
+        0
+    );
+
+    // An editor creates and changes flags, and may not see or revoke tokens.
+    let (status, headers, flag) =
+        call(&app, Some(&editor), Method::POST, "/api/v1/flags", Some(create)).await;
+    assert_eq!(status, StatusCode::CREATED, "{flag}");
+    assert_eq!(headers[reqwest::header::LOCATION], "/api/v1/flags/new-checkout");
+    assert_eq!(flag["key"], "new-checkout");
+    assert_eq!(flag["type"], "temporary");
+    assert_eq!(flag["access"].as_array().unwrap().len(), 3, "{flag}");
+    assert_problem(
+        &call(&app, Some(&editor), Method::GET, "/api/v1/tokens", None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let viewer_prefix: String = viewer.chars().take(16).collect();
+    assert_problem(
+        &call(
+            &app,
+            Some(&editor),
+            Method::DELETE,
+            &format!("/api/v1/tokens/{viewer_prefix}"),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    let (_, _, listed) = call(
+        &app,
+        Some(&viewer),
+        Method::GET,
+        "/api/v1/flags?q=checkout&limit=10",
+        None,
+    )
+    .await;
+    assert_eq!(listed["total"], 1);
+    assert_eq!(
+        listed["items"][0]["stage"]["name"]
+            .as_str()
+            .map(|s| !s.is_empty()),
+        Some(true)
+    );
+
+    // The admin lists every token (never the token itself) and revokes the viewer's: refused at once.
+    let (status, _, tokens) = call(&app, Some(&admin), Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let items = tokens["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(
+        !tokens.to_string().contains(&viewer),
+        "a list never shows a token"
+    );
+    let (status, ..) = call(
+        &app,
+        Some(&admin),
+        Method::DELETE,
+        &format!("/api/v1/tokens/{viewer_prefix}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let revoked = call(&app, Some(&viewer), Method::GET, "/api/v1/flags", None).await;
+    assert_problem(&revoked, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(revoked.2["detail"].as_str().unwrap().contains("revoked"));
+
+    // Unknown routes and bad parameters are problems too.
+    assert_problem(
+        &call(&app, Some(&admin), Method::GET, "/api/v1/nothing-here", None).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    assert_problem(
+        &call(&app, Some(&admin), Method::GET, "/api/v1/flags?limit=0", None).await,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    );
+    assert_problem(
+        &call(
+            &app,
+            Some(&admin),
+            Method::POST,
+            "/api/v1/flags",
+            Some(json!({ "name": 3 })),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    );
+    let invalid = call(
+        &app,
+        Some(&admin),
+        Method::POST,
+        "/api/v1/flags",
+        Some(json!({ "key": "no spaces" })),
+    )
+    .await;
+    assert_problem(&invalid, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert_eq!(invalid.2["field"], "key");
+    assert_problem(
+        &call(
+            &app,
+            Some(&admin),
+            Method::GET,
+            "/api/v1/flags/no-such-flag",
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+}
+
+#[tokio::test]
+async fn access_changes_are_versioned_served_and_audited_as_the_token() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let ci = service_token(&app, "ci", Role::Editor, None).await;
+    call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        "/api/v1/flags",
+        Some(json!({ "key": "export", "type": "permanent" })),
+    )
+    .await;
+    let path = "/api/v1/flags/export/access/production";
+    let (status, headers, access) = call(&app, Some(&ci), Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // A new flag starts with No one, stored as version 1.
+    assert_eq!(
+        access,
+        json!({ "environment": "production", "rules": { "mode": "noOne" }, "version": 1 })
+    );
+    assert_eq!(headers[reqwest::header::ETAG], "\"1\"");
+
+    let acme = json!({ "mode": "some", "companies": ["acme"] });
+    let put = |rules: Value, version: &str| {
+        app.client
+            .put(app.url(path))
+            .bearer_auth(&ci)
+            .header(reqwest::header::IF_MATCH, version.to_string())
+            .json(&rules)
+            .send()
+    };
+    let saved = put(acme.clone(), "\"1\"").await.unwrap();
+    assert_eq!(saved.status(), StatusCode::OK);
+    assert_eq!(saved.headers()[reqwest::header::ETAG], "\"2\"");
+    let stale = put(json!({ "mode": "everyone" }), "\"1\"").await.unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let problem: Value = stale.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:gatehouse:problem:version-mismatch");
+    let bad_rules = put(json!({ "mode": "sometimes" }), "\"2\"").await.unwrap();
+    assert_eq!(bad_rules.status(), StatusCode::BAD_REQUEST);
+
+    // The evaluation API serves the change; the audit log names the token.
+    let key = app.publishable_key("production").await;
+    let evaluated: Value = app
+        .client
+        .get(app.url("/features/evaluated?context.company.id=acme"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(evaluated["features"]["export"]["isEnabled"], true);
+    let (_, _, audit) = call(&app, Some(&ci), Method::GET, "/api/v1/audit?subject=export", None).await;
+    let entries = audit["items"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "flag.access_rules_changed" && e["actor"] == "service token ci"),
+        "{audit}"
+    );
+
+    // Name, description and type change; archive and restore.
+    let (status, _, updated) = call(
+        &app,
+        Some(&ci),
+        Method::PATCH,
+        "/api/v1/flags/export",
+        Some(json!({ "name": "Export v2", "type": "temporary" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (updated["name"].as_str(), updated["type"].as_str()),
+        (Some("Export v2"), Some("temporary"))
+    );
+    let (_, _, archived) = call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        "/api/v1/flags/export/archive",
+        None,
+    )
+    .await;
+    assert_eq!(archived["archived"], true);
+    let (_, _, restored) = call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        "/api/v1/flags/export/restore",
+        None,
+    )
+    .await;
+    assert_eq!(restored["archived"], false);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_creates_once_and_is_not_reused_for_another_request() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let ci = service_token(&app, "ci", Role::Editor, None).await;
+    let create = |body: Value, key: &'static str| {
+        app.client
+            .post(app.url("/api/v1/flags"))
+            .bearer_auth(&ci)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let first = create(json!({ "key": "pricing" }), "k-1").await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let again = create(json!({ "key": "pricing" }), "k-1").await.unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::CREATED,
+        "a retry answers as the first time"
+    );
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["key"], "pricing");
+    let other = create(json!({ "key": "billing" }), "k-1").await.unwrap();
+    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Without a key, the same creation is refused: the flag exists.
+    let plain = call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        "/api/v1/flags",
+        Some(json!({ "key": "pricing" })),
+    )
+    .await;
+    assert_problem(&plain, StatusCode::CONFLICT, "conflict");
+    let (_, _, listed) = call(&app, Some(&ci), Method::GET, "/api/v1/flags", None).await;
+    assert_eq!(listed["total"], 1);
+    let (_, _, audit) = call(
+        &app,
+        Some(&ci),
+        Method::GET,
+        "/api/v1/audit?subject=pricing",
+        None,
+    )
+    .await;
+    let created = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "flag.created")
+        .count();
+    assert_eq!(created, 1);
+}
+
+#[tokio::test]
+async fn expired_tokens_and_changed_roles_hold_at_once() {
+    let Some((app, clock)) = TestApp::spawn_manual(Backend::Sqlite, START).await else {
+        return;
+    };
+    let short = service_token(&app, "short", Role::Viewer, Some(1)).await;
+    assert_eq!(
+        call(&app, Some(&short), Method::GET, "/api/v1/flags", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    clock.advance(DAY);
+    let expired = call(&app, Some(&short), Method::GET, "/api/v1/flags", None).await;
+    assert_problem(&expired, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(expired.2["detail"].as_str().unwrap().contains("expired"));
+
+    // A personal token acts with its member's role as it is now, and goes with the member.
+    let member = app.add_member("eve@example.com", Role::Editor).await;
+    let eve = Actor::member(&member);
+    let request = NewTokenRequest {
+        name: "laptop".into(),
+        service_role: None,
+        expires_in_days: None,
+    };
+    let personal = match app
+        .service
+        .apply(&eve, Change::CreateToken(request))
+        .await
+        .unwrap()
+    {
+        Outcome::Token(created) => created.token,
+        other => panic!("{other:?}"),
+    };
+    assert!(personal.starts_with("gth_pat_"));
+    let flag = json!({ "key": "eve-flag" });
+    let (status, ..) = call(&app, Some(&personal), Method::POST, "/api/v1/flags", Some(flag)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, _, own) = call(&app, Some(&personal), Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(
+        own["items"].as_array().unwrap().len(),
+        1,
+        "a member sees only their own tokens"
+    );
+    assert_eq!(own["items"][0]["memberEmail"], "eve@example.com");
+    app.apply(Change::ChangeRole {
+        member_id: member.id,
+        role: Role::Viewer,
+    })
+    .await;
+    let now_viewer = call(
+        &app,
+        Some(&personal),
+        Method::POST,
+        "/api/v1/flags",
+        Some(json!({ "key": "eve-two" })),
+    )
+    .await;
+    assert_problem(&now_viewer, StatusCode::FORBIDDEN, "forbidden");
+    app.apply(Change::RemoveMember { member_id: member.id }).await;
+    let gone = call(&app, Some(&personal), Method::GET, "/api/v1/flags", None).await;
+    assert_problem(&gone, StatusCode::UNAUTHORIZED, "unauthorized");
+    // Only a member has personal tokens.
+    let refused = app
+        .service
+        .apply(
+            &Actor::system("x"),
+            Change::CreateToken(NewTokenRequest {
+                name: "mine".into(),
+                service_role: None,
+                expires_in_days: None,
+            }),
+        )
+        .await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test]
+async fn a_token_of_one_installation_is_unknown_to_another() {
+    let (Some(one), Some(two)) = (
+        TestApp::spawn(Backend::Sqlite).await,
+        TestApp::spawn(Backend::Sqlite).await,
+    ) else {
+        return;
+    };
+    let token = service_token(&one, "ci", Role::Admin, None).await;
+    assert_eq!(
+        call(&one, Some(&token), Method::GET, "/api/v1/flags", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let elsewhere = call(&two, Some(&token), Method::GET, "/api/v1/flags", None).await;
+    assert_problem(&elsewhere, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn revocation_holds_at_once_on_every_replica() {
+    let Some(db) = common::TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let clock = Clock::system();
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let mut settings = gatehouse::startup::ServerSettings::local(db.url.clone(), "127.0.0.1:0");
+        settings.clock = clock.clone();
+        let app = gatehouse::startup::Application::build(settings).await.unwrap();
+        let url = format!("http://{}", app.local_addr());
+        let service = app.state().service.clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+        replicas.push((url, service));
+    }
+    let request = NewTokenRequest {
+        name: "ci".into(),
+        service_role: Some(Role::Editor),
+        expires_in_days: None,
+    };
+    let Outcome::Token(created) = replicas[0]
+        .1
+        .apply(&Actor::cli(), Change::CreateToken(request))
+        .await
+        .unwrap()
+    else {
+        panic!("no token");
+    };
+    let client = common::client();
+    let status = |url: String| {
+        let client = client.clone();
+        let token = created.token.clone();
+        async move {
+            client
+                .get(format!("{url}/api/v1/flags"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(replicas[1].0.clone()).await, StatusCode::OK);
+    let revoke = Change::RevokeToken {
+        prefix: created.prefix.clone(),
+    };
+    replicas[0].1.apply(&Actor::cli(), revoke).await.unwrap();
+    assert_eq!(status(replicas[1].0.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(replicas[0].0.clone()).await, StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn the_command_line_creates_lists_and_revokes_service_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/gatehouse.db", dir.path().display());
+    let run = |args: &[&str]| {
+        let output = gatehouse(&url).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    run(&["migrate"]);
+    let created = run(&[
+        "tokens",
+        "create",
+        "--name",
+        "ci",
+        "--role",
+        "editor",
+        "--expires-in",
+        "30",
+    ]);
+    let token = created.lines().last().unwrap().trim().to_string();
+    assert!(token.starts_with("gth_svc_"), "{created}");
+    let listed = run(&["tokens", "list"]);
+    let prefix: String = token.chars().take(16).collect();
+    assert!(
+        listed.contains(&format!("{prefix}…\tservice\tci\teditor")),
+        "{listed}"
+    );
+    assert!(listed.contains("active") && !listed.contains(&token), "{listed}");
+    run(&["tokens", "revoke", &prefix]);
+    assert!(run(&["tokens", "list"]).contains("revoked"));
+    let output = gatehouse(&url)
+        .args(["tokens", "create", "--name", "x", "--role", "owner"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
