@@ -2,6 +2,8 @@
 # Fuzzes every public route that /openapi.json describes with schemathesis (PyPI, installed once
 # into tools/venv) against the debug server on a throw-away SQLite database, authenticated with
 # the production environment's secret key. Fails on any 5xx answer (check `not_a_server_error`).
+# Then the management API (/api/v1/openapi.json) with an admin service token: fails on any 5xx
+# and on any answer the document does not describe (status code, content type, body schema).
 # The ingest rate limits are off so the fuzzer's bodies reach the decoders and the store; the
 # live-update streams are left out (they answer with a stream that never ends).
 #
@@ -33,6 +35,8 @@ addr="127.0.0.1:$port"
 "$binary" migrate >/dev/null
 secret=$("$binary" keys create --environment production | tail -n 1)
 [ -n "$secret" ] || { echo "no production secret key" >&2; exit 1; }
+token=$("$binary" tokens create --name fuzz --role admin | tail -n 1)
+[ -n "$token" ] || { echo "no service token" >&2; exit 1; }
 "$binary" serve --addr "$addr" --ingest-rate-per-key 0 --ingest-rate-per-address 0 \
     >"$data_dir/server.log" 2>&1 &
 server_pid=$!
@@ -53,6 +57,15 @@ status=0
     --checks not_a_server_error \
     --phases examples,fuzzing,stateful \
     --exclude-path-regex '^/(sse/|ofrep/v1/events)' \
+    --max-examples "${FUZZ_MAX_EXAMPLES:-60}" \
+    --request-timeout 10 \
+    --request-retries 1 \
+    --workers 2 \
+    --suppress-health-check all || status=$?
+"$venv/bin/schemathesis" --no-color run "http://$addr/api/v1/openapi.json" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --phases examples,fuzzing,stateful \
     --max-examples "${FUZZ_MAX_EXAMPLES:-60}" \
     --request-timeout 10 \
     --request-retries 1 \

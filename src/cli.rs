@@ -162,6 +162,19 @@ pub enum Command {
         #[arg(long)]
         output: Option<std::path::PathBuf>,
     },
+    /// Write the flag keys and remote-config payload types for an application's type checker:
+    /// TypeScript augmenting the Reflag SDK's `Flags` interface (a typo in a flag key then fails
+    /// to compile), or Rust (an enum of keys and serde types for the payloads).
+    Types {
+        #[arg(long, value_enum, default_value = "typescript")]
+        lang: TypesLang,
+        /// The SDK whose `Flags` interface the TypeScript augments.
+        #[arg(long, value_enum, default_value = "node")]
+        sdk: TypesSdk,
+        /// Write to this file (its directory is created) instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Find where a source tree mentions each flag key (as a whole word, in any language,
     /// respecting .gitignore): prints file:line per flag, then the flags found nowhere. Exits 0.
     CodeRefs {
@@ -204,6 +217,21 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// The language `gatehouse types` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TypesLang {
+    Typescript,
+    Rust,
+}
+
+/// The Reflag SDK the TypeScript types are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TypesSdk {
+    Node,
+    Browser,
+    React,
 }
 
 /// How a command prints what it found.
@@ -368,6 +396,9 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 Command::Tokens(command) => tokens_command(&service, command).await,
                 Command::Access(command) => access_command(&service, command).await,
                 Command::Export { output } => export_command(&service, output.as_deref()).await,
+                Command::Types { lang, sdk, output } => {
+                    types_command(&service, lang, sdk, output.as_deref()).await
+                }
                 Command::CodeRefs { path, format } => code_refs_command(&service, &path, format).await,
                 Command::Import { file, dry_run } => import_command(&service, &file, dry_run).await,
                 Command::Usage {
@@ -685,6 +716,38 @@ async fn stale_command(service: &Service, format: Format) -> Result<(), String> 
         .await
         .map_err(service_message)?;
     print_document(format, report::stale_text(&stale), report::stale_json(&stale))
+}
+
+async fn types_command(
+    service: &Service,
+    lang: TypesLang,
+    sdk: TypesSdk,
+    output: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let document = config_file::export(service, &Actor::cli())
+        .await
+        .map_err(service_message)?;
+    let sdk = match sdk {
+        TypesSdk::Node => crate::typegen::Sdk::Node,
+        TypesSdk::Browser => crate::typegen::Sdk::Browser,
+        TypesSdk::React => crate::typegen::Sdk::React,
+    };
+    let text = match lang {
+        TypesLang::Typescript => crate::typegen::typescript(&document, sdk),
+        TypesLang::Rust => crate::typegen::rust(&document),
+    };
+    match output {
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let flags = document.flags.iter().filter(|f| !f.archived).count();
+            eprintln!("wrote the types of {flags} flags to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 async fn export_command(service: &Service, output: Option<&std::path::Path>) -> Result<(), String> {

@@ -31,6 +31,8 @@ pub mod startup;
 #[cfg(feature = "ssr")]
 pub mod state;
 #[cfg(feature = "ssr")]
+pub mod typegen;
+#[cfg(feature = "ssr")]
 pub mod usage_report;
 
 /// Browser entry point: attaches the client to the server-rendered HTML.
