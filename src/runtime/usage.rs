@@ -13,15 +13,19 @@
 //! so each id enters each flag's day sketch ([`Sketch`]) once a day, however often it asks, and
 //! a flush does work in proportion to the ids new since the last one, not to the requests.
 //!
+//! At a flush the fresh exposures go into the day's sketches, which the process keeps (per
+//! environment and day, two per flag, at most about 3 KB each once dense) and writes whole, as its
+//! own rows, when they changed: the store replaces them without reading anything.
+//!
 //! Memory is bounded: per window, four counters per flag; [`MAX_SEEN`] ids remembered per day
 //! (over all shards), one bit per flag each; past that cap, for at most [`MAX_EXPOSED`] more ids
 //! between two flushes, their exposures are kept without the day's memory, and beyond that they
 //! are dropped and counted ([`Usage::dropped`]; their checks are still counted). With 1,000 flags
 //! an id costs 128 B of bits and about 40 B of map entry, so at most
-//! (250,000 + 2 × 100,000) × 168 B ≈ 76 MB, and far less when ids repeat.
+//! (250,000 + 2 × 100,000) × 168 B ≈ 76 MB, and far less when ids repeat; the day's sketches
+//! add at most 2 × 3 KB per flag and environment (18 MB for 1,000 flags in 3 environments).
 
 use std::cell::Cell;
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -162,6 +166,26 @@ struct Exposed {
     fresh: [IdBits; 2],
 }
 
+/// One day's sketches of one environment's flags in this process.
+#[derive(Default)]
+struct DaySketches {
+    /// Flag key → position in `sketches`.
+    index: HashMap<String, usize>,
+    /// Companies, users, and whether they changed since the last take.
+    sketches: Vec<([Sketch; 2], bool)>,
+}
+
+impl DaySketches {
+    fn slot(&mut self, key: &str) -> usize {
+        if let Some(i) = self.index.get(key) {
+            return *i;
+        }
+        self.sketches.push(Default::default());
+        self.index.insert(key.to_string(), self.sketches.len() - 1);
+        self.sketches.len() - 1
+    }
+}
+
 #[derive(Default)]
 struct Shard {
     /// By (hour, snapshot).
@@ -178,6 +202,12 @@ pub struct Usage {
     /// Ids past [`MAX_SEEN`] in the `fresh` maps.
     exposed: AtomicUsize,
     dropped: AtomicU64,
+    /// The day's sketches of every flag this process exposed, per (environment, day): kept
+    /// across flushes (so they are dense and cheap to add to after the first minutes) and written
+    /// whole, as this replica's row, when they changed.
+    days: Mutex<HashMap<(i64, i64), DaySketches>>,
+    /// This process's name on its sketch rows (random per process).
+    replica: String,
     /// A batch that could not be written, kept for the next take.
     pending: Mutex<Option<UsageBatch>>,
     /// Off: nothing is counted (`--count-usage false`).
@@ -197,6 +227,11 @@ impl Default for Usage {
             seen: AtomicUsize::new(0),
             exposed: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
+            days: Mutex::default(),
+            replica: {
+                use rand::distributions::{Alphanumeric, DistString};
+                Alphanumeric.sample_string(&mut rand::thread_rng(), 16)
+            },
             pending: Mutex::default(),
             off: std::sync::atomic::AtomicBool::new(false),
         }
@@ -349,15 +384,37 @@ impl Usage {
             for ((hour, _), window) in windows {
                 batch.window(hour, window);
             }
+            let mut days = self.days.lock().unwrap_or_else(|e| e.into_inner());
             for (day, snapshot, ids) in fresh {
-                batch.exposed(day, &snapshot, ids);
+                let sketches = days.entry((snapshot.environment.id, day)).or_default();
+                add_exposures(sketches, &snapshot, ids);
             }
         }
         self.exposed.store(0, Ordering::Relaxed);
-        let batch = batch.finish();
+        self.changed_sketches(&mut batch);
+        let mut batch = batch.finish();
+        batch.replica = self.replica.clone();
         match self.pending.lock().unwrap_or_else(|e| e.into_inner()).take() {
             Some(pending) => pending.absorb(batch),
             None => batch,
+        }
+    }
+
+    /// Puts the sketches that changed since the last take into `batch` (whole: the store replaces
+    /// this replica's row), and forgets the days before the latest.
+    fn changed_sketches(&self, batch: &mut Collect) {
+        let mut days = self.days.lock().unwrap_or_else(|e| e.into_inner());
+        for (&(environment_id, day), sketches) in days.iter_mut() {
+            for (key, &i) in &sketches.index {
+                let ([companies, users], changed) = &mut sketches.sketches[i];
+                if std::mem::take(changed) {
+                    let row = (companies.clone(), users.clone());
+                    batch.exposed.insert((environment_id, key.clone(), day), row);
+                }
+            }
+        }
+        if let Some(today) = days.keys().map(|(_, day)| *day).max() {
+            days.retain(|(_, day), _| *day == today);
         }
     }
 
@@ -396,6 +453,28 @@ fn forget_past(exposed: &mut HashMap<(i64, usize), Exposed>) -> usize {
     forgotten
 }
 
+/// Adds the ids first exposed since the last take to their flags' day sketches.
+fn add_exposures(day: &mut DaySketches, snapshot: &Snapshot, fresh: [IdBits; 2]) {
+    let mut slots: Vec<Option<usize>> = vec![None; snapshot.compiled.len()];
+    for (kind, ids) in fresh.iter().enumerate() {
+        for (id, bits) in ids {
+            for p in Tally::positions(bits) {
+                let i = match slots[p] {
+                    Some(i) => i,
+                    None => {
+                        let i = day.slot(snapshot.compiled[p].key());
+                        slots[p] = Some(i);
+                        i
+                    }
+                };
+                let (sketches, changed) = &mut day.sketches[i];
+                sketches[kind].insert(*id);
+                *changed = true;
+            }
+        }
+    }
+}
+
 /// Counts of one flag in one environment and hour, for one outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HourlyCount {
@@ -432,6 +511,8 @@ pub struct LastChecked {
 /// rows lock them in the same order and never deadlock).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct UsageBatch {
+    /// The process that counted them: its sketch rows are its own.
+    pub replica: String,
     pub hourly: Vec<HourlyCount>,
     pub exposed: Vec<DailyExposure>,
     pub checked: Vec<LastChecked>,
@@ -444,6 +525,7 @@ impl UsageBatch {
 
     /// Adds `other` (a batch that could not be written) to this one.
     pub fn absorb(self, other: UsageBatch) -> UsageBatch {
+        let replica = self.replica.clone();
         let mut collect = Collect::default();
         for batch in [self, other] {
             for row in batch.hourly {
@@ -466,7 +548,10 @@ impl UsageBatch {
                 *at = (*at).max(row.at);
             }
         }
-        collect.finish()
+        UsageBatch {
+            replica,
+            ..collect.finish()
+        }
     }
 }
 
@@ -521,40 +606,9 @@ impl Collect {
         }
     }
 
-    /// Adds the ids first exposed since the last take to their flags' day sketches.
-    fn exposed(&mut self, day: i64, snapshot: &Snapshot, fresh: [IdBits; 2]) {
-        if fresh.iter().all(|ids| ids.is_empty()) {
-            return;
-        }
-        let mut sketches: Vec<Option<[Sketch; 2]>> = (0..snapshot.compiled.len()).map(|_| None).collect();
-        for (kind, ids) in fresh.iter().enumerate() {
-            for (id, bits) in ids {
-                for p in Tally::positions(bits) {
-                    sketches[p].get_or_insert_with(Default::default)[kind].insert(*id);
-                }
-            }
-        }
-        let environment_id = snapshot.environment.id;
-        for (p, sketch) in sketches.into_iter().enumerate() {
-            let Some([companies, users]) = sketch else {
-                continue;
-            };
-            let key = (environment_id, snapshot.compiled[p].key().to_string(), day);
-            match self.exposed.entry(key) {
-                Entry::Vacant(vacant) => {
-                    vacant.insert((companies, users));
-                }
-                Entry::Occupied(mut occupied) => {
-                    let (c, u) = occupied.get_mut();
-                    c.merge(&companies);
-                    u.merge(&users);
-                }
-            }
-        }
-    }
-
     fn finish(self) -> UsageBatch {
         UsageBatch {
+            replica: String::new(),
             hourly: self
                 .hourly
                 .into_iter()
@@ -651,6 +705,7 @@ mod tests {
     #[test]
     fn an_absorbed_batch_adds_counts_and_keeps_the_latest_check() {
         let row = |evaluated, at| UsageBatch {
+            replica: "r".into(),
             hourly: vec![HourlyCount {
                 environment_id: 1,
                 flag_key: "a".into(),

@@ -13,7 +13,7 @@ use crate::config::{Backend, DatabaseUrl};
 use crate::model::{AccessRules, FlagKey};
 
 /// Every table of the domain, as the migrations create it.
-const DOMAIN_TABLES: [&str; 22] = [
+const DOMAIN_TABLES: [&str; 24] = [
     "environments",
     "api_keys",
     "release_stages",
@@ -30,9 +30,11 @@ const DOMAIN_TABLES: [&str; 22] = [
     "company_users",
     "events",
     "usage_hourly",
-    "usage_daily",
+    "usage_exposures",
     "usage_last_checked",
     "settings",
+    "access_tokens",
+    "idempotent_requests",
     "audit_log",
     "change_events",
     "_sqlx_migrations",

@@ -1,13 +1,13 @@
 //! Usage rows: the counts each server adds in batches (`runtime::usage`), read back per flag and
 //! day, and pruned after their retention. Counts are added (`x = x + excluded.x`), so replicas
-//! that flush the same hour add up; a day's sketches are merged under a row lock (PostgreSQL) or
-//! SQLite's write lock, so two replicas never lose each other's companies.
+//! that flush the same hour add up; a day's sketches are each replica's own row, replaced on every
+//! flush and merged when read, so two replicas never lose (or wait for) each other's companies.
 
 use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{AnyConnection, Row};
 
-use super::{is_postgres, Store, StoreResult};
+use super::{Store, StoreResult};
 use crate::service::runtime::sketch::Sketch;
 use crate::service::runtime::usage::{DailyExposure, HourlyCount, LastChecked, UsageBatch};
 
@@ -69,80 +69,28 @@ async fn add_checked(conn: &mut AnyConnection, rows: &[LastChecked]) -> StoreRes
     Ok(())
 }
 
-/// Merges each day's new sketches into the stored ones: creates the missing rows, locks them
-/// (PostgreSQL, in key order, as every replica does), reads, merges and writes back; a few
-/// statements per environment and day, whatever the number of flags.
-async fn merge_exposed(conn: &mut AnyConnection, rows: &mut [DailyExposure]) -> StoreResult<()> {
-    let lock = if is_postgres(conn) { " FOR UPDATE" } else { "" };
-    // The batch is sorted by (environment, flag, day); group it by (environment, day).
-    let mut groups: BTreeMap<(i64, i64), Vec<&mut DailyExposure>> = BTreeMap::new();
-    for row in rows.iter_mut() {
-        groups.entry((row.environment_id, row.day)).or_default().push(row);
-    }
-    for ((environment_id, day), mut group) in groups {
-        group.sort_by(|a, b| a.flag_key.cmp(&b.flag_key));
-        for chunk in group.chunks_mut(CHUNK) {
-            let sql = format!(
-                "INSERT INTO usage_daily (environment_id, flag_key, day, companies, users) VALUES {} \
-                 ON CONFLICT (environment_id, flag_key, day) DO NOTHING",
-                placeholders(chunk.len(), 5)
-            );
-            let mut query = sqlx::query(&sql);
-            for row in chunk.iter() {
-                query = query
-                    .bind(environment_id)
-                    .bind(row.flag_key.as_str())
-                    .bind(day)
-                    .bind(Vec::<u8>::new())
-                    .bind(Vec::<u8>::new());
-            }
-            query.execute(&mut *conn).await?;
-            let keys: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-            let sql = format!(
-                "SELECT flag_key, companies, users FROM usage_daily \
-                 WHERE environment_id = $1 AND day = $2 AND flag_key IN ({}) ORDER BY flag_key{lock}",
-                keys.join(", ")
-            );
-            let mut query = sqlx::query(&sql).bind(environment_id).bind(day);
-            for row in chunk.iter() {
-                query = query.bind(row.flag_key.as_str());
-            }
-            let mut stored: HashMap<String, (Vec<u8>, Vec<u8>)> = HashMap::new();
-            for found in query.fetch_all(&mut *conn).await? {
-                stored.insert(found.try_get(0)?, (found.try_get(1)?, found.try_get(2)?));
-            }
-            let sql = format!(
-                "INSERT INTO usage_daily (environment_id, flag_key, day, companies, users, company_count, user_count) \
-                 VALUES {} ON CONFLICT (environment_id, flag_key, day) DO UPDATE SET \
-                 companies = excluded.companies, users = excluded.users, \
-                 company_count = excluded.company_count, user_count = excluded.user_count",
-                placeholders(chunk.len(), 7)
-            );
-            let mut query = sqlx::query(&sql);
-            for row in chunk.iter_mut() {
-                let (companies, users) = stored.remove(&row.flag_key).unwrap_or_default();
-                for (bytes, sketch) in [(companies, &mut row.companies), (users, &mut row.users)] {
-                    match Sketch::from_bytes(&bytes) {
-                        Some(before) => sketch.merge(&before),
-                        None => tracing::warn!(
-                            flag = row.flag_key,
-                            day,
-                            "a stored usage sketch could not be read; the day's count starts over"
-                        ),
-                    }
-                }
-                let (company_count, user_count) = (row.companies.count(), row.users.count());
-                query = query
-                    .bind(environment_id)
-                    .bind(row.flag_key.as_str())
-                    .bind(day)
-                    .bind(row.companies.to_bytes())
-                    .bind(row.users.to_bytes())
-                    .bind(company_count as i64)
-                    .bind(user_count as i64);
-            }
-            query.execute(&mut *conn).await?;
+/// Replaces this replica's sketches of each (environment, flag, day): the batch holds the
+/// replica's whole day so far, so nothing is read, merged or locked here, and replicas never wait
+/// for each other.
+async fn put_exposed(conn: &mut AnyConnection, replica: &str, rows: &mut [DailyExposure]) -> StoreResult<()> {
+    for chunk in rows.chunks_mut(CHUNK) {
+        let sql = format!(
+            "INSERT INTO usage_exposures (environment_id, flag_key, day, replica, companies, users) \
+             VALUES {} ON CONFLICT (environment_id, flag_key, day, replica) DO UPDATE SET \
+             companies = excluded.companies, users = excluded.users",
+            placeholders(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk.iter_mut() {
+            query = query
+                .bind(row.environment_id)
+                .bind(row.flag_key.as_str())
+                .bind(row.day)
+                .bind(replica)
+                .bind(row.companies.to_bytes())
+                .bind(row.users.to_bytes());
         }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -174,7 +122,7 @@ pub struct UsageRows {
 /// Adds a batch of counts in the caller's transaction.
 pub async fn add_usage(conn: &mut AnyConnection, batch: &mut UsageBatch) -> StoreResult<()> {
     add_hourly(conn, &batch.hourly).await?;
-    merge_exposed(conn, &mut batch.exposed).await?;
+    put_exposed(conn, &batch.replica, &mut batch.exposed).await?;
     add_checked(conn, &batch.checked).await
 }
 
@@ -190,7 +138,7 @@ pub async fn prune_usage(
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    let daily = sqlx::query("DELETE FROM usage_daily WHERE day < $1")
+    let daily = sqlx::query("DELETE FROM usage_exposures WHERE day < $1")
         .bind(daily_before)
         .execute(&mut *conn)
         .await?
@@ -227,24 +175,43 @@ impl Store {
             }
         }
         let daily = sqlx::query(
-            "SELECT environment_id, day, companies, users, company_count, user_count \
-             FROM usage_daily WHERE flag_key = $1 AND day >= $2",
+            "SELECT environment_id, day, companies, users FROM usage_exposures \
+             WHERE flag_key = $1 AND day >= $2",
         )
         .bind(flag_key)
         .bind(since)
         .fetch_all(self.pool())
         .await?;
+        // Each replica's row of a day holds its own ids: a day's count is their union, and so is
+        // the period's.
+        let mut days: BTreeMap<(i64, i64), (Sketch, Sketch)> = BTreeMap::new();
         let mut merged: HashMap<i64, (Sketch, Sketch)> = HashMap::new();
         for row in daily {
             let (environment_id, day): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let (c, u): (Vec<u8>, Vec<u8>) = (row.try_get(2)?, row.try_get(3)?);
+            let (c, u) = match (Sketch::from_bytes(&c), Sketch::from_bytes(&u)) {
+                (Some(c), Some(u)) => (c, u),
+                _ => {
+                    tracing::warn!(
+                        flag = flag_key,
+                        day,
+                        "a stored usage sketch cannot be read; it is left out"
+                    );
+                    continue;
+                }
+            };
+            let (day_companies, day_users) = days.entry((environment_id, day)).or_default();
+            day_companies.merge(&c);
+            day_users.merge(&u);
+            let (companies, users) = merged.entry(environment_id).or_default();
+            companies.merge(&c);
+            users.merge(&u);
+        }
+        for ((environment_id, day), (mut companies, mut users)) in days {
             let counts = usage.days.entry((environment_id, day)).or_default();
             counts.day = day;
-            counts.companies = row.try_get(4)?;
-            counts.users = row.try_get(5)?;
-            let (companies, users) = merged.entry(environment_id).or_default();
-            let (c, u): (Vec<u8>, Vec<u8>) = (row.try_get(2)?, row.try_get(3)?);
-            companies.merge(&Sketch::from_bytes(&c).unwrap_or_default());
-            users.merge(&Sketch::from_bytes(&u).unwrap_or_default());
+            counts.companies = companies.count() as i64;
+            counts.users = users.count() as i64;
         }
         for (environment_id, (mut companies, mut users)) in merged {
             usage.companies.insert(environment_id, companies.count() as i64);
