@@ -321,6 +321,16 @@ async fn access_changes_are_versioned_served_and_audited_as_the_token() {
         (updated["name"].as_str(), updated["type"].as_str()),
         (Some("Export v2"), Some("temporary"))
     );
+    let unknown_owner = call(
+        &app,
+        Some(&ci),
+        Method::PATCH,
+        "/api/v1/flags/export",
+        Some(json!({ "ownerId": 999_999 })),
+    )
+    .await;
+    assert_problem(&unknown_owner, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert_eq!(unknown_owner.2["field"], "owner_id");
     let (_, _, archived) = call(
         &app,
         Some(&ci),

@@ -320,6 +320,13 @@ impl Outcome {
         }
     }
 
+    pub fn into_token(self) -> ServiceResult<CreatedToken> {
+        match self {
+            Outcome::Token(created) => Ok(created),
+            other => Err(other.unexpected()),
+        }
+    }
+
     pub fn into_invitation(self) -> ServiceResult<(Invitation, String)> {
         match self {
             Outcome::Invitation(invitation, token) => Ok((invitation, token)),

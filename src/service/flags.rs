@@ -13,7 +13,9 @@ use super::store::flags::{
     flag_in, insert_flag, insert_version, latest_version, touch_flag, update_flag, version_of, Decoded,
     FlagFields, VersionedValue,
 };
+use super::store::members::member_for_update;
 use super::store::stages::{stage_defaults_in, stages_in};
+use super::store::StoreError;
 use super::write::{Record, Write};
 use crate::model::{
     AccessRules, ConfigVariant, Environment, Flag, FlagKey, ReleaseStage, RemoteConfig, SegmentKey,
@@ -209,6 +211,7 @@ pub async fn create(w: &mut Write<'_>, new: NewFlag) -> ServiceResult<Flag> {
             .map(|s| s.id)
             .ok_or_else(|| invalid("stage", "there is no release stage"))?,
     };
+    check_owner(w, new.owner_id).await?;
     let fields = FlagFields {
         name: &name,
         description: &description,
@@ -244,6 +247,16 @@ pub async fn create(w: &mut Write<'_>, new: NewFlag) -> ServiceResult<Flag> {
     Ok(created)
 }
 
+/// Refuses an owner who is not a member.
+async fn check_owner(w: &mut Write<'_>, owner_id: Option<i64>) -> ServiceResult<()> {
+    let Some(id) = owner_id else { return Ok(()) };
+    match member_for_update(w.conn(), id).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound(_)) => Err(invalid("owner_id", format!("no member has the id {id}"))),
+        Err(other) => Err(other.into()),
+    }
+}
+
 /// A flag's own fields, as [`super::Change::UpdateFlag`] sets them.
 pub struct Details {
     pub name: String,
@@ -272,6 +285,9 @@ pub async fn update(w: &mut Write<'_>, key: &str, details: Details) -> ServiceRe
     };
     if after == before {
         return Ok(());
+    }
+    if after.owner_id != before.owner_id {
+        check_owner(w, after.owner_id).await?;
     }
     let fields = FlagFields {
         name: &after.name,
