@@ -46,7 +46,8 @@ node-tools:
 	@test -d end2end/node_modules/@reflag/browser-sdk || (cd end2end && npm ci --no-audit --no-fund)
 	@test -d tests/differential/node_modules/@reflag/flag-evaluation \
 		|| (cd tests/differential && npm ci --no-audit --no-fund)
-	@test -x tests/sdk/node_modules/.bin/tsc || (cd tests/sdk && npm ci --no-audit --no-fund)
+	@test -x tests/sdk/node_modules/.bin/tsc && test -d tests/sdk/node_modules/@modelcontextprotocol/sdk \
+		|| (cd tests/sdk && npm ci --no-audit --no-fund)
 
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)

@@ -304,6 +304,7 @@ pub fn router(state: AppState, sessions: SessionSettings, metrics_token: Option<
     // that hot path the extra layer cost a boxed service clone per request.
     Router::new()
         .merge(crate::api::routes(metrics_token))
+        .merge(crate::api::mcp::routes(&state))
         .merge(admin)
         .with_state(state)
 }

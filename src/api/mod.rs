@@ -22,6 +22,7 @@ mod guard;
 pub mod ingest;
 mod key;
 pub mod limits;
+pub mod mcp;
 pub mod metrics;
 pub mod ofrep;
 pub mod reflag;

@@ -65,7 +65,7 @@ pub use pages::{
     Overview, SegmentList, StagesPage, Team,
 };
 pub use sign_in::BAD_CREDENTIALS;
-pub use stages::{Direction, StageColor, StageName, StageRef};
+pub use stages::{resolve as resolve_stage, Direction, StageColor, StageName, StageRef};
 pub use store::api_keys::ApiKeyInfo;
 pub use store::audit::{AuditFilter, AuditRecord, ChangeEvent};
 pub use store::entities::{EntityKind, EntityPage, EntityRow};
