@@ -86,9 +86,12 @@ for flags in 100 1000; do
     off_median="$(median "${off[@]}")"
     cost="$(python3 -c "print(f'{(1 - $on_median / $off_median) * 100:.1f}')")"
     flushes="$(cat "$work"/server-$flags-true-*.log \
-        | sed -n 's/.*usage flushed.*rows=\([0-9]*\).*collect_ms=\([0-9.]*\).*write_ms=\([0-9.]*\).*/\1 \2 \3/p')"
-    flush_max="$(awk 'BEGIN { m = 0; c = 0 } { if ($3 > m) { m = $3; r = $1 } if ($2 > c) c = $2 }
-        END { printf "%.1f ms (%d rows); collecting %.1f ms", m, r, c }' <<<"$flushes")"
+        | sed -n 's/.*usage flushed.*rows=\([0-9]*\).*sketches=\([a-z]*\).*collect_ms=\([0-9.]*\).*write_ms=\([0-9.]*\).*/\1 \2 \3 \4/p')"
+    flush_max="$(awk 'BEGIN { c = 0; m = 0; s = 0 }
+        $2 == "false" { if ($4 > m) { m = $4; r = $1 } }
+        $2 == "true" { if ($4 > s) { s = $4; q = $1 } }
+        { if ($3 > c) c = $3 }
+        END { printf "counts %.1f ms (%d rows); with sketches %.1f ms (%d rows); collecting %.1f ms", m, r, s, q, c }' <<<"$flushes")"
     flush_count="$(wc -l <<<"$flushes" | tr -d ' ')"
     rows+="| GET /features/evaluated, $flags flags | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $flush_max, of $flush_count flushes | $((on_hwm / 1024)) / $((off_hwm / 1024)) MB |"$'\n'
 done
@@ -100,9 +103,10 @@ SQLite, $threads wrk threads × $connections connections, ${duration} s per run,
 $companies companies (and users), so the counters hold many distinct ids. The same binary and database with
 \`--count-usage true\` and \`false\`, alternated three times; the cost is 1 − on/off of the medians. Each run starts
 a new server, so most ids are new to its day: the cost of a day's first requests, the most counting ever costs. The
-flush is the longest of the counting server's database writes (every 5 s and at shutdown) as it logs them, and the
-longest time it took to turn the counters into rows and sketches (on a blocking thread, before the write); peak RSS
-(VmHWM) is the last round's, counting on / off.
+flush is the longest of the counting server's database writes as it logs them: the counts every 5 s (with the day
+sketches that changed when they are at most 100), and the counts with all changed day sketches (every 60 s, and at
+the graceful shutdown that ends each run: the runs are shorter than a minute, so that is the one logged); then the
+longest time it took to turn the counters into rows and sketches (on a blocking thread, before the write). Peak RSS (VmHWM) is the last round's, counting on / off.
 
 | Endpoint | counting on, requests/s | counting off | median on | median off | cost | longest flush write; collect | peak RSS on / off |
 |---|---|---|---|---|---|---|---|

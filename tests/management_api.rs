@@ -597,3 +597,113 @@ fn the_command_line_creates_lists_and_revokes_service_tokens() {
         .unwrap();
     assert!(!output.status.success());
 }
+
+#[tokio::test]
+async fn a_stage_move_is_previewed_then_applied_and_companies_are_explained() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let ci = service_token(&app, "ci", Role::Editor, None).await;
+    call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        "/api/v1/flags",
+        Some(json!({ "key": "beta-feature" })),
+    )
+    .await;
+    let (_, _, stages) = call(&app, Some(&ci), Method::GET, "/api/v1/stages", None).await;
+    let beta = stages["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Beta")
+        .expect("a Beta stage")["id"]
+        .as_i64()
+        .unwrap();
+    app.apply(Change::SetStageDefault {
+        stage: gatehouse::service::StageRef::Id(beta),
+        environment: "staging".into(),
+        rules: Some(gatehouse::model::AccessRules::Everyone),
+    })
+    .await;
+    let path = "/api/v1/flags/beta-feature/stage";
+    let (status, _, preview) = call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        path,
+        Some(json!({ "stageId": beta, "dryRun": true })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["applied"], false);
+    assert_eq!(
+        preview["changes"],
+        json!([{ "environment": "staging", "from": { "mode": "noOne" }, "to": { "mode": "everyone" } }])
+    );
+    assert_ne!(
+        preview["flag"]["stage"]["name"], "Beta",
+        "a preview changes nothing"
+    );
+    let (_, _, moved) = call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        path,
+        Some(json!({ "stageId": beta })),
+    )
+    .await;
+    assert_eq!(moved["applied"], true);
+    assert_eq!(moved["flag"]["stage"]["name"], "Beta");
+    let missing = call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        path,
+        Some(json!({ "stageId": 999_999 })),
+    )
+    .await;
+    assert_problem(&missing, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+
+    // A company an application reported is found and its access explained.
+    let key = app.publishable_key("staging").await;
+    let reported = app
+        .client
+        .post(app.url("/company"))
+        .bearer_auth(&key)
+        .json(&json!({ "companyId": "acme", "attributes": { "name": "Acme", "plan": "pro" } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(reported.status().is_success());
+    let (_, _, found) = call(
+        &app,
+        Some(&ci),
+        Method::GET,
+        "/api/v1/companies?q=acm&environment=staging",
+        None,
+    )
+    .await;
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["items"][0]["attributes"]["plan"], "pro");
+    let (status, _, check) = call(
+        &app,
+        Some(&ci),
+        Method::GET,
+        "/api/v1/companies/acme/access?environment=staging",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{check}");
+    let flag = check["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "beta-feature")
+        .unwrap();
+    assert_eq!(flag["enabled"], true, "{check}");
+    let (status, _, segments) = call(&app, Some(&ci), Method::GET, "/api/v1/segments", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(segments["items"].is_array());
+}

@@ -111,7 +111,11 @@ async fn an_agent_creates_a_flag_and_grants_a_company_through_mcp() {
     let moved: Value = serde_json::from_str(results[5]["text"].as_str().unwrap()).unwrap();
     assert_eq!(moved["stage"], "Beta");
     assert_eq!(results[6]["isError"], true);
-    assert!(results[6]["text"].as_str().unwrap().contains("not found"), "{}", results[6]);
+    assert!(
+        results[6]["text"].as_str().unwrap().contains("not found"),
+        "{}",
+        results[6]
+    );
     assert_eq!(results[7]["isError"], true);
     assert!(results[7]["text"].as_str().unwrap().contains("exactly one"));
 

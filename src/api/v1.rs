@@ -46,6 +46,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/flags/{key}/access/{environment}",
             get(get_access).put(put_access),
         )
+        .route("/api/v1/flags/{key}/stage", post(move_stage))
+        .route("/api/v1/segments", get(segments))
+        .route("/api/v1/companies", get(companies))
+        .route("/api/v1/companies/{id}/access", get(company_access))
         .route("/api/v1/environments", get(environments))
         .route("/api/v1/stages", get(stages))
         .route("/api/v1/audit", get(audit))
@@ -518,6 +522,130 @@ async fn put_access(
         Err(error) => return Err(error.into()),
     }
     get_access(caller, State(service), Param((key, environment))).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StageMove {
+    /// The target stage's id.
+    stage_id: i64,
+    /// Only say what would change.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Moves a flag to a stage (the stage's default rules apply where it has them), or with
+/// `dryRun` only shows what that would change, as the flag page's preview does.
+async fn move_stage(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(key): Param<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let request: StageMove = body(&bytes)?;
+    let page = service.flag_page(&caller.actor, &key, "production").await?;
+    if !page.stages.iter().any(|s| s.id == request.stage_id) {
+        return Err(ServiceError::invalid(
+            "stageId",
+            format!("no release stage has the id {}", request.stage_id),
+        )
+        .into());
+    }
+    let changes: Vec<Value> = page
+        .stage_moves
+        .iter()
+        .filter(|(stage_id, ..)| *stage_id == request.stage_id)
+        .map(|(_, environment, from, to)| json!({ "environment": environment, "from": from, "to": to }))
+        .collect();
+    if !request.dry_run {
+        let change = Change::MoveStage {
+            flag: page.flag.key.to_string(),
+            stage_id: request.stage_id,
+        };
+        service.apply(&caller.actor, change).await?;
+    }
+    let detail = service.flag_detail(&caller.actor, page.flag.key.as_str()).await?;
+    let mut flag = flag_json(&detail.flag, &detail.stages);
+    flag["access"] = detail
+        .access
+        .iter()
+        .map(|(environment, rules, version)| access_json(environment, rules, *version))
+        .collect();
+    Ok(Json(json!({ "applied": !request.dry_run, "changes": changes, "flag": flag })).into_response())
+}
+
+async fn segments(caller: Caller, State(service): State<Service>) -> ApiResult {
+    let list = service.segment_list(&caller.actor, "production").await?;
+    let items: Vec<Value> = list
+        .segments
+        .iter()
+        .map(|(record, used_by, _)| {
+            json!({
+                "key": record.segment.key.as_str(),
+                "name": record.segment.name,
+                "description": record.description,
+                "conditions": record.segment.conditions,
+                "usedBy": used_by,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+async fn companies(
+    caller: Caller,
+    State(service): State<Service>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let (page, limit) = paging(&params)?;
+    let environment = params.get("environment").map_or("production", String::as_str);
+    let search = params.get("q").map_or("", String::as_str);
+    let kind = crate::service::EntityKind::Company;
+    let (_, _, found) = service
+        .search_entities(&caller.actor, environment, kind, search, page, limit)
+        .await?;
+    let items: Vec<Value> = found
+        .rows
+        .iter()
+        .map(|row| {
+            json!({
+                "id": row.id,
+                "name": row.name,
+                "attributes": row.attributes,
+                "firstSeen": row.first_seen,
+                "lastSeen": row.last_seen,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "total": found.total, "page": page, "limit": limit })).into_response())
+}
+
+/// Which flags a company gets in an environment, and why: the company page's explanation.
+async fn company_access(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(id): Param<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let environment = params.get("environment").map_or("production", String::as_str);
+    let kind = crate::service::EntityKind::Company;
+    let check = service
+        .check_access(&caller.actor, kind, environment, &id)
+        .await?;
+    let flags: Vec<Value> = check
+        .flags
+        .iter()
+        .map(|(key, name, explanation)| {
+            json!({
+                "key": key,
+                "name": name,
+                "enabled": explanation.matched_rule.is_some(),
+                "reason": explanation.reason,
+                "missingContext": explanation.missing_context_fields,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "company": id, "environment": environment, "flags": flags })).into_response())
 }
 
 async fn environments(caller: Caller, State(service): State<Service>) -> ApiResult {

@@ -42,6 +42,8 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 const SHARDS: usize = 8;
 /// Most distinct companies and users remembered per day (over all shards).
 pub const MAX_SEEN: usize = 250_000;
+/// Changed day sketches written at every flush; more wait for the flush that takes them all.
+const FEW_SKETCHES: usize = 100;
 /// Most ids past [`MAX_SEEN`] whose exposures are kept between two flushes.
 pub const MAX_EXPOSED: usize = 100_000;
 
@@ -365,8 +367,9 @@ impl Usage {
     }
 
     /// Everything counted since the last take, as rows to add to the store; the counters start
-    /// over.
-    pub fn take(&self) -> UsageBatch {
+    /// over. The day sketches that changed come along when `sketches` is true, and always for a
+    /// day that is over.
+    pub fn take(&self, sketches: bool) -> UsageBatch {
         let mut batch = Collect::default();
         for shard in &self.shards {
             let (windows, fresh) = {
@@ -391,7 +394,7 @@ impl Usage {
             }
         }
         self.exposed.store(0, Ordering::Relaxed);
-        self.changed_sketches(&mut batch);
+        self.changed_sketches(&mut batch, sketches);
         let mut batch = batch.finish();
         batch.replica = self.replica.clone();
         match self.pending.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -400,11 +403,22 @@ impl Usage {
         }
     }
 
-    /// Puts the sketches that changed since the last take into `batch` (whole: the store replaces
-    /// this replica's row), and forgets the days before the latest.
-    fn changed_sketches(&self, batch: &mut Collect) {
+    /// Puts the sketches that changed since they were last taken into `batch` (whole: the store
+    /// replaces this replica's row) — all of them when `all` or when they are few (at most
+    /// [`FEW_SKETCHES`]), else only those of days before the latest — and forgets the days
+    /// before the latest.
+    fn changed_sketches(&self, batch: &mut Collect, all: bool) {
         let mut days = self.days.lock().unwrap_or_else(|e| e.into_inner());
+        let today = days.keys().map(|(_, day)| *day).max().unwrap_or(i64::MIN);
+        let changed: usize = days
+            .values()
+            .map(|d| d.sketches.iter().filter(|(_, changed)| *changed).count())
+            .sum();
+        let all = all || changed <= FEW_SKETCHES;
         for (&(environment_id, day), sketches) in days.iter_mut() {
+            if !all && day == today {
+                continue;
+            }
             for (key, &i) in &sketches.index {
                 let ([companies, users], changed) = &mut sketches.sketches[i];
                 if std::mem::take(changed) {
@@ -413,9 +427,7 @@ impl Usage {
                 }
             }
         }
-        if let Some(today) = days.keys().map(|(_, day)| *day).max() {
-            days.retain(|(_, day), _| *day == today);
-        }
+        days.retain(|(_, day), _| *day == today);
     }
 
     /// Keeps a batch that could not be written for the next [`Usage::take`].

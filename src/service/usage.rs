@@ -1,29 +1,21 @@
-//! Usage: the flusher that writes the runtime's counters through the store, retention, and the
-//! reads behind the Usage section, the Clean-up page and `gatehouse usage` / `gatehouse stale`.
-//!
-//! The server flushes every [`FLUSH_EVERY`] and once more at a graceful shutdown; a batch that
-//! could not be written stays in memory and goes with the next flush. Retention: hourly rows
-//! [`HOURLY_DAYS`] days, daily rows [`DAILY_DAYS`] days, pruned by the flusher once an hour.
-//! Tests move the injected clock and call [`Service::flush_usage`] and
-//! [`Service::prune_usage`] themselves.
+//! Usage: the writes of the counts and of retention (applied by the change pipeline, see
+//! `flusher.rs` for who applies them), and the reads behind the Usage section, the Clean-up page
+//! and `gatehouse usage` / `gatehouse stale`.
 
 use std::collections::HashMap;
 
 use super::access::{authorize, Permission};
 use super::actor::Actor;
-use super::change::{Change, Outcome};
 use super::error::{ServiceError, ServiceResult};
 use super::handle::Service;
 use super::runtime::usage::UsageBatch;
-use super::runtime::usage::{DAY_MS, HOUR_MS};
+use super::runtime::usage::DAY_MS;
 use super::store::usage::{add_usage, prune_usage, put_setting};
 use super::write::{Record, Write};
 use crate::model::{
     AccessRules, EnvironmentUsage, FlagUsage, StaleFlag, StaleReason, StaleSettings, UsageDay, UsageMarker,
 };
 
-/// How often a server writes its counters.
-pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long hourly counts are kept.
 pub const HOURLY_DAYS: i64 = 14;
 /// How long daily companies and users exposed are kept.
@@ -31,83 +23,11 @@ pub const DAILY_DAYS: i64 = 400;
 /// Most days a usage read covers.
 pub const MAX_DAYS: u32 = 400;
 
-/// Who writes the counts, as the pipeline sees it.
-const USAGE_COUNTER: &str = "usage counter";
-
 /// The names of the staleness settings.
 const RELEASED_DAYS: &str = "stale.released_days";
 const UNCHECKED_DAYS: &str = "stale.unchecked_days";
 
 impl Service {
-    /// Writes what this server counted since the last flush; returns how many rows it added.
-    /// Without a runtime (the command line) there is nothing to write.
-    pub async fn flush_usage(&self) -> ServiceResult<usize> {
-        let Some(runtime) = self.runtime().cloned() else {
-            return Ok(0);
-        };
-        // Turning the counters into sketches is CPU work: off the server's worker threads.
-        let started = std::time::Instant::now();
-        let counters = runtime.clone();
-        let batch = tokio::task::spawn_blocking(move || counters.usage().take())
-            .await
-            .map_err(|_| ServiceError::Internal)?;
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        let collected = started.elapsed();
-        let rows = batch.hourly.len() + batch.exposed.len() + batch.checked.len();
-        let started = std::time::Instant::now();
-        let change = Change::RecordUsage(batch.clone());
-        if let Err(error) = self.apply(&Actor::system(USAGE_COUNTER), change).await {
-            runtime.usage().put_back(batch);
-            return Err(error);
-        }
-        let (collect_ms, write_ms) = (
-            collected.as_secs_f64() * 1000.0,
-            started.elapsed().as_secs_f64() * 1000.0,
-        );
-        tracing::debug!(rows, collect_ms, write_ms, "usage flushed");
-        Ok(rows)
-    }
-
-    /// Deletes the usage rows past their retention; returns how many hourly and daily rows.
-    pub async fn prune_usage(&self) -> ServiceResult<(u64, u64)> {
-        let now = self.clock().now_ms();
-        let hour = now.div_euclid(HOUR_MS) * HOUR_MS;
-        let day = now.div_euclid(DAY_MS) * DAY_MS;
-        let change = Change::PruneUsage {
-            hourly_before: hour - HOURLY_DAYS * DAY_MS,
-            daily_before: day - DAILY_DAYS * DAY_MS,
-        };
-        match self.apply(&Actor::system(USAGE_COUNTER), change).await? {
-            Outcome::Pruned { hourly, daily } => Ok((hourly, daily)),
-            other => Err(other.unexpected()),
-        }
-    }
-
-    /// Flushes every `every` until the task is aborted, and prunes once an hour.
-    pub fn spawn_usage_flusher(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
-        let service = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut pruned_at = i64::MIN;
-            loop {
-                ticks.tick().await;
-                if let Err(error) = service.flush_usage().await {
-                    tracing::warn!(%error, "could not write the usage counts; keeping them for the next flush");
-                }
-                let now = service.clock().now_ms();
-                if now.saturating_sub(pruned_at) >= HOUR_MS {
-                    match service.prune_usage().await {
-                        Ok(_) => pruned_at = now,
-                        Err(error) => tracing::warn!(%error, "could not prune old usage rows"),
-                    }
-                }
-            }
-        })
-    }
-
     /// A flag's usage over the last `days` days (today included), per environment (only
     /// `environment` when given), with the changes of its targeting and stage.
     pub async fn flag_usage(
