@@ -15,6 +15,7 @@ test('a member creates a personal access token, uses it on the management API an
   await expect(shown).toBeVisible();
   const token = await shown.inputValue();
   expect(token).toMatch(/^gth_pat_[A-Za-z0-9]{40}$/);
+  await expect(page.getByLabel('Name (what it is for)')).toHaveValue('');
   const row = page.getByRole('row').filter({ hasText: 'laptop' });
   await expect(row).toContainText(token.slice(0, 16));
   await expect(row).not.toContainText(token);

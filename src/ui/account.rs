@@ -112,6 +112,18 @@ fn TokensSection() -> impl IntoView {
     );
     let created = create.value();
     let is_admin = super::shell::member_has(Role::Admin);
+    // After a token is created the form starts over (the token itself is shown above it).
+    let (name_input, days_input) = (
+        NodeRef::<leptos::html::Input>::new(),
+        NodeRef::<leptos::html::Input>::new(),
+    );
+    Effect::new(move |_| {
+        if matches!(created.get(), Some(Ok(_))) {
+            for input in [name_input.get(), days_input.get()].into_iter().flatten() {
+                input.set_value("");
+            }
+        }
+    });
     view! {
         <section class="card" aria-labelledby="tokens-heading">
             <h2 id="tokens-heading">"Access tokens"</h2>
@@ -139,10 +151,10 @@ fn TokensSection() -> impl IntoView {
             <h3>"Create a token"</h3>
             <ActionForm action=create>
                 <label for="token-name">"Name (what it is for)"</label>
-                <input id="token-name" name="name" required maxlength="80" placeholder="ci"/>
+                <input id="token-name" name="name" required maxlength="80" placeholder="ci" node_ref=name_input/>
                 <ErrorText id="token-name-error" message=Signal::derive(field_error(created, "name"))/>
                 <label for="token-days">"Expires in (days, empty: never)"</label>
-                <input id="token-days" name="expires_in_days" inputmode="numeric" placeholder="90"/>
+                <input id="token-days" name="expires_in_days" inputmode="numeric" placeholder="90" node_ref=days_input/>
                 <ErrorText id="token-days-error" message=Signal::derive(field_error(created, "expires_in_days"))/>
                 <Show when=is_admin fallback=|| view! { <input type="hidden" name="role" value=""/> }>
                     <label for="token-role">"Kind"</label>
