@@ -8,7 +8,7 @@
 # "## Usage counting" section in BENCHMARKS.md in place of the previous one.
 #
 # Settings (environment): LOADTEST_DURATION (seconds per run, default 10), LOADTEST_THREADS (2),
-# LOADTEST_CONNECTIONS (32), LOADTEST_SKIP_BUILD=1, LOADTEST_NO_WRITE=1.
+# LOADTEST_CONNECTIONS (32), LOADTEST_WARM_SECONDS (40), LOADTEST_SKIP_BUILD=1, LOADTEST_NO_WRITE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -67,16 +67,22 @@ rps() { # one run; prints requests/s
 median() { python3 -c 'import statistics, sys; print(round(statistics.median(float(x) for x in sys.argv[1:])))' "$@"; }
 
 rows=""
-for flags in 100 1000; do
-    [ "$flags" = 1000 ] && "$gatehouse" import "$work/flags-1000.json" --database-url "$db" >/dev/null
+# Each case: flags, then the seconds of the same traffic before the measured run. "cold": 3 s, so
+# most ids are new to the server's day; "warm": $warm s first, so most were seen already today
+# (a server's usual state after the first minutes of a day).
+warm="${LOADTEST_WARM_SECONDS:-40}"
+for case in "100 3" "1000 3" "1000 $warm"; do
+    read -r flags warmup <<<"$case"
+    [ "$flags" = 1000 ] && [ "$warmup" = 3 ] && "$gatehouse" import "$work/flags-1000.json" --database-url "$db" >/dev/null
+    label="$flags flags, $([ "$warmup" = 3 ] && echo cold || echo "warm (${warmup} s first)")"
     on=(); off=()
     for round in 1 2 3; do
         for counting in true false; do
-            start "$counting" "$work/server-$flags-$counting-$round.log"
+            start "$counting" "$work/server-$flags-$warmup-$counting-$round.log"
             LOADTEST_HEADER="Authorization: Bearer $publishable" LOADTEST_SPREAD=$companies \
-                wrk -t"$threads" -c"$connections" -d3s -s scripts/loadtest/wrk.lua "$base$path" >/dev/null
+                wrk -t"$threads" -c"$connections" -d"${warmup}s" -s scripts/loadtest/wrk.lua "$base$path" >/dev/null
             r="$(rps)"
-            echo "== $flags flags, counting $counting, round $round: $r requests/s" >&2
+            echo "== $label, counting $counting, round $round: $r requests/s" >&2
             hwm="$(awk '/^VmHWM/ { print $2 }' "/proc/$server_pid/status")"
             if [ "$counting" = true ]; then on+=("$r"); on_hwm="$hwm"; else off+=("$r"); off_hwm="$hwm"; fi
             stop
@@ -85,7 +91,7 @@ for flags in 100 1000; do
     on_median="$(median "${on[@]}")"
     off_median="$(median "${off[@]}")"
     cost="$(python3 -c "print(f'{(1 - $on_median / $off_median) * 100:.1f}')")"
-    flushes="$(cat "$work"/server-$flags-true-*.log \
+    flushes="$(cat "$work"/server-$flags-$warmup-true-*.log \
         | sed -n 's/.*usage flushed.*rows=\([0-9]*\).*sketches=\([a-z]*\).*collect_ms=\([0-9.]*\).*write_ms=\([0-9.]*\).*/\1 \2 \3 \4/p')"
     flush_max="$(awk 'BEGIN { c = 0; m = 0; s = 0 }
         $2 == "false" { if ($4 > m) { m = $4; r = $1 } }
@@ -93,7 +99,7 @@ for flags in 100 1000; do
         { if ($3 > c) c = $3 }
         END { printf "counts %.1f ms (%d rows); with sketches %.1f ms (%d rows); collecting %.1f ms", m, r, s, q, c }' <<<"$flushes")"
     flush_count="$(wc -l <<<"$flushes" | tr -d ' ')"
-    rows+="| GET /features/evaluated, $flags flags | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $flush_max, of $flush_count flushes | $((on_hwm / 1024)) / $((off_hwm / 1024)) MB |"$'\n'
+    rows+="| GET /features/evaluated, $label | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $flush_max, of $flush_count flushes | $((on_hwm / 1024)) / $((off_hwm / 1024)) MB |"$'\n'
 done
 
 section="## Usage counting
@@ -102,7 +108,9 @@ section="## Usage counting
 SQLite, $threads wrk threads × $connections connections, ${duration} s per run, each request for a random one of
 $companies companies (and users), so the counters hold many distinct ids. The same binary and database with
 \`--count-usage true\` and \`false\`, alternated three times; the cost is 1 − on/off of the medians. Each run starts
-a new server, so most ids are new to its day: the cost of a day's first requests, the most counting ever costs. The
+a new server. \"Cold\": 3 s of traffic before the measured run, so most ids are new to the server's day — the cost
+of a day's first requests, the most counting ever costs. \"Warm\": ${warm} s of the same traffic first, so most ids
+were seen already that day — a server's usual state. The
 flush is the longest of the counting server's database writes as it logs them: the counts every 5 s (with the day
 sketches that changed when they are at most 100), and the counts with all changed day sketches (every 60 s, and at
 the graceful shutdown that ends each run: the runs are shorter than a minute, so that is the one logged); then the
