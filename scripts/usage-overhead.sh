@@ -38,7 +38,7 @@ port="$(free_port)"
 base="http://127.0.0.1:$port"
 
 start() { # COUNTING(true|false) LOG
-    RUST_LOG="warn,gatehouse::service::usage=debug" LEPTOS_SITE_ROOT=target/site "$gatehouse" serve \
+    RUST_LOG="warn,gatehouse::service::flusher=debug" LEPTOS_SITE_ROOT=target/site "$gatehouse" serve \
         --addr "127.0.0.1:$port" --database-url "$db" --count-usage "$1" >"$2" 2>&1 &
     server_pid=$!
     wait_http "$base/healthz"
@@ -57,12 +57,16 @@ python3 scripts/loadtest/generate.py companies "$base" "$publishable" "$companie
 stop
 
 path="/features/evaluated?context.company.id=company-%06d&context.user.id=user-%06d"
-rps() { # one run; prints requests/s
-    local out
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }
+rps() { # one run; prints requests/s and the server's CPU time per request (µs)
+    local out before after rate
+    before="$(cpu_ticks)"
     out="$(LOADTEST_HEADER="Authorization: Bearer $publishable" LOADTEST_SPREAD=$companies \
         wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s scripts/loadtest/wrk.lua "$base$path")"
+    after="$(cpu_ticks)"
     grep -q ' non2xx=0 socket_errors=0$' <<<"$(grep '^LOADTEST ' <<<"$out")" || { echo "$out" >&2; return 1; }
-    sed -n 's/^LOADTEST rps=\([0-9.]*\).*/\1/p' <<<"$out"
+    rate="$(sed -n 's/^LOADTEST rps=\([0-9.]*\).*/\1/p' <<<"$out")"
+    python3 -c "import os; t = os.sysconf('SC_CLK_TCK'); print($rate, round(($after - $before) / t * 1e6 / ($rate * $duration), 1))"
 }
 median() { python3 -c 'import statistics, sys; print(round(statistics.median(float(x) for x in sys.argv[1:])))' "$@"; }
 
@@ -75,22 +79,25 @@ for case in "100 3" "1000 3" "1000 $warm"; do
     read -r flags warmup <<<"$case"
     [ "$flags" = 1000 ] && [ "$warmup" = 3 ] && "$gatehouse" import "$work/flags-1000.json" --database-url "$db" >/dev/null
     label="$flags flags, $([ "$warmup" = 3 ] && echo cold || echo "warm (${warmup} s first)")"
-    on=(); off=()
+    on=(); off=(); on_cpu=(); off_cpu=()
     for round in 1 2 3; do
         for counting in true false; do
             start "$counting" "$work/server-$flags-$warmup-$counting-$round.log"
             LOADTEST_HEADER="Authorization: Bearer $publishable" LOADTEST_SPREAD=$companies \
                 wrk -t"$threads" -c"$connections" -d"${warmup}s" -s scripts/loadtest/wrk.lua "$base$path" >/dev/null
-            r="$(rps)"
-            echo "== $label, counting $counting, round $round: $r requests/s" >&2
+            read -r r cpu <<<"$(rps)"
+            echo "== $label, counting $counting, round $round: $r requests/s, $cpu µs CPU per request" >&2
             hwm="$(awk '/^VmHWM/ { print $2 }' "/proc/$server_pid/status")"
-            if [ "$counting" = true ]; then on+=("$r"); on_hwm="$hwm"; else off+=("$r"); off_hwm="$hwm"; fi
+            if [ "$counting" = true ]; then on+=("$r"); on_cpu+=("$cpu"); on_hwm="$hwm"; else off+=("$r"); off_cpu+=("$cpu"); off_hwm="$hwm"; fi
             stop
         done
     done
     on_median="$(median "${on[@]}")"
     off_median="$(median "${off[@]}")"
     cost="$(python3 -c "print(f'{(1 - $on_median / $off_median) * 100:.1f}')")"
+    on_cpu_median="$(python3 -c 'import statistics, sys; print(round(statistics.median(float(x) for x in sys.argv[1:]), 1))' "${on_cpu[@]}")"
+    off_cpu_median="$(python3 -c 'import statistics, sys; print(round(statistics.median(float(x) for x in sys.argv[1:]), 1))' "${off_cpu[@]}")"
+    cpu_cost="$(python3 -c "print(f'{($on_cpu_median / $off_cpu_median - 1) * 100:.1f}')")"
     flushes="$(cat "$work"/server-$flags-$warmup-true-*.log \
         | sed -n 's/.*usage flushed.*rows=\([0-9]*\).*sketches=\([a-z]*\).*collect_ms=\([0-9.]*\).*write_ms=\([0-9.]*\).*/\1 \2 \3 \4/p')"
     flush_max="$(awk 'BEGIN { c = 0; m = 0; s = 0 }
@@ -99,7 +106,7 @@ for case in "100 3" "1000 3" "1000 $warm"; do
         { if ($3 > c) c = $3 }
         END { printf "counts %.1f ms (%d rows); with sketches %.1f ms (%d rows); collecting %.1f ms", m, r, s, q, c }' <<<"$flushes")"
     flush_count="$(wc -l <<<"$flushes" | tr -d ' ')"
-    rows+="| GET /features/evaluated, $label | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $flush_max, of $flush_count flushes | $((on_hwm / 1024)) / $((off_hwm / 1024)) MB |"$'\n'
+    rows+="| GET /features/evaluated, $label | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $on_cpu_median / $off_cpu_median µs ($cpu_cost %) | $flush_max, of $flush_count flushes | $((on_hwm / 1024)) / $((off_hwm / 1024)) MB |"$'\n'
 done
 
 section="## Usage counting
@@ -110,14 +117,16 @@ $companies companies (and users), so the counters hold many distinct ids. The sa
 \`--count-usage true\` and \`false\`, alternated three times; the cost is 1 − on/off of the medians. Each run starts
 a new server. \"Cold\": 3 s of traffic before the measured run, so most ids are new to the server's day — the cost
 of a day's first requests, the most counting ever costs. \"Warm\": ${warm} s of the same traffic first, so most ids
-were seen already that day — a server's usual state. The
+were seen already that day — a server's usual state. Requests per second move by ±10 % between runs here
+(wrk and the server share the 2 cores), so the server's CPU time per request (utime + stime from /proc over the
+measured run, divided by the requests) is given too: it does not depend on what else the machine does. The
 flush is the longest of the counting server's database writes as it logs them: the counts every 5 s (with the day
 sketches that changed when they are at most 100), and the counts with all changed day sketches (every 60 s, and at
 the graceful shutdown that ends each run: the runs are shorter than a minute, so that is the one logged); then the
 longest time it took to turn the counters into rows and sketches (on a blocking thread, before the write). Peak RSS (VmHWM) is the last round's, counting on / off.
 
-| Endpoint | counting on, requests/s | counting off | median on | median off | cost | longest flush write; collect | peak RSS on / off |
-|---|---|---|---|---|---|---|---|
+| Endpoint | counting on, requests/s | counting off | median on | median off | cost | server CPU per request, on / off (cost) | longest flush write; collect | peak RSS on / off |
+|---|---|---|---|---|---|---|---|---|
 $rows"
 echo "$section"
 if [ "${LOADTEST_NO_WRITE:-}" != 1 ]; then
