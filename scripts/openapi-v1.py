@@ -77,6 +77,17 @@ doc = {
      "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccessRules"}}}},
      "responses": {"200": ok("The rules as stored now.", "Access", etag), **errs("400", "401", "403", "404", "409", "412", "422")}},
   },
+  "/api/v1/flags/{key}/config/{environment}": {
+   "parameters": [key, env],
+   "get": {"operationId": "getConfig", "summary": "A flag's remote config in an environment", "tags": ["Remote config"],
+     "responses": {"200": ok("The variants and their version (also the ETag).", "Config", etag), **errs("400", "401", "403", "404")}},
+   "put": {"operationId": "putConfig", "summary": "Replace a flag's remote config in an environment", "tags": ["Remote config"],
+     "description": "Stores the variants as the next version. With `If-Match` naming the version read (its ETag), a change made meanwhile refuses this one (412).",
+     "parameters": [{"name": "If-Match", "in": "header", "description": "The ETag of the version the change starts from.", "schema": {"type": "string"}}],
+     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["variants"], "additionalProperties": False, "properties": {
+        "variants": {"type": "array", "items": {"$ref": "#/components/schemas/ConfigVariant"}}}}}}},
+     "responses": {"200": ok("The config as stored now.", "Config", etag), **errs("400", "401", "403", "404", "409", "412", "422")}},
+  },
   "/api/v1/flags/{key}/stage": {
    "parameters": [key],
    "post": {"operationId": "moveStage", "summary": "Move a flag to a release stage, or preview the move", "tags": ["Flags"],
@@ -153,6 +164,13 @@ doc = {
    "Access": {"type": "object", "required": ["environment", "rules", "version"], "properties": {
      "environment": {"type": "string"}, "rules": {"$ref": "#/components/schemas/AccessRules"},
      "version": {"type": "integer", "description": "0: never set (No one)."}}},
+   "ConfigVariant": {"type": "object", "required": ["key"], "description": "A config value and who gets it here; the default variant goes to everyone else with access.", "properties": {
+     "key": {"type": "string"}, "payload": {}, "companies": {"type": "array", "items": {"type": "string"}},
+     "users": {"type": "array", "items": {"type": "string"}}, "segments": {"type": "array", "items": {"type": "string"}},
+     "isDefault": {"type": "boolean"}}},
+   "Config": {"type": "object", "required": ["environment", "variants", "version"], "properties": {
+     "environment": {"type": "string"}, "variants": {"type": "array", "items": {"$ref": "#/components/schemas/ConfigVariant"}},
+     "version": {"type": "integer", "description": "0: never set."}}},
    "StageMoveResult": {"type": "object", "required": ["applied", "changes", "flag"], "properties": {
      "applied": {"type": "boolean"},
      "changes": {"type": "array", "items": {"type": "object", "required": ["environment", "from", "to"], "properties": {

@@ -707,3 +707,66 @@ async fn a_stage_move_is_previewed_then_applied_and_companies_are_explained() {
     assert_eq!(status, StatusCode::OK);
     assert!(segments["items"].is_array());
 }
+
+#[tokio::test]
+async fn remote_config_is_read_and_replaced_with_if_match() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let ci = service_token(&app, "ci", Role::Editor, None).await;
+    call(
+        &app,
+        Some(&ci),
+        Method::POST,
+        "/api/v1/flags",
+        Some(json!({ "key": "limits" })),
+    )
+    .await;
+    let path = "/api/v1/flags/limits/config/production";
+    let (status, headers, config) = call(&app, Some(&ci), Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{config}");
+    assert_eq!(config["variants"], json!([]));
+    let version = headers[reqwest::header::ETAG].to_str().unwrap().to_string();
+    let variants = json!({ "variants": [
+        { "key": "pro", "payload": { "seats": 50 }, "companies": ["acme"] },
+        { "key": "free", "payload": { "seats": 3 }, "isDefault": true }
+    ] });
+    let put = |etag: String| {
+        app.client
+            .put(app.url(path))
+            .bearer_auth(&ci)
+            .header(reqwest::header::IF_MATCH, etag)
+            .json(&variants)
+            .send()
+    };
+    let saved = put(version.clone()).await.unwrap();
+    assert_eq!(saved.status(), StatusCode::OK);
+    let saved: Value = saved.json().await.unwrap();
+    assert_eq!(saved["variants"][0]["payload"]["seats"], 50);
+    assert_eq!(
+        put(version).await.unwrap().status(),
+        StatusCode::PRECONDITION_FAILED
+    );
+    let unknown = call(
+        &app,
+        Some(&ci),
+        Method::GET,
+        "/api/v1/flags/limits/config/nowhere",
+        None,
+    )
+    .await;
+    assert_problem(&unknown, StatusCode::NOT_FOUND, "not-found");
+    let bad = call(
+        &app,
+        Some(&ci),
+        Method::PUT,
+        path,
+        Some(json!({ "variants": [{ "key": "" }] })),
+    )
+    .await;
+    assert!(
+        bad.0 == StatusCode::UNPROCESSABLE_ENTITY || bad.0 == StatusCode::BAD_REQUEST,
+        "{:?}",
+        bad
+    );
+}

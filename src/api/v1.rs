@@ -46,6 +46,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/flags/{key}/access/{environment}",
             get(get_access).put(put_access),
         )
+        .route(
+            "/api/v1/flags/{key}/config/{environment}",
+            get(get_config).put(put_config),
+        )
         .route("/api/v1/flags/{key}/stage", post(move_stage))
         .route("/api/v1/segments", get(segments))
         .route("/api/v1/companies", get(companies))
@@ -522,6 +526,61 @@ async fn put_access(
         Err(error) => return Err(error.into()),
     }
     get_access(caller, State(service), Param((key, environment))).await
+}
+
+/// A flag's remote config in an environment: its variants and their version.
+async fn get_config(
+    caller: Caller,
+    State(service): State<Service>,
+    Param((key, environment)): Param<(String, String)>,
+) -> ApiResult {
+    let page = service.flag_page(&caller.actor, &key, &environment).await?;
+    // The flag page falls back to production; the API names what it was asked for.
+    if page.environment.key.as_str() != environment {
+        return Err(ServiceError::NotFound(format!("environment {environment:?}")).into());
+    }
+    let config = page.config.map_err(ServiceError::from)?;
+    let version = config.version as i64;
+    let answer = json!({ "environment": environment, "variants": config.variants, "version": version });
+    let mut response = Json(answer).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigBody {
+    variants: Vec<crate::model::ConfigVariant>,
+}
+
+/// Replaces a flag's remote config in an environment (`If-Match`: the version read).
+async fn put_config(
+    caller: Caller,
+    State(service): State<Service>,
+    Param((key, environment)): Param<(String, String)>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let expected_version = if_match(&headers)?;
+    let config: ConfigBody = body(&bytes)?;
+    let change = Change::SetRemoteConfig {
+        flag: key.clone(),
+        environment: environment.clone(),
+        variants: config.variants,
+        expected_version,
+    };
+    match service.apply(&caller.actor, change).await {
+        Ok(_) => {}
+        Err(ServiceError::Conflict(message)) if expected_version.is_some() => {
+            return Err(Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version-mismatch",
+                message,
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    get_config(caller, State(service), Param((key, environment))).await
 }
 
 #[derive(Deserialize)]
