@@ -119,7 +119,7 @@ a new server. \"Cold\": 3 s of traffic before the measured run, so most ids are 
 of a day's first requests, the most counting ever costs. \"Warm\": ${warm} s of the same traffic first, so most ids
 were seen already that day — a server's usual state. Requests per second move by ±10 % between runs here
 (wrk and the server share the 2 cores), so the server's CPU time per request (utime + stime from /proc over the
-measured run, divided by the requests) is given too: it does not depend on what else the machine does. The
+measured run, divided by the requests) is given too; in the runs here it moved about as much as throughput. The
 flush is the longest of the counting server's database writes as it logs them: the counts every 5 s (with the day
 sketches that changed when they are at most 100), and the counts with all changed day sketches (every 60 s, and at
 the graceful shutdown that ends each run: the runs are shorter than a minute, so that is the one logged); then the
