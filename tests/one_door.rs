@@ -182,7 +182,11 @@ async fn racing_imports_never_store_a_cycle(backend: Backend) {
     };
     for round in 0..50 {
         let (mut first, mut second) = (import(&a_file), import(&b_file));
-        let (first, second) = (first.wait().unwrap(), second.wait().unwrap());
+        // Waited for on a blocking thread, so the test's own server keeps running (see `output`).
+        let (first, second) =
+            tokio::task::spawn_blocking(move || (first.wait().unwrap(), second.wait().unwrap()))
+                .await
+                .unwrap();
         let saved = match (first.success(), second.success()) {
             (true, false) => "a",
             (false, true) => "b",
@@ -400,12 +404,16 @@ async fn the_same_change_from_the_ui_the_cli_and_an_import_is_recorded_the_same(
         app.apply(new_flag("checkout")).await;
         let url = app.db.url.expose().to_string();
         let run = |args: &[&str]| {
-            let output = gatehouse(&url).args(args).output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            let mut command = gatehouse(&url);
+            command.args(args);
+            async move {
+                let output = common::output(command).await;
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
         };
         match road {
             "ui" => {
@@ -424,15 +432,18 @@ async fn the_same_change_from_the_ui_the_cli_and_an_import_is_recorded_the_same(
                     .unwrap();
                 assert_eq!(saved.status(), 200, "{}", saved.text().await.unwrap());
             }
-            "cli" => run(&[
-                "access",
-                "grant",
-                "checkout",
-                "--environment",
-                "production",
-                "--company",
-                "acme",
-            ]),
+            "cli" => {
+                run(&[
+                    "access",
+                    "grant",
+                    "checkout",
+                    "--environment",
+                    "production",
+                    "--company",
+                    "acme",
+                ])
+                .await
+            }
             _ => {
                 let dir = tempfile::tempdir().unwrap();
                 let file = dir.path().join("checkout.json");
@@ -441,7 +452,7 @@ async fn the_same_change_from_the_ui_the_cli_and_an_import_is_recorded_the_same(
                     "access": { "production": { "mode": "some", "companies": ["acme"] } }
                 }] });
                 std::fs::write(&file, document.to_string()).unwrap();
-                run(&["import", file.to_str().unwrap()]);
+                run(&["import", file.to_str().unwrap()]).await;
             }
         }
         recorded.push((road, last_change(&app).await));

@@ -359,6 +359,15 @@ pub fn gatehouse(database_url: &str) -> std::process::Command {
     command
 }
 
+/// Runs a `gatehouse` command to its end on a blocking thread. An async test must not wait for a
+/// child process on its runtime's one thread: a write of the test's own server caught mid-way
+/// would hold SQLite's write lock until the child gave up ("database is locked").
+pub async fn output(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
