@@ -17,18 +17,6 @@ use serde_json::{json, Value};
 const START: i64 = 1_793_613_600_000;
 const DAY: i64 = 86_400_000;
 
-async fn service_token(app: &TestApp, name: &str, role: Role, expires_in_days: Option<i64>) -> String {
-    let request = NewTokenRequest {
-        name: name.into(),
-        service_role: Some(role),
-        expires_in_days,
-    };
-    match app.apply(Change::CreateToken(request)).await {
-        Outcome::Token(created) => created.token,
-        other => panic!("no token: {other:?}"),
-    }
-}
-
 /// Sends `method path` with `token` and an optional JSON body; the status and the body (JSON,
 /// or null when empty).
 async fn call(
@@ -76,9 +64,9 @@ async fn tokens_are_required_and_roles_decide_what_they_may_do() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let viewer = service_token(&app, "dashboard", Role::Viewer, None).await;
-    let editor = service_token(&app, "ci", Role::Editor, None).await;
-    let admin = service_token(&app, "ops", Role::Admin, None).await;
+    let viewer = app.service_token("dashboard", Role::Viewer, None).await;
+    let editor = app.service_token("ci", Role::Editor, None).await;
+    let admin = app.service_token("ops", Role::Admin, None).await;
     assert!(viewer.starts_with("gth_svc_") && viewer.len() > 40);
 
     // No token, a made-up one, a session cookie's worth of nothing: refused on every route.
@@ -247,7 +235,7 @@ async fn access_changes_are_versioned_served_and_audited_as_the_token() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let ci = service_token(&app, "ci", Role::Editor, None).await;
+    let ci = app.service_token("ci", Role::Editor, None).await;
     call(
         &app,
         Some(&ci),
@@ -286,17 +274,7 @@ async fn access_changes_are_versioned_served_and_audited_as_the_token() {
     assert_eq!(bad_rules.status(), StatusCode::BAD_REQUEST);
 
     // The evaluation API serves the change; the audit log names the token.
-    let key = app.publishable_key("production").await;
-    let evaluated: Value = app
-        .client
-        .get(app.url("/features/evaluated?context.company.id=acme"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let evaluated = app.evaluated("production", "context.company.id=acme").await;
     assert_eq!(evaluated["features"]["export"]["isEnabled"], true);
     let (_, _, audit) = call(&app, Some(&ci), Method::GET, "/api/v1/audit?subject=export", None).await;
     let entries = audit["items"].as_array().unwrap();
@@ -356,7 +334,7 @@ async fn an_idempotency_key_creates_once_and_is_not_reused_for_another_request()
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let ci = service_token(&app, "ci", Role::Editor, None).await;
+    let ci = app.service_token("ci", Role::Editor, None).await;
     let create = |body: Value, key: &'static str| {
         app.client
             .post(app.url("/api/v1/flags"))
@@ -413,7 +391,7 @@ async fn expired_tokens_and_changed_roles_hold_at_once() {
     let Some((app, clock)) = TestApp::spawn_manual(Backend::Sqlite, START).await else {
         return;
     };
-    let short = service_token(&app, "short", Role::Viewer, Some(1)).await;
+    let short = app.service_token("short", Role::Viewer, Some(1)).await;
     assert_eq!(
         call(&app, Some(&short), Method::GET, "/api/v1/flags", None)
             .await
@@ -493,7 +471,7 @@ async fn a_token_of_one_installation_is_unknown_to_another() {
     ) else {
         return;
     };
-    let token = service_token(&one, "ci", Role::Admin, None).await;
+    let token = one.service_token("ci", Role::Admin, None).await;
     assert_eq!(
         call(&one, Some(&token), Method::GET, "/api/v1/flags", None)
             .await
@@ -603,7 +581,7 @@ async fn a_stage_move_is_previewed_then_applied_and_companies_are_explained() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let ci = service_token(&app, "ci", Role::Editor, None).await;
+    let ci = app.service_token("ci", Role::Editor, None).await;
     call(
         &app,
         Some(&ci),
@@ -713,7 +691,7 @@ async fn remote_config_is_read_and_replaced_with_if_match() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let ci = service_token(&app, "ci", Role::Editor, None).await;
+    let ci = app.service_token("ci", Role::Editor, None).await;
     call(
         &app,
         Some(&ci),

@@ -12,24 +12,10 @@ use std::process::Command;
 use common::TestApp;
 use gatehouse::config::Backend;
 use gatehouse::model::member::Role;
-use gatehouse::service::{Change, NewTokenRequest};
 use serde_json::{json, Value};
 
 fn sdk_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk"))
-}
-
-async fn token(app: &TestApp, name: &str, role: Role) -> String {
-    let request = NewTokenRequest {
-        name: name.into(),
-        service_role: Some(role),
-        expires_in_days: None,
-    };
-    app.apply(Change::CreateToken(request))
-        .await
-        .into_token()
-        .unwrap()
-        .token
 }
 
 /// Runs the MCP client against `url` with `token` and `calls` (on a blocking thread: the server
@@ -67,7 +53,7 @@ async fn an_agent_creates_a_flag_and_grants_a_company_through_mcp() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let agent = token(&app, "agent", Role::Editor).await;
+    let agent = app.service_token("agent", Role::Editor, None).await;
     let calls = json!([
         { "name": "create_flag", "arguments": { "key": "mcp-checkout", "name": "MCP checkout" } },
         { "name": "grant_access", "arguments": { "flag": "mcp-checkout", "environment": "production", "company": "acme" } },
@@ -120,17 +106,7 @@ async fn an_agent_creates_a_flag_and_grants_a_company_through_mcp() {
     assert!(results[7]["text"].as_str().unwrap().contains("exactly one"));
 
     // Served by the evaluation API, and audited as the token.
-    let key = app.publishable_key("production").await;
-    let evaluated: Value = app
-        .client
-        .get(app.url("/features/evaluated?context.company.id=acme"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let evaluated = app.evaluated("production", "context.company.id=acme").await;
     assert_eq!(evaluated["features"]["mcp-checkout"]["isEnabled"], true);
     let audit = app
         .service
@@ -160,7 +136,7 @@ async fn a_viewer_token_reads_but_may_not_change_and_no_token_gets_nothing() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let viewer = token(&app, "dashboard", Role::Viewer).await;
+    let viewer = app.service_token("dashboard", Role::Viewer, None).await;
     let calls = json!([
         { "name": "list_flags", "arguments": {} },
         { "name": "create_flag", "arguments": { "key": "sneaky" } },

@@ -82,13 +82,17 @@ fn ofrep(status: StatusCode, details: &str) -> Response {
         .into_response()
 }
 
-/// The key in the headers: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
-fn header_key(parts: &Parts) -> Option<&str> {
-    let bearer = parts
-        .headers
+/// What `Authorization: Bearer <token>` carries, untrimmed.
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+}
+
+/// The key in the headers: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+fn header_key(parts: &Parts) -> Option<&str> {
+    let bearer = bearer(&parts.headers);
     let key = bearer.or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))?;
     Some(key.trim()).filter(|k| !k.is_empty())
 }

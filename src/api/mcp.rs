@@ -32,12 +32,7 @@ struct McpActor(Actor);
 
 /// Refuses a request without a live access token; otherwise passes it on with its actor.
 async fn authenticate(State(service): State<Service>, mut request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::to_string);
+    let token = super::key::bearer(request.headers()).map(str::to_string);
     let refusal = match token {
         None => "send an access token as `Authorization: Bearer <token>`".to_string(),
         Some(token) => match service.authenticate_token(&token).await {

@@ -24,8 +24,8 @@ use crate::model::token::TokenView;
 use crate::model::{AccessRules, Environment, Flag, ReleaseStage};
 use crate::service::access::Refusal;
 use crate::service::{
-    AccessChange, Actor, AuditFilter, Change, FlagFilter, NewFlag, Outcome, Service, ServiceError,
-    TokenRefusal,
+    AccessChange, Actor, AuditFilter, Change, FlagDetail, FlagFilter, NewFlag, Outcome, Service,
+    ServiceError, TokenRefusal,
 };
 use crate::state::AppState;
 
@@ -175,12 +175,7 @@ where
         let unauthorized = |refusal: TokenRefusal| {
             Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", refusal.to_string())
         };
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| unauthorized(TokenRefusal::Missing))?;
+        let token = super::key::bearer(&parts.headers).ok_or_else(|| unauthorized(TokenRefusal::Missing))?;
         match service.authenticate_token(token).await? {
             Ok((actor, token_id)) => Ok(Caller { actor, token_id }),
             Err(refusal) => Err(unauthorized(refusal)),
@@ -312,15 +307,39 @@ async fn list_flags(
 }
 
 /// A flag with its access in every environment.
-async fn flag_answer(service: &Service, actor: &Actor, key: &str, status: StatusCode) -> ApiResult {
-    let detail = service.flag_detail(actor, key).await?;
+fn flag_with_access_json(detail: &FlagDetail) -> Value {
     let mut answer = flag_json(&detail.flag, &detail.stages);
     answer["access"] = detail
         .access
         .iter()
         .map(|(environment, rules, version)| access_json(environment, rules, *version))
         .collect();
-    Ok((status, Json(answer)).into_response())
+    answer
+}
+
+/// The flag `key` with its access in every environment, as a response of `status`.
+async fn flag_answer(service: &Service, actor: &Actor, key: &str, status: StatusCode) -> ApiResult {
+    let detail = service.flag_detail(actor, key).await?;
+    Ok((status, Json(flag_with_access_json(&detail))).into_response())
+}
+
+/// Applies a change of versioned rules or config; a version that moved since the caller's
+/// `If-Match` is 412 `version-mismatch`, other conflicts are what they are.
+async fn apply_versioned(
+    service: &Service,
+    actor: &Actor,
+    change: Change,
+    expected_version: Option<i64>,
+) -> Result<(), Problem> {
+    match service.apply(actor, change).await {
+        Ok(_) => Ok(()),
+        Err(ServiceError::Conflict(message)) if expected_version.is_some() => Err(Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "version-mismatch",
+            message,
+        )),
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn get_flag(caller: Caller, State(service): State<Service>, Param(key): Param<String>) -> ApiResult {
@@ -514,17 +533,7 @@ async fn put_access(
         change: AccessChange::Set(rules),
         expected_version,
     };
-    match service.apply(&caller.actor, change).await {
-        Ok(_) => {}
-        Err(ServiceError::Conflict(message)) if expected_version.is_some() => {
-            return Err(Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "version-mismatch",
-                message,
-            ));
-        }
-        Err(error) => return Err(error.into()),
-    }
+    apply_versioned(&service, &caller.actor, change, expected_version).await?;
     get_access(caller, State(service), Param((key, environment))).await
 }
 
@@ -569,17 +578,7 @@ async fn put_config(
         variants: config.variants,
         expected_version,
     };
-    match service.apply(&caller.actor, change).await {
-        Ok(_) => {}
-        Err(ServiceError::Conflict(message)) if expected_version.is_some() => {
-            return Err(Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                "version-mismatch",
-                message,
-            ));
-        }
-        Err(error) => return Err(error.into()),
-    }
+    apply_versioned(&service, &caller.actor, change, expected_version).await?;
     get_config(caller, State(service), Param((key, environment))).await
 }
 
@@ -624,12 +623,7 @@ async fn move_stage(
         service.apply(&caller.actor, change).await?;
     }
     let detail = service.flag_detail(&caller.actor, page.flag.key.as_str()).await?;
-    let mut flag = flag_json(&detail.flag, &detail.stages);
-    flag["access"] = detail
-        .access
-        .iter()
-        .map(|(environment, rules, version)| access_json(environment, rules, *version))
-        .collect();
+    let flag = flag_with_access_json(&detail);
     Ok(Json(json!({ "applied": !request.dry_run, "changes": changes, "flag": flag })).into_response())
 }
 

@@ -292,6 +292,32 @@ impl TestApp {
             .expect("a publishable key")
     }
 
+    /// A service token of the management API with `role` (shown once), created as the command
+    /// line does.
+    pub async fn service_token(&self, name: &str, role: Role, expires_in_days: Option<i64>) -> String {
+        let request = gatehouse::service::NewTokenRequest {
+            name: name.into(),
+            service_role: Some(role),
+            expires_in_days,
+        };
+        let outcome = self.apply(Change::CreateToken(request)).await;
+        outcome.into_token().expect("a token").token
+    }
+
+    /// `GET /features/evaluated?<query>` with the publishable key of `environment`.
+    pub async fn evaluated(&self, environment: &str, query: &str) -> serde_json::Value {
+        let key = self.publishable_key(environment).await;
+        let response = self
+            .client
+            .get(self.url(&format!("/features/evaluated?{query}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     /// Applies a change as the command line (which may do everything).
     pub async fn apply(&self, change: Change) -> gatehouse::service::Outcome {
         self.service
