@@ -47,6 +47,7 @@ node-tools:
 	@test -d tests/differential/node_modules/@reflag/flag-evaluation \
 		|| (cd tests/differential && npm ci --no-audit --no-fund)
 	@test -x tests/sdk/node_modules/.bin/tsc && test -d tests/sdk/node_modules/@modelcontextprotocol/sdk \
+		&& test -d tests/sdk/node_modules/standardwebhooks \
 		|| (cd tests/sdk && npm ci --no-audit --no-fund)
 
 browser:

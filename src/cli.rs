@@ -378,6 +378,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                 ingest_rate_per_address: cli.ingest_rate_per_address,
                 scheduler_every: Some(crate::startup::SCHEDULER_EVERY),
                 usage_every: Some(crate::service::FLUSH_EVERY),
+                webhooks_every: Some(crate::startup::WEBHOOKS_EVERY),
                 count_usage: cli.count_usage,
             };
             serve(settings).await

@@ -54,6 +54,9 @@ pub struct ServerSettings {
     /// How often usage counts are written; `None` runs no flusher (tests flush by hand). A
     /// graceful shutdown flushes either way.
     pub usage_every: Option<std::time::Duration>,
+    /// How often the webhook sender makes a pass; `None` runs none (tests call
+    /// `Service::deliver_webhooks` themselves).
+    pub webhooks_every: Option<std::time::Duration>,
     /// Count usage at all (`--count-usage`).
     pub count_usage: bool,
 }
@@ -83,6 +86,7 @@ impl ServerSettings {
             ingest_rate_per_address: DEFAULT_INGEST_RATE_PER_ADDRESS,
             scheduler_every: Some(SCHEDULER_EVERY),
             usage_every: Some(crate::service::FLUSH_EVERY),
+            webhooks_every: Some(WEBHOOKS_EVERY),
             count_usage: true,
         }
     }
@@ -90,6 +94,9 @@ impl ServerSettings {
 
 /// How often the server looks for due scheduled changes: they apply within this of their time.
 pub const SCHEDULER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How often the webhook sender looks for new events and due retries.
+pub const WEBHOOKS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Default caps on open live-update streams (`--max-streams-per-key`, …).
 pub const DEFAULT_STREAMS_PER_KEY: usize = 10_000;
@@ -106,6 +113,7 @@ pub struct Application {
     state: AppState,
     scheduler: Option<tokio::task::JoinHandle<()>>,
     flusher: Option<tokio::task::JoinHandle<()>>,
+    sender: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -173,12 +181,16 @@ impl Application {
         let flusher = settings
             .usage_every
             .map(|every| state.service.spawn_usage_flusher(every));
+        let sender = settings
+            .webhooks_every
+            .map(|every| state.service.spawn_webhook_sender(every));
         Ok(Application {
             listener,
             router,
             state,
             scheduler,
             flusher,
+            sender,
         })
     }
 
@@ -210,6 +222,10 @@ impl Application {
         }
         if let Some(flusher) = self.flusher {
             flusher.abort();
+        }
+        // A delivery cut off mid-way keeps its lease and is sent again after it.
+        if let Some(sender) = self.sender {
+            sender.abort();
         }
         // What was counted since the last flush, so a graceful stop loses no usage.
         if let Err(error) = self.state.service.flush_usage().await {

@@ -18,6 +18,7 @@ mod schedule;
 pub mod secret;
 pub mod token;
 mod usage;
+pub mod webhook;
 
 pub use access::{
     AccessRule, AccessRules, Condition, ConfigVariant, RemoteConfig, RolloutAttribute, Segment,

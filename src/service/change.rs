@@ -13,7 +13,9 @@ use super::runtime::{Inputs, Snapshot};
 use super::stages::{Direction, StageRef};
 use super::tokens::{self, CreatedToken, NewTokenRequest};
 use super::write::Write;
-use super::{environments, flags, keys, members, plans, requests, schedule, segments, stages, usage};
+use super::{
+    environments, flags, keys, members, plans, requests, schedule, segments, stages, usage, webhooks,
+};
 use crate::model::member::{MemberView, Role};
 use crate::model::{
     AccessRules, ConfigVariant, Flag, Milestone, PlannedChange, ReleaseStage, ScheduleStatus,
@@ -252,6 +254,10 @@ pub enum Change {
         subject: String,
         change: Box<Change>,
     },
+    /// An admin's change of a webhook endpoint.
+    Webhook(super::webhooks::WebhookChange),
+    /// The webhook sender's bookkeeping (Gatehouse itself; not audited).
+    WebhookWork(super::webhooks::WebhookWork),
     /// What this server counted since its last flush (Gatehouse itself; not audited: counts are
     /// no change of configuration).
     RecordUsage(UsageBatch),
@@ -286,6 +292,8 @@ pub enum Outcome {
     Replayed(String),
     /// A new access token, shown once.
     Token(CreatedToken),
+    /// Webhook deliveries leased to the caller to send.
+    Claimed(Vec<super::store::webhooks::Claimed>),
     /// How many hourly and daily usage rows were deleted.
     Pruned {
         hourly: u64,
@@ -391,9 +399,11 @@ impl Change {
             Change::Idempotent { change, .. } => change.permission(),
             Change::SetStaleSettings { .. } => Permission::Administer,
             Change::SavePlanTemplate { .. } | Change::DeletePlanTemplate { .. } => Permission::Administer,
-            Change::MarkScheduled { .. } | Change::RecordUsage(_) | Change::PruneUsage { .. } => {
-                Permission::Internal
-            }
+            Change::MarkScheduled { .. }
+            | Change::RecordUsage(_)
+            | Change::PruneUsage { .. }
+            | Change::WebhookWork(_) => Permission::Internal,
+            Change::Webhook(_) => Permission::Administer,
             Change::AddStage { .. }
             | Change::UpdateStage { .. }
             | Change::ReorderStage { .. }
@@ -656,6 +666,10 @@ impl Change {
                 Box::pin(change.write(w)).await
             }
             Change::RevokeToken { prefix } => tokens::revoke(w, &prefix).await.map(|()| Outcome::Done),
+            Change::Webhook(change) => webhooks::change(w, change)
+                .await
+                .map(|id| id.map_or(Outcome::Done, Outcome::Id)),
+            Change::WebhookWork(work) => webhooks::work(w, work).await.map(Outcome::Claimed),
             Change::RecordUsage(mut batch) => usage::record(w, &mut batch).await.map(|()| Outcome::Done),
             Change::PruneUsage {
                 hourly_before,

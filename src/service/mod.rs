@@ -13,7 +13,8 @@
 //! leaves (`error`, `actor`, `access`, `clock`, `secrets`, `throttle`) are below `write`, which is
 //! below the aggregates (`flags`, `segments`, `stages`, `environments`, `keys`, `members`,
 //! `ingest`, `schedule`, `plans`, `requests`), which are below `change` (the pipeline), which is below `config_file`
-//! (import), `sign_in` (setup, sign-in) and `scheduler` (applies due scheduled changes);
+//! (import), `sign_in` (setup, sign-in), `scheduler` (applies due scheduled changes),
+//! `flusher` (usage counts) and `webhook_sender` (sends the outbox to webhook endpoints);
 //! `pages` (what each admin page reads) sits beside the aggregates.
 //! Files import their siblings directly, never through this one, so no two files import each
 //! other.
@@ -46,6 +47,8 @@ mod stages;
 mod throttle;
 mod tokens;
 mod usage;
+mod webhook_sender;
+mod webhooks;
 mod write;
 
 #[path = "../runtime/mod.rs"]
@@ -80,3 +83,5 @@ pub use store::CorruptRow;
 pub use throttle::ACCOUNT_FAILURES;
 pub use tokens::{CreatedToken, NewTokenRequest, TokenRefusal};
 pub use usage::{DAILY_DAYS, HOURLY_DAYS, MAX_DAYS};
+pub use webhook_sender::{sign as sign_webhook, RETRY_AFTER_MS as WEBHOOK_RETRY_AFTER_MS};
+pub use webhooks::{WebhookChange, WebhookFields};

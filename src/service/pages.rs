@@ -22,6 +22,7 @@ use crate::eval::{
     compile_access_rules, explain_flag, CompileContext, CompiledRules, Explanation, FlatContext,
 };
 use crate::model::member::MemberView;
+use crate::model::webhook::{WebhookDelivery, WebhookEndpoint};
 use crate::model::ChangeRequest;
 use crate::model::{
     AccessRules, Condition, Environment, Flag, FlagKey, JsObject, JsValue, PlanTemplate, ReleasePlan,
@@ -816,6 +817,22 @@ impl Service {
     pub async fn api_keys(&self, actor: &Actor) -> ServiceResult<(Vec<Environment>, Vec<ApiKeyInfo>)> {
         authorize(actor, Permission::Administer)?;
         Ok((self.store().environments().await?, self.store().api_keys().await?))
+    }
+
+    /// The webhook endpoints, each with its newest `deliveries` deliveries (admins: the
+    /// endpoints carry their signing secrets).
+    pub async fn webhooks(
+        &self,
+        actor: &Actor,
+        deliveries: i64,
+    ) -> ServiceResult<Vec<(WebhookEndpoint, Vec<WebhookDelivery>)>> {
+        authorize(actor, Permission::Administer)?;
+        let mut endpoints = Vec::new();
+        for endpoint in self.store().webhook_endpoints().await? {
+            let log = self.store().webhook_deliveries(endpoint.id, deliveries).await?;
+            endpoints.push((endpoint, log));
+        }
+        Ok(endpoints)
     }
 }
 

@@ -242,33 +242,36 @@ impl Store {
 
     /// The outbox events after `after_id`, oldest first, at most `limit`.
     pub async fn change_events(&self, after_id: i64, limit: i64) -> StoreResult<Vec<ChangeEvent>> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.at, c.audit_id, c.kind, c.subject_type, c.subject_key, e.key AS environment_key, \
-             c.actor_id, c.actor_label, c.payload FROM change_events c \
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM change_events c \
              LEFT JOIN environments e ON e.id = c.environment_id \
-             WHERE c.id > $1 ORDER BY c.id LIMIT $2",
-        )
+             WHERE c.id > $1 ORDER BY c.id LIMIT $2"
+        ))
         .bind(after_id)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let id: i64 = row.try_get("id")?;
-                let payload: String = row.try_get("payload")?;
-                Ok(ChangeEvent {
-                    id,
-                    at: row.try_get("at")?,
-                    audit_id: row.try_get("audit_id")?,
-                    kind: row.try_get("kind")?,
-                    subject_type: row.try_get("subject_type")?,
-                    subject_key: row.try_get("subject_key")?,
-                    environment_key: row.try_get("environment_key")?,
-                    actor_id: row.try_get("actor_id")?,
-                    actor_label: row.try_get("actor_label")?,
-                    payload: decode_json("change_events", id, &payload)?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
+}
+
+/// The columns [`event_from_row`] reads, of `change_events c` joined with `environments e`.
+pub const EVENT_COLUMNS: &str = "c.id, c.at, c.audit_id, c.kind, c.subject_type, c.subject_key, \
+     e.key AS environment_key, c.actor_id, c.actor_label, c.payload";
+
+pub fn event_from_row(row: &AnyRow) -> StoreResult<ChangeEvent> {
+    let id: i64 = row.try_get("id")?;
+    let payload: String = row.try_get("payload")?;
+    Ok(ChangeEvent {
+        id,
+        at: row.try_get("at")?,
+        audit_id: row.try_get("audit_id")?,
+        kind: row.try_get("kind")?,
+        subject_type: row.try_get("subject_type")?,
+        subject_key: row.try_get("subject_key")?,
+        environment_key: row.try_get("environment_key")?,
+        actor_id: row.try_get("actor_id")?,
+        actor_label: row.try_get("actor_label")?,
+        payload: decode_json("change_events", id, &payload)?,
+    })
 }

@@ -31,6 +31,7 @@ pub mod stages;
 mod tests;
 pub mod tokens;
 pub mod usage;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Once;

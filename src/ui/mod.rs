@@ -26,6 +26,7 @@ mod sign_in;
 mod stages;
 mod submit;
 mod usage;
+mod webhooks;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
@@ -130,6 +131,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("settings/keys") view=KeysPage/>
                     <Route path=path!("settings/stages") view=StagesPage/>
                     <Route path=path!("settings/plans") view=PlanTemplatesPage/>
+                    <Route path=path!("settings/webhooks") view=webhooks::WebhooksPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -371,6 +371,10 @@ pub fn SettingsPage() -> impl IntoView {
                 <h2>"Release plans"</h2>
                 <p class="muted">"Plan templates: the milestones a rollout goes through, by hand or after a wait."</p>
             </a>
+            <a class="card tile-link" href="/settings/webhooks">
+                <h2>"Webhooks"</h2>
+                <p class="muted">"Send flag changes to your tools and to Slack, signed; delivery log and redelivery."</p>
+            </a>
         </div>
     }
 }

@@ -250,6 +250,7 @@ impl TestApp {
             settings.clock = configured;
             settings.scheduler_every = None;
             settings.usage_every = None;
+            settings.webhooks_every = None;
         })
         .await?;
         Some((app, clock))
