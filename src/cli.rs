@@ -5,11 +5,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::BufRead;
 
 use crate::auth::session::SessionSettings;
+use crate::cli_target::{service_message, FlagLine, ImportError, Remote, Target};
 use crate::config::{DatabaseUrl, DEFAULT_DATABASE_URL};
 use crate::model::member::Role;
-use crate::service::{
-    self, config_file, Actor, Change, Clock, IngestLimits, NewTokenRequest, Outcome, Service,
-};
+use crate::service::{config_file, Actor, Change, Clock, IngestLimits, NewTokenRequest, Outcome, Service};
 use crate::startup::{Application, ServerSettings};
 
 #[derive(Debug, Parser)]
@@ -26,6 +25,12 @@ pub struct Cli {
     /// postgres://USER[:PASSWORD]@HOST:PORT/DB.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
+
+    /// Work on a running Gatehouse server instead of the database: `export`, `import`, `types`,
+    /// `flags` and `access` go through its management API with the access token in
+    /// GATEHOUSE_TOKEN (`gatehouse tokens create`), acting with the token's role.
+    #[arg(long, env = "GATEHOUSE_SERVER", global = true)]
+    pub server: Option<String>,
 
     /// Address the HTTP server listens on.
     #[arg(long, env = "GATEHOUSE_ADDR", default_value = "127.0.0.1:3000", global = true)]
@@ -143,6 +148,9 @@ pub enum Command {
     /// (through the same change pipeline, validation and audit log as the admin UI).
     #[command(subcommand)]
     Access(AccessCommand),
+    /// List, create and move flags between release stages.
+    #[command(subcommand)]
+    Flags(FlagsCommand),
     /// Evaluate rules offline, as Reflag's evaluateFlagRules does. Reads JSON lines
     /// {"flagKey", "rules": [{"filter", "value"}], "context"} and writes one result line per input
     /// (flagKey, value, reason, context, ruleEvaluationResults, missingContextFields). A malformed
@@ -296,6 +304,43 @@ pub enum TokensCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum FlagsCommand {
+    /// Print every flag: key, name, release stage, type (temporary or permanent).
+    List {
+        /// The archived flags instead.
+        #[arg(long)]
+        archived: bool,
+        /// text, or json (one document: {"flags": [{key, name, stage, type, archived}]}).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Create a flag in the first release stage, off everywhere.
+    Create {
+        /// Its key, as applications ask for it.
+        key: String,
+        /// Its name in the admin UI (default: the key).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A permanent flag (an entitlement, a kill switch) is never stale.
+        #[arg(long)]
+        permanent: bool,
+    },
+    /// Move a flag to a release stage, applying the stage's default access where it has some;
+    /// prints what changes in each environment.
+    MoveStage {
+        key: String,
+        /// The stage's name (any case) or id.
+        #[arg(long)]
+        stage: String,
+        /// Print what the move would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AccessCommand {
     /// Give access to FLAG in an environment.
     Grant(AccessTarget),
@@ -389,19 +434,40 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Some(Command::Evaluate { input, now }) => evaluate(input.as_deref(), now.as_deref()),
+        Some(
+            command @ (Command::Access(_)
+            | Command::Flags(_)
+            | Command::Export { .. }
+            | Command::Types { .. }
+            | Command::Import { .. }),
+        ) => {
+            let target = match cli.server {
+                Some(server) => Target::Remote(Remote::new(&server, std::env::var("GATEHOUSE_TOKEN").ok())?),
+                None => Target::Local(open(&database_url).await?),
+            };
+            let result = match command {
+                Command::Access(command) => access_command(&target, command).await,
+                Command::Flags(command) => flags_command(&target, command).await,
+                Command::Export { output } => export_command(&target, output.as_deref()).await,
+                Command::Types { lang, sdk, output } => {
+                    types_command(&target, lang, sdk, output.as_deref()).await
+                }
+                Command::Import { file, dry_run } => import_command(&target, &file, dry_run).await,
+                _ => Ok(()),
+            };
+            target.close().await;
+            result
+        }
+        Some(_) if cli.server.is_some() => Err(
+            "--server works for export, import, types, flags and access; the other commands work on the database (--database-url)".into(),
+        ),
         Some(command) => {
             let service = open(&database_url).await?;
             let result = match command {
                 Command::Member(command) => member_command(&service, command).await,
                 Command::Keys(command) => keys_command(&service, command).await,
                 Command::Tokens(command) => tokens_command(&service, command).await,
-                Command::Access(command) => access_command(&service, command).await,
-                Command::Export { output } => export_command(&service, output.as_deref()).await,
-                Command::Types { lang, sdk, output } => {
-                    types_command(&service, lang, sdk, output.as_deref()).await
-                }
                 Command::CodeRefs { path, format } => code_refs_command(&service, &path, format).await,
-                Command::Import { file, dry_run } => import_command(&service, &file, dry_run).await,
                 Command::Usage {
                     flag,
                     environment,
@@ -409,7 +475,14 @@ pub async fn run(cli: Cli) -> Result<(), String> {
                     format,
                 } => usage_command(&service, flag.as_deref(), environment.as_deref(), days, format).await,
                 Command::Stale { format } => stale_command(&service, format).await,
-                Command::Serve | Command::Migrate | Command::Evaluate { .. } => Ok(()),
+                Command::Serve
+                | Command::Migrate
+                | Command::Evaluate { .. }
+                | Command::Access(_)
+                | Command::Flags(_)
+                | Command::Export { .. }
+                | Command::Types { .. }
+                | Command::Import { .. } => Ok(()),
             };
             service.close().await;
             result
@@ -450,13 +523,6 @@ async fn open(database_url: &DatabaseUrl) -> Result<Service, String> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(service)
-}
-
-fn service_message(error: service::ServiceError) -> String {
-    match error {
-        service::ServiceError::Invalid { field, message } => format!("{field}: {message}"),
-        other => other.to_string(),
-    }
 }
 
 async fn member_command(service: &Service, command: MemberCommand) -> Result<(), String> {
@@ -594,13 +660,13 @@ async fn tokens_command(service: &Service, command: TokensCommand) -> Result<(),
     }
 }
 
-async fn access_command(service: &Service, command: AccessCommand) -> Result<(), String> {
-    use crate::service::{AccessChange, Grantee};
-    let (grant, target) = match command {
+async fn access_command(target: &Target, command: AccessCommand) -> Result<(), String> {
+    use crate::service::Grantee;
+    let (grant, target_flag) = match command {
         AccessCommand::Grant(target) => (true, target),
         AccessCommand::Revoke(target) => (false, target),
     };
-    let (grantee, shown) = match (target.company, target.user, target.segment) {
+    let (grantee, shown) = match (target_flag.company, target_flag.user, target_flag.segment) {
         (Some(id), _, _) => (Grantee::Company(id.clone()), format!("company {id}")),
         (_, Some(id), _) => (Grantee::User(id.clone()), format!("user {id}")),
         (_, _, Some(key)) => {
@@ -610,30 +676,74 @@ async fn access_command(service: &Service, command: AccessCommand) -> Result<(),
         }
         (None, None, None) => return Err("say whose access: --company, --user or --segment".into()),
     };
-    let change = Change::SetAccess {
-        flag: target.flag.clone(),
-        environment: target.environment.clone(),
-        change: if grant {
-            AccessChange::Grant(grantee)
-        } else {
-            AccessChange::Revoke(grantee)
-        },
-        expected_version: None,
-    };
-    let version = service
-        .apply(&Actor::cli(), change)
-        .await
-        .and_then(|outcome| outcome.into_version())
-        .map_err(service_message)?;
+    let (flag, environment) = (&target_flag.flag, &target_flag.environment);
+    let version = target.change_access(flag, environment, grantee, grant).await?;
     let (done, preposition) = if grant {
         ("granted", "to")
     } else {
         ("revoked", "from")
     };
-    println!(
-        "{done} {shown} {preposition} {} in {} (access rules now at version {version})",
-        target.flag, target.environment
-    );
+    println!("{done} {shown} {preposition} {flag} in {environment} (access rules now at version {version})");
+    Ok(())
+}
+
+async fn flags_command(target: &Target, command: FlagsCommand) -> Result<(), String> {
+    match command {
+        FlagsCommand::List { archived, format } => {
+            let flags = target.flags(archived).await?;
+            print_flags(&flags, format)
+        }
+        FlagsCommand::Create {
+            key,
+            name,
+            description,
+            permanent,
+        } => {
+            target
+                .create_flag(&key, name.as_deref(), &description, permanent)
+                .await?;
+            println!(
+                "created {} (off everywhere, in the first release stage)",
+                key.trim()
+            );
+            Ok(())
+        }
+        FlagsCommand::MoveStage { key, stage, dry_run } => {
+            let (stage, changes) = target.move_stage(&key, &stage, dry_run).await?;
+            for change in &changes {
+                println!("{change}");
+            }
+            match dry_run {
+                true => println!(
+                    "dry run: moving {key} to {stage} would change {} environment(s); nothing was written",
+                    changes.len()
+                ),
+                false => println!(
+                    "moved {key} to {stage} ({} environment(s) took the stage's defaults)",
+                    changes.len()
+                ),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_flags(flags: &[FlagLine], format: Format) -> Result<(), String> {
+    match format {
+        Format::Json => {
+            let document = serde_json::json!({ "flags": flags });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?
+            );
+        }
+        Format::Text if flags.is_empty() => println!("no flags"),
+        Format::Text => {
+            for flag in flags {
+                println!("{}\t{}\t{}\t{}", flag.key, flag.name, flag.stage, flag.kind);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -720,14 +830,12 @@ async fn stale_command(service: &Service, format: Format) -> Result<(), String> 
 }
 
 async fn types_command(
-    service: &Service,
+    target: &Target,
     lang: TypesLang,
     sdk: TypesSdk,
     output: Option<&std::path::Path>,
 ) -> Result<(), String> {
-    let document = config_file::export(service, &Actor::cli())
-        .await
-        .map_err(service_message)?;
+    let document = target.export().await?;
     let sdk = match sdk {
         TypesSdk::Node => crate::typegen::Sdk::Node,
         TypesSdk::Browser => crate::typegen::Sdk::Browser,
@@ -751,10 +859,8 @@ async fn types_command(
     Ok(())
 }
 
-async fn export_command(service: &Service, output: Option<&std::path::Path>) -> Result<(), String> {
-    let document = config_file::export(service, &Actor::cli())
-        .await
-        .map_err(service_message)?;
+async fn export_command(target: &Target, output: Option<&std::path::Path>) -> Result<(), String> {
+    let document = target.export().await?;
     let text = document
         .to_json()
         .map_err(|e| format!("cannot write the document: {e}"))?;
@@ -768,17 +874,11 @@ async fn export_command(service: &Service, output: Option<&std::path::Path>) -> 
     Ok(())
 }
 
-async fn import_command(service: &Service, file: &std::path::Path, dry_run: bool) -> Result<(), String> {
-    use config_file::{ConfigFileError, Document};
+async fn import_command(target: &Target, file: &std::path::Path, dry_run: bool) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let result = match Document::parse(&text) {
-        Ok(document) if dry_run => config_file::plan(service, &Actor::cli(), &document).await,
-        Ok(document) => config_file::apply(service, &Actor::cli(), &document).await,
-        Err(error) => Err(error),
-    };
-    let changes = match result {
+    let changes = match target.import(&text, dry_run).await {
         Ok(changes) => changes,
-        Err(ConfigFileError::Invalid(problems)) => {
+        Err(ImportError::Invalid(problems)) => {
             // Every problem on its own line, so all of them can be fixed in one go.
             for problem in &problems {
                 eprintln!("error: {}: {problem}", file.display());
@@ -789,7 +889,7 @@ async fn import_command(service: &Service, file: &std::path::Path, dry_run: bool
                 problems.len()
             ));
         }
-        Err(ConfigFileError::Service(error)) => return Err(service_message(error)),
+        Err(ImportError::Other(message)) => return Err(message),
     };
     for change in &changes {
         println!("{change}");

@@ -21,6 +21,8 @@ pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
+pub mod cli_target;
+#[cfg(feature = "ssr")]
 pub mod code_refs;
 #[cfg(feature = "ssr")]
 pub mod config;

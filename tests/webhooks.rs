@@ -446,3 +446,47 @@ async fn only_admins_manage_endpoints_and_the_audit_keeps_no_secret() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_flag_that_became_stale_is_announced_once() {
+    const DAY: i64 = 86_400_000;
+    let (app, clock) = TestApp::spawn_manual(Backend::Sqlite, now_ms()).await.unwrap();
+    let receiver = Receiver::spawn(0).await;
+    app.apply(endpoint(
+        &receiver.url,
+        &["flag.became_stale"],
+        WebhookFormat::Standard,
+    ))
+    .await;
+    app.apply(new_flag("checkout")).await;
+    let stages = app.service.release_stages(&Actor::cli()).await.unwrap();
+    let last = stages.iter().max_by_key(|s| s.sort_order).unwrap().id;
+    app.apply(Change::MoveStage {
+        flag: "checkout".into(),
+        stage_id: last,
+    })
+    .await;
+    app.apply(common::set_access(
+        "checkout",
+        "production",
+        gatehouse::model::AccessRules::Everyone,
+        None,
+    ))
+    .await;
+    assert_eq!(app.service.announce_stale_flags().await.unwrap(), 0);
+    clock.advance(14 * DAY);
+    assert_eq!(app.service.announce_stale_flags().await.unwrap(), 1);
+    assert_eq!(app.service.announce_stale_flags().await.unwrap(), 0, "once");
+    clock.advance(DAY);
+    assert_eq!(app.service.announce_stale_flags().await.unwrap(), 0, "still once");
+    app.service.deliver_webhooks().await.unwrap();
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 1);
+    let body: Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["type"], "flag.became_stale");
+    assert_eq!(body["data"]["subject"]["key"], "checkout");
+    assert_eq!(
+        body["data"]["after"]["reasons"][0],
+        "released: in the final stage with Everyone in production for 14 days"
+    );
+}

@@ -51,6 +51,16 @@ pub fn routes() -> Router<AppState> {
             get(get_config).put(put_config),
         )
         .route("/api/v1/flags/{key}/stage", post(move_stage))
+        .route(
+            "/api/v1/flags/{key}/access/{environment}/grant",
+            post(grant_access),
+        )
+        .route(
+            "/api/v1/flags/{key}/access/{environment}/revoke",
+            post(revoke_access),
+        )
+        .route("/api/v1/export", get(export))
+        .route("/api/v1/import", post(import))
         .route("/api/v1/segments", get(segments))
         .route("/api/v1/companies", get(companies))
         .route("/api/v1/companies/{id}/access", get(company_access))
@@ -505,6 +515,125 @@ async fn get_access(
     let mut response = Json(access_json(environment, rules, *version)).into_response();
     response.headers_mut().insert(header::ETAG, etag(*version));
     Ok(response)
+}
+
+/// Whose access a grant or revoke is about: exactly one of them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grantee {
+    company: Option<String>,
+    user: Option<String>,
+    segment: Option<String>,
+}
+
+impl Grantee {
+    fn parse(self) -> Result<crate::service::Grantee, Problem> {
+        use crate::service::Grantee as G;
+        match (self.company, self.user, self.segment) {
+            (Some(id), None, None) => Ok(G::Company(id)),
+            (None, Some(id), None) => Ok(G::User(id)),
+            (None, None, Some(key)) => crate::model::SegmentKey::parse(key)
+                .map(G::Segment)
+                .map_err(|e| Problem::bad_request("segment", e.to_string())),
+            _ => Err(Problem::bad_request(
+                "body",
+                "name exactly one of company, user or segment",
+            )),
+        }
+    }
+}
+
+/// Gives or takes one company's, user's or segment's access, on the rules as they stand (no
+/// `If-Match`: the change is made on the stored rules in one transaction); answers the access.
+async fn change_access(
+    caller: Caller,
+    service: Service,
+    (key, environment): (String, String),
+    bytes: &Bytes,
+    grant: bool,
+) -> ApiResult {
+    let grantee = body::<Grantee>(bytes)?.parse()?;
+    let change = Change::SetAccess {
+        flag: key.clone(),
+        environment: environment.clone(),
+        change: if grant {
+            AccessChange::Grant(grantee)
+        } else {
+            AccessChange::Revoke(grantee)
+        },
+        expected_version: None,
+    };
+    service.apply(&caller.actor, change).await?;
+    get_access(caller, State(service), Param((key, environment))).await
+}
+
+async fn grant_access(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(path): Param<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult {
+    change_access(caller, service, path, &bytes, true).await
+}
+
+async fn revoke_access(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(path): Param<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult {
+    change_access(caller, service, path, &bytes, false).await
+}
+
+/// The configuration as `gatehouse export` writes it.
+async fn export(caller: Caller, State(service): State<Service>) -> ApiResult {
+    let document = crate::service::config_file::export(&service, &caller.actor).await?;
+    Ok(Json(document).into_response())
+}
+
+/// Makes the configuration match a document (`?dryRun=true`: only lists the changes); every
+/// change is authorized as the caller and all apply in one transaction, or none.
+async fn import(
+    caller: Caller,
+    State(service): State<Service>,
+    Query(params): Query<HashMap<String, String>>,
+    bytes: Bytes,
+) -> ApiResult {
+    use crate::service::config_file::{self, ConfigFileError, Document};
+    let dry_run = query::<bool>(&params, "dryRun")?.unwrap_or(false);
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| Problem::bad_request("body", "the body is not UTF-8"))?;
+    let result = match Document::parse(text) {
+        Ok(document) if dry_run => config_file::plan(&service, &caller.actor, &document).await,
+        Ok(document) => config_file::apply(&service, &caller.actor, &document).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(changes) => {
+            let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+            Ok(
+                Json(json!({ "applied": !dry_run && !changes.is_empty(), "changes": changes }))
+                    .into_response(),
+            )
+        }
+        Err(ConfigFileError::Invalid(problems)) => {
+            // A problem with every problem listed, so all of them can be fixed in one go.
+            let body = json!({
+                "type": "urn:gatehouse:problem:invalid",
+                "title": "Unprocessable Entity",
+                "status": 422,
+                "detail": format!("{} problem(s); nothing was imported", problems.len()),
+                "problems": problems,
+            });
+            let mut response = (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
+            Ok(response)
+        }
+        Err(ConfigFileError::Service(error)) => Err(error.into()),
+    }
 }
 
 /// The version an `If-Match` header names (`"3"`, `W/"3"` or `3`); `None` without the header.

@@ -49,6 +49,7 @@ pub const EVENT_FAMILIES: &[(&str, &str)] = &[
     ),
     ("flag.plan_*", "Release plans"),
     ("flag.change_request*", "Change requests"),
+    ("flag.became_stale", "Flag became stale"),
     ("segment.*", "Segments"),
     ("stage.*", "Release stages"),
     ("environment.*", "Environments"),

@@ -254,6 +254,8 @@ pub enum Change {
         subject: String,
         change: Box<Change>,
     },
+    /// Announces that a flag became stale (Gatehouse itself), once per time it does.
+    AnnounceStale(crate::model::StaleFlag),
     /// An admin's change of a webhook endpoint.
     Webhook(super::webhooks::WebhookChange),
     /// The webhook sender's bookkeeping (Gatehouse itself; not audited).
@@ -402,7 +404,8 @@ impl Change {
             Change::MarkScheduled { .. }
             | Change::RecordUsage(_)
             | Change::PruneUsage { .. }
-            | Change::WebhookWork(_) => Permission::Internal,
+            | Change::WebhookWork(_)
+            | Change::AnnounceStale(_) => Permission::Internal,
             Change::Webhook(_) => Permission::Administer,
             Change::AddStage { .. }
             | Change::UpdateStage { .. }
@@ -666,6 +669,7 @@ impl Change {
                 Box::pin(change.write(w)).await
             }
             Change::RevokeToken { prefix } => tokens::revoke(w, &prefix).await.map(|()| Outcome::Done),
+            Change::AnnounceStale(flag) => usage::announce_stale(w, &flag).await.map(Outcome::Applied),
             Change::Webhook(change) => webhooks::change(w, change)
                 .await
                 .map(|id| id.map_or(Outcome::Done, Outcome::Id)),

@@ -6,8 +6,10 @@
 //! a few at every flush) and once more, sketches included, at a graceful shutdown; a batch that
 //! could not be written stays in memory and goes with the next flush. Retention: hourly rows
 //! [`HOURLY_DAYS`] days, daily rows [`DAILY_DAYS`] days, pruned by the flusher once an hour.
+//! Every ten minutes it also announces the flags that became stale (`flag.became_stale`, an
+//! outbox event webhooks can ask for).
 //! Tests move the injected clock and call [`Service::flush_usage`] and
-//! [`Service::prune_usage`] themselves.
+//! [`Service::prune_usage`] (and [`Service::announce_stale_flags`]) themselves.
 
 use super::actor::Actor;
 use super::change::{Change, Outcome};
@@ -22,6 +24,10 @@ pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 pub const SKETCHES_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Who writes the counts, as the pipeline sees it.
 const USAGE_COUNTER: &str = "usage counter";
+/// Who announces that a flag became stale.
+const LIFECYCLE: &str = "flag lifecycle";
+/// How often the flusher looks for flags that became stale (a day-scale matter).
+const STALE_EVERY_MS: i64 = 10 * 60_000;
 
 impl Service {
     /// Writes what this server counted since the last flush, the day sketches included; returns
@@ -78,12 +84,26 @@ impl Service {
     }
 
     /// Flushes every `every` until the task is aborted, and prunes once an hour.
+    /// Announces the flags that became stale since the last pass (`flag.became_stale`, once
+    /// each time a flag becomes stale); returns how many were announced.
+    pub async fn announce_stale_flags(&self) -> ServiceResult<usize> {
+        let actor = Actor::system(LIFECYCLE);
+        let mut announced = 0;
+        for flag in self.stale_flags(&actor).await? {
+            if self.apply(&actor, Change::AnnounceStale(flag)).await? == Outcome::Applied(true) {
+                announced += 1;
+            }
+        }
+        Ok(announced)
+    }
+
     pub fn spawn_usage_flusher(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let service = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut pruned_at = i64::MIN;
+            let mut announced_at = i64::MIN;
             let sketch_ticks = (SKETCHES_EVERY.as_millis() / every.as_millis().max(1)).max(1) as u64;
             let mut tick: u64 = 0;
             loop {
@@ -93,6 +113,12 @@ impl Service {
                     tracing::warn!(%error, "could not write the usage counts; keeping them for the next flush");
                 }
                 let now = service.clock().now_ms();
+                if now.saturating_sub(announced_at) >= STALE_EVERY_MS {
+                    match service.announce_stale_flags().await {
+                        Ok(_) => announced_at = now,
+                        Err(error) => tracing::warn!(%error, "could not look for flags that became stale"),
+                    }
+                }
                 if now.saturating_sub(pruned_at) >= HOUR_MS {
                     match service.prune_usage().await {
                         Ok(_) => pruned_at = now,

@@ -10,7 +10,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::handle::Service;
 use super::runtime::usage::UsageBatch;
 use super::runtime::usage::DAY_MS;
-use super::store::usage::{add_usage, prune_usage, put_setting};
+use super::store::usage::{add_usage, prune_usage, put_setting, stale_announced_at};
 use super::write::{Record, Write};
 use crate::model::{
     AccessRules, EnvironmentUsage, FlagUsage, StaleFlag, StaleReason, StaleSettings, UsageDay, UsageMarker,
@@ -278,6 +278,24 @@ pub async fn record(w: &mut Write<'_>, batch: &mut UsageBatch) -> ServiceResult<
 /// Deletes the usage rows past their retention (`Change::PruneUsage`).
 pub async fn prune(w: &mut Write<'_>, hourly_before: i64, daily_before: i64) -> ServiceResult<(u64, u64)> {
     Ok(prune_usage(w.conn(), hourly_before, daily_before).await?)
+}
+
+/// Records that the flag became stale (`flag.became_stale`, the webhooks' "flag became stale"),
+/// unless that was announced already since it became stale (`since`, its earliest reason's
+/// start); true when announced now.
+pub async fn announce_stale(w: &mut Write<'_>, flag: &StaleFlag) -> ServiceResult<bool> {
+    let since = flag.reasons.iter().map(StaleReason::since).min().unwrap_or(0);
+    if stale_announced_at(w.conn(), &flag.key)
+        .await?
+        .is_some_and(|at| at >= since)
+    {
+        return Ok(false);
+    }
+    let reasons: Vec<String> = flag.reasons.iter().map(StaleReason::describe).collect();
+    let record = Record::of("flag.became_stale", "flag", &flag.key)
+        .after(serde_json::json!({ "name": flag.name, "stage": flag.stage, "reasons": reasons }));
+    w.record(record).await?;
+    Ok(true)
 }
 
 /// Stores the staleness thresholds (audited as `settings.stale_changed`).

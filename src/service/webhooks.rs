@@ -312,7 +312,7 @@ mod tests {
             ("http://example.com", &["Flag Archived"], "events"),
         ] {
             match checked(fields(url, events)) {
-                Err(crate::service::ServiceError::Invalid { field: f, .. }) => assert_eq!(f, field, "{url}"),
+                Err(super::ServiceError::Invalid { field: f, .. }) => assert_eq!(f, field, "{url}"),
                 other => panic!("{url}: {other:?}"),
             }
         }

@@ -340,3 +340,21 @@ pub async fn put_setting(conn: &mut AnyConnection, name: &str, value: &str) -> S
     .await?;
     Ok(())
 }
+
+/// Locks the flag `key`'s row until the transaction ends (PostgreSQL; SQLite's write lock is
+/// held already) and returns when its staleness was last announced (`flag.became_stale`), if
+/// ever: replicas announcing at once take turns, and the second sees the first's event.
+pub async fn stale_announced_at(conn: &mut AnyConnection, key: &str) -> StoreResult<Option<i64>> {
+    if super::is_postgres(conn) {
+        sqlx::query("SELECT id FROM flags WHERE key = $1 FOR UPDATE")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT MAX(at) FROM change_events WHERE kind = 'flag.became_stale' AND subject_type = 'flag' AND subject_key = $1",
+    )
+    .bind(key)
+    .fetch_one(conn)
+    .await?)
+}
