@@ -95,6 +95,25 @@ doc = {
      "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["stageId"], "additionalProperties": False, "properties": {
         "stageId": {"type": "integer"}, "dryRun": {"type": "boolean"}}}}}},
      "responses": {"200": ok("What the move changes (or changed) and the flag.", "StageMoveResult"), **errs("400", "401", "403", "404", "409", "422")}}},
+  "/api/v1/flags/{key}/access/{environment}/grant": {
+   "parameters": [key, env],
+   "post": {"operationId": "grantAccess", "summary": "Give one company, user or segment access", "tags": ["Access"],
+     "description": "Adds the grantee to the rules as they are stored (no If-Match needed: the change is made on the current version, in one transaction). Rules that give everyone access already, or that are not a list, are refused (409).",
+     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Grantee"}}}},
+     "responses": {"200": ok("The rules as stored now.", "Access", etag), **errs("400", "401", "403", "404", "409", "422")}}},
+  "/api/v1/flags/{key}/access/{environment}/revoke": {
+   "parameters": [key, env],
+   "post": {"operationId": "revokeAccess", "summary": "Take one company's, user's or segment's access away", "tags": ["Access"],
+     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Grantee"}}}},
+     "responses": {"200": ok("The rules as stored now.", "Access", etag), **errs("400", "401", "403", "404", "409", "422")}}},
+  "/api/v1/export": {"get": {"operationId": "exportConfiguration", "summary": "The whole configuration as one document", "tags": ["Configuration"],
+     "description": "Environments, release stages, segments and flags with their access rules and remote config, as `gatehouse export` writes it (format `gatehouse/1`).",
+     "responses": {"200": ok("The document.", "ConfigDocument"), **errs("401", "403")}}},
+  "/api/v1/import": {"post": {"operationId": "importConfiguration", "summary": "Make the configuration match a document", "tags": ["Configuration"],
+     "description": "Checks the whole document first, then applies every change in one transaction, each authorized as the token (an editor cannot change stages or environments). What the document leaves out is kept. With `dryRun` nothing is written. A document that does not pass lists every problem (422, `problems`).",
+     "parameters": [{"name": "dryRun", "in": "query", "description": "Only list the changes.", "schema": {"type": "boolean"}}],
+     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ConfigDocument"}}}},
+     "responses": {"200": ok("The changes, in words.", "ImportResult"), **errs("400", "401", "403", "404", "409", "422")}}},
   "/api/v1/segments": {"get": {"operationId": "listSegments", "summary": "Segments", "tags": ["Segments"],
      "responses": {"200": ok("Every segment with its conditions and the flags that use it.", "SegmentList"), **errs("401", "403")}}},
   "/api/v1/companies": {"get": {"operationId": "listCompanies", "summary": "Companies applications reported", "tags": ["Companies"],
@@ -207,6 +226,12 @@ doc = {
      "prefix": {"type": "string"}, "kind": {"type": "string", "enum": ["personal", "service"]}, "name": {"type": "string"},
      "memberEmail": {"type": ["string", "null"]}, "role": {"type": "string", "enum": ["admin", "editor", "viewer"]},
      "createdBy": {"type": "string"}, "createdAt": {"type": "integer"}, "expiresAt": {"type": ["integer", "null"]}, "revokedAt": {"type": ["integer", "null"]}}},
+   "Grantee": {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False, "properties": {
+     "company": {"type": "string", "minLength": 1}, "user": {"type": "string", "minLength": 1}, "segment": {"type": "string", "minLength": 1}}},
+   "ConfigDocument": {"type": "object", "required": ["format"], "description": "The format `gatehouse/1` (see the README's Flags as code).", "properties": {
+     "format": {"type": "string"}, "environments": {"type": "array"}, "stages": {"type": "array"}, "segments": {"type": "array"}, "flags": {"type": "array"}}},
+   "ImportResult": {"type": "object", "required": ["applied", "changes"], "properties": {
+     "applied": {"type": "boolean"}, "changes": {"type": "array", "items": {"type": "string"}}}},
    "TokenList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}},
   }}}
 open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "api", "v1-openapi.json"), "w").write(json.dumps(doc, indent=2) + "\n")
