@@ -352,6 +352,15 @@ fn delivery_from_row(row: &AnyRow) -> StoreResult<WebhookDelivery> {
 }
 
 impl Store {
+    /// Whether any endpoint is active: without one, the sender's pass writes nothing.
+    pub async fn has_active_webhooks(&self) -> StoreResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE paused_at IS NULL LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// Every endpoint, oldest first.
     pub async fn webhook_endpoints(&self) -> StoreResult<Vec<WebhookEndpoint>> {
         let rows = sqlx::query(&format!(

@@ -170,9 +170,14 @@ fn EndpointForm(endpoint: Option<WebhookEndpoint>, save: ServerAction<SaveWebhoo
             <label for=id("events")>"Events, one per line (empty: every event)"</label>
             <textarea id=id("events") name="events" rows="3" aria-describedby=id("events-help")>{events}</textarea>
             <p id=id("events-help") class="muted small">
-                "For example " <code>"flag.*"</code> " or " <code>"flag.archived"</code> ". Families: "
-                {EVENT_FAMILIES.iter().map(|(code, label)| view! { <code title=*label>{*code}</code> " " }).collect_view()}
+                "An event type such as " <code>"flag.archived"</code> " or a family such as " <code>"flag.*"</code> "."
             </p>
+            <details class="small">
+                <summary>"Event types and families"</summary>
+                <ul class="plain">
+                    {EVENT_FAMILIES.iter().map(|(code, label)| view! { <li><code>{*code}</code> " — " {*label}</li> }).collect_view()}
+                </ul>
+            </details>
             <ErrorTextOwned id=id("events-error") message=Signal::derive(field_error(value, "events"))/>
             <label for=id("format")>"Format"</label>
             <select id=id("format") name="format">
