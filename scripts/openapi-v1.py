@@ -127,6 +127,17 @@ doc = {
        {"name": "id", "in": "path", "required": True, "description": "The company's id.", "schema": {"type": "string", "minLength": 1}},
        {"name": "environment", "in": "query", "description": "The environment's key (default production).", "schema": {"type": "string"}}],
      "responses": {"200": ok("Every served flag with the decision and its reason.", "AccessCheck"), **errs("400", "401", "403", "404", "422")}}},
+  "/api/v1/users": {"get": {"operationId": "listUsers", "summary": "Users applications reported", "tags": ["Users"],
+     "parameters": [
+       {"name": "q", "in": "query", "description": "Text in the id, name or e-mail.", "schema": {"type": "string"}},
+       {"name": "environment", "in": "query", "description": "The environment's key (default production).", "schema": {"type": "string"}},
+       page, limit],
+     "responses": {"200": ok("One page of users.", "CompanyPage"), **errs("400", "401", "403", "404")}}},
+  "/api/v1/users/{id}/access": {"get": {"operationId": "checkUserAccess", "summary": "Which flags a user gets, and why", "tags": ["Users"],
+     "parameters": [
+       {"name": "id", "in": "path", "required": True, "description": "The user's id.", "schema": {"type": "string", "minLength": 1}},
+       {"name": "environment", "in": "query", "description": "The environment's key (default production).", "schema": {"type": "string"}}],
+     "responses": {"200": ok("Every served flag with the decision and its reason.", "UserAccessCheck"), **errs("400", "401", "403", "404", "422")}}},
   "/api/v1/environments": {"get": {"operationId": "listEnvironments", "summary": "Environments", "tags": ["Settings"],
      "responses": {"200": ok("Every environment, in their order.", "EnvironmentList"), **errs("401", "403")}}},
   "/api/v1/stages": {"get": {"operationId": "listStages", "summary": "Release stages", "tags": ["Settings"],
@@ -209,6 +220,9 @@ doc = {
      "flags": {"type": "array", "items": {"type": "object", "required": ["key", "name", "enabled", "reason", "missingContext"], "properties": {
        "key": {"type": "string"}, "name": {"type": "string"}, "enabled": {"type": "boolean"}, "reason": {"type": "string"},
        "missingContext": {"type": "array", "items": {"type": "string"}}}}}}},
+   "UserAccessCheck": {"type": "object", "required": ["user", "environment", "flags"], "properties": {
+     "user": {"type": "string"}, "environment": {"type": "string"},
+     "flags": None}},
    "Environment": {"type": "object", "required": ["key", "name", "isProduction", "requiredApprovals"], "properties": {
      "key": {"type": "string"}, "name": {"type": "string"}, "isProduction": {"type": "boolean"}, "requiredApprovals": {"type": "integer"}}},
    "EnvironmentList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Environment"}}}},
@@ -234,4 +248,7 @@ doc = {
      "applied": {"type": "boolean"}, "changes": {"type": "array", "items": {"type": "string"}}}},
    "TokenList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Token"}}}},
   }}}
+# A user's check lists its flags as a company's does.
+schemas = doc["components"]["schemas"]
+schemas["UserAccessCheck"]["properties"]["flags"] = schemas["AccessCheck"]["properties"]["flags"]
 open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "api", "v1-openapi.json"), "w").write(json.dumps(doc, indent=2) + "\n")

@@ -748,3 +748,103 @@ async fn remote_config_is_read_and_replaced_with_if_match() {
         bad
     );
 }
+
+#[tokio::test]
+async fn grants_imports_and_user_checks_follow_the_tokens_role() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let viewer = app.service_token("dashboard", Role::Viewer, None).await;
+    let editor = app.service_token("ci", Role::Editor, None).await;
+    app.apply(common::new_flag("checkout")).await;
+    let grant = "/api/v1/flags/checkout/access/production/grant";
+
+    // A viewer reads the configuration and explains a user's flags, and changes nothing.
+    let exported = call(&app, Some(&viewer), Method::GET, "/api/v1/export", None).await;
+    assert_eq!(exported.0, StatusCode::OK);
+    assert_eq!(exported.2["format"], "gatehouse/1");
+    let answer = call(
+        &app,
+        Some(&viewer),
+        Method::POST,
+        grant,
+        Some(json!({ "user": "u-1" })),
+    )
+    .await;
+    assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
+    let mut document = exported.2.clone();
+    document["flags"][0]["name"] = json!("Checkout v2");
+    let dry = call(
+        &app,
+        Some(&viewer),
+        Method::POST,
+        "/api/v1/import?dryRun=true",
+        Some(document.clone()),
+    )
+    .await;
+    assert_eq!(
+        (dry.0, dry.2["applied"].clone()),
+        (StatusCode::OK, json!(false)),
+        "{}",
+        dry.2
+    );
+    assert_eq!(dry.2["changes"].as_array().unwrap().len(), 1, "{}", dry.2);
+    let answer = call(
+        &app,
+        Some(&viewer),
+        Method::POST,
+        "/api/v1/import",
+        Some(document.clone()),
+    )
+    .await;
+    assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
+
+    let imported = call(
+        &app,
+        Some(&editor),
+        Method::POST,
+        "/api/v1/import",
+        Some(document),
+    )
+    .await;
+    assert_eq!(
+        (imported.0, imported.2["applied"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+    let broken =
+        json!({ "format": "gatehouse/1", "flags": [{ "key": "x", "name": "x", "stage": "Nowhere" }] });
+    let answer = call(&app, Some(&editor), Method::POST, "/api/v1/import", Some(broken)).await;
+    assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(
+        answer.2["problems"][0].as_str().unwrap().contains("Nowhere"),
+        "{}",
+        answer.2
+    );
+
+    // After an import (which rewrites what it names), an editor grants one user; a grantee is one thing.
+    let answer = call(
+        &app,
+        Some(&editor),
+        Method::POST,
+        grant,
+        Some(json!({ "user": "u-1" })),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.2);
+    assert_eq!(answer.2["rules"]["users"], json!(["u-1"]), "{}", answer.2);
+    let two = json!({ "user": "u-1", "company": "acme" });
+    let answer = call(&app, Some(&editor), Method::POST, grant, Some(two)).await;
+    assert_problem(&answer, StatusCode::BAD_REQUEST, "bad-request");
+    let users = call(&app, Some(&viewer), Method::GET, "/api/v1/users?q=u-", None).await;
+    assert_eq!(users.0, StatusCode::OK, "{}", users.2);
+    let check = call(&app, Some(&viewer), Method::GET, "/api/v1/users/u-1/access", None).await;
+    assert_eq!(check.0, StatusCode::OK, "{}", check.2);
+    assert_eq!(check.2["user"], "u-1");
+    let checkout = check.2["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "checkout")
+        .unwrap();
+    assert_eq!(checkout["enabled"], true, "{check:?}");
+}

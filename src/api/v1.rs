@@ -64,6 +64,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/segments", get(segments))
         .route("/api/v1/companies", get(companies))
         .route("/api/v1/companies/{id}/access", get(company_access))
+        .route("/api/v1/users", get(users))
+        .route("/api/v1/users/{id}/access", get(user_access))
         .route("/api/v1/environments", get(environments))
         .route("/api/v1/stages", get(stages))
         .route("/api/v1/audit", get(audit))
@@ -779,10 +781,27 @@ async fn companies(
     State(service): State<Service>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult {
+    entities(caller, service, params, crate::service::EntityKind::Company).await
+}
+
+async fn users(
+    caller: Caller,
+    State(service): State<Service>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    entities(caller, service, params, crate::service::EntityKind::User).await
+}
+
+/// One page of the companies or users applications reported, found by id or name.
+async fn entities(
+    caller: Caller,
+    service: Service,
+    params: HashMap<String, String>,
+    kind: crate::service::EntityKind,
+) -> ApiResult {
     let (page, limit) = paging(&params)?;
     let environment = params.get("environment").map_or("production", String::as_str);
     let search = params.get("q").map_or("", String::as_str);
-    let kind = crate::service::EntityKind::Company;
     let (_, _, found) = service
         .search_entities(&caller.actor, environment, kind, search, page, limit)
         .await?;
@@ -802,15 +821,34 @@ async fn companies(
     Ok(Json(json!({ "items": items, "total": found.total, "page": page, "limit": limit })).into_response())
 }
 
-/// Which flags a company gets in an environment, and why: the company page's explanation.
 async fn company_access(
     caller: Caller,
     State(service): State<Service>,
     Param(id): Param<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult {
+    entity_access(caller, service, id, params, crate::service::EntityKind::Company).await
+}
+
+async fn user_access(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(id): Param<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    entity_access(caller, service, id, params, crate::service::EntityKind::User).await
+}
+
+/// Which flags a company or user gets in an environment, and why: the company and user pages'
+/// explanation.
+async fn entity_access(
+    caller: Caller,
+    service: Service,
+    id: String,
+    params: HashMap<String, String>,
+    kind: crate::service::EntityKind,
+) -> ApiResult {
     let environment = params.get("environment").map_or("production", String::as_str);
-    let kind = crate::service::EntityKind::Company;
     let check = service
         .check_access(&caller.actor, kind, environment, &id)
         .await?;
@@ -827,7 +865,11 @@ async fn company_access(
             })
         })
         .collect();
-    Ok(Json(json!({ "company": id, "environment": environment, "flags": flags })).into_response())
+    let subject = match kind {
+        crate::service::EntityKind::Company => "company",
+        crate::service::EntityKind::User => "user",
+    };
+    Ok(Json(json!({ subject: id, "environment": environment, "flags": flags })).into_response())
 }
 
 async fn environments(caller: Caller, State(service): State<Service>) -> ApiResult {
