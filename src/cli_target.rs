@@ -328,12 +328,11 @@ impl Target {
                     .map(|s| (s.id, s.name))
                     .collect();
                 let (stage_id, name) = stage_named(&stages, stage)?.clone();
-                let page = service
-                    .flag_page(&Actor::cli(), key, "production")
+                let (_, moves) = service
+                    .stage_move_preview(&Actor::cli(), key)
                     .await
                     .map_err(service_message)?;
-                let moves = page
-                    .stage_moves
+                let moves = moves
                     .into_iter()
                     .filter(|(id, ..)| *id == stage_id)
                     .map(|(_, environment, from, to)| (environment, from, to))

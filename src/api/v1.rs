@@ -674,12 +674,7 @@ async fn get_config(
     State(service): State<Service>,
     Param((key, environment)): Param<(String, String)>,
 ) -> ApiResult {
-    let page = service.flag_page(&caller.actor, &key, &environment).await?;
-    // The flag page falls back to production; the API names what it was asked for.
-    if page.environment.key.as_str() != environment {
-        return Err(ServiceError::NotFound(format!("environment {environment:?}")).into());
-    }
-    let config = page.config.map_err(ServiceError::from)?;
+    let config = service.flag_config(&caller.actor, &key, &environment).await?;
     let version = config.version as i64;
     let answer = json!({ "environment": environment, "variants": config.variants, "version": version });
     let mut response = Json(answer).into_response();
@@ -732,28 +727,29 @@ async fn move_stage(
     bytes: Bytes,
 ) -> ApiResult {
     let request: StageMove = body(&bytes)?;
-    let page = service.flag_page(&caller.actor, &key, "production").await?;
-    if !page.stages.iter().any(|s| s.id == request.stage_id) {
+    let (detail, moves) = service.stage_move_preview(&caller.actor, &key).await?;
+    if !detail.stages.iter().any(|s| s.id == request.stage_id) {
         return Err(ServiceError::invalid(
             "stageId",
             format!("no release stage has the id {}", request.stage_id),
         )
         .into());
     }
-    let changes: Vec<Value> = page
-        .stage_moves
+    let changes: Vec<Value> = moves
         .iter()
         .filter(|(stage_id, ..)| *stage_id == request.stage_id)
         .map(|(_, environment, from, to)| json!({ "environment": environment, "from": from, "to": to }))
         .collect();
     if !request.dry_run {
         let change = Change::MoveStage {
-            flag: page.flag.key.to_string(),
+            flag: detail.flag.key.to_string(),
             stage_id: request.stage_id,
         };
         service.apply(&caller.actor, change).await?;
     }
-    let detail = service.flag_detail(&caller.actor, page.flag.key.as_str()).await?;
+    let detail = service
+        .flag_detail(&caller.actor, detail.flag.key.as_str())
+        .await?;
     let flag = flag_with_access_json(&detail);
     Ok(Json(json!({ "applied": !request.dry_run, "changes": changes, "flag": flag })).into_response())
 }

@@ -14,7 +14,7 @@ use super::runtime::{Inputs, Runtime};
 use super::store::api_keys::ApiKeyInfo;
 use super::store::audit::{AuditFilter, AuditRecord, ChangeEvent};
 use super::store::entities::{EntityKind, EntityPage, EntityRow};
-use super::store::flags::{current_versions, Decoded, FlagFilter};
+use super::store::flags::{current_versions, latest_version, Decoded, FlagFilter};
 use super::store::members::Invitation;
 use super::store::segments::SegmentRecord;
 use super::store::stages::StageDefault;
@@ -326,6 +326,58 @@ impl Service {
         })
     }
 
+    /// The flag `key`'s remote config in the environment `environment` (its key; not found
+    /// when there is none).
+    pub async fn flag_config(
+        &self,
+        actor: &Actor,
+        key: &str,
+        environment: &str,
+    ) -> ServiceResult<RemoteConfig> {
+        authorize(actor, Permission::Read)?;
+        let store = self.store();
+        let flag = store
+            .flag_by_key(key)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("flag {key:?}")))?;
+        let environments = store.environments().await?;
+        let Some(environment) = environments.iter().find(|e| e.key.as_str() == environment) else {
+            return Err(ServiceError::NotFound(format!("environment {environment:?}")));
+        };
+        let mut conn = store.pool().acquire().await?;
+        let config = latest_version::<RemoteConfig>(&mut conn, flag.id, environment.id).await?;
+        Ok(config.map_or(Ok(RemoteConfig::default()), |v| v.value)?)
+    }
+
+    /// What moving the flag `key` into each other stage would replace: `(stage id, environment
+    /// key, current rules, the stage's default)` where they differ, read from the flag's own
+    /// rules (the management API's and the command line's preview; the flag page has the same).
+    pub async fn stage_move_preview(
+        &self,
+        actor: &Actor,
+        key: &str,
+    ) -> ServiceResult<(FlagDetail, Vec<(i64, String, AccessRules, AccessRules)>)> {
+        let detail = self.flag_detail(actor, key).await?;
+        let defaults = self.store().stage_defaults().await?;
+        let mut moves = Vec::new();
+        for (environment, current, _) in &detail.access {
+            for default in defaults
+                .iter()
+                .filter(|d| d.environment_id == environment.id && d.stage_id != detail.flag.stage_id)
+            {
+                if *current != default.rules {
+                    moves.push((
+                        default.stage_id,
+                        environment.key.to_string(),
+                        current.clone(),
+                        default.rules.clone(),
+                    ));
+                }
+            }
+        }
+        Ok((detail, moves))
+    }
+
     /// A flag's page in the environment `environment` (production when unknown).
     pub async fn flag_page(&self, actor: &Actor, key: &str, environment: &str) -> ServiceResult<FlagPage> {
         authorize(actor, Permission::Read)?;
@@ -343,10 +395,8 @@ impl Service {
         let mut others = Vec::new();
         let mut stage_moves = Vec::new();
         for environment in &environments {
-            let rules = current_versions::<AccessRules>(&mut conn, environment.id)
+            let rules = latest_version::<AccessRules>(&mut conn, flag.id, environment.id)
                 .await?
-                .into_iter()
-                .find(|v| v.flag_id == flag.id)
                 .map_or(Ok(AccessRules::NoOne), |v| v.value);
             for default in defaults
                 .iter()
@@ -363,10 +413,8 @@ impl Service {
                 others.push((environment.clone(), rules));
             }
         }
-        let config = current_versions::<RemoteConfig>(&mut conn, current.id)
+        let config = latest_version::<RemoteConfig>(&mut conn, flag.id, current.id)
             .await?
-            .into_iter()
-            .find(|v| v.flag_id == flag.id)
             .map_or(Ok(RemoteConfig::default()), |v| v.value);
         drop(conn);
         let mut access = self.served_access(&flag.key, current.id)?;
