@@ -28,6 +28,12 @@ test('an admin adds a webhook, a flag change is delivered signed, a failed one i
   await page.goto('/settings/webhooks');
   await waitForHydration(page);
   await expect(page.getByText('No endpoints yet.')).toBeVisible();
+  // At 1366 px the main navigation is one line; the member's name leads to the account page.
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  const navBox = (await nav.boundingBox())!;
+  const linkBox = (await nav.getByRole('link').first().boundingBox())!;
+  expect(navBox.height, 'the nav does not wrap at 1366 px').toBeLessThan(linkBox.height * 1.5);
+  await expect(page.getByRole('link', { name: /^Ada Admin · Admin/ })).toHaveAttribute('href', '/account');
   await page.getByLabel('Name').fill('Deploy bot');
   await page.getByLabel('URL (http:// or https://)').fill('ftp://example.com');
   await page.getByRole('button', { name: 'Add endpoint' }).click();

@@ -93,13 +93,16 @@ pub fn Shell() -> impl IntoView {
                         <A href="/settings">"Settings"</A>
                     </Show>
                 </Suspense>
-                <A href="/account">"Account"</A>
             </nav>
             <EnvironmentSwitcher/>
             <div class="who">
                 <Suspense fallback=|| ()>
+                    // The member's name leads to their account (password, access tokens): one
+                    // item fewer in the nav, which then fits one line at 1366 px.
                     {move || member.get().and_then(Result::ok).flatten().map(|m| view! {
-                        <span>{m.name} " · " <span class="muted">{m.role.label()}</span></span>
+                        <a class="account" href="/account" title="Your account: password and access tokens">
+                            {m.name} " · " <span class="muted">{m.role.label()}</span>
+                        </a>
                     })}
                 </Suspense>
                 <ActionForm action=sign_out>
