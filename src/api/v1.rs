@@ -94,6 +94,8 @@ pub struct Problem {
     kind: &'static str,
     detail: String,
     field: Option<String>,
+    /// Every problem of a document that does not pass (an import), so all can be fixed at once.
+    problems: Vec<String>,
 }
 
 impl Problem {
@@ -103,6 +105,7 @@ impl Problem {
             kind,
             detail: detail.into(),
             field: None,
+            problems: Vec::new(),
         }
     }
 
@@ -124,6 +127,9 @@ impl IntoResponse for Problem {
         });
         if let Some(field) = self.field {
             body["field"] = json!(field);
+        }
+        if !self.problems.is_empty() {
+            body["problems"] = json!(self.problems);
         }
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(
@@ -618,22 +624,11 @@ async fn import(
                     .into_response(),
             )
         }
-        Err(ConfigFileError::Invalid(problems)) => {
-            // A problem with every problem listed, so all of them can be fixed in one go.
-            let body = json!({
-                "type": "urn:gatehouse:problem:invalid",
-                "title": "Unprocessable Entity",
-                "status": 422,
-                "detail": format!("{} problem(s); nothing was imported", problems.len()),
-                "problems": problems,
-            });
-            let mut response = (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            );
-            Ok(response)
-        }
+        Err(ConfigFileError::Invalid(problems)) => Err(Problem {
+            detail: format!("{} problem(s); nothing was imported", problems.len()),
+            problems,
+            ..Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "")
+        }),
         Err(ConfigFileError::Service(error)) => Err(error.into()),
     }
 }

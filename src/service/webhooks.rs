@@ -29,6 +29,18 @@ pub struct WebhookFields {
     pub format: WebhookFormat,
 }
 
+impl WebhookFields {
+    /// The fields as the store writes them.
+    fn stored(&self) -> EndpointFields<'_> {
+        EndpointFields {
+            name: &self.name,
+            url: &self.url,
+            events: &self.events,
+            format: self.format,
+        }
+    }
+}
+
 /// What an admin does to an endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WebhookChange {
@@ -188,13 +200,7 @@ pub async fn change(w: &mut Write<'_>, change: WebhookChange) -> ServiceResult<O
         WebhookChange::Create(fields) => {
             let fields = checked(fields)?;
             let by = w.actor.label.clone();
-            let endpoint = EndpointFields {
-                name: &fields.name,
-                url: &fields.url,
-                events: &fields.events,
-                format: fields.format,
-            };
-            let id = stored::insert_endpoint(w.conn(), &endpoint, &new_secret(), &by, now).await?;
+            let id = stored::insert_endpoint(w.conn(), &fields.stored(), &new_secret(), &by, now).await?;
             let key = id.to_string();
             let record = Record::of("webhook.created", "webhook", &key).after(shown(&fields));
             w.record(record).await?;
@@ -204,13 +210,7 @@ pub async fn change(w: &mut Write<'_>, change: WebhookChange) -> ServiceResult<O
             let key = id.to_string();
             let before = existing(w, id).await?;
             let fields = checked(fields)?;
-            let endpoint = EndpointFields {
-                name: &fields.name,
-                url: &fields.url,
-                events: &fields.events,
-                format: fields.format,
-            };
-            stored::update_endpoint(w.conn(), id, &endpoint).await?;
+            stored::update_endpoint(w.conn(), id, &fields.stored()).await?;
             let record = Record::of("webhook.changed", "webhook", &key)
                 .before(shown_stored(&before))
                 .after(shown(&fields));
