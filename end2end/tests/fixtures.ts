@@ -54,3 +54,21 @@ export async function publishableKey(page: import('@playwright/test').Page, envi
   const cell = page.getByRole('row').filter({ hasText: environment }).filter({ hasText: 'publishable' }).locator('code');
   return (await cell.innerText()).trim();
 }
+
+/**
+ * Carries out a flag-page action that asks first (a stage move, a copy, a rollback, archiving):
+ * opens it by its link, checks the dialog previews `preview` (when given) and confirms it.
+ */
+export async function confirmAction(
+  page: import('@playwright/test').Page,
+  link: string,
+  confirm: string,
+  preview?: string | RegExp,
+) {
+  await page.getByRole('link', { name: link, exact: true }).click();
+  const dialog = page.getByRole('dialog');
+  await expect(dialog).toBeVisible();
+  if (preview !== undefined) await expect(dialog).toContainText(preview);
+  await dialog.getByRole('button', { name: confirm, exact: true }).click();
+  await expect(dialog).toHaveCount(0);
+}

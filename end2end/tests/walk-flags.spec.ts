@@ -1,4 +1,4 @@
-import { ADMIN, test, expect, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
+import { ADMIN, test, expect, confirmAction, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
 import type { APIRequestContext, Page } from '@playwright/test';
 
 test.describe.configure({ mode: 'serial' });
@@ -60,10 +60,10 @@ test('a product manager releases a flag through the stages', async ({ page, requ
   await screenshot(page, '11-flag-acme');
 
   // Internal, then Beta with a 25 % rollout to everyone else.
-  await page.getByRole('button', { name: 'Move to Internal' }).click();
+  await confirmAction(page, 'Move to Internal…', 'Move to Internal');
   await expect(page.getByText('Current stage: Internal')).toBeVisible();
   await expect(page.getByText(/^Moved\. Where the new stage has default access/)).toBeVisible();
-  await page.getByRole('button', { name: 'Move to Beta' }).click();
+  await confirmAction(page, 'Move to Beta…', 'Move to Beta');
   await expect(page.getByText('Current stage: Beta')).toBeVisible();
   await saveAccess(page, { mode: 'Some', companies: 'acme', rollout: '25' });
   const quarter = await share(request, key, 'new-checkout');
@@ -73,13 +73,13 @@ test('a product manager releases a flag through the stages', async ({ page, requ
   await screenshot(page, '12-flag-beta-25');
 
   // General availability: everyone.
-  await page.getByRole('button', { name: 'Move to General availability' }).click();
+  await confirmAction(page, 'Move to General availability…', 'Move to General availability');
   await expect(page.getByText('Current stage: General availability')).toBeVisible();
   await saveAccess(page, { mode: 'Everyone' });
   expect(await share(request, key, 'new-checkout')).toBe(1);
 
   // Roll back to the acme-only version (version 2).
-  await page.getByRole('button', { name: 'Roll back to version 2' }).click();
+  await confirmAction(page, 'Roll back to version 2…', 'Roll back to version 2', 'Everyone → Some');
   await expect(page.getByText('version 5')).toBeVisible();
   await expect(page.getByText(/^Rolled back: the older version/)).toBeVisible();
   await expect(page.getByText('rolled back to version 2')).toBeVisible();
@@ -227,6 +227,68 @@ test('a stale save shows a conflict instead of overwriting', async ({ browser })
   await second.close();
 });
 
+test('moves, copies, rollbacks and archiving show what they change and ask first', async ({ page, request }) => {
+  await signIn(page);
+  const key = await publishableKey(page);
+  await page.goto('/flags/new');
+  await page.getByLabel('Name').fill('Asks first');
+  await page.getByLabel(/^Key/).fill('asks-first');
+  await page.getByRole('button', { name: 'Create flag' }).click();
+  await expect(page).toHaveURL(/\/flags\/asks-first$/);
+  await waitForHydration(page);
+  await saveAccess(page, { mode: 'Some', companies: 'acme' });
+  const heading = page.getByRole('heading', { name: /^Access in/ });
+
+  // A rollback previews what it changes; Cancel and Escape leave everything as it is.
+  await page.getByRole('link', { name: 'Roll back to version 1…', exact: true }).click();
+  const dialog = page.getByRole('dialog', { name: 'Roll Production back to version 1?' });
+  await expect(dialog).toBeVisible();
+  await expect(dialog).toContainText('Now (version 2): 1 company. After: No one, as version 3.');
+  await expect(dialog).toContainText('− companies acme');
+  await screenshot(page, '18-confirm-rollback');
+  await dialog.getByRole('link', { name: 'Cancel' }).click();
+  await expect(dialog).toHaveCount(0);
+  await page.getByRole('link', { name: 'Roll back to version 1…', exact: true }).click();
+  await expect(dialog).toBeVisible();
+  await page.keyboard.press('Escape');
+  await expect(dialog).toHaveCount(0);
+  await expect(heading).toContainText('version 2');
+  expect(await enabledFor(request, key, 'asks-first', 'acme')).toBe(true);
+
+  // Copying Staging (no one) over Production says what Production loses, then does it.
+  await confirmAction(page, 'Copy from Staging…', 'Copy from Staging', 'Production now: 1 company. After the copy: No one');
+  await expect(page.getByRole('status').filter({ hasText: /^Copied:/ })).toBeVisible();
+  await expect(heading).toContainText('version 3');
+  await expect(page.getByLabel('Companies (ids, one per line)', { exact: true })).toHaveValue('');
+  expect(await enabledFor(request, key, 'asks-first', 'acme')).toBe(false);
+
+  // Rolling back to version 2 brings acme back, and the form shows it.
+  await confirmAction(page, 'Roll back to version 2…', 'Roll back to version 2', '+ companies acme');
+  await expect(page.getByRole('status').filter({ hasText: /^Rolled back:/ })).toBeVisible();
+  await expect(heading).toContainText('version 4');
+  await expect(page.getByLabel('Companies (ids, one per line)', { exact: true })).toHaveValue('acme');
+  expect(await enabledFor(request, key, 'asks-first', 'acme')).toBe(true);
+
+  // Archiving lists who loses the flag, in every environment; restoring serves it again.
+  await confirmAction(page, 'Archive flag…', 'Archive flag', 'Production: 1 company');
+  await expect(page.getByRole('status').filter({ hasText: /^Archived:/ })).toBeVisible();
+  const served = async () => {
+    const answer = await request.get('/features/evaluated?context.company.id=acme', { headers: { Authorization: `Bearer ${key}` } });
+    return (await answer.json()).features['asks-first'];
+  };
+  expect(await served()).toBeUndefined();
+  await confirmAction(page, 'Restore flag…', 'Restore flag', 'SDKs get the flag again');
+  await expect(page.getByRole('status').filter({ hasText: /^Restored:/ })).toBeVisible();
+  expect((await served()).isEnabled).toBe(true);
+
+  // A move whose stage sets no access says so.
+  await page.getByRole('link', { name: 'Move to Internal…', exact: true }).click();
+  await expect(page.getByRole('dialog')).toBeVisible();
+  await screenshot(page, '18-confirm-move');
+  await page.getByRole('dialog').getByRole('link', { name: 'Cancel' }).click();
+  await expect(page.getByText('Current stage: In development')).toBeVisible();
+});
+
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 
@@ -268,5 +330,25 @@ test.describe('without JavaScript', () => {
     await page.getByRole('button', { name: 'Save access' }).click();
     await expect(page.getByText('enter a percentage from 0 to 100')).toBeVisible();
     await screenshot(page, '17-no-js-validation');
+
+    // A rollback asks on a page of its own, then comes back saying what it did.
+    await page.getByRole('link', { name: 'Roll back to version 2…', exact: true }).click();
+    await expect(page).toHaveURL(/confirm=rollback&version=2/);
+    const dialog = page.getByRole('dialog', { name: 'Roll Production back to version 2?' });
+    await expect(dialog).toContainText('− rule 1');
+    await dialog.getByRole('button', { name: 'Roll back to version 2', exact: true }).click();
+    await expect(page).toHaveURL(/\/flags\/plain-forms\?done=rolled-back$/);
+    await expect(page.getByRole('status').filter({ hasText: /^Rolled back:/ })).toBeVisible();
+    await expect(page.getByText('version 4')).toBeVisible();
+    await expect(page.getByRole('dialog')).toHaveCount(0);
+    const plan = await request.get('/features/evaluated?key=plain-forms&context.company.id=x&context.company.plan=team', {
+      headers: { Authorization: `Bearer ${key}` },
+    });
+    expect((await plan.json()).features['plain-forms'].isEnabled).toBe(false);
+
+    // A confirmation whose version is gone says so instead of acting.
+    await page.goto('/flags/plain-forms?confirm=rollback&version=99');
+    await expect(page.getByRole('dialog')).toContainText('That version is not one this environment can roll back to.');
+    await expect(page.getByRole('dialog').getByRole('button')).toHaveCount(0);
   });
 });

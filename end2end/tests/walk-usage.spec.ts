@@ -1,4 +1,4 @@
-import { test, expect, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
+import { test, expect, confirmAction, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -15,7 +15,7 @@ test('the flag page charts who checked a flag and the flags list shows when', as
   // Before anything checked it, the section says how usage arrives.
   await expect(page.locator('#usage')).toContainText('Usage arrives when an application evaluates it');
 
-  await page.getByRole('button', { name: 'Move to General availability' }).click();
+  await confirmAction(page, 'Move to General availability…', 'Move to General availability');
   await expect(page.getByText('Current stage: General availability')).toBeVisible();
   await page.getByLabel('Everyone', { exact: true }).check();
   await page.getByRole('button', { name: 'Save access' }).click();

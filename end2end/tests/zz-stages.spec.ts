@@ -1,4 +1,4 @@
-import { test, expect, screenshot, waitForHydration } from './fixtures';
+import { test, expect, confirmAction, screenshot, waitForHydration } from './fixtures';
 
 // Runs after team.spec.ts and walk-flags.spec.ts (alphabetical order, one worker): the admin
 // exists and so does the flag new-checkout, targeted at acme in production.
@@ -27,7 +27,7 @@ test('an admin adds a custom stage, reorders it, and a flag moves into it', asyn
   // The flag can move into it; access stays as it was (the stage has no defaults).
   await page.goto('/flags/new-checkout');
   await waitForHydration(page);
-  await page.getByRole('button', { name: 'Move to Dogfood' }).click();
+  await confirmAction(page, 'Move to Dogfood…', 'Move to Dogfood', 'only its stage changes');
   await expect(page.getByText('Current stage: Dogfood')).toBeVisible();
   await page.goto('/settings/keys');
   const key = (

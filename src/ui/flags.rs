@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
+use super::confirm::{ConfirmActions, ConfirmDialog, Done, Pending};
 use super::error::{field_error, form_error, success_count, AppError, ErrorText};
 use super::format::datetime;
 use super::plans::{PlanActions, PlanCard, PlanCardView};
@@ -292,9 +293,22 @@ pub struct VersionItem {
     pub summary: String,
     /// What this version changed from the one before, a line per change.
     pub changes: Vec<String>,
+    /// What rolling back to this version would change, a line per change (empty: the current).
+    pub rollback: Vec<String>,
 }
 
+/// Another environment of the flag, for copying its access into the page's one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtherEnvironment {
+    pub key: String,
+    pub name: String,
+    /// Its access now, in a few words.
+    pub summary: String,
+    /// What copying it here would change, a line per change.
+    pub changes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FlagView {
     pub key: String,
     pub name: String,
@@ -309,8 +323,8 @@ pub struct FlagView {
     /// What moving to each other stage would change here: (stage id, environment, from, to).
     pub stage_changes: Vec<(i64, String, String, String)>,
     pub archived: bool,
-    /// The other environments and their current access, for copying: (key, name, summary).
-    pub others: Vec<(String, String, String)>,
+    /// The other environments and their current access, for copying.
+    pub others: Vec<OtherEnvironment>,
     pub config_version: i64,
     pub variants: Vec<VariantForm>,
     pub default_variant: Option<usize>,
@@ -457,6 +471,10 @@ impl FlagView {
                         _ => vec![summaries[i].clone()],
                     })
                     .collect(),
+                rollback: match &v.value {
+                    Ok(then) if i > 0 => access_changes(&rules, then),
+                    _ => Vec::new(),
+                },
             })
             .collect();
         let scheduled = page
@@ -484,7 +502,15 @@ impl FlagView {
             others: page
                 .others
                 .iter()
-                .map(|(e, rules)| (e.key.to_string(), e.name.clone(), stored_summary(rules)))
+                .map(|(e, rules_there)| OtherEnvironment {
+                    key: e.key.to_string(),
+                    name: e.name.clone(),
+                    summary: stored_summary(rules_there),
+                    changes: match rules_there {
+                        Ok(there) => access_changes(&rules, there),
+                        Err(_) => Vec::new(),
+                    },
+                })
                 .collect(),
             config_version: config.version as i64,
             default_variant: config.variants.iter().position(|v| v.is_default),
@@ -651,44 +677,6 @@ pub async fn save_access(
     super::submit::submit(flag, planned, how, "Saved as a new version.").await
 }
 
-/// Applies a change of a flag's access rules in an environment as the caller.
-#[cfg(feature = "ssr")]
-async fn change_access(
-    flag: String,
-    environment: String,
-    change: crate::service::AccessChange,
-    expected_version: Option<i64>,
-) -> Result<(), AppError> {
-    let (service, actor) = super::server::caller()?;
-    let change = crate::service::Change::SetAccess {
-        flag,
-        environment,
-        change,
-        expected_version,
-    };
-    service.apply(&actor, change).await?;
-    Ok(())
-}
-
-#[server(endpoint = "edit/copy_access")]
-pub async fn copy_access(
-    flag: String,
-    from: String,
-    to: String,
-    expected_version: i64,
-) -> Result<(), AppError> {
-    let change = crate::service::AccessChange::CopyFrom(from);
-    change_access(flag, to, change, Some(expected_version)).await
-}
-
-#[server(endpoint = "edit/archive_flag")]
-pub async fn archive_flag(flag: String, archived: bool) -> Result<(), AppError> {
-    let (service, actor) = super::server::caller()?;
-    let change = crate::service::Change::SetArchived { flag, archived };
-    service.apply(&actor, change).await?;
-    Ok(())
-}
-
 #[server(endpoint = "edit/save_config")]
 #[allow(clippy::too_many_arguments)]
 pub async fn save_config(
@@ -716,23 +704,6 @@ pub async fn save_config(
         (review_draft, update_request),
     );
     super::submit::submit(flag, planned, how, "Remote config saved.").await
-}
-
-#[server(endpoint = "edit/rollback")]
-pub async fn rollback(flag: String, environment: String, version: i64) -> Result<(), AppError> {
-    let change = crate::service::AccessChange::RollBackTo(version);
-    change_access(flag, environment, change, None).await
-}
-
-#[server(endpoint = "edit/move_stage")]
-pub async fn move_stage(flag: String, stage: i64) -> Result<(), AppError> {
-    let (service, actor) = super::server::caller()?;
-    let change = crate::service::Change::MoveStage {
-        flag,
-        stage_id: stage,
-    };
-    service.apply(&actor, change).await?;
-    Ok(())
 }
 
 /// A flag's checks per day as a small line; a flat line when it had none.
@@ -999,11 +970,9 @@ pub fn FlagPage() -> impl IntoView {
     let query = use_query_map();
     let key = move || params.read().get("key").unwrap_or_default();
     let environment = move || query.read().get("env").unwrap_or_default();
+    let pending = move || query.with(Pending::from_query);
     let save = ServerAction::<SaveAccess>::new();
-    let rollback_action = ServerAction::<Rollback>::new();
-    let move_action = ServerAction::<MoveStage>::new();
-    let copy_action = ServerAction::<CopyAccess>::new();
-    let archive_action = ServerAction::<ArchiveFlag>::new();
+    let confirmed = ConfirmActions::new();
     let config_action = ServerAction::<SaveConfig>::new();
     let schedule_action = ServerAction::<ScheduleFlagChange>::new();
     let cancel_action = ServerAction::<CancelScheduled>::new();
@@ -1022,16 +991,7 @@ pub fn FlagPage() -> impl IntoView {
             (
                 key(),
                 environment(),
-                (
-                    saves.get(),
-                    rollback_action.version().get(),
-                    move_action.version().get(),
-                ),
-                (
-                    copy_action.version().get(),
-                    archive_action.version().get(),
-                    config_saves.get(),
-                ),
+                (saves.get(), confirmed.versions(), config_saves.get()),
                 (
                     schedules.get(),
                     cancels.get(),
@@ -1042,22 +1002,45 @@ pub fn FlagPage() -> impl IntoView {
         },
         |(key, environment, ..)| flag_detail(key, environment),
     );
-    let copy_value = copy_action.value();
     let config_value = config_action.value();
     let save_value = save.value();
     let notice = action_notices([
-        (move_action.value(), "Moved. Where the new stage has default access, it is now in place as a new version (see the history)."),
-        (copy_value, "Copied: this environment now has the other one's access, as a new version."),
-        (rollback_action.value(), "Rolled back: the older version's access is current again, as a new version."),
-        (archive_action.value(), "Done: the flag's archive state changed, as shown below."),
-        (plan_actions.start.value(), "Plan started: its first milestone's access is in place, as a new version."),
-        (plan_actions.advance.value(), "Advanced: the next milestone's access is in place, as a new version."),
-        (plan_actions.pause.value(), "Done: the plan's state changed, as shown under Release plan."),
-        (plan_actions.cancel.value(), "Plan cancelled: the access stays as it is."),
-        (request_actions.approve.value(), "Approved: see the request's approvals below."),
-        (request_actions.apply.value(), "Applied: the request's change is in place, as a new version."),
-        (request_actions.close.value(), "Done: the request is closed, as shown under Change requests."),
+        (
+            plan_actions.start.value(),
+            "Plan started: its first milestone's access is in place, as a new version.",
+        ),
+        (
+            plan_actions.advance.value(),
+            "Advanced: the next milestone's access is in place, as a new version.",
+        ),
+        (
+            plan_actions.pause.value(),
+            "Done: the plan's state changed, as shown under Release plan.",
+        ),
+        (
+            plan_actions.cancel.value(),
+            "Plan cancelled: the access stays as it is.",
+        ),
+        (
+            request_actions.approve.value(),
+            "Approved: see the request's approvals below.",
+        ),
+        (
+            request_actions.apply.value(),
+            "Applied: the request's change is in place, as a new version.",
+        ),
+        (
+            request_actions.close.value(),
+            "Done: the request is closed, as shown under Change requests.",
+        ),
     ]);
+    // A confirmed action comes back with what it did in the address (with or without the bundle).
+    notice.set(query.with_untracked(Done::from_query).map(Done::notice));
+    Effect::new(move || {
+        if let Some(done) = query.with(Done::from_query) {
+            notice.set(Some(done.notice()));
+        }
+    });
     Effect::new(move || {
         if matches!(save_value.get(), Some(Ok(_))) {
             notice.set(None);
@@ -1097,9 +1080,8 @@ pub fn FlagPage() -> impl IntoView {
                     let config_version = flag.config_version;
                     let default_variant = flag.default_variant;
                     let archived = flag.archived;
-                    let (copy_flag, copy_environment) = (flag_key.clone(), environment_key.clone());
                     let (config_flag, config_environment) = (flag_key.clone(), environment_key.clone());
-                    let archive_flag_key = flag_key.clone();
+                    let dialog_flag = flag.clone();
                     let access_count = flag.companies_with_access.text(true);
                     let environment_name = flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone()).unwrap_or_default();
                     let (my_access_requests, my_config_requests) = (flag.my_requests(true), flag.my_requests(false));
@@ -1161,17 +1143,11 @@ pub fn FlagPage() -> impl IntoView {
                         <section class="card">
                             <h2>"Release stage"</h2>
                             <p>"Current stage: " <strong>{flag.stages.iter().find(|(id, _)| *id == flag.stage_id).map(|(_, n)| n.clone())}</strong></p>
-                            <ErrorText id="move-error" message=Signal::derive(move || move_action.value().get().and_then(Result::err).map(|e| e.message))/>
                             <ul class="plain">
                                 {moves.into_iter().map(|(id, name, changes)| {
-                                    let flag_key = flag_key.clone();
                                     view! {
                                         <li>
-                                            <ActionForm action=move_action attr:class="inline">
-                                                <input type="hidden" name="flag" value=flag_key/>
-                                                <input type="hidden" name="stage" value=id/>
-                                                <button type="submit" class="secondary small">{format!("Move to {name}")}</button>
-                                            </ActionForm>
+                                            <a class="button secondary small" data-noscroll="" href=Pending::Move(id).href(&flag_key)>{format!("Move to {name}…")}</a>
                                             <span class="muted">" " {changes}</span>
                                         </li>
                                     }
@@ -1190,25 +1166,16 @@ pub fn FlagPage() -> impl IntoView {
                         <section class="card">
                             <h2>"Copy access from another environment"</h2>
                             <ul class="plain">
-                                {others.into_iter().map(|(other_key, other_name, summary)| {
-                                    let (flag_key, environment_key) = (copy_flag.clone(), copy_environment.clone());
-                                    let button = format!("Copy from {other_name}");
-                                    let preview = format!("{other_name}: {summary} → replaces {current_summary}");
+                                {others.into_iter().map(|other| {
+                                    let preview = format!(" {}: {} → replaces {current_summary}", other.name, other.summary);
                                     view! {
                                         <li>
-                                            <ActionForm action=copy_action attr:class="inline">
-                                                <input type="hidden" name="flag" value=flag_key/>
-                                                <input type="hidden" name="from" value=other_key/>
-                                                <input type="hidden" name="to" value=environment_key/>
-                                                <input type="hidden" name="expected_version" value=current_version/>
-                                                <button type="submit" class="secondary small">{button}</button>
-                                            </ActionForm>
+                                            <a class="button secondary small" data-noscroll="" href=Pending::Copy(other.key.clone()).href(&flag_key)>{format!("Copy from {}…", other.name)}</a>
                                             <span class="muted">{preview}</span>
                                         </li>
                                     }
                                 }).collect_view()}
                             </ul>
-                            <ErrorText id="copy-error" message=Signal::derive(form_error(copy_value, &[]))/>
                         </section>
                         <section class="card">
                             <h2>"Remote config" <span class="muted">{format!(" · version {config_version}")}</span></h2>
@@ -1246,11 +1213,7 @@ pub fn FlagPage() -> impl IntoView {
                         </section>
                         <section class="card">
                             <h2>"Archive"</h2>
-                            <ActionForm action=archive_action attr:class="inline">
-                                <input type="hidden" name="flag" value=archive_flag_key/>
-                                <input type="hidden" name="archived" value=(!archived).to_string()/>
-                                <button type="submit" class="secondary small">{if archived { "Restore flag" } else { "Archive flag" }}</button>
-                            </ActionForm>
+                            <a class="button secondary small" data-noscroll="" href=Pending::Archive.href(&flag_key)>{if archived { "Restore flag…" } else { "Archive flag…" }}</a>
                             <span class="muted">{if archived { " Archived flags are not served to SDKs." } else { " Archiving stops serving the flag to SDKs; it can be restored." }}</span>
                         </section>
                         <section class="card">
@@ -1260,7 +1223,7 @@ pub fn FlagPage() -> impl IntoView {
                                 <tbody>
                                     {history.into_iter().map(|v| {
                                         let is_current = v.version == current_version;
-                                        let (flag_key, environment_key) = (flag_key.clone(), environment_key.clone());
+                                        let rollback_href = Pending::Rollback(v.version).href(&flag_key);
                                         view! {
                                             <tr>
                                                 <td>{v.version}</td>
@@ -1276,12 +1239,7 @@ pub fn FlagPage() -> impl IntoView {
                                                 <td>{v.created_by.clone()}</td>
                                                 <td>
                                                     {(!is_current).then(|| view! {
-                                                        <ActionForm action=rollback_action attr:class="inline">
-                                                            <input type="hidden" name="flag" value=flag_key/>
-                                                            <input type="hidden" name="environment" value=environment_key/>
-                                                            <input type="hidden" name="version" value=v.version/>
-                                                            <button type="submit" class="secondary small" aria-label=format!("Roll back to version {}", v.version)>"Roll back"</button>
-                                                        </ActionForm>
+                                                        <a class="button secondary small" data-noscroll="" href=rollback_href aria-label=format!("Roll back to version {}…", v.version)>"Roll back…"</a>
                                                     })}
                                                 </td>
                                             </tr>
@@ -1290,6 +1248,7 @@ pub fn FlagPage() -> impl IntoView {
                                 </tbody>
                             </table>
                         </section>
+                        {move || pending().map(|pending| view! { <ConfirmDialog pending flag=dialog_flag.clone() actions=confirmed/> })}
                     }.into_any()
                 }
             })}

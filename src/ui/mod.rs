@@ -7,6 +7,7 @@ mod access_editor;
 mod account;
 mod audit;
 mod cleanup;
+mod confirm;
 mod entities_ui;
 pub mod error;
 mod flags;
