@@ -8,6 +8,7 @@ use axum::Router;
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::session::{session_layer, SessionSettings};
@@ -284,6 +285,51 @@ fn security_headers(admin: Router<AppState>) -> Router<AppState> {
         ))
 }
 
+/// Whether cargo-leptos named the bundle's files by their content (`hash-files` in Cargo.toml):
+/// it then writes their hashes to `hash.txt` beside the server binary, and pages link the hashed
+/// names. A binary without it (a test binary) links the plain names.
+fn hash_file_beside_binary() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt")))
+        .is_some_and(|file| file.exists())
+}
+
+/// How long a browser may keep what the admin router answers. The bundle's hashed files
+/// (`/pkg/gatehouse.<hash>.wasm`) never change under their name, so for a year; everything else
+/// (pages, server functions, plain-named files) is asked for again each time.
+async fn cache_control(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header::CACHE_CONTROL, HeaderValue};
+    let immutable = is_hashed_asset(request.uri().path());
+    let mut response = next.run(request).await;
+    if response.status().is_success() && !response.headers().contains_key(CACHE_CONTROL) {
+        let value = if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// `/pkg/<name>.<hash>.<ext>`, the hash being cargo-leptos' (22 characters of URL-safe base64).
+fn is_hashed_asset(path: &str) -> bool {
+    let Some(file) = path.strip_prefix("/pkg/") else {
+        return false;
+    };
+    let parts: Vec<&str> = file.split('.').collect();
+    matches!(parts.as_slice(), [name, hash, _ext]
+        if !name.is_empty()
+            && hash.len() == 22
+            && hash.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
 /// Where the compiled site (WebAssembly bundle, CSS, assets) lives; cargo-leptos writes it to
 /// `target/site`, and `LEPTOS_SITE_ROOT` points elsewhere for an installed copy.
 fn leptos_options(addr: SocketAddr) -> LeptosOptions {
@@ -291,6 +337,7 @@ fn leptos_options(addr: SocketAddr) -> LeptosOptions {
         .output_name("gatehouse")
         .site_root(std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into()))
         .site_pkg_dir("pkg")
+        .hash_files(hash_file_beside_binary())
         .site_addr(addr)
         .env(if cfg!(debug_assertions) {
             Env::DEV
@@ -314,6 +361,8 @@ pub fn router(state: AppState, sessions: SessionSettings, metrics_token: Option<
             crate::auth::guard::guard,
         ))
         .layer(session_layer(state.service.session_store(), sessions))
+        .layer(axum::middleware::from_fn(cache_control))
+        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http());
     let admin = security_headers(admin);
     // The public API has its own request metrics (`GET /metrics`) and no per-request trace: on
@@ -323,4 +372,20 @@ pub fn router(state: AppState, sessions: SessionSettings, metrics_token: Option<
         .merge(crate::api::mcp::routes(&state))
         .merge(admin)
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hashed_asset;
+
+    #[test]
+    fn only_the_bundles_hashed_files_are_kept_for_a_year() {
+        assert!(is_hashed_asset("/pkg/gatehouse.Ab-_0123456789abcdefghi.wasm"));
+        assert!(is_hashed_asset("/pkg/gatehouse.Ab-_0123456789abcdefghi.css"));
+        assert!(!is_hashed_asset("/pkg/gatehouse.wasm"));
+        assert!(!is_hashed_asset("/pkg/gatehouse.css"));
+        assert!(!is_hashed_asset("/pkg/gatehouse.short.js"));
+        assert!(!is_hashed_asset("/favicon.Ab-_0123456789abcdefghi.svg"));
+        assert!(!is_hashed_asset("/pkg/gatehouse.Ab-_0123456789abcdef/hi.js"));
+    }
 }

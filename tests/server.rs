@@ -52,6 +52,49 @@ async fn the_sign_in_page_is_rendered_on_the_server() {
     assert!(html.contains("/pkg/gatehouse.js"), "hydration script is linked");
 }
 
+/// The bundle is served compressed and, under its content-hashed names, kept by browsers for a
+/// year; pages are compressed and asked for again each time. Reads the bundle `cargo leptos build`
+/// wrote (as `make test` does before the tests).
+#[tokio::test]
+async fn the_bundle_is_served_compressed_and_cached_by_its_hash() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let pkg = std::path::Path::new("target/site/pkg");
+    let wasm = std::fs::read_dir(pkg)
+        .expect("target/site/pkg is missing: build the bundle first (cargo leptos build)")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.ends_with(".wasm"))
+        .expect("a .wasm file in target/site/pkg");
+    assert_eq!(wasm.split('.').count(), 3, "{wasm} is named by its hash");
+    let answer = app
+        .client
+        .get(app.url(&format!("/pkg/{wasm}")))
+        .header("accept-encoding", "br, gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-encoding"], "br");
+    assert_eq!(
+        answer.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let on_disk = std::fs::metadata(pkg.join(&wasm)).unwrap().len();
+    let sent = answer.bytes().await.unwrap().len() as u64;
+    assert!(sent * 2 < on_disk, "{sent} bytes sent for {on_disk} on disk");
+
+    let page = app
+        .client
+        .get(app.url("/sign-in"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-encoding"], "gzip");
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+}
+
 #[tokio::test]
 async fn unknown_pages_are_404_for_members_and_sign_in_for_others() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
