@@ -285,6 +285,22 @@ fn security_headers(admin: Router<AppState>) -> Router<AppState> {
         ))
 }
 
+/// The compiled site's files (bundle, stylesheet, favicon), compressed and cached by hash
+/// ([`cache_control`]). They are served beside the pages, not by leptos_axum's fallback: that
+/// handler answers a file inside a leptos owner made under whatever owner its thread last ran, so
+/// a page rendered at the same moment could lose its headers to the file — Chromium, asking for
+/// the favicon while a page was streaming, then got the page without its script nonce and
+/// blocked the page's scripts.
+fn site_files(options: &LeptosOptions) -> Router<AppState> {
+    use tower_http::services::{ServeDir, ServeFile};
+    let root = std::path::PathBuf::from(options.site_root.as_ref());
+    Router::new()
+        .nest_service("/pkg", ServeDir::new(root.join(options.site_pkg_dir.as_ref())))
+        .route_service("/favicon.svg", ServeFile::new(root.join("favicon.svg")))
+        .layer(axum::middleware::from_fn(cache_control))
+        .layer(CompressionLayer::new())
+}
+
 /// Whether cargo-leptos named the bundle's files by their content (`hash-files` in Cargo.toml):
 /// it then writes their hashes to `hash.txt` beside the server binary, and pages link the hashed
 /// names. A binary without it (a test binary) links the plain names.
@@ -365,11 +381,13 @@ pub fn router(state: AppState, sessions: SessionSettings, metrics_token: Option<
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http());
     let admin = security_headers(admin);
+    let files = security_headers(site_files(&options));
     // The public API has its own request metrics (`GET /metrics`) and no per-request trace: on
     // that hot path the extra layer cost a boxed service clone per request.
     Router::new()
         .merge(crate::api::routes(metrics_token))
         .merge(crate::api::mcp::routes(&state))
+        .merge(files)
         .merge(admin)
         .with_state(state)
 }

@@ -341,10 +341,10 @@ test.describe('without JavaScript', () => {
     await expect(page.getByRole('status').filter({ hasText: /^Rolled back:/ })).toBeVisible();
     await expect(page.getByText('version 4')).toBeVisible();
     await expect(page.getByRole('dialog')).toHaveCount(0);
-    const plan = await request.get('/features/evaluated?key=plain-forms&context.company.id=x&context.company.plan=team', {
+    const after = await request.get('/features/evaluated?key=plain-forms&context.company.id=x&context.company.plan=team', {
       headers: { Authorization: `Bearer ${key}` },
     });
-    expect((await plan.json()).features['plain-forms'].isEnabled).toBe(false);
+    expect((await after.json()).features['plain-forms'].isEnabled).toBe(false);
 
     // A confirmation whose version is gone says so instead of acting.
     await page.goto('/flags/plain-forms?confirm=rollback&version=99');
