@@ -43,7 +43,8 @@ rust-tools:
 
 node-tools:
 	@test -x tools/node_modules/.bin/wasm-opt || (cd tools && npm install --no-audit --no-fund)
-	@test -d end2end/node_modules/@reflag/browser-sdk || (cd end2end && npm ci --no-audit --no-fund)
+	@test -d end2end/node_modules/@reflag/browser-sdk && test -d end2end/node_modules/axe-core \
+		|| (cd end2end && npm ci --no-audit --no-fund)
 	@test -d tests/differential/node_modules/@reflag/flag-evaluation \
 		|| (cd tests/differential && npm ci --no-audit --no-fund)
 	@test -x tests/sdk/node_modules/.bin/tsc && test -d tests/sdk/node_modules/@modelcontextprotocol/sdk \

@@ -398,12 +398,12 @@ mod tests {
 
     #[test]
     fn only_the_bundles_hashed_files_are_kept_for_a_year() {
-        assert!(is_hashed_asset("/pkg/gatehouse.Ab-_0123456789abcdefghi.wasm"));
-        assert!(is_hashed_asset("/pkg/gatehouse.Ab-_0123456789abcdefghi.css"));
+        assert!(is_hashed_asset("/pkg/gatehouse.Ab-_0123456789abcdefgh.wasm"));
+        assert!(is_hashed_asset("/pkg/gatehouse.Ab-_0123456789abcdefgh.css"));
         assert!(!is_hashed_asset("/pkg/gatehouse.wasm"));
         assert!(!is_hashed_asset("/pkg/gatehouse.css"));
         assert!(!is_hashed_asset("/pkg/gatehouse.short.js"));
-        assert!(!is_hashed_asset("/favicon.Ab-_0123456789abcdefghi.svg"));
+        assert!(!is_hashed_asset("/favicon.Ab-_0123456789abcdefgh.svg"));
         assert!(!is_hashed_asset("/pkg/gatehouse.Ab-_0123456789abcdef/hi.js"));
     }
 }

@@ -10,7 +10,6 @@ use leptos_router::params::ParamsMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::{form_error, AppError, ErrorText};
-use super::flags::FlagView;
 
 /// What the flag page's address asks to confirm.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,6 +202,39 @@ impl ConfirmActions {
     }
 }
 
+/// What a confirmation needs to know of the page's flag (the flag page fills it in from what it
+/// read).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Subject {
+    pub key: String,
+    pub name: String,
+    /// The page's environment, key and name.
+    pub environment: String,
+    pub environment_name: String,
+    /// The current version of the access there, and the access in a few words.
+    pub version: i64,
+    pub current: String,
+    pub archived: bool,
+    pub stage_id: i64,
+    pub stages: Vec<(i64, String)>,
+    /// What moving to each other stage would change: (stage id, environment, from, to).
+    pub stage_changes: Vec<(i64, String, String, String)>,
+    pub others: Vec<OtherEnvironment>,
+    /// The older versions there: (version, access in a few words, what rolling back changes).
+    pub versions: Vec<(i64, String, Vec<String>)>,
+}
+
+/// Another environment of the flag, for copying its access into the page's one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OtherEnvironment {
+    pub key: String,
+    pub name: String,
+    /// Its access now, in a few words.
+    pub summary: String,
+    /// What copying it here would change, a line per change.
+    pub changes: Vec<String>,
+}
+
 /// What a confirmation says: the question, what is there now, what changes, and its button.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Preview {
@@ -218,13 +250,8 @@ pub struct Preview {
 impl Preview {
     /// The preview of `pending` on `flag`'s page; an error when it names a stage, environment or
     /// version the page does not have (an old link).
-    pub fn new(pending: &Pending, flag: &FlagView) -> Result<Self, String> {
-        let environment = environment_name(flag, &flag.environment);
-        let current = flag
-            .history
-            .first()
-            .map(|v| v.summary.clone())
-            .unwrap_or_else(|| "No one".into());
+    pub fn new(pending: &Pending, flag: &Subject) -> Result<Self, String> {
+        let (environment, current) = (&flag.environment_name, &flag.current);
         match pending {
             Pending::Move(stage) => {
                 let name = flag
@@ -270,20 +297,20 @@ impl Preview {
                 })
             }
             Pending::Rollback(version) => {
-                let item = flag
-                    .history
+                let (_, summary, changes) = flag
+                    .versions
                     .iter()
-                    .find(|v| v.version == *version && v.version != flag.version)
+                    .find(|(v, ..)| v == version && *v != flag.version)
                     .ok_or("That version is not one this environment can roll back to.")?;
                 Ok(Preview {
                     title: format!("Roll {environment} back to version {version}?"),
                     lead: format!(
                         "Now (version {}): {current}. After: {}, as version {}.",
                         flag.version,
-                        item.summary,
+                        summary,
                         flag.version + 1
                     ),
-                    changes: nothing_or(item.rollback.clone()),
+                    changes: nothing_or(changes.clone()),
                     confirm: format!("Roll back to version {version}"),
                     danger: false,
                 })
@@ -291,7 +318,7 @@ impl Preview {
             Pending::Archive if flag.archived => Ok(Preview {
                 title: format!("Restore {}?", flag.name),
                 lead: "SDKs get the flag again, with the access each environment has stored:".into(),
-                changes: access_everywhere(flag, &current),
+                changes: access_everywhere(flag),
                 confirm: "Restore flag".into(),
                 danger: false,
             }),
@@ -300,20 +327,12 @@ impl Preview {
                 lead: "SDKs stop getting the flag in every environment: it evaluates as off for everyone. \
                        Its access is kept, and restoring it serves it again. Who has it now:"
                     .into(),
-                changes: access_everywhere(flag, &current),
+                changes: access_everywhere(flag),
                 confirm: "Archive flag".into(),
                 danger: true,
             }),
         }
     }
-}
-
-fn environment_name(flag: &FlagView, key: &str) -> String {
-    flag.environments
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, name)| name.clone())
-        .unwrap_or_else(|| key.to_string())
 }
 
 fn nothing_or(changes: Vec<String>) -> Vec<String> {
@@ -325,8 +344,8 @@ fn nothing_or(changes: Vec<String>) -> Vec<String> {
 }
 
 /// Each environment's access now, the page's own first.
-fn access_everywhere(flag: &FlagView, current: &str) -> Vec<String> {
-    let here = format!("{}: {current}", environment_name(flag, &flag.environment));
+fn access_everywhere(flag: &Subject) -> Vec<String> {
+    let here = format!("{}: {}", flag.environment_name, flag.current);
     std::iter::once(here)
         .chain(flag.others.iter().map(|o| format!("{}: {}", o.name, o.summary)))
         .collect()
@@ -335,7 +354,7 @@ fn access_everywhere(flag: &FlagView, current: &str) -> Vec<String> {
 /// The dialog asking to confirm `pending` on `flag`'s page. Cancel (or Escape, with the bundle)
 /// goes back to the flag page.
 #[component]
-pub fn ConfirmDialog(pending: Pending, flag: FlagView, actions: ConfirmActions) -> impl IntoView {
+pub fn ConfirmDialog(pending: Pending, flag: Subject, actions: ConfirmActions) -> impl IntoView {
     let cancel = format!("/flags/{}", flag.key);
     let escape_to = cancel.clone();
     let navigate = leptos_router::hooks::use_navigate();
@@ -380,7 +399,7 @@ pub fn ConfirmDialog(pending: Pending, flag: FlagView, actions: ConfirmActions) 
 }
 
 /// The form that carries out `pending` once confirmed, with its error in place.
-fn confirm_form(pending: &Pending, flag: &FlagView, actions: ConfirmActions, preview: &Preview) -> AnyView {
+fn confirm_form(pending: &Pending, flag: &Subject, actions: ConfirmActions, preview: &Preview) -> AnyView {
     let (label, danger) = (preview.confirm.clone(), preview.danger);
     let (key, environment, version_now) = (flag.key.clone(), flag.environment.clone(), flag.version);
     let archived = (!flag.archived).to_string();
@@ -455,7 +474,6 @@ fn ConfirmButton(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::flags::{OtherEnvironment, VersionItem};
 
     fn query(pairs: &[(&str, &str)]) -> ParamsMap {
         let mut map = ParamsMap::new();
@@ -466,30 +484,17 @@ mod tests {
     }
 
     /// A flag in Beta, at version 3 in Production (1 company), with Staging open to everyone.
-    fn flag() -> FlagView {
-        let version = |version: i64, summary: &str, rollback: &[&str]| VersionItem {
-            version,
-            created_at: 0,
-            created_by: "ana".into(),
-            summary: summary.into(),
-            changes: Vec::new(),
-            rollback: rollback.iter().map(|line| line.to_string()).collect(),
-        };
-        FlagView {
+    fn flag() -> Subject {
+        Subject {
             key: "checkout".into(),
             name: "Checkout".into(),
+            environment: "production".into(),
+            environment_name: "Production".into(),
+            version: 3,
+            current: "1 company".into(),
+            archived: false,
             stage_id: 2,
             stages: vec![(1, "Internal".into()), (2, "Beta".into()), (3, "GA".into())],
-            environments: vec![
-                ("production".into(), "Production".into()),
-                ("staging".into(), "Staging".into()),
-            ],
-            environment: "production".into(),
-            version: 3,
-            history: vec![
-                version(3, "1 company", &[]),
-                version(2, "No one", &["Some → No one", "− companies acme"]),
-            ],
             stage_changes: vec![(3, "Production".into(), "1 company".into(), "Everyone".into())],
             others: vec![OtherEnvironment {
                 key: "staging".into(),
@@ -497,7 +502,11 @@ mod tests {
                 summary: "Everyone".into(),
                 changes: vec!["Some → Everyone".into(), "− companies acme".into()],
             }],
-            ..FlagView::default()
+            versions: vec![(
+                2,
+                "No one".into(),
+                vec!["Some → No one".into(), "− companies acme".into()],
+            )],
         }
     }
 
@@ -560,7 +569,7 @@ mod tests {
         assert_eq!(archive.changes, ["Production: 1 company", "Staging: Everyone"]);
         let restore = Preview::new(
             &Pending::Archive,
-            &FlagView {
+            &Subject {
                 archived: true,
                 ..flag.clone()
             },

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
-use super::confirm::{ConfirmActions, ConfirmDialog, Done, Pending};
+use super::confirm::{ConfirmActions, ConfirmDialog, Done, OtherEnvironment, Pending, Subject};
 use super::error::{field_error, form_error, success_count, AppError, ErrorText};
 use super::format::datetime;
 use super::plans::{PlanActions, PlanCard, PlanCardView};
@@ -297,18 +297,7 @@ pub struct VersionItem {
     pub rollback: Vec<String>,
 }
 
-/// Another environment of the flag, for copying its access into the page's one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OtherEnvironment {
-    pub key: String,
-    pub name: String,
-    /// Its access now, in a few words.
-    pub summary: String,
-    /// What copying it here would change, a line per change.
-    pub changes: Vec<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FlagView {
     pub key: String,
     pub name: String,
@@ -539,6 +528,37 @@ impl FlagView {
 }
 
 impl FlagView {
+    /// What the page's confirmations (a stage move, a copy, a rollback, archiving) need to know.
+    pub fn subject(&self) -> Subject {
+        Subject {
+            key: self.key.clone(),
+            name: self.name.clone(),
+            environment: self.environment.clone(),
+            environment_name: self
+                .environments
+                .iter()
+                .find(|(key, _)| *key == self.environment)
+                .map(|(_, name)| name.clone())
+                .unwrap_or_else(|| self.environment.clone()),
+            version: self.version,
+            current: self
+                .history
+                .first()
+                .map(|v| v.summary.clone())
+                .unwrap_or_else(|| "No one".into()),
+            archived: self.archived,
+            stage_id: self.stage_id,
+            stages: self.stages.clone(),
+            stage_changes: self.stage_changes.clone(),
+            others: self.others.clone(),
+            versions: self
+                .history
+                .iter()
+                .map(|v| (v.version, v.summary.clone(), v.rollback.clone()))
+                .collect(),
+        }
+    }
+
     /// The caller's open change requests of the page's environment, of access (`access`) or of
     /// remote config: the forms may update one instead of filing another.
     pub fn my_requests(&self, access: bool) -> Vec<i64> {
@@ -1081,7 +1101,7 @@ pub fn FlagPage() -> impl IntoView {
                     let default_variant = flag.default_variant;
                     let archived = flag.archived;
                     let (config_flag, config_environment) = (flag_key.clone(), environment_key.clone());
-                    let dialog_flag = flag.clone();
+                    let subject = flag.subject();
                     let access_count = flag.companies_with_access.text(true);
                     let environment_name = flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone()).unwrap_or_default();
                     let (my_access_requests, my_config_requests) = (flag.my_requests(true), flag.my_requests(false));
@@ -1248,7 +1268,7 @@ pub fn FlagPage() -> impl IntoView {
                                 </tbody>
                             </table>
                         </section>
-                        {move || pending().map(|pending| view! { <ConfirmDialog pending flag=dialog_flag.clone() actions=confirmed/> })}
+                        {move || pending().map(|pending| view! { <ConfirmDialog pending flag=subject.clone() actions=confirmed/> })}
                     }.into_any()
                 }
             })}

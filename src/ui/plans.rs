@@ -36,7 +36,7 @@ pub struct PlanView {
 }
 
 /// What the flag page's plan card shows.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanCardView {
     /// The running (active or paused) plan here, if any.
     pub running: Option<PlanView>,
