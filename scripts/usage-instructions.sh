@@ -6,15 +6,15 @@
 # through POST /bulk), then runs the release server under `valgrind --tool=callgrind` with
 # instrumentation off until the server is up, sends the same sequence of GET /features/evaluated
 # requests (one connection, each for another of the 100,000 companies and users) with counting on
-# and off (`--count-usage`), and reads the instructions the whole process executed from the moment
-# the requests start to its exit, graceful shutdown included: the request path, the counters, the
-# flusher's collecting and writing (every 5 s and at shutdown) — everything counting adds.
-# Instruction counts do not move with what else the machine does, so a few per cent show.
+# and off (`--count-usage`), and reads from callgrind what the process executed from the first
+# measured request to its exit: in all, in the request handler, in the flusher's collecting and in
+# its writes. Instruction counts do not move with what else the machine does, so a few per cent
+# show where wall-clock runs here move by ±15 %.
 #
 # "Cold": every id is new to the server's day (the most counting ever costs). "Warm": the same
-# requests were sent once before instrumentation started, so every id was seen already that day
-# (a server's usual state). Each case runs twice to show how far the counts repeat. Puts a
-# "## Usage counting in instructions" section in BENCHMARKS.md in place of the previous one.
+# requests were sent once, and a flush taken, before instrumentation started (a server's usual
+# state). Each case runs twice with other ids. Puts a "## Usage counting in instructions"
+# section in BENCHMARKS.md in place of the previous one.
 #
 # Settings (environment): USAGE_IR_REQUESTS (requests per run, default 3000),
 # LOADTEST_SKIP_BUILD=1, LOADTEST_NO_WRITE=1.
@@ -71,7 +71,18 @@ for _ in range(count):
 PY
 }
 
-# Instructions the server executed from the first measured request to its exit.
+# Waits until the server has used no CPU for a second.
+wait_idle() {
+    local before=-1 now
+    while now="$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")" && [ "$now" != "$before" ]; do
+        before="$now"
+        sleep 1
+    done
+}
+
+# Runs one server under callgrind and prints, as instructions from the first measured request to
+# the server's exit: the whole process, the request handler (`reflag::evaluated`, counting's call
+# included), the flusher's collecting (`Usage::take`) and its writes (`usage::record`).
 measure() { # COUNTING(true|false) WARM(0|1) SEED
     local out="$work/callgrind.out"
     rm -f "$out"
@@ -80,55 +91,73 @@ measure() { # COUNTING(true|false) WARM(0|1) SEED
         --count-usage "$1" >"$work/server.log" 2>&1 &
     server_pid=$!
     wait_http "$base/healthz"
-    [ "$2" = 1 ] && drive "$3"
+    wait_idle # the runtime loads the 100,000 companies in the background after start
+    if [ "$2" = 1 ]; then
+        drive "$3"
+        sleep 6 # the flusher (every 5 s) takes the first exposures before the measuring starts
+        wait_idle
+    fi
     callgrind_control -i on "$server_pid" >/dev/null
     drive "$3"
     kill -TERM "$server_pid"
     wait "$server_pid" 2>/dev/null || true
     server_pid=""
-    sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$out" | head -1
+    callgrind_annotate --inclusive=yes --threshold=100 "$out" | python3 -c '
+import re, sys
+wanted = {"total": "PROGRAM TOTALS", "handler": "gatehouse::api::reflag::evaluated::{{closure}}",
+          "take": "gatehouse::service::runtime::usage::Usage::take ", "record": "gatehouse::service::usage::record::{{closure}}"}
+found = dict.fromkeys(wanted, 0)
+for line in sys.stdin:
+    for name, needle in wanted.items():
+        if needle in line and not found[name]:
+            found[name] = int(re.match(r"\s*([\d,]+)", line).group(1).replace(",", ""))
+print(found["total"], found["handler"], found["take"], found["record"])'
 }
 
 rows=""
 seed=1
 for flags in 100 1000; do
     [ "$flags" = 1000 ] && "$gatehouse" import "$work/flags-1000.json" --database-url "$db" >/dev/null
+    # Not measured: the first server on a new configuration did once-only work (about 3 billion
+    # instructions in the runs here) inside the measured window.
+    measure true 0 999 >/dev/null
     for warm in 0 1; do
         label="$flags flags, $([ "$warm" = 0 ] && echo cold || echo warm)"
-        on=(); off=()
         for round in 1 2; do
             seed=$((seed + 1))
-            for counting in true false; do
-                ir="$(measure "$counting" "$warm" "$seed")"
-                echo "== $label, counting $counting, round $round: $ir instructions" >&2
-                if [ "$counting" = true ]; then on+=("$ir"); else off+=("$ir"); fi
-            done
-        done
-        rows+="$(python3 - "$label" "$requests" "${on[@]}" "${off[@]}" <<'PY'
+            read -r on_total on_handler on_take on_record <<<"$(measure true "$warm" "$seed")"
+            read -r off_total off_handler _ _ <<<"$(measure false "$warm" "$seed")"
+            echo "== $label, round $round: on $on_total $on_handler $on_take $on_record; off $off_total $off_handler" >&2
+            rows+="$(python3 - "$label" "$round" "$requests" "$on_total" "$off_total" "$on_handler" "$off_handler" "$on_take" "$on_record" <<'PY'
 import sys
-label, requests = sys.argv[1], int(sys.argv[2])
-on, off = [int(x) for x in sys.argv[3:5]], [int(x) for x in sys.argv[5:7]]
-per = lambda xs: " / ".join(f"{x / requests / 1000:.1f} k" for x in xs)
-costs = [a / b - 1 for a, b in zip(on, off)]
-print(f"| GET /features/evaluated, {label} | {per(on)} | {per(off)} | "
-      + " / ".join(f"{c * 100:.1f} %" for c in costs) + " |")
+label, round_, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+on_total, off_total, on_handler, off_handler, take, record = (int(x) for x in sys.argv[4:10])
+k = lambda x: f"{x / n / 1000:.1f} k"
+cost = lambda a, b: f"{(a / b - 1) * 100:.1f} %"
+print(f"| {label}, round {round_} | {k(on_total)} / {k(off_total)} ({cost(on_total, off_total)}) | "
+      f"{k(on_handler)} / {k(off_handler)} ({cost(on_handler, off_handler)}) | "
+      f"{k(on_handler - off_handler)} | {k(take)} | {k(record)} |")
 PY
 )"$'\n'
+        done
     done
 done
 
 section="## Usage counting in instructions
 
 \`scripts/usage-instructions.sh\` (\`make usage-cost\`), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD),
-SQLite, release build under \`valgrind --tool=callgrind\`. Per run: a new server with \`--count-usage true\` or
-\`false\` on the same database ($companies companies), $requests GET /features/evaluated requests one after another,
-each for another company and user; the count is every instruction the server process executed from the first
-measured request to its exit (request path, counters, the flusher's collecting and writes, the graceful shutdown's
-last flush), divided by the requests. \"Cold\": all ids new to the server's day; \"warm\": the same requests sent once
-before measuring. Two rounds per case (different ids), each on and off; the cost is on / off − 1 of each round.
+SQLite, release build under \`valgrind --tool=callgrind\` (instructions, which do not move with the machine's load:
+the same run twice counts within about 1 %). Per run a new server, \`--count-usage true\` or \`false\`, on the same
+database ($companies companies); $requests GET /features/evaluated one after another on one connection, each for
+another company and user. Counted from the first measured request to the server's exit (its graceful shutdown
+writes the last counts), per request: the whole process; the request handler (\`reflag::evaluated\`, which
+calls the counting); the flusher's collecting of exposures into the day's HyperLogLog sketches
+(\`Usage::take\`, on a blocking thread) and its database writes (\`usage::record\`). \"Cold\": every id new to
+the server's day, the most counting ever costs; \"warm\": the same requests sent once before, and one flush
+taken, before measuring — a server's usual state once the day's ids have been seen.
 
-| Endpoint | counting on, instructions per request (rounds 1 / 2) | counting off | cost (rounds 1 / 2) |
-|---|---|---|---|
+| Case | whole process, on / off (cost) | request handler, on / off (cost) | counting on the request path | collecting into sketches | writing |
+|---|---|---|---|---|---|
 $rows"
 echo "$section"
 if [ "${LOADTEST_NO_WRITE:-}" != 1 ]; then
