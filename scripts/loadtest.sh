@@ -75,7 +75,7 @@ python3 scripts/loadtest/generate.py flags "$work"
 import_started=$(date +%s%N)
 "$gatehouse" import "$work/flags-100.json" --database-url "$db" >/dev/null
 import_100_ms=$(( ($(date +%s%N) - import_started) / 1000000 ))
-publishable="$("$gatehouse" keys list --database-url "$db" | awk -F'\t' '$1 == "production" && $2 == "publishable" { print $3; exit }')"
+publishable="$("$gatehouse" keys list --database-url "$db" | awk -F'\t' '$1 == "production" && $2 == "publishable" && !found { print $3; found = 1 }')"
 secret="$("$gatehouse" keys create --environment production --database-url "$db" | tail -n1)"
 
 port="$(free_port)"

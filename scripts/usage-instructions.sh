@@ -45,7 +45,7 @@ base="http://127.0.0.1:$port"
 
 python3 scripts/loadtest/generate.py flags "$work"
 "$gatehouse" import "$work/flags-100.json" --database-url "$db" >/dev/null
-publishable="$("$gatehouse" keys list --database-url "$db" | awk -F'\t' '$1 == "production" && $2 == "publishable" { print $3; exit }')"
+publishable="$("$gatehouse" keys list --database-url "$db" | awk -F'\t' '$1 == "production" && $2 == "publishable" && !found { print $3; found = 1 }')"
 RUST_LOG=warn LEPTOS_SITE_ROOT=target/site "$gatehouse" serve --addr "127.0.0.1:$port" --database-url "$db" >"$work/seed.log" 2>&1 &
 server_pid=$!
 wait_http "$base/healthz"

@@ -51,7 +51,7 @@ stop() {
 
 python3 scripts/loadtest/generate.py flags "$work"
 "$gatehouse" import "$work/flags-100.json" --database-url "$db" >/dev/null
-publishable="$("$gatehouse" keys list --database-url "$db" | awk -F'\t' '$1 == "production" && $2 == "publishable" { print $3; exit }')"
+publishable="$("$gatehouse" keys list --database-url "$db" | awk -F'\t' '$1 == "production" && $2 == "publishable" && !found { print $3; found = 1 }')"
 start true "$work/seed.log"
 python3 scripts/loadtest/generate.py companies "$base" "$publishable" "$companies" >&2
 stop

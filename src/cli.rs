@@ -1,5 +1,37 @@
 //! The `gatehouse` command line: serve (the default), migrate, and the offline tools.
 
+/// `println!` for what a command prints. A closed pipe (`gatehouse keys list | head -1`) ends the
+/// command quietly, as other command-line tools do, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let written = writeln!(std::io::stdout(), $($arg)*);
+        finish_on_closed_output(written);
+    }};
+}
+
+/// `print!` with [`out!`]'s handling of a closed pipe.
+macro_rules! out_text {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let written = write!(std::io::stdout(), $($arg)*);
+        finish_on_closed_output(written);
+    }};
+}
+
+/// Ends the process when standard output is gone: quietly when the reader closed it (a pipe), with
+/// the reason otherwise.
+fn finish_on_closed_output(written: std::io::Result<()>) {
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(error) => {
+            eprintln!("error: cannot write the output: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
 use clap::{Parser, Subcommand, ValueEnum};
 
 use std::io::BufRead;
@@ -430,7 +462,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         }
         Some(Command::Migrate) => {
             open(&database_url).await?.close().await;
-            println!("database {database_url} is up to date");
+            out!("database {database_url} is up to date");
             Ok(())
         }
         Some(Command::Evaluate { input, now }) => evaluate(input.as_deref(), now.as_deref()),
@@ -551,12 +583,12 @@ async fn member_command(service: &Service, command: MemberCommand) -> Result<(),
                 .await
                 .and_then(|outcome| outcome.into_member())
                 .map_err(service_message)?;
-            println!("added {} ({})", member.email, member.role);
+            out!("added {} ({})", member.email, member.role);
             Ok(())
         }
         MemberCommand::List => {
             for member in service.members(&Actor::cli()).await.map_err(service_message)? {
-                println!("{}\t{}\t{}", member.email, member.role, member.name);
+                out!("{}\t{}\t{}", member.email, member.role, member.name);
             }
             Ok(())
         }
@@ -577,7 +609,7 @@ async fn keys_command(service: &Service, command: KeysCommand) -> Result<(), Str
                 } else {
                     "active"
                 };
-                println!("{environment}\t{}\t{shown}\t{status}", key.kind.as_str());
+                out!("{environment}\t{}\t{shown}\t{status}", key.kind.as_str());
             }
             Ok(())
         }
@@ -587,7 +619,7 @@ async fn keys_command(service: &Service, command: KeysCommand) -> Result<(), Str
                 .await
                 .and_then(|outcome| outcome.into_secret_key())
                 .map_err(service_message)?;
-            println!("{key}");
+            out!("{key}");
             Ok(())
         }
         KeysCommand::Revoke { prefix } => {
@@ -595,7 +627,7 @@ async fn keys_command(service: &Service, command: KeysCommand) -> Result<(), Str
                 prefix: prefix.clone(),
             };
             service.apply(&actor, change).await.map_err(service_message)?;
-            println!("revoked {prefix}");
+            out!("revoked {prefix}");
             Ok(())
         }
     }
@@ -622,11 +654,11 @@ async fn tokens_command(service: &Service, command: TokensCommand) -> Result<(),
             let expires = created
                 .expires_at
                 .map_or("never".to_string(), crate::ui::datetime);
-            println!(
+            out!(
                 "Created service token {}… (expires: {expires}). It is shown once:",
                 created.prefix
             );
-            println!("{}", created.token);
+            out!("{}", created.token);
             Ok(())
         }
         TokensCommand::List => {
@@ -639,7 +671,7 @@ async fn tokens_command(service: &Service, command: TokensCommand) -> Result<(),
                 };
                 let expires = token.expires_at.map_or("never".to_string(), crate::ui::datetime);
                 let member = token.member_email.as_deref().unwrap_or("-");
-                println!(
+                out!(
                     "{}…\t{}\t{}\t{}\t{member}\t{expires}\t{status}",
                     token.prefix,
                     token.kind.as_str(),
@@ -654,7 +686,7 @@ async fn tokens_command(service: &Service, command: TokensCommand) -> Result<(),
                 prefix: prefix.clone(),
             };
             service.apply(&actor, change).await.map_err(service_message)?;
-            println!("revoked {prefix}");
+            out!("revoked {prefix}");
             Ok(())
         }
     }
@@ -683,7 +715,7 @@ async fn access_command(target: &Target, command: AccessCommand) -> Result<(), S
     } else {
         ("revoked", "from")
     };
-    println!("{done} {shown} {preposition} {flag} in {environment} (access rules now at version {version})");
+    out!("{done} {shown} {preposition} {flag} in {environment} (access rules now at version {version})");
     Ok(())
 }
 
@@ -702,7 +734,7 @@ async fn flags_command(target: &Target, command: FlagsCommand) -> Result<(), Str
             target
                 .create_flag(&key, name.as_deref(), &description, permanent)
                 .await?;
-            println!(
+            out!(
                 "created {} (off everywhere, in the first release stage)",
                 key.trim()
             );
@@ -711,14 +743,14 @@ async fn flags_command(target: &Target, command: FlagsCommand) -> Result<(), Str
         FlagsCommand::MoveStage { key, stage, dry_run } => {
             let (stage, changes) = target.move_stage(&key, &stage, dry_run).await?;
             for change in &changes {
-                println!("{change}");
+                out!("{change}");
             }
             match dry_run {
-                true => println!(
+                true => out!(
                     "dry run: moving {key} to {stage} would change {} environment(s); nothing was written",
                     changes.len()
                 ),
-                false => println!(
+                false => out!(
                     "moved {key} to {stage} ({} environment(s) took the stage's defaults)",
                     changes.len()
                 ),
@@ -732,15 +764,15 @@ fn print_flags(flags: &[FlagLine], format: Format) -> Result<(), String> {
     match format {
         Format::Json => {
             let document = serde_json::json!({ "flags": flags });
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?
             );
         }
-        Format::Text if flags.is_empty() => println!("no flags"),
+        Format::Text if flags.is_empty() => out!("no flags"),
         Format::Text => {
             for flag in flags {
-                println!("{}\t{}\t{}\t{}", flag.key, flag.name, flag.stage, flag.kind);
+                out!("{}\t{}\t{}\t{}", flag.key, flag.name, flag.stage, flag.kind);
             }
         }
     }
@@ -754,8 +786,8 @@ async fn code_refs_command(service: &Service, path: &std::path::Path, format: Fo
     let keys: Vec<String> = document.flags.iter().map(|f| f.key.to_string()).collect();
     let scan = crate::code_refs::scan(path, &keys)?;
     match format {
-        Format::Text => print!("{}", crate::code_refs::to_text(&scan)),
-        Format::Json => println!(
+        Format::Text => out_text!("{}", crate::code_refs::to_text(&scan)),
+        Format::Json => out!(
             "{}",
             serde_json::to_string_pretty(&scan).map_err(|e| format!("cannot write the result: {e}"))?
         ),
@@ -765,8 +797,8 @@ async fn code_refs_command(service: &Service, path: &std::path::Path, format: Fo
 
 fn print_document(format: Format, text: String, json: serde_json::Value) -> Result<(), String> {
     match format {
-        Format::Text => print!("{text}"),
-        Format::Json => println!(
+        Format::Text => out_text!("{text}"),
+        Format::Json => out!(
             "{}",
             serde_json::to_string_pretty(&json).map_err(|e| format!("cannot write the result: {e}"))?
         ),
@@ -854,7 +886,7 @@ async fn types_command(
             let flags = document.flags.iter().filter(|f| !f.archived).count();
             eprintln!("wrote the types of {flags} flags to {}", path.display());
         }
-        None => print!("{text}"),
+        None => out_text!("{text}"),
     }
     Ok(())
 }
@@ -869,7 +901,7 @@ async fn export_command(target: &Target, output: Option<&std::path::Path>) -> Re
             std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             eprintln!("exported {} flags to {}", document.flags.len(), path.display());
         }
-        None => print!("{text}"),
+        None => out_text!("{text}"),
     }
     Ok(())
 }
@@ -892,15 +924,15 @@ async fn import_command(target: &Target, file: &std::path::Path, dry_run: bool) 
         Err(ImportError::Other(message)) => return Err(message),
     };
     for change in &changes {
-        println!("{change}");
+        out!("{change}");
     }
     match (changes.len(), dry_run) {
-        (0, _) => println!(
+        (0, _) => out!(
             "nothing to change: the database already matches {}",
             file.display()
         ),
-        (n, true) => println!("dry run: {n} change(s) would be made; nothing was written"),
-        (n, false) => println!("imported {}: {n} change(s)", file.display()),
+        (n, true) => out!("dry run: {n} change(s) would be made; nothing was written"),
+        (n, false) => out!("imported {}: {n} change(s)", file.display()),
     }
     Ok(())
 }

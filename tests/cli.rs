@@ -253,3 +253,22 @@ fn sigterm_stops_the_server_even_with_an_open_event_stream() {
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
 }
+
+/// `gatehouse keys list | head -1`: a reader that stops early ends the command quietly, as with
+/// other command-line tools, instead of a panic about a broken pipe.
+#[test]
+fn a_closed_pipe_ends_a_listing_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/gatehouse.db", dir.path().display());
+    let mut child = gatehouse()
+        .args(["keys", "list", "--database-url", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is printed
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
