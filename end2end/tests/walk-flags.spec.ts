@@ -346,6 +346,17 @@ test.describe('without JavaScript', () => {
     });
     expect((await after.json()).features['plain-forms'].isEnabled).toBe(false);
 
+    // A refused form comes back with what was typed, the message next to the field.
+    await page.goto('/flags/new');
+    await page.getByLabel('Name').fill('Plain forms again');
+    await page.getByLabel(/^Key/).fill('Plain-Forms');
+    await page.getByLabel('Description').fill('Typed before the refusal');
+    await page.getByRole('button', { name: 'Create flag' }).click();
+    await expect(page.locator('#form-error')).toContainText('a flag with the key plain-forms already exists');
+    await expect(page.getByLabel('Name')).toHaveValue('Plain forms again');
+    await expect(page.getByLabel(/^Key/)).toHaveValue('Plain-Forms');
+    await expect(page.getByLabel('Description')).toHaveValue('Typed before the refusal');
+
     // A confirmation whose version is gone says so instead of acting.
     await page.goto('/flags/plain-forms?confirm=rollback&version=99');
     await expect(page.getByRole('dialog')).toContainText('That version is not one this environment can roll back to.');

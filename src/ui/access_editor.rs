@@ -175,6 +175,7 @@ impl ConditionForm {
         let wrong = |input: &str, message: String| AppError {
             field: Some(format!("condition-{index}-{input}")),
             message,
+            ..Default::default()
         };
         let field = self.field.trim();
         if field.is_empty() {
@@ -358,6 +359,7 @@ impl AccessForm {
         let wrong = |field: String, message: String| AppError {
             field: Some(field),
             message,
+            ..Default::default()
         };
         match self.mode.as_str() {
             "noOne" => return Ok(AccessRules::NoOne),

@@ -67,6 +67,7 @@ fn token_request(name: String, days: &str, role: &str) -> Result<crate::service:
         AppError {
             field: Some(field.into()),
             message: message.into(),
+            ..Default::default()
         }
         .rejected_input()
     };

@@ -63,6 +63,7 @@ fn confirmed(flag: &str, confirm: Option<&str>) -> Result<(), AppError> {
     Err(AppError {
         field: Some("confirm".into()),
         message,
+        ..Default::default()
     }
     .rejected_input())
 }
@@ -90,6 +91,7 @@ fn days(field: &str, text: &str) -> Result<i64, AppError> {
         AppError {
             field: Some(field.into()),
             message,
+            ..Default::default()
         }
         .rejected_input()
     })

@@ -29,6 +29,7 @@ impl Kind {
             _ => Err(AppError {
                 field: Some("kind".into()),
                 message: "check a company or a user".into(),
+                ..Default::default()
             }),
         }
     }

@@ -6,19 +6,40 @@ use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct AppError {
     pub field: Option<String>,
     pub message: String,
+    /// What the refused form sent, by field name, so that a plain HTML form (no JavaScript), which
+    /// comes back as a new page, shows it again next to the message ([`AppError::keeping`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub typed: Vec<(String, String)>,
 }
 
 impl AppError {
     pub fn general(message: impl Into<String>) -> Self {
         AppError {
-            field: None,
             message: message.into(),
+            ..AppError::default()
         }
+    }
+
+    /// This error, carrying what the form sent (`(field name, value)`) back to the form.
+    pub fn keeping(mut self, typed: &[(&str, String)]) -> Self {
+        self.typed = typed
+            .iter()
+            .map(|(field, value)| (field.to_string(), value.clone()))
+            .collect();
+        self
+    }
+
+    /// What the refused form sent in `field`, if it was kept.
+    pub fn typed(&self, field: &str) -> Option<&str> {
+        self.typed
+            .iter()
+            .find(|(name, _)| name == field)
+            .map(|(_, value)| value.as_str())
     }
 
     /// This error refuses what the caller sent (a form that does not validate): the call answers
@@ -75,6 +96,7 @@ impl From<crate::service::ServiceError> for AppError {
             ServiceError::Invalid { field, message } => AppError {
                 field: Some(field),
                 message,
+                ..Default::default()
             },
             other => AppError::general(other.to_string()),
         }
@@ -90,6 +112,7 @@ where
         Some(Err(AppError {
             field: Some(f),
             message,
+            ..
         })) if f == field => Some(message),
         _ => None,
     }
@@ -104,7 +127,7 @@ where
     S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
 {
     move || match value.get() {
-        Some(Err(AppError { field, message })) => match field {
+        Some(Err(AppError { field, message, .. })) => match field {
             Some(f) if fields.contains(&f.as_str()) => None,
             _ => Some(message),
         },

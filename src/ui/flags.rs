@@ -269,6 +269,27 @@ pub async fn create_flag(
     stage: Option<i64>,
     owner: Option<i64>,
 ) -> Result<(), AppError> {
+    // What was sent, for a refused form to show again (without the bundle it is a new page).
+    let sent = [
+        ("key", key.clone()),
+        ("name", name.clone()),
+        ("description", description.clone()),
+    ];
+    let created = add_flag(key, name, description, stage, owner).await;
+    let key = created.map_err(|error| error.keeping(&sent))?;
+    leptos_axum::redirect(&format!("/flags/{key}"));
+    Ok(())
+}
+
+/// Creates a flag as the caller (owned by the caller unless `owner` says otherwise); its key.
+#[cfg(feature = "ssr")]
+async fn add_flag(
+    key: String,
+    name: String,
+    description: String,
+    stage: Option<i64>,
+    owner: Option<i64>,
+) -> Result<String, AppError> {
     let (service, actor) = super::server::caller()?;
     let new = crate::service::NewFlag {
         key,
@@ -281,8 +302,7 @@ pub async fn create_flag(
     let flag = service
         .apply(&actor, crate::service::Change::CreateFlag(new))
         .await?;
-    leptos_axum::redirect(&format!("/flags/{}", flag.into_flag()?.key));
-    Ok(())
+    Ok(flag.into_flag()?.key.to_string())
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -384,6 +404,7 @@ impl VariantForm {
             serde_json::from_str(&self.payload).map_err(|e| AppError {
                 field: Some(format!("payload-{index}")),
                 message: format!("not valid JSON: {e}"),
+                ..Default::default()
             })?
         };
         let segments = split_list(&self.segments)
@@ -392,6 +413,7 @@ impl VariantForm {
                 SegmentKey::parse(key.clone()).map_err(|e| AppError {
                     field: Some(format!("segments-{index}")),
                     message: format!("{key}: {e}"),
+                    ..Default::default()
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -930,9 +952,16 @@ pub fn NewFlagPage() -> impl IntoView {
     let action = ServerAction::<CreateFlag>::new();
     let value = action.value();
     let options = Resource::new(|| (), |_| flag_form_options());
+    // A refused form without the bundle comes back as a new page: it shows what was sent.
+    let typed = move |field: &'static str| {
+        value.with_untracked(|v| match v {
+            Some(Err(error)) => error.typed(field).unwrap_or_default().to_string(),
+            _ => String::new(),
+        })
+    };
     // The key follows the name until someone edits it (needs the bundle; without it, type both).
-    let (key, set_key) = signal(String::new());
-    let (key_edited, set_key_edited) = signal(false);
+    let (key, set_key) = signal(typed("key"));
+    let (key_edited, set_key_edited) = signal(!typed("key").is_empty());
     view! {
         <h1>"Create flag"</h1>
         <section class="card narrow-card">
@@ -941,6 +970,7 @@ pub fn NewFlagPage() -> impl IntoView {
                 <input
                     id="name"
                     name="name"
+                    value=typed("name")
                     required
                     aria-describedby="name-error"
                     on:input=move |ev| {
@@ -964,7 +994,7 @@ pub fn NewFlagPage() -> impl IntoView {
                 />
                 <ErrorText id="key-error" message=Signal::derive(field_error(value, "key"))/>
                 <label for="description">"Description"</label>
-                <textarea id="description" name="description" rows="3"></textarea>
+                <textarea id="description" name="description" rows="3">{typed("description")}</textarea>
                 <Suspense fallback=|| ()>
                     {move || options.get().and_then(Result::ok).map(|(stages, members, me)| view! {
                         <label for="stage">"Release stage"</label>
@@ -1363,6 +1393,7 @@ where
         Some(Err(AppError {
             field: Some(f),
             message,
+            ..
         })) if f == field => Some(message),
         _ => None,
     }

@@ -371,6 +371,7 @@ impl MilestoneForm {
             AppError {
                 field: field(what),
                 message,
+                ..Default::default()
             }
             .rejected_input()
         };

@@ -49,6 +49,7 @@ pub fn apply_at(text: Option<&str>) -> Result<Option<i64>, AppError> {
     Err(AppError {
         field: Some("at".into()),
         message: format!("{text:?} is not a date and time; use the form 2026-12-24 09:30 (UTC)"),
+        ..Default::default()
     }
     .rejected_input())
 }
@@ -82,6 +83,7 @@ pub async fn schedule_flag_change(
         AppError {
             field: Some("at".into()),
             message: "choose when".into(),
+            ..Default::default()
         }
         .rejected_input()
     })?;
@@ -103,6 +105,7 @@ fn planned_action(action: &str, from_stage_id: i64) -> Result<crate::model::Plan
             None => Err(AppError {
                 field: Some("action".into()),
                 message: "choose what to schedule".into(),
+                ..Default::default()
             }
             .rejected_input()),
         },

@@ -39,6 +39,7 @@ fn wrong(field: String, message: &str) -> AppError {
     AppError {
         field: Some(field),
         message: message.into(),
+        ..Default::default()
     }
 }
 

@@ -86,6 +86,7 @@ fn parse_role(role: &str) -> Result<Role, AppError> {
         AppError {
             field: Some("role".into()),
             message,
+            ..Default::default()
         }
         .rejected_input()
     })

@@ -48,6 +48,7 @@ fn in_row(error: impl Into<AppError>, row: &str) -> AppError {
     AppError {
         field: error.field.map(|f| format!("{f}:{row}")),
         message: error.message,
+        ..Default::default()
     }
 }
 
@@ -61,6 +62,7 @@ where
         Some(Err(AppError {
             field: Some(f),
             message,
+            ..
         })) if f == wanted => Some(message),
         _ => None,
     }
@@ -72,7 +74,9 @@ where
     S: Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
 {
     move || match value.get() {
-        Some(Err(AppError { field: None, message })) => Some(message),
+        Some(Err(AppError {
+            field: None, message, ..
+        })) => Some(message),
         _ => None,
     }
 }
@@ -184,6 +188,7 @@ pub async fn delete_stage(id: i64, move_to: String) -> Result<(), AppError> {
         text => Some(text.parse::<i64>().map_err(|_| AppError {
             field: Some(format!("move_to:{row}")),
             message: "choose one of the other stages".into(),
+            ..Default::default()
         })?),
     };
     let (service, actor) = super::server::caller()?;
@@ -424,6 +429,7 @@ fn StageDefaultEditor(
             Some(AppError {
                 field: Some(field),
                 message: error.message,
+                ..AppError::default()
             })
         })
     };

@@ -32,6 +32,7 @@ fn fields(
         AppError {
             field: Some("format".into()),
             message: format!("{format:?} is not a format; pick Standard Webhooks or Slack"),
+            ..Default::default()
         }
         .rejected_input()
     })?;
@@ -101,6 +102,7 @@ fn endpoint_action(
         AppError {
             field: Some(field.into()),
             message: message.into(),
+            ..Default::default()
         }
         .rejected_input()
     };
