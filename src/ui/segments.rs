@@ -285,7 +285,17 @@ pub async fn create_segment(
     #[server(default)] rows: Vec<ConditionRow>,
 ) -> Result<(), AppError> {
     let form = ConditionsForm { companies, rows };
-    save_segment(key, name, description, form, true).await?;
+    // What was sent, for a refused form to show again (without the bundle it is a new page).
+    let conditions = serde_json::to_string(&form).unwrap_or_default();
+    let sent = [
+        ("key", key.clone()),
+        ("name", name.clone()),
+        ("description", description.clone()),
+        ("conditions", conditions),
+    ];
+    save_segment(key, name, description, form, true)
+        .await
+        .map_err(|error| error.keeping(&sent))?;
     leptos_axum::redirect("/segments");
     Ok(())
 }
@@ -466,20 +476,28 @@ pub fn NewSegmentPage() -> impl IntoView {
     let action = ServerAction::<CreateSegment>::new();
     let value = action.value();
     let error = Signal::derive(move || value.get().and_then(Result::err));
-    let (form, _) = ConditionsForm::from_conditions(&[]);
+    // A refused form without the bundle comes back as a new page: it shows what was sent.
+    let typed = move |field: &'static str| {
+        value.with_untracked(|v| match v {
+            Some(Err(error)) => error.typed(field).unwrap_or_default().to_string(),
+            _ => String::new(),
+        })
+    };
+    let form = serde_json::from_str::<ConditionsForm>(&typed("conditions"))
+        .unwrap_or_else(|_| ConditionsForm::from_conditions(&[]).0);
     let preview = ServerAction::<PreviewSegment>::new();
     view! {
         <h1>"Create segment"</h1>
         <section class="card narrow-card wide-form" on:change=move |ev| preview_conditions(&ev, preview)>
             <ActionForm action=action>
                 <label for="name">"Name"</label>
-                <input id="name" name="name" required aria-describedby="name-error"/>
+                <input id="name" name="name" value=typed("name") required aria-describedby="name-error"/>
                 <ErrorText id="name-error" message=Signal::derive(field_error(value, "name"))/>
                 <label for="key">"Key (used in access rules; letters, digits, - _ . ; cannot change later)"</label>
-                <input id="key" name="key" required aria-describedby="key-error"/>
+                <input id="key" name="key" value=typed("key") required aria-describedby="key-error"/>
                 <ErrorText id="key-error" message=Signal::derive(field_error(value, "key"))/>
                 <label for="description">"Description"</label>
-                <textarea id="description" name="description" rows="2" aria-describedby="description-error"></textarea>
+                <textarea id="description" name="description" rows="2" aria-describedby="description-error">{typed("description")}</textarea>
                 <ErrorText id="description-error" message=Signal::derive(field_error(value, "description"))/>
                 <ConditionFields form=form error=error/>
                 <p class="muted" id="segment-count" aria-live="polite">{move || preview_text(preview.value().get())}</p>
