@@ -984,6 +984,7 @@ pub fn NewFlagPage() -> impl IntoView {
                 <input
                     id="key"
                     name="key"
+                    value=typed("key")
                     required
                     aria-describedby="key-error"
                     prop:value=key
