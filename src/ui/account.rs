@@ -157,6 +157,9 @@ fn TokensSection() -> impl IntoView {
                 <label for="token-days">"Expires in (days, empty: never)"</label>
                 <input id="token-days" name="expires_in_days" inputmode="numeric" placeholder="90" node_ref=days_input/>
                 <ErrorText id="token-days-error" message=Signal::derive(field_error(created, "expires_in_days"))/>
+                // Whether the member is an admin comes from a resource: read inside a Suspense, so
+                // the hydrated page agrees with the server's.
+                <Suspense fallback=|| view! { <input type="hidden" name="role" value=""/> }>
                 <Show when=is_admin fallback=|| view! { <input type="hidden" name="role" value=""/> }>
                     <label for="token-role">"Kind"</label>
                     <select id="token-role" name="role">
@@ -166,6 +169,7 @@ fn TokensSection() -> impl IntoView {
                         <option value="admin">"Service token: admin"</option>
                     </select>
                 </Show>
+                </Suspense>
                 <ErrorText id="token-form-error" message=Signal::derive(form_error(created, &["name", "expires_in_days"]))/>
                 <button type="submit" disabled=move || create.pending().get()>"Create token"</button>
             </ActionForm>
