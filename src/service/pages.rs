@@ -306,10 +306,7 @@ impl Service {
     pub async fn flag_detail(&self, actor: &Actor, key: &str) -> ServiceResult<FlagDetail> {
         authorize(actor, Permission::Read)?;
         let store = self.store();
-        let flag = store
-            .flag_by_key(key)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("flag {key:?}")))?;
+        let flag = store.known_flag(key).await?;
         let mut access = Vec::new();
         for environment in store.environments().await? {
             let current = store.current_access_rules_of(environment.id, &[flag.id]).await?;
@@ -336,10 +333,7 @@ impl Service {
     ) -> ServiceResult<RemoteConfig> {
         authorize(actor, Permission::Read)?;
         let store = self.store();
-        let flag = store
-            .flag_by_key(key)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("flag {key:?}")))?;
+        let flag = store.known_flag(key).await?;
         let environments = store.environments().await?;
         let Some(environment) = environments.iter().find(|e| e.key.as_str() == environment) else {
             return Err(ServiceError::NotFound(format!("environment {environment:?}")));
@@ -382,10 +376,7 @@ impl Service {
     pub async fn flag_page(&self, actor: &Actor, key: &str, environment: &str) -> ServiceResult<FlagPage> {
         authorize(actor, Permission::Read)?;
         let store = self.store();
-        let flag = store
-            .flag_by_key(key)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("flag {key}")))?;
+        let flag = store.known_flag(key).await?;
         let environments = store.environments().await?;
         let current = Self::pick(&environments, environment)?;
         let history = store.history::<AccessRules>(flag.id, current.id).await?;

@@ -43,10 +43,7 @@ impl Service {
             return Err(ServiceError::invalid("days", message));
         }
         let store = self.store();
-        let flag = store
-            .flag_by_key(flag_key)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("flag {flag_key:?}")))?;
+        let flag = store.known_flag(flag_key).await?;
         let key = flag.key.as_str();
         let since = self.period_start(days);
         let mut environments = store.environments().await?;

@@ -211,9 +211,12 @@ impl Store {
         flags_in(&mut conn).await
     }
 
-    pub async fn flag_by_key(&self, key: &str) -> StoreResult<Option<Flag>> {
+    /// The flag `key`; not found when there is none.
+    pub async fn known_flag(&self, key: &str) -> StoreResult<Flag> {
         let mut conn = self.pool().acquire().await?;
-        flag_in(&mut conn, key).await
+        flag_in(&mut conn, key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("flag {key:?}")))
     }
 
     /// Every version of a flag's access rules (or config) in an environment, newest first.
