@@ -28,11 +28,11 @@ etag = {"ETag": {"description": "The version of the rules, for If-Match.", "sche
 doc = {
  "openapi": "3.1.0",
  "info": {"title": "Gatehouse management API", "version": "1.0.0",
-   "description": "Flags, their access per environment, environments, release stages, the audit log and access tokens. "
+   "description": "Flags, their access per environment, segments, environments, release stages, the audit log and access tokens. Members are managed in the admin UI only. "
    "Send an access token (`gatehouse tokens create`, or a personal token from Settings) as `Authorization: Bearer gth_…`. "
    "A call acts with the token's role (a personal token: its member's role now) and is authorized and recorded in the audit log "
    "exactly as the same action in the admin UI. Errors are problem details (RFC 9457) whose `type` is `urn:gatehouse:problem:<kind>`: "
-   "bad-request, unauthorized, forbidden, not-found, conflict, refused, version-mismatch, invalid, limit-reached, busy, internal."},
+   "bad-request, unauthorized, forbidden, not-found, conflict, refused, version-mismatch, invalid, limit-reached, too-many-requests (429), busy (503), corrupt-data and internal (500)."},
  "servers": [{"url": "/"}],
  "security": [{"bearerAuth": []}],
  "paths": {
@@ -116,6 +116,11 @@ doc = {
      "responses": {"200": ok("The changes, in words.", "ImportResult"), **errs("400", "401", "403", "404", "409", "422")}}},
   "/api/v1/segments": {"get": {"operationId": "listSegments", "summary": "Segments", "tags": ["Segments"],
      "responses": {"200": ok("Every segment with its conditions and the flags that use it.", "SegmentList"), **errs("401", "403")}}},
+  "/api/v1/segments/{key}": {"put": {"operationId": "putSegment", "summary": "Create or replace a segment", "tags": ["Segments"],
+     "description": "Creates the segment (201) or replaces its conditions (200); a name or description left out keeps the stored one (a new segment is named by its key). Every flag that uses it is served the new conditions at once.",
+     "parameters": [{"name": "key", "in": "path", "required": True, "description": "The segment's key.", "schema": {"type": "string", "minLength": 1}}],
+     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SegmentBody"}}}},
+     "responses": {"200": ok("The segment as stored.", "Segment"), "201": ok("The segment as stored.", "Segment"), **errs("400", "401", "403", "409", "422")}}},
   "/api/v1/companies": {"get": {"operationId": "listCompanies", "summary": "Companies applications reported", "tags": ["Companies"],
      "parameters": [
        {"name": "q", "in": "query", "description": "Text in the id or name.", "schema": {"type": "string"}},
@@ -141,7 +146,15 @@ doc = {
   "/api/v1/environments": {"get": {"operationId": "listEnvironments", "summary": "Environments", "tags": ["Settings"],
      "responses": {"200": ok("Every environment, in their order.", "EnvironmentList"), **errs("401", "403")}}},
   "/api/v1/stages": {"get": {"operationId": "listStages", "summary": "Release stages", "tags": ["Settings"],
-     "responses": {"200": ok("Every release stage, in their order.", "StageList"), **errs("401", "403")}}},
+     "responses": {"200": ok("Every release stage, in their order.", "StageList"), **errs("401", "403")}},
+   "post": {"operationId": "addStage", "summary": "Add a release stage (admins)", "tags": ["Settings"],
+     "description": "Adds a stage after the last one; the colour defaults to #64748b.",
+     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StageBody"}}}},
+     "responses": {"201": ok("The stage as stored.", "Stage"), **errs("400", "401", "403", "409", "422")}}},
+  "/api/v1/stages/{id}": {"patch": {"operationId": "updateStage", "summary": "Rename or recolour a release stage (admins)", "tags": ["Settings"],
+     "parameters": [{"name": "id", "in": "path", "required": True, "description": "The stage's id.", "schema": {"type": "integer"}}],
+     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StageBody"}}}},
+     "responses": {"200": ok("The stage as stored.", "Stage"), **errs("400", "401", "403", "404", "409", "422")}}},
   "/api/v1/audit": {"get": {"operationId": "listAudit", "summary": "The audit log, newest first", "tags": ["Audit"],
      "parameters": [
        {"name": "actor", "in": "query", "description": "Exactly this actor (an e-mail address, `service token NAME`, `command line`).", "schema": {"type": "string"}},
@@ -206,10 +219,16 @@ doc = {
      "changes": {"type": "array", "items": {"type": "object", "required": ["environment", "from", "to"], "properties": {
         "environment": {"type": "string"}, "from": {"$ref": "#/components/schemas/AccessRules"}, "to": {"$ref": "#/components/schemas/AccessRules"}}}},
      "flag": {"$ref": "#/components/schemas/FlagWithAccess"}}},
-   "SegmentList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"type": "object",
-     "required": ["key", "name", "description", "conditions", "usedBy"], "properties": {
+   "Segment": {"type": "object", "required": ["key", "name", "description", "conditions", "usedBy"], "properties": {
        "key": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
-       "conditions": {"type": "array", "items": {"type": "object"}}, "usedBy": {"type": "array", "items": {"type": "string"}}}}}}},
+       "conditions": {"type": "array", "items": {"type": "object"}}, "usedBy": {"type": "array", "items": {"type": "string"}}}},
+   "SegmentList": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}}}},
+   "SegmentBody": {"type": "object", "required": ["conditions"], "additionalProperties": False, "properties": {
+       "name": {"type": "string"}, "description": {"type": "string"},
+       "conditions": {"type": "array", "description": "AND-ed. `{\"kind\": \"companyAttribute\", \"attribute\": \"plan\", \"operator\": \"IS\", \"values\": [\"enterprise\"]}` or `{\"kind\": \"companyList\", \"companies\": [\"acme\"]}`.",
+         "items": {"type": "object", "required": ["kind"], "properties": {"kind": {"type": "string", "enum": ["companyAttribute", "companyList"]}}}}}},
+   "StageBody": {"type": "object", "additionalProperties": False, "properties": {
+       "name": {"type": "string", "description": "Unique among the stages."}, "color": {"type": "string", "description": "# and six hex digits."}}},
    "CompanyPage": {"type": "object", "required": ["items", "total", "page", "limit"], "properties": {
      "items": {"type": "array", "items": {"type": "object", "required": ["id", "name", "attributes", "firstSeen", "lastSeen"], "properties": {
        "id": {"type": "string"}, "name": {"type": ["string", "null"]}, "attributes": {"type": "object"},

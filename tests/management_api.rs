@@ -848,3 +848,304 @@ async fn grants_imports_and_user_checks_follow_the_tokens_role() {
         .unwrap();
     assert_eq!(checkout["enabled"], true, "{check:?}");
 }
+
+/// One call of an operation of the document, with what would make it succeed for an admin.
+struct Op {
+    id: String,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    if_match: Option<String>,
+}
+
+async fn run(app: &TestApp, token: Option<&str>, op: &Op) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut request = app.client.request(op.method.clone(), app.url(&op.path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = &op.body {
+        request = request.json(body);
+    }
+    if let Some(version) = &op.if_match {
+        request = request.header(reqwest::header::IF_MATCH, version);
+    }
+    let response = request.send().await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn every_route_refuses_bad_tokens_and_a_viewer_changes_nothing() {
+    let Some((app, clock)) = TestApp::spawn_manual(Backend::Sqlite, START).await else {
+        return;
+    };
+    let admin = app.service_token("ops", Role::Admin, None).await;
+    let editor = app.service_token("ci", Role::Editor, None).await;
+    let viewer = app.service_token("dashboard", Role::Viewer, None).await;
+    let spare = app.service_token("spare", Role::Viewer, None).await;
+    let revoked = app.service_token("old", Role::Admin, None).await;
+    let expiring = app.service_token("short", Role::Admin, Some(1)).await;
+    let prefix = |token: &str| token.chars().take(16).collect::<String>();
+    let (status, ..) = call(
+        &app,
+        Some(&admin),
+        Method::DELETE,
+        &format!("/api/v1/tokens/{}", prefix(&revoked)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    clock.advance(2 * DAY);
+
+    // What the calls act on: a flag, a company an application reported, a segment, a stage.
+    let (status, ..) = call(
+        &app,
+        Some(&admin),
+        Method::POST,
+        "/api/v1/flags",
+        Some(json!({ "key": "checkout" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let key = app.publishable_key("production").await;
+    let reported = app
+        .client
+        .post(app.url("/company"))
+        .bearer_auth(&key)
+        .json(&json!({ "companyId": "acme", "attributes": { "name": "Acme" } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(reported.status().is_success());
+    let stages = call(&app, Some(&admin), Method::GET, "/api/v1/stages", None)
+        .await
+        .2;
+    let beta = stages["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Beta")
+        .unwrap()["id"]
+        .clone();
+    let document = call(&app, Some(&admin), Method::GET, "/api/v1/export", None)
+        .await
+        .2;
+    let segment = json!({ "conditions": [{ "kind": "companyList", "companies": ["acme"] }] });
+
+    // Every operation of the document, in an order an admin can run them all in.
+    let table: Vec<(&str, Option<Value>)> = vec![
+        ("listFlags", None),
+        ("createFlag", Some(json!({ "key": "another" }))),
+        ("getFlag", None),
+        (
+            "updateFlag",
+            Some(json!({ "name": "Checkout", "description": "The new checkout" })),
+        ),
+        ("getAccess", None),
+        (
+            "putAccess",
+            Some(json!({ "mode": "some", "companies": ["acme"] })),
+        ),
+        ("grantAccess", Some(json!({ "user": "u-1" }))),
+        ("revokeAccess", Some(json!({ "user": "u-1" }))),
+        ("getConfig", None),
+        (
+            "putConfig",
+            Some(json!({ "variants": [{ "key": "on", "payload": { "x": 1 }, "isDefault": true }] })),
+        ),
+        ("moveStage", Some(json!({ "stageId": beta }))),
+        ("archiveFlag", None),
+        ("restoreFlag", None),
+        ("exportConfiguration", None),
+        ("importConfiguration", Some(document)),
+        ("putSegment", Some(segment)),
+        ("listSegments", None),
+        ("listCompanies", None),
+        ("checkCompanyAccess", None),
+        ("listUsers", None),
+        ("checkUserAccess", None),
+        ("listEnvironments", None),
+        ("listStages", None),
+        ("addStage", Some(json!({ "name": "Canary", "color": "#0ea5e9" }))),
+        ("updateStage", Some(json!({ "name": "Private beta" }))),
+        ("listAudit", None),
+        ("listTokens", None),
+        ("revokeToken", None),
+    ];
+    let spec: Value = serde_json::from_str(
+        &app.client
+            .get(app.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            let id = operation["operationId"].as_str().unwrap().to_string();
+            documented.push((id, method.to_uppercase(), path.clone()));
+        }
+    }
+    let mut named: Vec<&str> = table.iter().map(|(id, _)| *id).collect();
+    let mut in_document: Vec<&str> = documented.iter().map(|(id, ..)| id.as_str()).collect();
+    named.sort_unstable();
+    in_document.sort_unstable();
+    assert_eq!(
+        named, in_document,
+        "this test calls every operation of the document"
+    );
+
+    let ops: Vec<Op> = table
+        .into_iter()
+        .map(|(id, body)| {
+            let (_, method, path) = documented.iter().find(|(d, ..)| d == id).unwrap();
+            let sample = if path.starts_with("/api/v1/segments") {
+                "vip"
+            } else {
+                "checkout"
+            };
+            let stage = if path.starts_with("/api/v1/stages/") {
+                beta.to_string()
+            } else {
+                "acme".into()
+            };
+            let path = path
+                .replace("{key}", sample)
+                .replace("{environment}", "production")
+                .replace("{id}", &stage)
+                .replace("{prefix}", &prefix(&spare));
+            let if_match = matches!(id, "putAccess" | "putConfig").then(String::new);
+            Op {
+                id: id.to_string(),
+                method: Method::from_bytes(method.as_bytes()).unwrap(),
+                path,
+                body,
+                if_match,
+            }
+        })
+        .collect();
+    // The version a versioned write names: the current one, read just before.
+    async fn current_version(app: &TestApp, token: &str, op: &Op) -> Option<String> {
+        op.if_match.as_ref()?;
+        let (status, headers, _) = call(app, Some(token), Method::GET, &op.path, None).await;
+        assert_eq!(status, StatusCode::OK);
+        Some(headers[reqwest::header::ETAG].to_str().unwrap().to_string())
+    }
+
+    // No token, a made-up, a revoked or an expired one: 401 on every operation.
+    for op in &ops {
+        for token in [
+            None,
+            Some("gth_svc_notarealtoken0000000000000000000000"),
+            Some(revoked.as_str()),
+            Some(expiring.as_str()),
+        ] {
+            let answer = run(&app, token, op).await;
+            assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthorized");
+        }
+    }
+
+    // A viewer reads everything but tokens and changes nothing: every write is 403.
+    let before = call(&app, Some(&admin), Method::GET, "/api/v1/export", None)
+        .await
+        .2;
+    let audited = call(&app, Some(&admin), Method::GET, "/api/v1/audit", None)
+        .await
+        .2["total"]
+        .clone();
+    for op in &ops {
+        let op = Op {
+            if_match: current_version(&app, &admin, op).await,
+            ..Op {
+                id: op.id.clone(),
+                method: op.method.clone(),
+                path: op.path.clone(),
+                body: op.body.clone(),
+                if_match: None,
+            }
+        };
+        let answer = run(&app, Some(&viewer), &op).await;
+        if op.method == Method::GET && op.id != "listTokens" {
+            assert_eq!(answer.0, StatusCode::OK, "{} as a viewer: {}", op.id, answer.2);
+        } else if op.id == "revokeToken" {
+            // Another's token is not even shown to a non-admin.
+            assert_problem(&answer, StatusCode::NOT_FOUND, "not-found");
+        } else {
+            assert_problem(&answer, StatusCode::FORBIDDEN, "forbidden");
+        }
+    }
+    assert_eq!(
+        call(&app, Some(&admin), Method::GET, "/api/v1/export", None)
+            .await
+            .2,
+        before
+    );
+    assert_eq!(
+        call(&app, Some(&admin), Method::GET, "/api/v1/audit", None)
+            .await
+            .2["total"],
+        audited
+    );
+
+    // An editor changes flags and segments but not tokens or release stages.
+    for id in ["listTokens", "addStage", "updateStage"] {
+        let op = ops.iter().find(|op| op.id == id).unwrap();
+        assert_problem(
+            &run(&app, Some(&editor), op).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        );
+    }
+    let revoke = ops.iter().find(|op| op.id == "revokeToken").unwrap();
+    assert_problem(
+        &run(&app, Some(&editor), revoke).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+
+    // An admin runs every one of them: the samples above are calls that work.
+    for op in &ops {
+        let op = Op {
+            if_match: current_version(&app, &admin, op).await,
+            id: op.id.clone(),
+            method: op.method.clone(),
+            path: op.path.clone(),
+            body: op.body.clone(),
+        };
+        let (status, _, body) = run(&app, Some(&admin), &op).await;
+        assert!(status.is_success(), "{} as an admin: {status} {body}", op.id);
+    }
+    let (status, ..) = call(&app, Some(&spare), Method::GET, "/api/v1/flags", None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "revokeToken revoked the spare token"
+    );
+    let segments = call(&app, Some(&viewer), Method::GET, "/api/v1/segments", None)
+        .await
+        .2;
+    assert_eq!(segments["items"][0]["key"], "vip");
+    assert_eq!(segments["items"][0]["name"], "vip");
+    let stages = call(&app, Some(&viewer), Method::GET, "/api/v1/stages", None)
+        .await
+        .2;
+    let names: Vec<&str> = stages["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Private beta") && names.contains(&"Canary"),
+        "{names:?}"
+    );
+}

@@ -21,11 +21,11 @@ use serde_json::{json, Value};
 
 use crate::model::secret::digest;
 use crate::model::token::TokenView;
-use crate::model::{AccessRules, Environment, Flag, ReleaseStage};
+use crate::model::{AccessRules, Environment, Flag, ReleaseStage, SegmentCondition};
 use crate::service::access::Refusal;
 use crate::service::{
-    AccessChange, Actor, AuditFilter, Change, FlagDetail, FlagFilter, NewFlag, Outcome, Service,
-    ServiceError, TokenRefusal,
+    AccessChange, Actor, AuditFilter, Change, FlagDetail, FlagFilter, NewFlag, Outcome, SegmentRecord,
+    Service, ServiceError, TokenRefusal,
 };
 use crate::state::AppState;
 
@@ -62,12 +62,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/export", get(export))
         .route("/api/v1/import", post(import))
         .route("/api/v1/segments", get(segments))
+        .route("/api/v1/segments/{key}", axum::routing::put(put_segment))
         .route("/api/v1/companies", get(companies))
         .route("/api/v1/companies/{id}/access", get(company_access))
         .route("/api/v1/users", get(users))
         .route("/api/v1/users/{id}/access", get(user_access))
         .route("/api/v1/environments", get(environments))
-        .route("/api/v1/stages", get(stages))
+        .route("/api/v1/stages", get(stages).post(add_stage))
+        .route("/api/v1/stages/{id}", axum::routing::patch(update_stage))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/tokens", get(tokens))
         .route("/api/v1/tokens/{prefix}", axum::routing::delete(revoke_token))
@@ -754,17 +756,66 @@ async fn segments(caller: Caller, State(service): State<Service>) -> ApiResult {
     let items: Vec<Value> = list
         .segments
         .iter()
-        .map(|(record, used_by, _)| {
-            json!({
-                "key": record.segment.key.as_str(),
-                "name": record.segment.name,
-                "description": record.description,
-                "conditions": record.segment.conditions,
-                "usedBy": used_by,
-            })
-        })
+        .map(|(record, used_by, _)| segment_json(record, used_by))
         .collect();
     Ok(Json(json!({ "items": items })).into_response())
+}
+
+fn segment_json(record: &SegmentRecord, used_by: &[String]) -> Value {
+    json!({
+        "key": record.segment.key.as_str(),
+        "name": record.segment.name,
+        "description": record.description,
+        "conditions": record.segment.conditions,
+        "usedBy": used_by,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentBody {
+    name: Option<String>,
+    description: Option<String>,
+    conditions: Vec<SegmentCondition>,
+}
+
+/// Creates the segment `key` (201) or replaces its conditions, and its name and description
+/// when given (200).
+async fn put_segment(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(key): Param<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let request: SegmentBody = body(&bytes)?;
+    let existing = match service.segment_page(&caller.actor, &key).await {
+        Ok((record, _)) => Some(record),
+        Err(ServiceError::NotFound(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let change = Change::SaveSegment {
+        key: existing
+            .as_ref()
+            .map_or(key.clone(), |r| r.segment.key.to_string()),
+        name: request
+            .name
+            .or_else(|| existing.as_ref().map(|r| r.segment.name.clone()))
+            .unwrap_or_else(|| key.clone()),
+        description: request
+            .description
+            .or_else(|| existing.as_ref().map(|r| r.description.clone()))
+            .unwrap_or_default(),
+        conditions: request.conditions,
+        create: existing.is_none(),
+    };
+    service.apply(&caller.actor, change).await?;
+    let (record, used_by) = service.segment_page(&caller.actor, &key).await?;
+    let status = if existing.is_none() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(segment_json(&record, &used_by))).into_response())
 }
 
 async fn companies(
@@ -871,11 +922,61 @@ async fn environments(caller: Caller, State(service): State<Service>) -> ApiResu
 
 async fn stages(caller: Caller, State(service): State<Service>) -> ApiResult {
     let stages = service.release_stages(&caller.actor).await?;
-    let items: Vec<Value> = stages
-        .iter()
-        .map(|s| json!({ "id": s.id, "name": s.name, "color": s.color, "position": s.sort_order }))
-        .collect();
+    let items: Vec<Value> = stages.iter().map(stage_full_json).collect();
     Ok(Json(json!({ "items": items })).into_response())
+}
+
+fn stage_full_json(s: &ReleaseStage) -> Value {
+    json!({ "id": s.id, "name": s.name, "color": s.color, "position": s.sort_order })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageBody {
+    name: Option<String>,
+    color: Option<String>,
+}
+
+/// Adds a release stage after the last one.
+async fn add_stage(caller: Caller, State(service): State<Service>, bytes: Bytes) -> ApiResult {
+    let request: StageBody = body(&bytes)?;
+    let change = Change::AddStage {
+        name: request.name.unwrap_or_default(),
+        color: request.color.unwrap_or_else(|| DEFAULT_STAGE_COLOR.to_string()),
+    };
+    match service.apply(&caller.actor, change).await? {
+        Outcome::Stage(stage) => Ok((StatusCode::CREATED, Json(stage_full_json(&stage))).into_response()),
+        _ => Err(ServiceError::Internal.into()),
+    }
+}
+
+/// The colour of a stage added without one (slate).
+const DEFAULT_STAGE_COLOR: &str = "#64748b";
+
+/// Renames and/or recolours a release stage.
+async fn update_stage(
+    caller: Caller,
+    State(service): State<Service>,
+    Param(id): Param<i64>,
+    bytes: Bytes,
+) -> ApiResult {
+    let request: StageBody = body(&bytes)?;
+    let find = |stages: &[ReleaseStage]| {
+        stages
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(format!("release stage {id}")))
+    };
+    let stage = find(&service.release_stages(&caller.actor).await?)?;
+    let change = Change::UpdateStage {
+        stage: crate::service::StageRef::Id(id),
+        name: request.name.unwrap_or(stage.name),
+        color: request.color.unwrap_or(stage.color),
+    };
+    service.apply(&caller.actor, change).await?;
+    let stage = find(&service.release_stages(&caller.actor).await?)?;
+    Ok(Json(stage_full_json(&stage)).into_response())
 }
 
 async fn audit(

@@ -969,6 +969,8 @@ pub async fn apply(
     actor: &Actor,
     document: &Document,
 ) -> Result<Vec<Difference>, ConfigFileError> {
+    // Importing changes configuration: refused to a reader even when the document changes nothing.
+    super::access::authorize(actor, super::access::Permission::Edit).map_err(ServiceError::from)?;
     let differences = plan(service, actor, document).await?;
     if differences.is_empty() {
         return Ok(differences);
