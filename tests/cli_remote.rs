@@ -195,3 +195,73 @@ async fn refusals_are_one_readable_line() {
         "{stderr}"
     );
 }
+
+/// Runs `gatehouse ARGS` on `app`'s database; (success, stdout, stderr).
+async fn local(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let mut command = common::gatehouse(app.db.url.expose());
+    command.args(args);
+    let output = common::output(command).await;
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Waits until the server serves `flag` to user u-1 as `enabled` (a change made on the database
+/// reaches a running server by notice or, at the latest, its 2 s poll).
+async fn served(app: &TestApp, flag: &str, enabled: bool) {
+    for _ in 0..100 {
+        let answer = app.evaluated("production", "context.user.id=u-1").await;
+        if answer["features"][flag]["isEnabled"] == enabled {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{flag} was not served as {enabled} within 10 s");
+}
+
+#[tokio::test]
+async fn the_same_commands_revoke_and_run_on_the_database_or_the_server() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let ci = app.service_token("ci", Role::Editor, None).await;
+    // The same sequence, once on the database and once through the server.
+    for (flag, through_server) in [("on-the-database", false), ("through-the-server", true)] {
+        let run = |args: Vec<&'static str>| {
+            let (app, ci) = (&app, &ci);
+            async move {
+                let (success, stdout, stderr) = if through_server {
+                    remote(app, ci, &args).await
+                } else {
+                    local(app, &args).await
+                };
+                assert!(success, "{args:?}: {stderr}");
+                stdout
+            }
+        };
+        let flag: &'static str = flag;
+        run(vec!["flags", "create", flag]).await;
+        let listed = run(vec!["flags", "list"]).await;
+        assert!(listed.contains(flag), "{listed}");
+        let scope = ["--environment", "production", "--user", "u-1"];
+        let granted = run([vec!["access", "grant", flag], scope.to_vec()].concat()).await;
+        assert!(
+            granted.starts_with(&format!("granted user u-1 to {flag} in production")),
+            "{granted}"
+        );
+        served(&app, flag, true).await;
+        let revoked = run([vec!["access", "revoke", flag], scope.to_vec()].concat()).await;
+        assert!(
+            revoked.starts_with(&format!("revoked user u-1 from {flag} in production")),
+            "{revoked}"
+        );
+        served(&app, flag, false).await;
+        let moved = run(vec!["flags", "move-stage", flag, "--stage", "Beta"]).await;
+        assert!(moved.contains(&format!("moved {flag} to Beta")), "{moved}");
+    }
+    // Types from a server read as from the database.
+    let (_, from_database, _) = local(&app, &["types", "--lang", "typescript"]).await;
+    let from_server = ok(&app, &ci, &["types", "--lang", "typescript"]).await;
+    assert_eq!(from_server, from_database);
+    assert!(from_server.contains("\"through-the-server\""), "{from_server}");
+}

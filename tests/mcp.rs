@@ -2,7 +2,8 @@
 //! (`@modelcontextprotocol/sdk`, tests/sdk/mcp-client.mjs): it lists the tools with their input
 //! schemas, creates a flag and grants a company access as an editor's service token; the change
 //! is served by `/features/evaluated` and audited as the token; refusals are tool errors with
-//! readable text; a viewer's token may not write; no token, no MCP.
+//! readable text; access is revoked as it is granted; a viewer's token may not write; no token
+//! or a revoked one, no MCP.
 
 mod common;
 
@@ -64,6 +65,9 @@ async fn an_agent_creates_a_flag_and_grants_a_company_through_mcp() {
         { "name": "grant_access", "arguments": { "flag": "no-such-flag", "environment": "production", "company": "acme" } },
         { "name": "grant_access", "arguments": { "flag": "mcp-checkout", "environment": "production", "company": "a", "user": "b" } },
         { "name": "list_companies", "arguments": {} },
+        { "name": "grant_access", "arguments": { "flag": "mcp-checkout", "environment": "production", "user": "u-7" } },
+        { "name": "revoke_access", "arguments": { "flag": "mcp-checkout", "environment": "production", "user": "u-7" } },
+        { "name": "list_stages", "arguments": {} },
     ]);
     let (ok, document) = mcp(app.url("/mcp"), agent, calls).await;
     assert!(ok, "{document}");
@@ -105,9 +109,20 @@ async fn an_agent_creates_a_flag_and_grants_a_company_through_mcp() {
     assert_eq!(results[7]["isError"], true);
     assert!(results[7]["text"].as_str().unwrap().contains("exactly one"));
 
+    for (i, result) in results.iter().enumerate().skip(8) {
+        assert_eq!(result["isError"], false, "call {i}: {result}");
+    }
+    let granted: Value = serde_json::from_str(results[9]["text"].as_str().unwrap()).unwrap();
+    let revoked: Value = serde_json::from_str(results[10]["text"].as_str().unwrap()).unwrap();
+    assert!(granted.to_string().contains("u-7"), "{granted}");
+    assert!(!revoked.to_string().contains("u-7"), "{revoked}");
+    assert!(results[11]["text"].as_str().unwrap().contains("Beta"));
+
     // Served by the evaluation API, and audited as the token.
     let evaluated = app.evaluated("production", "context.company.id=acme").await;
     assert_eq!(evaluated["features"]["mcp-checkout"]["isEnabled"], true);
+    let revoked_user = app.evaluated("production", "context.user.id=u-7").await;
+    assert_eq!(revoked_user["features"]["mcp-checkout"]["isEnabled"], false);
     let audit = app
         .service
         .audit_page(
@@ -153,6 +168,13 @@ async fn a_viewer_token_reads_but_may_not_change_and_no_token_gets_nothing() {
     );
     let (ok, document) = mcp(app.url("/mcp"), "gth_svc_unknown".into(), json!([])).await;
     assert!(!ok, "an unknown token cannot connect: {document}");
+    // A revoked token is refused at once.
+    let agent = app.service_token("agent", Role::Editor, None).await;
+    let prefix: String = agent.chars().take(16).collect();
+    app.apply(gatehouse::service::Change::RevokeToken { prefix })
+        .await;
+    let (ok, document) = mcp(app.url("/mcp"), agent, json!([])).await;
+    assert!(!ok, "a revoked token cannot connect: {document}");
     let answer = app
         .client
         .post(app.url("/mcp"))
