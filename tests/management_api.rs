@@ -1149,3 +1149,101 @@ async fn every_route_refuses_bad_tokens_and_a_viewer_changes_nothing() {
         "{names:?}"
     );
 }
+
+#[tokio::test]
+async fn the_audit_log_filters_by_actor_subject_and_time_and_pages() {
+    let Some((app, clock)) = TestApp::spawn_manual(Backend::Sqlite, START).await else {
+        return;
+    };
+    let ci = app.service_token("ci", Role::Editor, None).await;
+    let bot = app.service_token("bot", Role::Editor, None).await;
+    // ci creates three flags an hour apart, bot one more after them.
+    for key in ["audit-one", "audit-two", "audit-three"] {
+        clock.advance(3_600_000);
+        let (status, ..) = call(
+            &app,
+            Some(&ci),
+            Method::POST,
+            "/api/v1/flags",
+            Some(json!({ "key": key })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    clock.advance(3_600_000);
+    let (status, ..) = call(
+        &app,
+        Some(&bot),
+        Method::POST,
+        "/api/v1/flags",
+        Some(json!({ "key": "audit-bot" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let audit = |query: String| {
+        let (app, ci) = (&app, &ci);
+        async move {
+            let (status, _, page) = call(
+                app,
+                Some(ci),
+                Method::GET,
+                &format!("/api/v1/audit?{query}"),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{query}: {page}");
+            let subjects: Vec<String> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["action"] == "flag.created")
+                .map(|e| e["subject"].as_str().unwrap().to_string())
+                .collect();
+            (page["total"].as_i64().unwrap(), subjects)
+        }
+    };
+
+    let (_, by_ci) = audit("actor=service%20token%20ci".into()).await;
+    assert_eq!(
+        by_ci,
+        ["audit-three", "audit-two", "audit-one"],
+        "newest first, only ci's"
+    );
+    let (_, by_bot) = audit("actor=service%20token%20bot".into()).await;
+    assert_eq!(by_bot, ["audit-bot"]);
+    let (total, about_two) = audit("subject=audit-tw".into()).await;
+    assert_eq!((total, about_two), (1, vec!["audit-two".to_string()]));
+    // From the second creation to the third, both ends included.
+    let (from, to) = (START + 2 * 3_600_000, START + 3 * 3_600_000);
+    let (_, between) = audit(format!("actor=service%20token%20ci&from={from}&to={to}")).await;
+    assert_eq!(between, ["audit-three", "audit-two"]);
+    // Pages of one: the second page is the second newest of the same total.
+    let (total, first) = audit("actor=service%20token%20ci&limit=1".into()).await;
+    let (same_total, second) = audit("actor=service%20token%20ci&limit=1&page=1".into()).await;
+    assert_eq!((total, same_total), (3, 3));
+    assert_eq!(
+        (first, second),
+        (vec!["audit-three".to_string()], vec!["audit-two".to_string()])
+    );
+    let (_, beyond) = audit("actor=service%20token%20ci&limit=1&page=3".into()).await;
+    assert!(beyond.is_empty());
+    assert_problem(
+        &call(&app, Some(&ci), Method::GET, "/api/v1/audit?from=yesterday", None).await,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    );
+    // Flags page the same way.
+    let (_, _, flags) = call(
+        &app,
+        Some(&ci),
+        Method::GET,
+        "/api/v1/flags?q=audit&limit=3&page=1",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (flags["total"].as_i64(), flags["items"].as_array().map(Vec::len)),
+        (Some(4), Some(1)),
+        "{flags}"
+    );
+}
