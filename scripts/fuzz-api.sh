@@ -4,8 +4,8 @@
 # the production environment's secret key. Fails on any 5xx answer (check `not_a_server_error`).
 # Then the management API (/api/v1/openapi.json) with an admin service token: fails on any 5xx
 # and on any answer the document does not describe (status code, content type, body schema).
-# Revoking tokens is left out: the stateful phase would follow the token list to the fuzzer's own
-# token and revoke it, and every later call would be a 401 (tests/management_api.rs covers it).
+# Revoking tokens runs last and on its own: the stateful phase would follow the token list to the
+# fuzzer's own token and revoke it, and every later call would be a 401.
 # The ingest rate limits are off so the fuzzer's bodies reach the decoders and the store; the
 # live-update streams are left out (they answer with a stream that never ends).
 #
@@ -73,6 +73,16 @@ status=0
     --request-timeout 10 \
     --request-retries 1 \
     --workers 2 \
+    --suppress-health-check all || status=$?
+# Revoking, alone and without the stateful phase: generated prefixes are not the fuzzer's token's.
+"$venv/bin/schemathesis" --no-color run "http://$addr/api/v1/openapi.json" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --include-operation-id revokeToken \
+    --phases examples,fuzzing \
+    --max-examples "${FUZZ_MAX_EXAMPLES:-60}" \
+    --request-timeout 10 \
+    --request-retries 1 \
     --suppress-health-check all || status=$?
 if [ "$status" -ne 0 ]; then
     echo "--- server log (last 50 lines) ---"

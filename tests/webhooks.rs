@@ -2,8 +2,10 @@
 //! (checked with the specification's own `standardwebhooks` package from npm); a failed delivery
 //! is retried on the schedule, survives a restart in between, and arrives once per event id; it
 //! gives up after about 24 hours and an admin can redeliver it; paused endpoints get nothing; two
-//! PostgreSQL replicas send each delivery once; only admins manage endpoints. Time is the test's
-//! manual clock, never a wait.
+//! PostgreSQL replicas send each delivery once; only admins manage endpoints; every kind of flag
+//! change is announced; a redirect is not followed; an endpoint that never answers is given up
+//! after 10 s and delays no flag change. Time is the test's manual clock, never a wait, except
+//! for that one 10 s timeout.
 
 mod common;
 
@@ -489,4 +491,185 @@ async fn a_flag_that_became_stale_is_announced_once() {
         body["data"]["after"]["reasons"][0],
         "released: in the final stage with Everyone in production for 14 days"
     );
+}
+
+/// Serves `router` on a loopback port; its address.
+async fn serve_on_loopback(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed_and_a_hanging_endpoint_delays_no_change() {
+    let (app, _clock) = TestApp::spawn_manual(Backend::Sqlite, now_ms()).await.unwrap();
+    // An endpoint that redirects to another address the admin never configured.
+    let elsewhere = Receiver::spawn(0).await;
+    let target = elsewhere.url.clone();
+    let redirecting = serve_on_loopback(axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move { (StatusCode::TEMPORARY_REDIRECT, [("location", target)]) }
+        }),
+    ))
+    .await;
+    let redirect_id = app
+        .apply(endpoint(
+            &format!("http://{redirecting}/hook"),
+            &["flag.created"],
+            WebhookFormat::Standard,
+        ))
+        .await
+        .into_id()
+        .unwrap();
+    app.apply(new_flag("checkout")).await;
+    app.service.deliver_webhooks().await.unwrap();
+    assert!(elsewhere.seen().is_empty(), "the redirect's target got a request");
+    let (_, log) = endpoint_log(&app.service, redirect_id).await;
+    assert_eq!(
+        (log[0].status, log[0].last_status),
+        (DeliveryStatus::Pending, Some(307))
+    );
+    assert!(
+        log[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("redirects are not followed"),
+        "{log:?}"
+    );
+    app.apply(Change::Webhook(WebhookChange::SetPaused {
+        id: redirect_id,
+        paused: true,
+    }))
+    .await;
+
+    // An endpoint that never answers: the attempt gives up after 10 s, and flag changes made
+    // meanwhile are stored and served at once.
+    let hanging = serve_on_loopback(axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            StatusCode::OK
+        }),
+    ))
+    .await;
+    let hanging_id = app
+        .apply(endpoint(
+            &format!("http://{hanging}/hook"),
+            &["flag.*"],
+            WebhookFormat::Standard,
+        ))
+        .await
+        .into_id()
+        .unwrap();
+    app.apply(new_flag("search")).await;
+    let sender = app.service.clone();
+    let started = std::time::Instant::now();
+    let sending = tokio::spawn(async move { sender.deliver_webhooks().await.map(|_| started.elapsed()) });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let change = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        app.service.apply(
+            &Actor::cli(),
+            common::set_access(
+                "search",
+                "production",
+                gatehouse::model::AccessRules::Everyone,
+                None,
+            ),
+        ),
+    )
+    .await
+    .expect("a flag change waits for no delivery");
+    change.unwrap();
+    let served = app.evaluated("production", "context.company.id=acme").await;
+    assert_eq!(served["features"]["search"]["isEnabled"], true);
+    assert!(
+        !sending.is_finished(),
+        "the delivery is still waiting for its answer"
+    );
+    let took = sending.await.unwrap().unwrap();
+    assert!(
+        took >= std::time::Duration::from_secs(9) && took < std::time::Duration::from_secs(15),
+        "{took:?}"
+    );
+    let (_, log) = endpoint_log(&app.service, hanging_id).await;
+    let attempted = log.iter().find(|d| d.attempts == 1).expect("one attempt");
+    assert_eq!(attempted.status, DeliveryStatus::Pending);
+    assert_eq!(
+        attempted.last_error.as_deref(),
+        Some("no answer within 10 s"),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_kind_of_flag_change_reaches_an_endpoint_that_asks_for_flags() {
+    let (app, clock) = TestApp::spawn_manual(Backend::Sqlite, now_ms()).await.unwrap();
+    let receiver = Receiver::spawn(0).await;
+    app.apply(endpoint(&receiver.url, &["flag.*"], WebhookFormat::Standard))
+        .await;
+    app.apply(new_flag("checkout")).await;
+    app.apply(common::set_access(
+        "checkout",
+        "production",
+        gatehouse::model::AccessRules::Everyone,
+        None,
+    ))
+    .await;
+    let stages = app.service.release_stages(&Actor::cli()).await.unwrap();
+    let beta = stages.iter().find(|s| s.name == "Beta").unwrap().id;
+    app.apply(Change::MoveStage {
+        flag: "checkout".into(),
+        stage_id: beta,
+    })
+    .await;
+    app.apply(Change::SetRemoteConfig {
+        flag: "checkout".into(),
+        environment: "production".into(),
+        variants: serde_json::from_value(
+            json!([{ "key": "blue", "payload": { "color": "#00f" }, "isDefault": true }]),
+        )
+        .unwrap(),
+        expected_version: None,
+    })
+    .await;
+    app.apply(Change::ScheduleChange {
+        flag: "checkout".into(),
+        at: clock.now_ms() + 60_000,
+        planned: gatehouse::model::PlannedChange::SetArchived { archived: true },
+    })
+    .await;
+    clock.advance(120_000);
+    assert_eq!(app.service.apply_due_changes().await.unwrap(), 1);
+    app.service.deliver_webhooks().await.unwrap();
+    let kinds: Vec<String> = receiver
+        .seen()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for wanted in [
+        "flag.created",
+        "flag.access_rules_changed",
+        "flag.stage_changed",
+        "flag.remote_config_changed",
+        "flag.change_scheduled",
+        "flag.scheduled_change_applied",
+        "flag.archived",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == wanted),
+            "{wanted} missing from {kinds:?}"
+        );
+    }
+    let ids: std::collections::BTreeSet<String> = receiver.delivered_ids().into_iter().collect();
+    assert_eq!(ids.len(), kinds.len(), "each event once: {kinds:?}");
 }
