@@ -203,3 +203,69 @@ async fn openfeature_ofrep_provider_resolves_boolean_and_object_flags() {
     );
     assert_eq!(out["missing"]["errorCode"], "FLAG_NOT_FOUND");
 }
+
+/// Runs `code` (ES module, written into tests/sdk so it finds the packages) with `env`; the
+/// last line it printed.
+fn run_snippet(name: &str, code: &str, env: &[(&str, String)], check_only: bool) -> String {
+    let file = sdk_dir().join(format!("snippet-{name}-{}.mjs", std::process::id()));
+    std::fs::write(&file, code).unwrap();
+    let mut command = Command::new("node");
+    if check_only {
+        command.arg("--check");
+    }
+    let output = command
+        .arg(&file)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("node runs");
+    std::fs::remove_file(&file).ok();
+    assert!(
+        output.status.success(),
+        "the {name} snippet failed:\n{code}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overviews_snippets_run_as_written() {
+    require_packages();
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.apply(new_flag("my-flag")).await;
+    app.apply(set_access(
+        "my-flag",
+        "production",
+        rules(json!({ "mode": "some", "companies": ["acme"] })),
+        None,
+    ))
+    .await;
+    let create = Change::CreateSecretKey {
+        environment: "production".into(),
+    };
+    let secret = app.apply(create).await.into_secret_key().unwrap();
+    let publishable = app.publishable_key("production").await;
+    let snippets = gatehouse::ui::home::snippets(&app.url(""), &publishable);
+    assert_eq!(snippets.len(), 3);
+    let (browser, node_sdk, openfeature) = (&snippets[0].2, &snippets[1].2, &snippets[2].2);
+    assert!(browser.contains(&publishable) && openfeature.contains(&publishable));
+    assert!(
+        !node_sdk.contains(&publishable),
+        "the Node SDK takes the secret key"
+    );
+
+    // The browser SDK's is checked for syntax (it runs in a browser); the others run.
+    run_snippet("browser", browser, &[], true);
+    let shown = format!(
+        "{node_sdk}\nconsole.log(JSON.stringify(flags.getFlag(\"my-flag\").isEnabled));\nprocess.exit(0);\n"
+    );
+    assert_eq!(
+        run_snippet("node", &shown, &[("REFLAG_SECRET_KEY", secret)], false),
+        "true"
+    );
+    let shown = format!("{openfeature}\nconsole.log(JSON.stringify(enabled));\nprocess.exit(0);\n");
+    assert_eq!(run_snippet("openfeature", &shown, &[], false), "true");
+}

@@ -61,7 +61,17 @@ pub struct Overview {
     pub not_applied: Vec<ScheduledChange>,
     /// Open change requests the caller may approve (not their own, not approved by them yet).
     pub to_review: Vec<ChangeRequest>,
+    /// `(stage id, flags)` of the flags not archived, for the stages that have any.
+    pub flags_per_stage: Vec<(i64, i64)>,
+    /// The newest entries of the audit log.
+    pub recent: Vec<AuditRecord>,
+    /// Each environment's publishable key, by environment id (safe to show: it ships in
+    /// browser code).
+    pub publishable_keys: Vec<(i64, String)>,
 }
+
+/// Audit entries the overview shows.
+const OVERVIEW_RECENT: i64 = 6;
 
 /// A flag's current access rules in each environment, by environment name.
 pub type AccessByEnvironment = Vec<(String, Decoded<AccessRules>)>;
@@ -232,12 +242,25 @@ impl Service {
                 me.is_some() && r.created_by != me && !r.approvals.iter().any(|(id, _)| Some(*id) == me)
             })
             .collect();
+        let mut publishable_keys = Vec::with_capacity(environments.len());
+        for environment in &environments {
+            if let Some(key) = self.store().publishable_key(environment.id).await? {
+                publishable_keys.push((environment.id, key));
+            }
+        }
+        let recent = self
+            .store()
+            .filtered_audit_entries(&AuditFilter::default(), 0, OVERVIEW_RECENT)
+            .await?;
         Ok(Overview {
             to_review,
             environments,
             stages: self.store().release_stages().await?,
             scheduled: self.store().pending_changes().await?,
             not_applied,
+            flags_per_stage: self.store().live_stage_flag_counts().await?,
+            recent,
+            publishable_keys,
         })
     }
 

@@ -212,4 +212,15 @@ impl Store {
             .map(|row| Ok((row.try_get("stage_id")?, row.try_get("flags")?)))
             .collect()
     }
+
+    /// `(stage id, number of flags)` for every stage that has flags not archived.
+    pub async fn live_stage_flag_counts(&self) -> StoreResult<Vec<(i64, i64)>> {
+        let rows =
+            sqlx::query("SELECT stage_id, COUNT(*) AS flags FROM flags WHERE archived = 0 GROUP BY stage_id")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("stage_id")?, row.try_get("flags")?)))
+            .collect()
+    }
 }
