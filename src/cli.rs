@@ -310,6 +310,17 @@ pub enum KeysCommand {
         /// Environment key, e.g. production.
         #[arg(long)]
         environment: String,
+        /// What the key is for, e.g. "Billing service".
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Give an environment a new publishable key and print it; the old one keeps working for
+    /// --grace-hours (default 24, 0 stops it at once, at most 168).
+    Rotate {
+        #[arg(long)]
+        environment: String,
+        #[arg(long, default_value_t = 24)]
+        grace_hours: i64,
     },
     /// Revoke the secret key that starts with PREFIX.
     Revoke { prefix: String },
@@ -604,18 +615,40 @@ async fn keys_command(service: &Service, command: KeysCommand) -> Result<(), Str
                 let environment = environments.iter().find(|e| e.id == key.environment_id);
                 let environment = environment.map(|e| e.key.to_string()).unwrap_or_default();
                 let shown = key.public_value.unwrap_or_else(|| format!("{}…", key.prefix));
-                let status = if key.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
+                let status = match key.revoked_at {
+                    None => "active".to_string(),
+                    Some(at) if at > service.clock().now_ms() => {
+                        format!("works until {}", crate::ui::datetime(at))
+                    }
+                    Some(_) => "revoked".to_string(),
                 };
-                out!("{environment}\t{}\t{shown}\t{status}", key.kind.as_str());
+                out!(
+                    "{environment}\t{}\t{shown}\t{status}\t{}",
+                    key.kind.as_str(),
+                    key.name
+                );
             }
             Ok(())
         }
-        KeysCommand::Create { environment } => {
+        KeysCommand::Rotate {
+            environment,
+            grace_hours,
+        } => {
+            let change = Change::RotatePublishableKey {
+                environment,
+                grace_hours,
+            };
             let key = service
-                .apply(&actor, Change::CreateSecretKey { environment })
+                .apply(&actor, change)
+                .await
+                .and_then(|outcome| outcome.into_secret_key())
+                .map_err(service_message)?;
+            out!("{key}");
+            Ok(())
+        }
+        KeysCommand::Create { environment, name } => {
+            let key = service
+                .apply(&actor, Change::CreateSecretKey { environment, name })
                 .await
                 .and_then(|outcome| outcome.into_secret_key())
                 .map_err(service_message)?;

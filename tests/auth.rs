@@ -447,6 +447,7 @@ async fn secret_keys_are_stored_as_digests_and_revocation_works_at_once() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let create = Change::CreateSecretKey {
         environment: "production".into(),
+        name: String::new(),
     };
     let key = app.apply(create).await.into_secret_key().unwrap();
     assert!(key.starts_with("sec_prod_") && key.len() > 22, "{key}");

@@ -828,6 +828,7 @@ async fn ingest_takes_any_key_of_the_environment() {
     assert!(f.stored(EntityKind::User, "by-query").await.is_some());
     let create = Change::CreateSecretKey {
         environment: "production".into(),
+        name: String::new(),
     };
     let secret = f.app.apply(create).await.into_secret_key().unwrap();
     let response = f

@@ -73,6 +73,7 @@ async fn still_serving(app: &TestApp) {
     }
     let create = Change::CreateSecretKey {
         environment: "production".into(),
+        name: String::new(),
     };
     let secret = app.apply(create).await.into_secret_key().unwrap();
     let features = || app.client.get(app.url("/features")).bearer_auth(&secret).send();

@@ -35,6 +35,7 @@ async fn fixture() -> Fixture {
     let publishable = app.publishable_key("production").await;
     let create = Change::CreateSecretKey {
         environment: "production".into(),
+        name: String::new(),
     };
     let secret = app.apply(create).await.into_secret_key().unwrap();
     Fixture {
@@ -358,4 +359,109 @@ async fn unknown_references_and_cycles_are_refused_on_save() {
         .apply(&actor, set_access("acme-only", "staging", unknown, None))
         .await;
     assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn a_rotated_publishable_key_works_through_its_grace_period_and_keys_are_named() {
+    let (app, clock) = TestApp::spawn_manual(Backend::Sqlite, 1_793_613_600_000)
+        .await
+        .unwrap();
+    let status = |key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/features/evaluated"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let old = app.publishable_key("production").await;
+    let rotate = |grace_hours| Change::RotatePublishableKey {
+        environment: "production".into(),
+        grace_hours,
+    };
+    let new = app.apply(rotate(1)).await.into_secret_key().unwrap();
+    assert!(new.starts_with("pub_prod_") && new != old, "{new}");
+    assert_eq!(
+        app.publishable_key("production").await,
+        new,
+        "the environment's key is the new one"
+    );
+    assert_eq!(
+        (status(old.clone()).await, status(new.clone()).await),
+        (200, 200),
+        "both work in the grace period"
+    );
+    clock.advance(3_600_001);
+    app.service.runtime().unwrap().reload_keys().await.unwrap();
+    assert_eq!(
+        (status(old.clone()).await, status(new.clone()).await),
+        (403, 200),
+        "the old one stops when it ends"
+    );
+
+    // Without a grace period the replaced key stops at once; more than a week is refused.
+    let newest = app.apply(rotate(0)).await.into_secret_key().unwrap();
+    assert_eq!(
+        (status(new.clone()).await, status(newest.clone()).await),
+        (403, 200)
+    );
+    let refused = app.service.apply(&Actor::cli(), rotate(200)).await;
+    assert!(
+        matches!(refused, Err(service::ServiceError::Invalid { .. })),
+        "{refused:?}"
+    );
+
+    // Keys carry names: given at creation, changed later, shown in the list.
+    let create = Change::CreateSecretKey {
+        environment: "production".into(),
+        name: "Billing service".into(),
+    };
+    app.apply(create).await;
+    let (_, keys) = app.service.api_keys(&Actor::cli()).await.unwrap();
+    let secret = keys.iter().find(|k| k.public_value.is_none()).unwrap();
+    assert_eq!(secret.name, "Billing service");
+    app.apply(Change::NameApiKey {
+        id: secret.id,
+        name: "Billing".into(),
+    })
+    .await;
+    let (_, keys) = app.service.api_keys(&Actor::cli()).await.unwrap();
+    assert_eq!(keys.iter().find(|k| k.id == secret.id).unwrap().name, "Billing");
+    let rotated = keys
+        .iter()
+        .filter(|k| k.public_value.is_some() && k.environment_id == secret.environment_id);
+    assert_eq!(rotated.count(), 3, "the list keeps replaced publishable keys");
+    let unknown = app
+        .service
+        .apply(
+            &Actor::cli(),
+            Change::NameApiKey {
+                id: 999_999,
+                name: "x".into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(unknown, Err(service::ServiceError::NotFound(_))),
+        "{unknown:?}"
+    );
+    let too_long = app
+        .service
+        .apply(
+            &Actor::cli(),
+            Change::NameApiKey {
+                id: secret.id,
+                name: "x".repeat(81),
+            },
+        )
+        .await;
+    assert!(
+        matches!(too_long, Err(service::ServiceError::Invalid { .. })),
+        "{too_long:?}"
+    );
 }

@@ -111,6 +111,7 @@ async fn seed(app: &TestApp) -> (String, String) {
     app.apply(config).await;
     let create = Change::CreateSecretKey {
         environment: "production".into(),
+        name: String::new(),
     };
     let secret = app.apply(create).await.into_secret_key().unwrap();
     (secret, app.publishable_key("production").await)
@@ -245,6 +246,7 @@ async fn the_overviews_snippets_run_as_written() {
     .await;
     let create = Change::CreateSecretKey {
         environment: "production".into(),
+        name: String::new(),
     };
     let secret = app.apply(create).await.into_secret_key().unwrap();
     let publishable = app.publishable_key("production").await;

@@ -450,6 +450,7 @@ async fn checks_the_reflag_node_sdk_reports_are_counted() {
     seed(&app).await;
     let create = Change::CreateSecretKey {
         environment: "production".into(),
+        name: String::new(),
     };
     let secret = app.apply(create).await.into_secret_key().unwrap();
     let output = std::process::Command::new("node")

@@ -256,7 +256,7 @@ impl Runtime {
     /// Reloads the API keys (a revoked key stops working here and now).
     pub async fn reload_keys(&self) -> StoreResult<()> {
         let mut keys = KeyTable::new();
-        for key in self.0.store.live_keys().await? {
+        for key in self.0.store.live_keys(self.0.clock.now_ms()).await? {
             keys.insert(key.lookup, (key.environment_id, key.kind));
         }
         self.0.keys.store(Arc::new(keys));

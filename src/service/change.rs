@@ -98,6 +98,18 @@ pub enum Change {
     },
     CreateSecretKey {
         environment: String,
+        /// What people call it ("" for none).
+        name: String,
+    },
+    /// Gives an environment a new publishable key; the old one works `grace_hours` more.
+    RotatePublishableKey {
+        environment: String,
+        grace_hours: i64,
+    },
+    /// Names an API key ("" clears the name).
+    NameApiKey {
+        id: i64,
+        name: String,
     },
     /// Revokes the secret key shown as `prefix` (the whole key is accepted too).
     RevokeSecretKey {
@@ -414,6 +426,8 @@ impl Change {
             | Change::SetStageDefault { .. }
             | Change::UpdateEnvironment { .. }
             | Change::CreateSecretKey { .. }
+            | Change::RotatePublishableKey { .. }
+            | Change::NameApiKey { .. }
             | Change::RevokeSecretKey { .. }
             | Change::AddMember { .. }
             | Change::Invite { .. }
@@ -538,9 +552,16 @@ impl Change {
             } => environments::update(w, &key, &name, is_production)
                 .await
                 .map(|()| Outcome::Done),
-            Change::CreateSecretKey { environment } => {
-                keys::create_secret(w, &environment).await.map(Outcome::SecretKey)
-            }
+            Change::CreateSecretKey { environment, name } => keys::create_secret(w, &environment, &name)
+                .await
+                .map(Outcome::SecretKey),
+            Change::RotatePublishableKey {
+                environment,
+                grace_hours,
+            } => keys::rotate_publishable(w, &environment, grace_hours)
+                .await
+                .map(Outcome::SecretKey),
+            Change::NameApiKey { id, name } => keys::name(w, id, &name).await.map(|()| Outcome::Done),
             Change::RevokeSecretKey { prefix } => {
                 keys::revoke_secret(w, &prefix).await.map(|()| Outcome::Done)
             }

@@ -17,7 +17,10 @@ pub struct ApiKeyInfo {
     /// The whole key for publishable keys (they are public); `None` for secret keys.
     pub public_value: Option<String>,
     pub created_at: i64,
+    /// When it stops (stopped) working; a rotated publishable key's may lie ahead.
     pub revoked_at: Option<i64>,
+    /// What people call it ("" when unnamed).
+    pub name: String,
 }
 
 /// A live key as the runtime holds it: a publishable key by value, a secret key by its digest.
@@ -46,7 +49,7 @@ impl Store {
     /// Every key of every environment, newest first within an environment.
     pub async fn api_keys(&self) -> StoreResult<Vec<ApiKeyInfo>> {
         let rows = sqlx::query(
-            "SELECT k.id, k.environment_id, k.kind, k.prefix, k.public_value, k.created_at, k.revoked_at \
+            "SELECT k.id, k.environment_id, k.kind, k.prefix, k.public_value, k.created_at, k.revoked_at, k.name \
              FROM api_keys k JOIN environments e ON e.id = k.environment_id \
              ORDER BY e.sort_order, k.kind, k.created_at DESC, k.id DESC",
         )
@@ -62,6 +65,7 @@ impl Store {
                     public_value: row.try_get("public_value")?,
                     created_at: row.try_get("created_at")?,
                     revoked_at: row.try_get("revoked_at")?,
+                    name: row.try_get("name")?,
                 })
             })
             .collect()
@@ -78,11 +82,14 @@ impl Store {
         .await?)
     }
 
-    /// Every key that is not revoked, as the runtime looks keys up.
-    pub async fn live_keys(&self) -> StoreResult<Vec<LiveKey>> {
+    /// Every key that works at `now` (not revoked, or revoked from a later time), as the runtime
+    /// looks keys up.
+    pub async fn live_keys(&self, now: i64) -> StoreResult<Vec<LiveKey>> {
         let rows = sqlx::query(
-            "SELECT id, environment_id, kind, public_value, secret_hash FROM api_keys WHERE revoked_at IS NULL",
+            "SELECT id, environment_id, kind, public_value, secret_hash FROM api_keys \
+             WHERE revoked_at IS NULL OR revoked_at > $1",
         )
+        .bind(now)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -112,18 +119,70 @@ pub async fn insert_secret_key(
     environment_id: i64,
     secret_hash: &str,
     prefix: &str,
+    name: &str,
     now: i64,
 ) -> StoreResult<i64> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO api_keys (environment_id, kind, secret_hash, prefix, created_at) \
-         VALUES ($1, 'secret', $2, $3, $4) RETURNING id",
+        "INSERT INTO api_keys (environment_id, kind, secret_hash, prefix, name, created_at) \
+         VALUES ($1, 'secret', $2, $3, $4, $5) RETURNING id",
     )
     .bind(environment_id)
     .bind(secret_hash)
     .bind(prefix)
+    .bind(name)
     .bind(now)
     .fetch_one(conn)
     .await?)
+}
+
+/// Makes `value` the environment's publishable key: the current one stops working at `until`
+/// (revoked from then on). Returns the key it replaced.
+pub async fn replace_publishable_key(
+    conn: &mut AnyConnection,
+    environment_id: i64,
+    value: &str,
+    until: i64,
+    now: i64,
+) -> StoreResult<Option<String>> {
+    let old: Option<(String, String)> = sqlx::query_as(
+        "SELECT public_value, name FROM api_keys \
+         WHERE environment_id = $1 AND kind = 'publishable' AND revoked_at IS NULL",
+    )
+    .bind(environment_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1 \
+         WHERE environment_id = $2 AND kind = 'publishable' AND revoked_at IS NULL",
+    )
+    .bind(until)
+    .bind(environment_id)
+    .execute(&mut *conn)
+    .await?;
+    let name = old.as_ref().map_or("", |(_, name)| name.as_str());
+    sqlx::query(
+        "INSERT INTO api_keys (environment_id, kind, public_value, prefix, name, created_at) \
+         VALUES ($1, 'publishable', $2, $3, $4, $5)",
+    )
+    .bind(environment_id)
+    .bind(value)
+    .bind(value.chars().take(12).collect::<String>())
+    .bind(name)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(old.map(|(value, _)| value))
+}
+
+/// Names the key `id`; its environment, or `None` when there is no such key.
+pub async fn name_key(conn: &mut AnyConnection, id: i64, name: &str) -> StoreResult<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("UPDATE api_keys SET name = $1 WHERE id = $2 RETURNING environment_id")
+            .bind(name)
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Revokes the live secret keys whose prefix is `prefix`; returns the environments they opened.

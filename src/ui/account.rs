@@ -135,7 +135,10 @@ fn TokensSection() -> impl IntoView {
             {move || created.get().and_then(Result::ok).map(|token| view! {
                 <div class="notice" role="status">
                     <p>"Copy the new token now; it will not be shown again:"</p>
-                    <input class="copy" readonly aria-label="New token" value=token/>
+                    <div class="copy-row">
+                        <input class="copy" readonly aria-label="New token" value=token.clone()/>
+                        <super::copy::CopyButton text=token what="Copy the token"/>
+                    </div>
                 </div>
             })}
             <ErrorText id="revoke-token-error" message=Signal::derive(move || revoke.value().get().and_then(Result::err).map(|e| e.message))/>

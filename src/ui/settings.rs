@@ -213,7 +213,10 @@ pub fn MembersPage() -> impl IntoView {
                         {move || invite_value.get().and_then(Result::ok).map(|link| view! {
                             <div class="notice" role="status">
                                 <p>"Send this link to the invitee. It is shown only now:"</p>
-                                <input class="copy" readonly aria-label="Invitation link" value=link/>
+                                <div class="copy-row">
+                                    <input class="copy" readonly aria-label="Invitation link" value=link.clone()/>
+                                    <super::copy::CopyButton text=link what="Copy the invitation link"/>
+                                </div>
                             </div>
                         })}
                     </section>
@@ -225,23 +228,36 @@ pub fn MembersPage() -> impl IntoView {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyRow {
+    pub id: i64,
     pub environment_key: String,
     pub kind: String,
+    pub name: String,
+    /// The whole key when publishable, else its prefix and "…".
     pub shown: String,
     pub created_at: i64,
-    pub revoked_at: Option<i64>,
+    /// "active", "works until …" (a rotated publishable key) or "revoked …".
+    pub status: String,
+    pub live: bool,
 }
 
 #[cfg(feature = "ssr")]
 impl KeyRow {
-    fn new(key: crate::service::ApiKeyInfo, environments: &[crate::model::Environment]) -> Self {
+    fn new(key: crate::service::ApiKeyInfo, environments: &[crate::model::Environment], now: i64) -> Self {
         let environment = environments.iter().find(|e| e.id == key.environment_id);
+        let (status, live) = match key.revoked_at {
+            None => ("active".to_string(), true),
+            Some(at) if at > now => (format!("works until {}", datetime(at)), true),
+            Some(at) => (format!("revoked {}", datetime(at)), false),
+        };
         KeyRow {
+            id: key.id,
             shown: key.public_value.unwrap_or_else(|| format!("{}…", key.prefix)),
             environment_key: environment.map(|e| e.key.to_string()).unwrap_or_default(),
             kind: key.kind.as_str().to_string(),
+            name: key.name,
             created_at: key.created_at,
-            revoked_at: key.revoked_at,
+            status,
+            live,
         }
     }
 }
@@ -250,7 +266,11 @@ impl KeyRow {
 pub async fn api_keys() -> Result<(Vec<(String, String)>, Vec<KeyRow>), AppError> {
     let (service, actor) = super::server::caller()?;
     let (environments, keys) = service.api_keys(&actor).await?;
-    let rows = keys.into_iter().map(|k| KeyRow::new(k, &environments)).collect();
+    let now = service.clock().now_ms();
+    let rows = keys
+        .into_iter()
+        .map(|k| KeyRow::new(k, &environments, now))
+        .collect();
     Ok((
         environments
             .into_iter()
@@ -261,10 +281,31 @@ pub async fn api_keys() -> Result<(Vec<(String, String)>, Vec<KeyRow>), AppError
 }
 
 #[server(endpoint = "admin/create_secret_key")]
-pub async fn create_secret_key(environment: String) -> Result<String, AppError> {
+pub async fn create_secret_key(
+    environment: String,
+    #[server(default)] name: String,
+) -> Result<String, AppError> {
     let (service, actor) = super::server::caller()?;
-    let change = crate::service::Change::CreateSecretKey { environment };
+    let change = crate::service::Change::CreateSecretKey { environment, name };
     Ok(service.apply(&actor, change).await?.into_secret_key()?)
+}
+
+#[server(endpoint = "admin/rotate_publishable_key")]
+pub async fn rotate_publishable_key(environment: String, grace_hours: i64) -> Result<String, AppError> {
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::RotatePublishableKey {
+        environment,
+        grace_hours,
+    };
+    Ok(service.apply(&actor, change).await?.into_secret_key()?)
+}
+
+#[server(endpoint = "admin/name_api_key")]
+pub async fn name_api_key(id: i64, #[server(default)] name: String) -> Result<(), AppError> {
+    let (service, actor) = super::server::caller()?;
+    let change = crate::service::Change::NameApiKey { id, name };
+    service.apply(&actor, change).await?;
+    Ok(())
 }
 
 #[server(endpoint = "admin/revoke_secret_key")]
@@ -275,56 +316,70 @@ pub async fn revoke_secret_key(prefix: String) -> Result<(), AppError> {
     Ok(())
 }
 
+/// A key that was just made, shown once in full with a copy button.
+#[component]
+fn NewKey(title: &'static str, key: String) -> impl IntoView {
+    view! {
+        <section class="card notice" role="status">
+            <p>{title}</p>
+            <div class="copy-row">
+                <input class="copy" readonly aria-label=title value=key.clone()/>
+                <super::copy::CopyButton text=key what="Copy the key"/>
+            </div>
+        </section>
+    }
+}
+
 #[component]
 pub fn KeysPage() -> impl IntoView {
     let create = ServerAction::<CreateSecretKey>::new();
     let revoke = ServerAction::<RevokeSecretKey>::new();
+    let rotate = ServerAction::<RotatePublishableKey>::new();
+    let rename = ServerAction::<NameApiKey>::new();
     let keys = Resource::new(
-        move || (create.version().get(), revoke.version().get()),
+        move || {
+            (
+                create.version().get(),
+                revoke.version().get(),
+                rotate.version().get(),
+                rename.version().get(),
+            )
+        },
         |_| api_keys(),
     );
     let create_value = create.value();
+    let failure = Signal::derive(move || {
+        [
+            revoke.value().get().and_then(Result::err),
+            rotate.value().get().and_then(Result::err),
+            rename.value().get().and_then(Result::err),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|e| e.message)
+    });
     view! {
         <h1>"API keys"</h1>
         <p class="muted">
             "Publishable keys are safe in browsers and apps. Secret keys are for servers only (GET /features); "
             "they are shown once when created and stored only as a digest."
         </p>
-        <ErrorText id="revoke-error" message=Signal::derive(move || revoke.value().get().and_then(Result::err).map(|e| e.message))/>
+        {move || create_value.get().and_then(Result::ok).map(|key| view! { <NewKey title="Copy the new secret key now; it will not be shown again:" key/> })}
+        {move || rotate.value().get().and_then(Result::ok).map(|key| view! { <NewKey title="The environment's new publishable key (put it in your apps):" key/> })}
+        {move || rename.value().get().and_then(Result::ok).map(|()| view! { <p class="notice" role="status">"Name saved."</p> })}
+        <ErrorText id="keys-error" message=failure/>
         <Suspense fallback=|| view! { <p class="muted">"Loading keys…"</p> }>
             {move || keys.get().map(|result| match result {
                 Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
                 Ok((environments, keys)) => view! {
                     <section class="card">
-                        <table>
-                            <thead><tr><th>"Environment"</th><th>"Kind"</th><th>"Key"</th><th>"Created"</th><th>"Status"</th></tr></thead>
+                        <div class="table-scroll"><table class="keys">
+                            <thead><tr><th>"Environment"</th><th>"Name"</th><th>"Kind"</th><th>"Key"</th><th>"Created"</th><th>"Status"</th></tr></thead>
                             <tbody>
-                                {keys.into_iter().map(|k| {
-                                    let revocable = k.kind == "secret" && k.revoked_at.is_none();
-                                    let prefix = k.shown.trim_end_matches('…').to_string();
-                                    view! {
-                                        <tr>
-                                            <td>{k.environment_key.clone()}</td>
-                                            <td>{k.kind.clone()}</td>
-                                            <td><code>{k.shown.clone()}</code></td>
-                                            <td>{datetime(k.created_at)}</td>
-                                            <td>
-                                                {match k.revoked_at {
-                                                    Some(at) => view! { <span class="muted">{format!("revoked {}", datetime(at))}</span> }.into_any(),
-                                                    None if revocable => view! {
-                                                        <ActionForm action=revoke attr:class="inline">
-                                                            <input type="hidden" name="prefix" value=prefix.clone()/>
-                                                            <button type="submit" class="danger small" aria-label=format!("Revoke {prefix}")>"Revoke"</button>
-                                                        </ActionForm>
-                                                    }.into_any(),
-                                                    None => view! { <span>"active"</span> }.into_any(),
-                                                }}
-                                            </td>
-                                        </tr>
-                                    }
-                                }).collect_view()}
+                                {keys.into_iter().map(|k| view! { <KeyRowView k revoke rotate rename/> }).collect_view()}
                             </tbody>
-                        </table>
+                        </table></div>
                     </section>
                     <section class="card narrow-card">
                         <h2>"Create a secret key"</h2>
@@ -333,6 +388,8 @@ pub fn KeysPage() -> impl IntoView {
                             <select id="environment" name="environment">
                                 {environments.into_iter().map(|(key, name)| view! { <option value=key>{name}</option> }).collect_view()}
                             </select>
+                            <label for="key-name">"Name " <span class="muted">"(what uses it, optional)"</span></label>
+                            <input id="key-name" name="name" maxlength="80" placeholder="Billing service"/>
                             <ErrorText id="create-error" message=Signal::derive(form_error(create_value, &[]))/>
                             <button type="submit" disabled=move || create.pending().get()>"Create secret key"</button>
                         </ActionForm>
@@ -341,12 +398,72 @@ pub fn KeysPage() -> impl IntoView {
             })}
         </Suspense>
         <super::requests::ProtectionSettings/>
-        {move || create_value.get().and_then(Result::ok).map(|key| view! {
-            <section class="card notice" role="status">
-                <p>"Copy the new secret key now; it will not be shown again:"</p>
-                <input class="copy" readonly aria-label="New secret key" value=key/>
-            </section>
-        })}
+    }
+}
+
+/// One key: its name (renamed in place), the key (a publishable one whole, with a copy button),
+/// and what can be done: revoke a secret key, rotate a publishable one.
+#[component]
+fn KeyRowView(
+    k: KeyRow,
+    revoke: ServerAction<RevokeSecretKey>,
+    rotate: ServerAction<RotatePublishableKey>,
+    rename: ServerAction<NameApiKey>,
+) -> impl IntoView {
+    let prefix = k.shown.trim_end_matches('…').to_string();
+    let publishable = k.kind == "publishable";
+    let current_publishable = publishable && k.status == "active";
+    let (id, environment) = (k.id, k.environment_key.clone());
+    view! {
+        <tr>
+            <td>{k.environment_key.clone()}</td>
+            <td>
+                {if k.name.is_empty() { view! { <span class="muted">"—"</span> }.into_any() } else { view! { <span>{k.name.clone()}</span> }.into_any() }}
+                {k.live.then(|| view! {
+                    <details class="inline-edit">
+                        <summary>"Rename"</summary>
+                        <ActionForm action=rename attr:class="inline">
+                            <input type="hidden" name="id" value=id/>
+                            <label for=format!("name-{id}") class="sr-only">"Name"</label>
+                            <input id=format!("name-{id}") name="name" maxlength="80" value=k.name.clone()/>
+                            <button type="submit" class="secondary small">"Save name"</button>
+                        </ActionForm>
+                    </details>
+                })}
+            </td>
+            <td>{k.kind.clone()}</td>
+            <td class="key-cell">
+                <code>{k.shown.clone()}</code>
+                {publishable.then(|| view! { <super::copy::CopyButton text=k.shown.clone() what=format!("Copy the {} publishable key", k.environment_key)/> })}
+            </td>
+            <td>{datetime(k.created_at)}</td>
+            <td>
+                <span class=if k.live { "" } else { "muted" }>{k.status.clone()}</span>
+                {(k.kind == "secret" && k.live).then(|| view! {
+                    <ActionForm action=revoke attr:class="inline">
+                        <input type="hidden" name="prefix" value=prefix.clone()/>
+                        <button type="submit" class="danger small" aria-label=format!("Revoke {prefix}")>"Revoke"</button>
+                    </ActionForm>
+                })}
+                {current_publishable.then(|| view! {
+                    <details class="inline-edit">
+                        <summary>"Rotate…"</summary>
+                        <ActionForm action=rotate attr:class="rotate">
+                            <p class="small">"A new publishable key replaces this one. Apps still using this key keep getting flags until it stops:"</p>
+                            <input type="hidden" name="environment" value=environment.clone()/>
+                            <label for=format!("grace-{id}")>"This key stops working"</label>
+                            <select id=format!("grace-{id}") name="grace_hours">
+                                <option value="0">"at once"</option>
+                                <option value="1">"in 1 hour"</option>
+                                <option value="24" selected>"in 24 hours"</option>
+                                <option value="168">"in 7 days"</option>
+                            </select>
+                            <button type="submit" class="danger small">{format!("Rotate the {environment} key")}</button>
+                        </ActionForm>
+                    </details>
+                })}
+            </td>
+        </tr>
     }
 }
 

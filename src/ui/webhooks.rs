@@ -268,7 +268,10 @@ fn EndpointCard(
             <p><code class="wrap">{endpoint.url.clone()}</code></p>
             <p class="muted">{format!("{format} · {events} · added by {} {}", endpoint.created_by, datetime(endpoint.created_at))}</p>
             <label for=format!("webhook-{id}-secret")>"Signing secret (verify the webhook-signature header with it)"</label>
-            <input id=format!("webhook-{id}-secret") class="copy" readonly value=endpoint.secret.clone()/>
+            <div class="copy-row">
+                <input id=format!("webhook-{id}-secret") class="copy" readonly value=endpoint.secret.clone()/>
+                <super::copy::CopyButton text=endpoint.secret.clone() what="Copy the signing secret"/>
+            </div>
             <div class="actions">
                 <ActionForm action=act attr:class="inline">
                     <input type="hidden" name="id" value=id/>
