@@ -285,3 +285,91 @@ async fn board_columns_count_every_flag_of_their_stage() {
     let (_, html) = page(&app, &viewer, "/flags?view=board").await;
     assert!(html.contains("See all 60 in the list"), "{html}");
 }
+
+#[tokio::test]
+async fn a_flags_page_sums_it_up_and_editors_change_its_details() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.apply(common::new_flag("checkout")).await;
+    app.apply(common::set_access(
+        "checkout",
+        "staging",
+        gatehouse::model::AccessRules::Everyone,
+        None,
+    ))
+    .await;
+    let pm = app.add_member("pm@example.com", Role::Editor).await;
+    let session = app.signed_in("pm@example.com").await;
+    let (status, html) = page(&app, &session, "/flags/checkout").await;
+    assert_eq!(status, 200);
+    // Every environment in one line, the page's sections, the details form.
+    for wanted in [
+        "Production",
+        "Staging",
+        "Development",
+        "Everyone",
+        "href=\"#history\"",
+        "href=\"#config\"",
+        "Save details",
+        "temporary",
+    ] {
+        assert!(html.contains(wanted), "the flag page lacks {wanted:?}");
+    }
+    assert!(html.contains("width:100%"), "Everyone in staging is a full bar");
+
+    let pm_id = pm.id.to_string();
+    let form = [
+        ("key", "checkout"),
+        ("name", "New checkout"),
+        ("description", "One-page checkout"),
+        ("owner", pm_id.as_str()),
+        ("kind", "permanent"),
+    ];
+    let answer = app.call(&session, "/api/edit/flag_details", &form).await;
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let flag = app
+        .service
+        .flag_detail(&Actor::cli(), "checkout")
+        .await
+        .unwrap()
+        .flag;
+    assert_eq!(
+        (
+            flag.name.as_str(),
+            flag.description.as_str(),
+            flag.owner_id,
+            flag.permanent
+        ),
+        ("New checkout", "One-page checkout", Some(pm.id), true)
+    );
+    let (_, html) = page(&app, &session, "/flags/checkout").await;
+    assert!(
+        html.contains("Owner: Test Member") && html.contains("permanent"),
+        "the page shows what is stored"
+    );
+
+    // Refusals: no name, an owner who is no member, a made-up type; nothing changes.
+    for (field, value) in [("name", ""), ("owner", "999999"), ("kind", "forever")] {
+        let mut form = form.to_vec();
+        form.retain(|(f, _)| *f != field);
+        form.push((field, value));
+        let answer = app.call(&session, "/api/edit/flag_details", &form).await;
+        assert_eq!(
+            answer.status(),
+            422,
+            "{field}={value}: {}",
+            answer.text().await.unwrap()
+        );
+    }
+    let after = app
+        .service
+        .flag_detail(&Actor::cli(), "checkout")
+        .await
+        .unwrap()
+        .flag;
+    assert_eq!(after.name, "New checkout");
+    // A viewer may not.
+    app.add_member("viewer@example.com", Role::Viewer).await;
+    let viewer = app.signed_in("viewer@example.com").await;
+    let answer = app.call(&viewer, "/api/edit/flag_details", &form).await;
+    assert_eq!(answer.status(), 403);
+}

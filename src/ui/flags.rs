@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::confirm::{ConfirmActions, ConfirmDialog, Done, OtherEnvironment, Pending, Subject};
 use super::error::{field_error, form_error, success_count, AppError, ErrorText};
+use super::flag_summary::{
+    EnvironmentAccess, FlagDetails, FlagDetailsCard, FlagHeading, FlagSummary, SaveFlagDetails,
+};
 use super::format::datetime;
 use super::plans::{PlanActions, PlanCard, PlanCardView};
 use super::requests::{RequestActions, RequestItem, RequestsCard, ReviewFields};
@@ -349,6 +352,12 @@ pub struct FlagView {
     pub can_bypass: bool,
     /// Checks and companies reached over the last 30 days, in every environment.
     pub usage: crate::model::FlagUsage,
+    /// Name, description, owner and type, with the members an owner is chosen from (filled by
+    /// [`flag_detail`]).
+    pub details: FlagDetails,
+    pub stage_color: String,
+    /// Who has the flag in every environment, in their order.
+    pub everywhere: Vec<EnvironmentAccess>,
 }
 
 /// One remote-config value in the editor.
@@ -434,6 +443,8 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
     let (service, actor) = super::server::caller()?;
     let mut view = FlagView::new(service.flag_page(&actor, &key, &environment).await?, &actor)?;
     view.usage = service.flag_usage(&actor, &view.key, None, 30).await?;
+    let members = service.members(&actor).await?;
+    view.details.members = members.into_iter().map(|m| (m.id, m.name)).collect();
     Ok(view)
 }
 
@@ -500,7 +511,52 @@ impl FlagView {
                 outcome: change.outcome.clone(),
             })
             .collect();
+        let everywhere = page
+            .environments
+            .iter()
+            .map(|e| {
+                let stored = if e.id == page.environment.id {
+                    Some(Ok(rules.clone()))
+                } else {
+                    page.others
+                        .iter()
+                        .find(|(o, _)| o.id == e.id)
+                        .map(|(_, r)| r.clone())
+                };
+                let summary = stored
+                    .as_ref()
+                    .map_or_else(|| "No one".to_string(), stored_summary);
+                let share = match &stored {
+                    Some(Ok(rules)) => super::flag_summary::share(rules),
+                    None => Some(0.0),
+                    Some(Err(_)) => None,
+                };
+                EnvironmentAccess {
+                    key: e.key.to_string(),
+                    name: e.name.clone(),
+                    summary,
+                    share,
+                }
+            })
+            .collect();
+        let stage_color = page
+            .stages
+            .iter()
+            .find(|s| s.id == page.flag.stage_id)
+            .map(|s| s.color.clone())
+            .unwrap_or_default();
+        let details = FlagDetails {
+            key: page.flag.key.to_string(),
+            name: page.flag.name.clone(),
+            description: page.flag.description.clone(),
+            owner_id: page.flag.owner_id,
+            permanent: page.flag.permanent,
+            members: Vec::new(),
+        };
         Ok(FlagView {
+            details,
+            stage_color,
+            everywhere,
             usage: Default::default(),
             requests,
             required_approvals,
@@ -1023,6 +1079,8 @@ pub fn FlagPage() -> impl IntoView {
     let environment = move || query.read().get("env").unwrap_or_default();
     let pending = move || query.with(Pending::from_query);
     let save = ServerAction::<SaveAccess>::new();
+    let details_action = ServerAction::<SaveFlagDetails>::new();
+    let details_saves = success_count(details_action.value());
     let confirmed = ConfirmActions::new();
     let config_action = ServerAction::<SaveConfig>::new();
     let schedule_action = ServerAction::<ScheduleFlagChange>::new();
@@ -1042,7 +1100,12 @@ pub fn FlagPage() -> impl IntoView {
             (
                 key(),
                 environment(),
-                (saves.get(), confirmed.versions(), config_saves.get()),
+                (
+                    saves.get(),
+                    confirmed.versions(),
+                    config_saves.get(),
+                    details_saves.get(),
+                ),
                 (
                     schedules.get(),
                     cancels.get(),
@@ -1140,13 +1203,11 @@ pub fn FlagPage() -> impl IntoView {
                     // Made anew with each render of the flag, so a save drops the last preview.
                     let preview = ServerAction::<PreviewAccess>::new();
                     let usage_environment = flag.environment.clone();
+                    let stage_name = flag.stages.iter().find(|(id, _)| *id == flag.stage_id).map(|(_, n)| n.clone()).unwrap_or_default();
                     view! {
-                        <div class="page-head">
-                            <h1>{flag.name.clone()}</h1>
-                            <code>{flag.key.clone()}</code>
-                        </div>
-                        <p class="muted">{flag.description.clone()}</p>
-                        <section class="card">
+                        <FlagHeading details=flag.details.clone() stage=stage_name stage_color=flag.stage_color.clone() archived=archived/>
+                        <FlagSummary everywhere=flag.everywhere.clone() working=flag.environment.clone() key=flag.key.clone()/>
+                        <section class="card" id="access">
                             <h2>"Access in " {flag.environments.iter().find(|(k, _)| *k == flag.environment).map(|(_, n)| n.clone())} <span class="muted">{format!(" · version {}", flag.version)}</span></h2>
                             <div on:change=move |ev| preview_form(&ev, preview)>
                             <ActionForm action=save>
@@ -1191,7 +1252,7 @@ pub fn FlagPage() -> impl IntoView {
                             current_access=current_summary.clone()
                             actions=plan_actions
                         />
-                        <section class="card">
+                        <section class="card" id="stage">
                             <h2>"Release stage"</h2>
                             <p>"Current stage: " <strong>{flag.stages.iter().find(|(id, _)| *id == flag.stage_id).map(|(_, n)| n.clone())}</strong></p>
                             <ul class="plain">
@@ -1228,7 +1289,7 @@ pub fn FlagPage() -> impl IntoView {
                                 }).collect_view()}
                             </ul>
                         </section>
-                        <section class="card">
+                        <section class="card" id="config">
                             <h2>"Remote config" <span class="muted">{format!(" · version {config_version}")}</span></h2>
                             <p class="muted">"Values are matched users first, then companies, then segments; the default goes to everyone else. Leave a key empty to remove a value."</p>
                             <ActionForm action=config_action>
@@ -1262,12 +1323,13 @@ pub fn FlagPage() -> impl IntoView {
                                 _ => None,
                             }}
                         </section>
+                        <FlagDetailsCard details=flag.details.clone() action=details_action/>
                         <section class="card">
                             <h2>"Archive"</h2>
                             <a class="button secondary small" data-noscroll="" href=Pending::Archive.href(&flag_key)>{if archived { "Restore flag…" } else { "Archive flag…" }}</a>
                             <span class="muted">{if archived { " Archived flags are not served to SDKs." } else { " Archiving stops serving the flag to SDKs; it can be restored." }}</span>
                         </section>
-                        <section class="card">
+                        <section class="card" id="history">
                             <h2>"History"</h2>
                             <table>
                                 <thead><tr><th>"Version"</th><th>"Access"</th><th>"Changes"</th><th>"When"</th><th>"Who"</th><th></th></tr></thead>

@@ -11,6 +11,7 @@ mod confirm;
 mod copy;
 mod entities_ui;
 pub mod error;
+mod flag_summary;
 mod flags;
 mod format;
 pub use format::{date, datetime};
