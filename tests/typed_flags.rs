@@ -1,6 +1,6 @@
 //! `gatehouse types`: the TypeScript it writes compiles with `tsc` against the real
 //! `@reflag/node-sdk` (tests/sdk), types remote-config payloads, and makes a typo in a flag key a
-//! compile error; the Rust it writes names every flag.
+//! compile error; the Rust it writes parses and names every flag.
 
 mod common;
 
@@ -141,6 +141,22 @@ async fn generated_typescript_compiles_against_the_node_sdk_and_catches_a_typo()
         assert!(rust.contains("FlagKey::Flag3dView => \"3d-view\","), "{rust}");
         assert!(rust.contains("pub struct PricingLimitsConfigPayload"), "{rust}");
         assert!(rust.contains("pub max_seats: i64,"), "{rust}");
+        // It is Rust: the whole file parses, with an enum FlagKey and a payload struct.
+        let file = syn::parse_file(&rust).unwrap_or_else(|e| panic!("the Rust does not parse: {e}\n{rust}"));
+        let names: Vec<String> = file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                syn::Item::Enum(e) => Some(e.ident.to_string()),
+                syn::Item::Struct(s) => Some(s.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            names.contains(&"FlagKey".to_string())
+                && names.contains(&"PricingLimitsConfigPayload".to_string()),
+            "{names:?}"
+        );
     })
     .await;
 }
