@@ -4,7 +4,8 @@
 //! ids, or picked by search as you type once the page is hydrated), segments, and any number of
 //! rules, each an AND of conditions followed by a sticky rollout. The server renders every saved
 //! rule with one empty condition row, plus one empty rule; empty rows are left out on save. With
-//! JavaScript the rows show only the inputs their kind and operator need, the field inputs suggest
+//! JavaScript a rule takes any number of conditions ("Add condition", "Remove"), the rows show
+//! only the inputs their kind and operator need, the field inputs suggest
 //! the attributes, segments and flags known in the environment, and the flag page counts live
 //! which known companies the unsaved rules would let in.
 
@@ -306,7 +307,7 @@ impl ConditionForm {
 #[cfg(feature = "ssr")]
 impl AccessForm {
     /// Fills the form from stored rules: every rule with its conditions and one empty condition
-    /// row, then one empty rule with two empty rows.
+    /// row, then one empty rule with one empty row (the editor adds rows as they are needed).
     pub fn from_rules(rules: &AccessRules) -> Self {
         let mode = match rules {
             AccessRules::NoOne => "noOne",
@@ -349,7 +350,6 @@ impl AccessForm {
             rollout_by: "company".into(),
             ..Default::default()
         });
-        form.conditions.push(ConditionForm::blank(blank));
         form.conditions.push(ConditionForm::blank(blank));
         form
     }
@@ -752,8 +752,20 @@ fn ConditionRow(
         (format!("{prefix}-{field}-error"), message_for(error, field))
     });
     let [kind_error, field_error, operator_error, value_error] = errors;
+    // Removing a row empties it (the server leaves empty rows out) and hides it.
+    let (field_input, value_input) = (
+        NodeRef::<leptos::html::Input>::new(),
+        NodeRef::<leptos::html::Input>::new(),
+    );
+    let removed = RwSignal::new(false);
+    let remove = move |_| {
+        for input in [field_input.get(), value_input.get()].into_iter().flatten() {
+            input.set_value("");
+        }
+        removed.set(true);
+    };
     view! {
-        <div class="condition">
+        <div class="condition" class:hidden=move || removed.get()>
             <input type="hidden" name=name("rule") value=row.rule/>
             <input type="hidden" name=name("original") value=row.original.clone()/>
             <div>
@@ -769,6 +781,7 @@ fn ConditionRow(
                     value=row.field.clone()
                     prop:value=row.field.clone()
                     list=move || format!("{lists}-{}", kind.get())
+                    node_ref=field_input
                     autocomplete="off"
                     placeholder=move || if compares() { "plan" } else { "key" }
                 />
@@ -781,8 +794,11 @@ fn ConditionRow(
             </div>
             <div class:hidden=move || hydrated.get() && !takes_value()>
                 <label for=value_id.clone() class="small">"Value"</label>
-                <input id=value_id name=name("value") value=row.value.clone() prop:value=row.value.clone() placeholder="pro, team"/>
+                <input id=value_id name=name("value") value=row.value.clone() prop:value=row.value.clone() placeholder="pro, team" node_ref=value_input/>
                 <ErrorTextOwned id=value_error.0 message=value_error.1/>
+            </div>
+            <div class="remove-condition" hidden=move || !hydrated.get()>
+                <button type="button" class="secondary small" on:click=remove aria-label=format!("Remove condition {}", index + 1)>"Remove"</button>
             </div>
         </div>
     }
@@ -810,6 +826,11 @@ pub fn AccessEditor(
         .collect_view();
     let id = |field: &str| format!("{prefix}-{field}");
     let saved_rules = form.rules.len().saturating_sub(1);
+    // Rows added in the page: (rule, row index), numbered on from the rendered ones.
+    let added = RwSignal::new(Vec::<(usize, usize)>::new());
+    let first_added = form.conditions.len();
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
     let rules = form
         .rules
         .iter()
@@ -833,6 +854,29 @@ pub fn AccessEditor(
             );
             let rollout_error = (format!("{rollout_id}-error"), message_for(error, format!("rule-{i}-rollout")));
             let by_user = rule.rollout_by == "user";
+            let more_prefix = prefix.clone();
+            let more = move || {
+                added
+                    .get()
+                    .into_iter()
+                    .filter(|(r, _)| *r == i)
+                    .map(|(r, j)| {
+                        let row = ConditionForm {
+                            rule: r,
+                            kind: "company".into(),
+                            operator: "IS".into(),
+                            ..Default::default()
+                        };
+                        view! { <ConditionRow index=j row prefix=more_prefix.clone() error=error/> }
+                    })
+                    .collect_view()
+            };
+            let add_condition = move |_| {
+                added.update(|rows| {
+                    let next = first_added + rows.len();
+                    rows.push((i, next));
+                });
+            };
             view! {
                 <fieldset class="rule">
                     <legend>{legend}</legend>
@@ -845,6 +889,8 @@ pub fn AccessEditor(
                     </p>
                     <input type="hidden" name=format!("form[rules][{i}][had]") value=rule.had.clone()/>
                     {rows}
+                    {more}
+                    <button type="button" class="secondary small add-condition" hidden=move || !hydrated.get() on:click=add_condition>"Add condition"</button>
                     <div class="rollout">
                         <div>
                             <label for=rollout_id.clone()>"Rollout percentage"</label>
@@ -1000,9 +1046,9 @@ mod tests {
             },
         ]);
         let form = AccessForm::from_rules(&rules);
-        // Two saved rules and a blank one; each saved rule has a blank condition row.
+        // Two saved rules and a blank one; each rule has a blank condition row.
         assert_eq!(form.rules.len(), 3);
-        assert_eq!(form.conditions.len(), 5 + 1 + 1 + 2);
+        assert_eq!(form.conditions.len(), 5 + 1 + 1 + 1);
         assert_eq!(form.to_rules().unwrap(), rules);
         for rules in [AccessRules::NoOne, AccessRules::Everyone] {
             assert_eq!(AccessForm::from_rules(&rules).to_rules().unwrap(), rules);
@@ -1021,6 +1067,13 @@ mod tests {
         assert!(access.rules[0].conditions.is_empty());
 
         let mut form = AccessForm::from_rules(&some(vec![]));
+        // A row added in the page ("Add condition"), after the rendered blank one.
+        form.conditions.push(ConditionForm {
+            rule: 0,
+            kind: "company".into(),
+            operator: "IS".into(),
+            ..Default::default()
+        });
         form.conditions[1].kind = "user".into();
         form.conditions[1].field = "user.role".into();
         form.conditions[1].value = "admin".into();
@@ -1086,7 +1139,13 @@ mod tests {
     #[test]
     fn wrong_inputs_are_named() {
         let field = |form: &AccessForm| form.to_rules().unwrap_err().field.unwrap();
-        let base = AccessForm::from_rules(&some(vec![]));
+        let mut base = AccessForm::from_rules(&some(vec![]));
+        base.conditions.push(ConditionForm {
+            rule: 0,
+            kind: "company".into(),
+            operator: "IS".into(),
+            ..Default::default()
+        });
         let mut form = base.clone();
         form.rules[0].rollout = "150".into();
         assert_eq!(field(&form), "rule-0-rollout");
