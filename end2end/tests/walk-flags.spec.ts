@@ -1,4 +1,4 @@
-import { ADMIN, test, expect, confirmAction, publishableKey, screenshot, signIn, waitForHydration } from './fixtures';
+import { ADMIN, test, expect, confirmAction, publishableKey, screenshot, signIn, waitForHydration, at390 } from './fixtures';
 import type { APIRequestContext, Page } from '@playwright/test';
 
 test.describe.configure({ mode: 'serial' });
@@ -166,6 +166,14 @@ test('rules of several conditions, picked ids, a live count and a readable histo
   await rule.getByLabel('Field').nth(0).fill('plan');
   await rule.getByLabel('Operator').nth(0).selectOption('IS');
   await rule.getByLabel('Value').nth(0).fill('enterprise');
+  // Conditions are added as needed, and a row added by mistake is removed before saving.
+  await expect(rule.getByLabel('Field')).toHaveCount(1);
+  await rule.getByRole('button', { name: 'Add condition' }).click();
+  await rule.getByRole('button', { name: 'Add condition' }).click();
+  await expect(rule.getByLabel('Field')).toHaveCount(3);
+  await rule.getByLabel('Field').nth(2).fill('region');
+  await rule.getByRole('button', { name: 'Remove this condition' }).nth(2).click();
+  await expect(rule.getByLabel('Field').nth(2)).toBeHidden();
   await rule.getByLabel('Field').nth(1).fill('seats');
   await rule.getByLabel('Operator').nth(1).selectOption('GT');
   await rule.getByLabel('Value').nth(1).fill('50');
@@ -185,7 +193,7 @@ test('rules of several conditions, picked ids, a live count and a readable histo
   await page.getByLabel('Find a company to add').fill('hoo');
   await expect(page.locator('#access-companies-matches option[value="hooli"]')).toHaveCount(1);
   await page.getByLabel('Find a company to add').fill('hooli');
-  await page.getByRole('button', { name: 'Add' }).first().click();
+  await page.getByRole('button', { name: 'Add', exact: true }).first().click();
   await expect(page.getByLabel('Companies (ids, one per line)', { exact: true })).toHaveValue('hooli');
   await screenshot(page, '18-rule-editor');
 
@@ -195,6 +203,17 @@ test('rules of several conditions, picked ids, a live count and a readable histo
   for (const [company, enabled] of [['globex', true], ['initech', false], ['hooli', true], ['acme', false]] as const) {
     expect(await enabledFor(request, key, 'big-accounts', company)).toBe(enabled);
   }
+
+  // The top of the page says who has the flag everywhere; its details are edited in place.
+  await expect(page.locator('#summary')).toContainText('Production');
+  await expect(page.locator('#summary tr.current')).toContainText('Development');
+  await page.getByLabel('Description').fill('Enterprise accounts with many seats');
+  await page.getByLabel('Permanent (an entitlement or kill switch; never stale by age)').check();
+  await page.getByRole('button', { name: 'Save details' }).click();
+  await expect(page.getByRole('status').filter({ hasText: 'Details saved.' })).toBeVisible();
+  await expect(page.locator('.flag-head')).toContainText('permanent');
+  await expect(page.getByText('Enterprise accounts with many seats · No owner')).toBeVisible();
+  await at390(page, '19-flag-page-390');
 
   // The saved rule is shown as Rule 1; its seat threshold changes and the history says how.
   const saved = page.getByRole('group', { name: 'Rule 1' });
@@ -250,6 +269,16 @@ test('moves, copies, rollbacks and archiving show what they change and ask first
   await expect(dialog).toHaveCount(0);
   await page.getByRole('link', { name: 'Roll back to version 1…', exact: true }).click();
   await expect(dialog).toBeVisible();
+  // The keyboard stays in the dialog: Tab and Shift+Tab go round its controls.
+  const inDialog = () => page.evaluate(() => !!document.activeElement?.closest('[role=dialog]'));
+  for (let i = 0; i < 5; i++) {
+    await page.keyboard.press('Tab');
+    expect(await inDialog(), `Tab ${i + 1}`).toBe(true);
+  }
+  for (let i = 0; i < 5; i++) {
+    await page.keyboard.press('Shift+Tab');
+    expect(await inDialog(), `Shift+Tab ${i + 1}`).toBe(true);
+  }
   await page.keyboard.press('Escape');
   await expect(dialog).toHaveCount(0);
   await expect(heading).toContainText('version 2');

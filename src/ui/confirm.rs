@@ -358,12 +358,18 @@ pub fn ConfirmDialog(pending: Pending, flag: Subject, actions: ConfirmActions) -
     let cancel = format!("/flags/{}", flag.key);
     let escape_to = cancel.clone();
     let navigate = leptos_router::hooks::use_navigate();
+    let dialog = NodeRef::<leptos::html::Div>::new();
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
         if ev.key() == "Escape" {
             navigate(&escape_to, Default::default());
         }
+        #[cfg(feature = "hydrate")]
+        if ev.key() == "Tab" {
+            if let Some(element) = dialog.get() {
+                keep_focus_inside(&element, &ev);
+            }
+        }
     };
-    let dialog = NodeRef::<leptos::html::Div>::new();
     // Focus moves into the dialog when it opens (keyboard and screen-reader users land on it).
     Effect::new(move || {
         if let Some(element) = dialog.get() {
@@ -395,6 +401,42 @@ pub fn ConfirmDialog(pending: Pending, flag: Subject, actions: ConfirmActions) -
                 <a class="button secondary" href=cancel>"Cancel"</a>
             </div>
         </div>
+    }
+}
+
+/// Tab and Shift+Tab cycle through the dialog's controls instead of leaving it for the page
+/// behind (which `aria-modal` tells screen readers is out of reach).
+#[cfg(feature = "hydrate")]
+fn keep_focus_inside(dialog: &web_sys::HtmlElement, ev: &web_sys::KeyboardEvent) {
+    use wasm_bindgen::JsCast;
+    let Ok(list) = dialog.query_selector_all("a[href], button:not([disabled]), input:not([type=hidden]), select, textarea")
+    else {
+        return;
+    };
+    let controls: Vec<web_sys::HtmlElement> = (0..list.length())
+        .filter_map(|i| list.item(i))
+        .filter_map(|node| node.dyn_into().ok())
+        .collect();
+    let (Some(first), Some(last)) = (controls.first(), controls.last()) else {
+        return;
+    };
+    let active = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| document.active_element());
+    let is_active = |element: &web_sys::HtmlElement| {
+        active
+            .as_ref()
+            .is_some_and(|a| a == element.unchecked_ref::<web_sys::Element>())
+    };
+    let on_dialog = active
+        .as_ref()
+        .is_some_and(|a| a == dialog.unchecked_ref::<web_sys::Element>());
+    if ev.shift_key() && (is_active(first) || on_dialog) {
+        ev.prevent_default();
+        let _ = last.focus();
+    } else if !ev.shift_key() && is_active(last) {
+        ev.prevent_default();
+        let _ = first.focus();
     }
 }
 
