@@ -51,7 +51,12 @@ export async function signIn(page: import('@playwright/test').Page, who: { email
 /** The publishable key of `environment`, as Settings › API keys shows it. */
 export async function publishableKey(page: import('@playwright/test').Page, environment = 'production'): Promise<string> {
   await page.goto('/settings/keys');
-  const cell = page.getByRole('row').filter({ hasText: environment }).filter({ hasText: 'publishable' }).locator('code');
+  const cell = page
+    .getByRole('row')
+    .filter({ hasText: environment })
+    .filter({ hasText: 'publishable' })
+    .filter({ hasText: /\bactive\b/ })
+    .locator('code');
   return (await cell.innerText()).trim();
 }
 
@@ -71,4 +76,16 @@ export async function confirmAction(
   if (preview !== undefined) await expect(dialog).toContainText(preview);
   await dialog.getByRole('button', { name: confirm, exact: true }).click();
   await expect(dialog).toHaveCount(0);
+}
+
+/**
+ * Looks at the page as a phone does (390 px wide): takes the screenshot `name` and fails if the
+ * page scrolls sideways; then back to the laptop width the walks use.
+ */
+export async function at390(page: import('@playwright/test').Page, name: string) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await screenshot(page, name);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow, `${name}: no horizontal scrolling at 390 px`).toBeLessThanOrEqual(0);
+  await page.setViewportSize({ width: 1366, height: 900 });
 }

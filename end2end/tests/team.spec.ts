@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { test, expect, screenshot, waitForHydration } from './fixtures';
+import { test, expect, screenshot, waitForHydration, at390 } from './fixtures';
 
 const ADMIN = { name: 'Ada Admin', email: 'ada@example.com', password: 'ada-password-123' };
 const EDITOR = { name: 'Eddie Editor', email: 'eddie@example.com', password: 'eddie-password-123' };
@@ -33,8 +33,17 @@ test('a new team walks first-run setup, invitation, sign-out and sign-in', async
   await screenshot(page, '02-setup');
   await page.getByRole('button', { name: 'Create admin and sign in' }).click();
   await expect(page.getByRole('heading', { name: 'Overview' })).toBeVisible();
-  await expect(page.getByRole('cell', { name: 'Production', exact: false }).first()).toBeVisible();
+  // The overview starts a new team off: a flag to create, an app to connect with a snippet
+  // filled in with the working environment's publishable key, and copy buttons once interactive.
+  await expect(page.getByRole('heading', { name: 'Get started' })).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Create your first flag' })).toBeVisible();
+  const snippet = page.locator('#get-started details[open] pre');
+  await expect(snippet).toContainText('publishableKey: "pub_prod_');
+  await waitForHydration(page);
+  await expect(page.getByRole('button', { name: 'Copy the Browser (Reflag browser SDK) snippet' })).toBeVisible();
+  await expect(page.getByText('changes apply at once').first()).toBeVisible();
   await screenshot(page, '03-overview');
+  await at390(page, '03-overview-390');
 
   // The setup link is gone once used.
   await page.goto(setupLink());

@@ -1,4 +1,4 @@
-import { test, expect, screenshot, signIn, waitForHydration } from './fixtures';
+import { test, expect, screenshot, signIn, waitForHydration, at390, publishableKey } from './fixtures';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -51,4 +51,37 @@ test('an admin creates a service token with a role', async ({ page, request }) =
     data: { key: 'not-allowed' },
   });
   expect(created.status()).toBe(403);
+});
+
+test('an admin names a secret key, copies it, and rotates a publishable key with a grace period', async ({ page, request }) => {
+  await signIn(page);
+  await page.goto('/settings/keys');
+  await waitForHydration(page);
+  await page.getByLabel('Environment').selectOption('development');
+  await page.getByLabel(/^Name/).fill('Billing service');
+  await page.getByRole('button', { name: 'Create secret key' }).click();
+  const created = page.getByRole('status').filter({ hasText: 'Copy the new secret key now' });
+  await expect(created.locator('input')).toHaveValue(/^sec_deve_/);
+  await expect(created.getByRole('button', { name: 'Copy the key' })).toBeVisible();
+  await expect(page.getByRole('row').filter({ hasText: 'Billing service' })).toContainText('secret');
+
+  const old = await publishableKey(page, 'development');
+  await page.goto('/settings/keys');
+  await waitForHydration(page);
+  const row = page.getByRole('row').filter({ hasText: old });
+  await row.getByText('Rotate…').click();
+  await row.getByLabel('This key stops working').selectOption('24');
+  await row.getByRole('button', { name: 'Rotate the development key' }).click();
+  const rotated = page.getByRole('status').filter({ hasText: "new publishable key" });
+  await expect(rotated.locator('input')).toHaveValue(/^pub_deve_/);
+  const fresh = await rotated.locator('input').inputValue();
+  expect(fresh).not.toBe(old);
+  await expect(page.getByRole('row').filter({ hasText: old })).toContainText('works until');
+  // Both keys answer during the grace period.
+  for (const key of [old, fresh]) {
+    const answer = await request.get('/features/evaluated', { headers: { Authorization: `Bearer ${key}` } });
+    expect(answer.status(), key).toBe(200);
+  }
+  expect(await publishableKey(page, 'development')).toBe(fresh);
+  await at390(page, '46-api-keys-390');
 });

@@ -798,7 +798,7 @@ fn ConditionRow(
                 <ErrorTextOwned id=value_error.0 message=value_error.1/>
             </div>
             <div class="remove-condition" hidden=move || !hydrated.get()>
-                <button type="button" class="secondary small" on:click=remove aria-label=format!("Remove condition {}", index + 1)>"Remove"</button>
+                <button type="button" class="secondary small" on:click=remove aria-label="Remove this condition">"Remove"</button>
             </div>
         </div>
     }
