@@ -16,7 +16,7 @@ GATEHOUSE_ADDR ?= 127.0.0.1:3000
 GATEHOUSE_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 E2E_ADDR ?= 127.0.0.1:3217
 
-.PHONY: run build test tools rust-tools node-tools browser check unit fuzz e2e bench loadtest usage-cost clean-data
+.PHONY: run build test tools rust-tools node-tools browser check unit fuzz e2e bench loadtest usage-cost page-timing clean-data
 
 ## run: install what is missing, build in release mode and serve on SQLite (./data/gatehouse.db)
 run: rust-tools node-tools build
@@ -84,3 +84,6 @@ loadtest: rust-tools node-tools
 ## usage-cost: what usage counting costs per request in instructions (valgrind); updates BENCHMARKS.md
 usage-cost: rust-tools node-tools
 	scripts/usage-instructions.sh
+
+page-timing: rust-tools node-tools
+	scripts/page-timing.sh

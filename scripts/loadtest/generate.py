@@ -6,6 +6,10 @@
       OUTDIR/flags-1000.json (the same segments and all 1,000 flags), both `gatehouse import`
       documents (format gatehouse/1), plus OUTDIR/context.json describing the measured company.
 
+  generate.py manyflags OUTDIR COUNT
+      Writes OUTDIR/flags-COUNT.json: the same segments and COUNT flags made the same way
+      (flag-0000 … ), for measuring the admin pages with a large configuration.
+
   generate.py companies BASE_URL PUBLISHABLE_KEY [COUNT]
       Sends COUNT (default 100,000) companies with a few attributes each to BASE_URL/bulk,
       1,000 items per request, and prints how long it took.
@@ -160,6 +164,14 @@ def write_flags(outdir):
         json.dump({"company": MEASURED_COMPANY, "user": MEASURED_USER}, f)
 
 
+def write_many_flags(outdir, count):
+    r = random.Random(20261125)
+    segs = segments(r)
+    flags = [flag(r, i) for i in range(count)]
+    with open(f"{outdir}/flags-{count}.json", "w") as f:
+        json.dump({"format": "gatehouse/1", "segments": segs, "flags": flags}, f)
+
+
 def send_companies(base_url, key, count):
     started = time.monotonic()
     batch = 1000
@@ -180,6 +192,8 @@ def send_companies(base_url, key, count):
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "flags":
         write_flags(sys.argv[2])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "manyflags":
+        write_many_flags(sys.argv[2], int(sys.argv[3]))
     elif len(sys.argv) >= 4 and sys.argv[1] == "companies":
         count = int(sys.argv[4]) if len(sys.argv) > 4 else COMPANIES
         send_companies(sys.argv[2].rstrip("/"), sys.argv[3], count)

@@ -14,8 +14,8 @@
 //! a flush does work in proportion to the ids new since the last one, not to the requests.
 //!
 //! At a flush the fresh exposures go into the day's sketches, which the process keeps (per
-//! environment and day, two per flag, at most 4 KB each: 512 exact hashes, or about 3 KB of
-//! registers above) and writes whole, as its
+//! environment and day, two per flag, at most about 9 KB each: a hash set of up to 512 exact
+//! hashes, or about 3 KB of registers above) and writes whole, as its
 //! own rows, when they changed: the store replaces them without reading anything.
 //!
 //! Memory is bounded: per window, four counters per flag; [`MAX_SEEN`] ids remembered per day
@@ -24,7 +24,7 @@
 //! are dropped and counted ([`Usage::dropped`]; their checks are still counted). With 1,000 flags
 //! an id costs 128 B of bits and about 40 B of map entry, so at most
 //! (250,000 + 2 × 100,000) × 168 B ≈ 76 MB, and far less when ids repeat; the day's sketches
-//! add at most 2 × 4 KB per flag and environment (24 MB for 1,000 flags in 3 environments).
+//! add at most 2 × 9 KB per flag and environment (55 MB for 1,000 flags in 3 environments).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
