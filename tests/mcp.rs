@@ -185,3 +185,22 @@ async fn a_viewer_token_reads_but_may_not_change_and_no_token_gets_nothing() {
         .unwrap();
     assert_eq!(answer.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_request_is_refused_before_the_mcp_layer_reads_it() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let agent = app.service_token("agent", Role::Editor, None).await;
+    let padding = "x".repeat(gatehouse::api::limits::max_body_bytes() + 1);
+    let answer = app
+        .client
+        .post(app.url("/mcp"))
+        .bearer_auth(&agent)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": { "padding": padding } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 413);
+}

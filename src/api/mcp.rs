@@ -68,6 +68,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     );
     Router::new()
         .nest_service("/mcp", mcp)
+        // The MCP layer reads whole bodies: cap them as the rest of the API is capped.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            super::limits::max_body_bytes(),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.service.clone(),
             authenticate,
