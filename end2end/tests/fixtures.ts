@@ -55,7 +55,7 @@ export async function publishableKey(page: import('@playwright/test').Page, envi
     .getByRole('row')
     .filter({ hasText: environment })
     .filter({ hasText: 'publishable' })
-    .filter({ hasText: /\bactive\b/ })
+    .filter({ has: page.getByRole('cell', { name: 'active', exact: true }) })
     .locator('code');
   return (await cell.innerText()).trim();
 }

@@ -65,7 +65,7 @@ test('a new team walks first-run setup, invitation, sign-out and sign-in', async
   await page.getByLabel('Email').fill(EDITOR.email);
   await page.getByLabel('Role', { exact: true }).selectOption('editor');
   await page.getByRole('button', { name: 'Create invitation link' }).click();
-  const linkField = page.getByLabel('Invitation link');
+  const linkField = page.getByRole('textbox', { name: 'Invitation link' });
   await expect(linkField).toBeVisible();
   const link = await linkField.inputValue();
   expect(link).toMatch(/\/invite\/[A-Za-z0-9]+$/);

@@ -57,8 +57,8 @@ test('an admin names a secret key, copies it, and rotates a publishable key with
   await signIn(page);
   await page.goto('/settings/keys');
   await waitForHydration(page);
-  await page.getByLabel('Environment').selectOption('development');
-  await page.getByLabel(/^Name/).fill('Billing service');
+  await page.getByLabel('Environment', { exact: true }).selectOption('development');
+  await page.getByRole('textbox', { name: 'Name (what uses it, optional)' }).fill('Billing service');
   await page.getByRole('button', { name: 'Create secret key' }).click();
   const created = page.getByRole('status').filter({ hasText: 'Copy the new secret key now' });
   await expect(created.locator('input')).toHaveValue(/^sec_deve_/);
