@@ -409,7 +409,8 @@ pub fn ConfirmDialog(pending: Pending, flag: Subject, actions: ConfirmActions) -
 #[cfg(feature = "hydrate")]
 fn keep_focus_inside(dialog: &web_sys::HtmlElement, ev: &web_sys::KeyboardEvent) {
     use wasm_bindgen::JsCast;
-    let Ok(list) = dialog.query_selector_all("a[href], button:not([disabled]), input:not([type=hidden]), select, textarea")
+    let Ok(list) = dialog
+        .query_selector_all("a[href], button:not([disabled]), input:not([type=hidden]), select, textarea")
     else {
         return;
     };

@@ -416,8 +416,8 @@ fn KeyRowView(
     let (id, environment) = (k.id, k.environment_key.clone());
     view! {
         <tr>
-            <td>{k.environment_key.clone()}</td>
-            <td>
+            <td data-label="Environment">{k.environment_key.clone()}</td>
+            <td data-label="Name">
                 {if k.name.is_empty() { view! { <span class="muted">"—"</span> }.into_any() } else { view! { <span>{k.name.clone()}</span> }.into_any() }}
                 {k.live.then(|| view! {
                     <details class="inline-edit">
@@ -431,13 +431,13 @@ fn KeyRowView(
                     </details>
                 })}
             </td>
-            <td>{k.kind.clone()}</td>
-            <td class="key-cell">
+            <td data-label="Kind">{k.kind.clone()}</td>
+            <td class="key-cell" data-label="Key">
                 <code>{k.shown.clone()}</code>
                 {publishable.then(|| view! { <super::copy::CopyButton text=k.shown.clone() what=format!("Copy the {} publishable key", k.environment_key)/> })}
             </td>
-            <td>{datetime(k.created_at)}</td>
-            <td>
+            <td data-label="Created">{datetime(k.created_at)}</td>
+            <td data-label="Status">
                 <span class=if k.live { "" } else { "muted" }>{k.status.clone()}</span>
                 {(k.kind == "secret" && k.live).then(|| view! {
                     <ActionForm action=revoke attr:class="inline">
