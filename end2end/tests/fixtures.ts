@@ -87,5 +87,21 @@ export async function at390(page: import('@playwright/test').Page, name: string)
   await screenshot(page, name);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow, `${name}: no horizontal scrolling at 390 px`).toBeLessThanOrEqual(0);
+  // Nor content cut off at the right edge (outside boxes that scroll on their own).
+  const cut = await page.evaluate(() => {
+    const scrolls = (e: Element | null): boolean => {
+      for (; e && e !== document.body; e = e.parentElement) {
+        const x = getComputedStyle(e).overflowX;
+        if (x === 'auto' || x === 'scroll') return true;
+      }
+      return false;
+    };
+    return Array.from(document.querySelectorAll('main *'))
+      .filter((e) => e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > window.innerWidth + 1)
+      .filter((e) => !scrolls(e.parentElement))
+      .map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className}`)
+      .slice(0, 5);
+  });
+  expect(cut, `${name}: nothing reaches past the right edge at 390 px`).toEqual([]);
   await page.setViewportSize({ width: 1366, height: 900 });
 }
