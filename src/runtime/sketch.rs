@@ -40,6 +40,16 @@ fn register_hash(id_hash: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&id_hash.to_ne_bytes())
 }
 
+/// An id as sketches keep it, computed once for all the sketches one id goes into.
+#[derive(Clone, Copy, Debug)]
+pub struct RegisterHash(u64);
+
+impl RegisterHash {
+    pub fn of(id_hash: u64) -> RegisterHash {
+        RegisterHash(register_hash(id_hash))
+    }
+}
+
 /// Hands the dense sketch the bits it is given: it takes the upper half of a register hash,
 /// whose top 12 bits choose the register, as the classic HyperLogLog++ layout does.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
@@ -106,6 +116,11 @@ impl PartialEq for Sketch {
 impl Sketch {
     pub fn insert(&mut self, id_hash: u64) {
         self.insert_hash(register_hash(id_hash));
+    }
+
+    /// [`Sketch::insert`] of an id already hashed.
+    pub fn insert_hashed(&mut self, hash: RegisterHash) {
+        self.insert_hash(hash.0);
     }
 
     fn insert_hash(&mut self, hash: u64) {

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 
-use super::sketch::{id_hash, Sketch};
+use super::sketch::{id_hash, RegisterHash, Sketch};
 use super::snapshot::Snapshot;
 use crate::eval::Decided;
 
@@ -471,6 +471,8 @@ fn add_exposures(day: &mut DaySketches, snapshot: &Snapshot, fresh: [IdBits; 2])
     let mut slots: Vec<Option<usize>> = vec![None; snapshot.compiled.len()];
     for (kind, ids) in fresh.iter().enumerate() {
         for (id, bits) in ids {
+            // Hashed once, put into each of the id's flags' sketches.
+            let hash = RegisterHash::of(*id);
             for p in Tally::positions(bits) {
                 let i = match slots[p] {
                     Some(i) => i,
@@ -481,7 +483,7 @@ fn add_exposures(day: &mut DaySketches, snapshot: &Snapshot, fresh: [IdBits; 2])
                     }
                 };
                 let (sketches, changed) = &mut day.sketches[i];
-                sketches[kind].insert(*id);
+                sketches[kind].insert_hashed(hash);
                 *changed = true;
             }
         }
