@@ -358,6 +358,9 @@ test.describe('without JavaScript', () => {
     await page.getByRole('group', { name: 'Rule 1' }).getByLabel('Rollout percentage').fill('250');
     await page.getByRole('button', { name: 'Save access' }).click();
     await expect(page.getByText('enter a percentage from 0 to 100')).toBeVisible();
+    // The access form shows what was sent, not what is stored.
+    await expect(page.getByRole('group', { name: 'Rule 1' }).getByLabel('Rollout percentage')).toHaveValue('250');
+    await expect(page.getByLabel('Companies (ids, one per line)', { exact: true })).toHaveValue('initech');
     await screenshot(page, '17-no-js-validation');
 
     // A rollback asks on a page of its own, then comes back saying what it did.

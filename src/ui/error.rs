@@ -145,6 +145,18 @@ pub fn ErrorText(#[prop(into)] message: Signal<Option<String>>, id: &'static str
     }
 }
 
+/// What a refused form sent in `field` ("" when nothing was refused), read from its action's
+/// value: without the bundle a refused form comes back as a new page, which shows it again.
+pub fn sent<T, S>(value: S, field: &str) -> String
+where
+    S: WithUntracked<Value = Option<Result<T, AppError>>>,
+{
+    value.with_untracked(|v| match v {
+        Some(Err(error)) => error.typed(field).unwrap_or_default().to_string(),
+        _ => String::new(),
+    })
+}
+
 /// How many submissions of an action have succeeded, given its `value()`. Page data should reload
 /// on this rather than on the action's version, which counts failures too: reloading after a
 /// failure would redraw the form from the saved data and drop what the user typed.

@@ -760,7 +760,9 @@ pub async fn save_access(
     review_draft: Option<String>,
     update_request: Option<String>,
 ) -> Result<String, AppError> {
-    let rules = form.to_rules().map_err(AppError::rejected_input)?;
+    // Without the bundle a refused form comes back as a new page: it shows what was sent.
+    let kept = TypedAccess::keep(&environment, expected_version, &form);
+    let rules = form.to_rules().map_err(|e| kept(e).rejected_input())?;
     let planned = crate::model::PlannedChange::SetAccess {
         environment,
         rules,
@@ -772,7 +774,47 @@ pub async fn save_access(
         bypass_reason,
         (review_draft, update_request),
     );
-    super::submit::submit(flag, planned, how, "Saved as a new version.").await
+    super::submit::submit(flag, planned, how, "Saved as a new version.")
+        .await
+        .map_err(kept)
+}
+
+/// An access form as a refused save sent it, for the page to show again: only over the same
+/// environment and version it was sent for.
+#[derive(Serialize, Deserialize)]
+struct TypedAccess {
+    environment: String,
+    version: i64,
+    form: AccessForm,
+}
+
+impl TypedAccess {
+    /// Longest form carried back (it travels in the page's address).
+    #[cfg(feature = "ssr")]
+    const MAX_BYTES: usize = 8 * 1024;
+
+    #[cfg(feature = "ssr")]
+    fn keep(environment: &str, version: i64, form: &AccessForm) -> impl Fn(AppError) -> AppError {
+        let typed = TypedAccess {
+            environment: environment.to_string(),
+            version,
+            form: form.clone(),
+        };
+        let json = serde_json::to_string(&typed).unwrap_or_default();
+        move |error: AppError| {
+            if json.len() <= Self::MAX_BYTES {
+                error.keeping(&[("access_form", json.clone())])
+            } else {
+                error
+            }
+        }
+    }
+
+    /// The form `error` carries back for `environment` at `version`, if any.
+    fn of(error: &AppError, environment: &str, version: i64) -> Option<AccessForm> {
+        let typed: TypedAccess = serde_json::from_str(error.typed("access_form")?).ok()?;
+        (typed.environment == environment && typed.version == version).then_some(typed.form)
+    }
 }
 
 #[server(endpoint = "edit/save_config")]
@@ -1009,12 +1051,7 @@ pub fn NewFlagPage() -> impl IntoView {
     let value = action.value();
     let options = Resource::new(|| (), |_| flag_form_options());
     // A refused form without the bundle comes back as a new page: it shows what was sent.
-    let typed = move |field: &'static str| {
-        value.with_untracked(|v| match v {
-            Some(Err(error)) => error.typed(field).unwrap_or_default().to_string(),
-            _ => String::new(),
-        })
-    };
+    let typed = move |field: &'static str| super::error::sent(value, field);
     // The key follows the name until someone edits it (needs the bundle; without it, type both).
     let (key, set_key) = signal(typed("key"));
     let (key_edited, set_key_edited) = signal(!typed("key").is_empty());
@@ -1167,7 +1204,11 @@ pub fn FlagPage() -> impl IntoView {
             {move || detail.get().map(|result| match result {
                 Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
                 Ok(flag) => {
-                    let form = flag.form.clone();
+                    let typed = save_value.with_untracked(|v| match v {
+                        Some(Err(error)) => TypedAccess::of(error, &flag.environment, flag.version),
+                        _ => None,
+                    });
+                    let form = typed.unwrap_or_else(|| flag.form.clone());
                     let flag_key = flag.key.clone();
                     let environment_key = flag.environment.clone();
                     // (stage id, stage name, what the move changes), owned for the list below.

@@ -477,12 +477,7 @@ pub fn NewSegmentPage() -> impl IntoView {
     let value = action.value();
     let error = Signal::derive(move || value.get().and_then(Result::err));
     // A refused form without the bundle comes back as a new page: it shows what was sent.
-    let typed = move |field: &'static str| {
-        value.with_untracked(|v| match v {
-            Some(Err(error)) => error.typed(field).unwrap_or_default().to_string(),
-            _ => String::new(),
-        })
-    };
+    let typed = move |field: &'static str| super::error::sent(value, field);
     let form = serde_json::from_str::<ConditionsForm>(&typed("conditions"))
         .unwrap_or_else(|_| ConditionsForm::from_conditions(&[]).0);
     let preview = ServerAction::<PreviewSegment>::new();

@@ -43,7 +43,17 @@ pub async fn team() -> Result<TeamData, AppError> {
 /// Creates an invitation and returns its link (shown once).
 #[server(endpoint = "admin/invite")]
 pub async fn invite(email: String, role: String) -> Result<String, AppError> {
-    let role = parse_role(&role)?;
+    // Without the bundle a refused form comes back as a new page: it shows what was sent.
+    let sent = [("email", email.clone()), ("role", role.clone())];
+    invitation_link(email, &role)
+        .await
+        .map_err(|error| error.keeping(&sent))
+}
+
+/// Invites `email` as `role`; the link to send.
+#[cfg(feature = "ssr")]
+async fn invitation_link(email: String, role: &str) -> Result<String, AppError> {
+    let role = parse_role(role)?;
     let (service, actor) = super::server::caller()?;
     let change = crate::service::Change::Invite { email, role };
     let (_, token) = service.apply(&actor, change).await?.into_invitation()?;
@@ -121,6 +131,8 @@ pub fn MembersPage() -> impl IntoView {
         |_| team(),
     );
     let invite_value = invite.value();
+    // A refused form without the bundle comes back as a new page: it shows what was sent.
+    let typed = move |field: &'static str| super::error::sent(invite_value, field);
     let row_error = move || {
         [
             change.value().get().and_then(Result::err),
@@ -203,10 +215,10 @@ pub fn MembersPage() -> impl IntoView {
                         <h2>"Invite a member"</h2>
                         <ActionForm action=invite>
                             <label for="invite-email">"Email"</label>
-                            <input id="invite-email" name="email" type="email" aria-describedby="invite-email-error" required/>
+                            <input id="invite-email" name="email" type="email" aria-describedby="invite-email-error" required value=typed("email")/>
                             <ErrorText id="invite-email-error" message=Signal::derive(field_error(invite_value, "email"))/>
                             <label for="invite-role">"Role"</label>
-                            <RoleSelect id="invite-role".to_string() selected=Role::Editor/>
+                            <RoleSelect id="invite-role".to_string() selected=Role::ALL.into_iter().find(|r| r.as_str() == typed("role")).unwrap_or(Role::Editor)/>
                             <ErrorText id="invite-form-error" message=Signal::derive(form_error(invite_value, &["email"]))/>
                             <button type="submit" disabled=move || invite.pending().get()>"Create invitation link"</button>
                         </ActionForm>
