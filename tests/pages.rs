@@ -373,3 +373,32 @@ async fn a_flags_page_sums_it_up_and_editors_change_its_details() {
     let answer = app.call(&viewer, "/api/edit/flag_details", &form).await;
     assert_eq!(answer.status(), 403);
 }
+
+#[tokio::test]
+async fn a_refused_invitation_without_javascript_comes_back_as_typed() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("admin@example.com", Role::Admin).await;
+    let admin = app.signed_in("admin@example.com").await;
+    // A plain form post (no JavaScript): the browser names the page it came from.
+    let answer = admin
+        .post(app.url("/api/admin/invite"))
+        .header("Referer", app.url("/settings/members"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .form(&[("email", "not-an-address"), ("role", "viewer")])
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_redirection(), "{}", answer.status());
+    let back = answer.headers()["location"].to_str().unwrap().to_string();
+    let origin = app.url("");
+    let (status, html) = page(&app, &admin, back.strip_prefix(&origin).unwrap_or(&back)).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("value=\"not-an-address\""),
+        "the email comes back: {html}"
+    );
+    assert!(
+        html.contains("<option value=\"viewer\" selected"),
+        "the role comes back"
+    );
+}
