@@ -448,6 +448,39 @@ async fn expired_tokens_and_changed_roles_hold_at_once() {
     app.apply(Change::RemoveMember { member_id: member.id }).await;
     let gone = call(&app, Some(&personal), Method::GET, "/api/v1/flags", None).await;
     assert_problem(&gone, StatusCode::UNAUTHORIZED, "unauthorized");
+    // An admin revokes a member's personal token: refused at once, and its owner sees it revoked.
+    let frank = app.add_member("frank@example.com", Role::Editor).await;
+    let laptop = match app
+        .service
+        .apply(
+            &Actor::member(&frank),
+            Change::CreateToken(NewTokenRequest {
+                name: "laptop".into(),
+                service_role: None,
+                expires_in_days: None,
+            }),
+        )
+        .await
+        .unwrap()
+    {
+        Outcome::Token(created) => created.token,
+        other => panic!("{other:?}"),
+    };
+    let admin = app.service_token("ops", Role::Admin, None).await;
+    let prefix: String = laptop.chars().take(16).collect();
+    let (status, ..) = call(
+        &app,
+        Some(&admin),
+        Method::DELETE,
+        &format!("/api/v1/tokens/{prefix}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let revoked = call(&app, Some(&laptop), Method::GET, "/api/v1/flags", None).await;
+    assert_problem(&revoked, StatusCode::UNAUTHORIZED, "unauthorized");
+    let listed = app.service.tokens(&Actor::member(&frank)).await.unwrap();
+    assert!(listed.iter().all(|t| t.revoked_at.is_some()), "{listed:?}");
     // Only a member has personal tokens.
     let refused = app
         .service
