@@ -402,3 +402,24 @@ async fn a_refused_invitation_without_javascript_comes_back_as_typed() {
         "the role comes back"
     );
 }
+
+#[tokio::test]
+async fn access_editors_suggest_a_bounded_number_of_flags() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    for i in 0..260 {
+        app.apply(common::new_flag(&format!("flag-{i:03}"))).await;
+    }
+    app.add_member("admin@example.com", Role::Admin).await;
+    let admin = app.signed_in("admin@example.com").await;
+    for path in ["/flags/flag-000", "/settings/stages"] {
+        let (status, html) = page(&app, &admin, path).await;
+        assert_eq!(status, 200);
+        let suggested = html.matches("<option value=\"flag-").count();
+        let editors = html.matches("<legend>Who gets it</legend>").count().max(1);
+        assert!(
+            suggested <= 200 * editors,
+            "{path}: {suggested} flag suggestions for {editors} editors"
+        );
+        assert!(suggested > 0, "{path} suggests flags");
+    }
+}

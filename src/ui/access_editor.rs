@@ -447,14 +447,20 @@ pub struct EditorOptions {
     pub flags: Vec<String>,
 }
 
+/// Most flags and segments an editor suggests: a page may hold a dozen editors (the release
+/// stages' defaults), and with 10,000 flags every one listing them all made pages of megabytes.
+/// Any key can still be typed; the server checks it on save.
+#[cfg(feature = "ssr")]
+pub const MAX_SUGGESTED: usize = 200;
+
 #[cfg(feature = "ssr")]
 impl From<crate::service::EditorOptions> for EditorOptions {
     fn from(options: crate::service::EditorOptions) -> Self {
         EditorOptions {
             company_fields: options.company_fields,
             user_fields: options.user_fields,
-            segments: options.segments,
-            flags: options.flags,
+            segments: options.segments.into_iter().take(MAX_SUGGESTED).collect(),
+            flags: options.flags.into_iter().take(MAX_SUGGESTED).collect(),
         }
     }
 }
@@ -702,6 +708,15 @@ fn IdPicker(
     }
 }
 
+/// The suggestion list a condition kind's field uses (a kind and its negation share one).
+fn suggestions_for(kind: &str) -> &str {
+    match kind {
+        "notSegment" => "segment",
+        "notFlag" => "flag",
+        other => other,
+    }
+}
+
 /// One condition row of a rule.
 #[component]
 fn ConditionRow(
@@ -780,7 +795,7 @@ fn ConditionRow(
                     name=name("field")
                     value=row.field.clone()
                     prop:value=row.field.clone()
-                    list=move || format!("{lists}-{}", kind.get())
+                    list=move || format!("{lists}-{}", suggestions_for(&kind.get()))
                     node_ref=field_input
                     autocomplete="off"
                     placeholder=move || if compares() { "plan" } else { "key" }
@@ -935,9 +950,7 @@ pub fn AccessEditor(
         {datalist("user", &options.user_fields, "user attribute")}
         {datalist("other", &[], "")}
         {datalist("segment", &options.segments, "segment")}
-        {datalist("notSegment", &options.segments, "segment")}
         {datalist("flag", &options.flags, "flag")}
-        {datalist("notFlag", &options.flags, "flag")}
     };
     let segments_hint = if options.segments.is_empty() {
         "No segments yet; create them under Segments.".to_string()
