@@ -760,6 +760,24 @@ pub async fn save_access(
     review_draft: Option<String>,
     update_request: Option<String>,
 ) -> Result<String, AppError> {
+    let how = super::submit::Submission::new(
+        apply_at,
+        review_note,
+        bypass_reason,
+        (review_draft, update_request),
+    );
+    submit_access(flag, environment, expected_version, form, how).await
+}
+
+/// Saves (or schedules, or files for review) the access `form` describes.
+#[cfg(feature = "ssr")]
+async fn submit_access(
+    flag: String,
+    environment: String,
+    expected_version: i64,
+    form: AccessForm,
+    how: super::submit::Submission,
+) -> Result<String, AppError> {
     // Without the bundle a refused form comes back as a new page: it shows what was sent.
     let kept = TypedAccess::keep(&environment, expected_version, &form);
     let rules = form.to_rules().map_err(|e| kept(e).rejected_input())?;
@@ -768,12 +786,6 @@ pub async fn save_access(
         rules,
         based_on: expected_version,
     };
-    let how = super::submit::Submission::new(
-        apply_at,
-        review_note,
-        bypass_reason,
-        (review_draft, update_request),
-    );
     super::submit::submit(flag, planned, how, "Saved as a new version.")
         .await
         .map_err(kept)
