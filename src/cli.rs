@@ -614,13 +614,12 @@ async fn keys_command(service: &Service, command: KeysCommand) -> Result<(), Str
             for key in keys {
                 let environment = environments.iter().find(|e| e.id == key.environment_id);
                 let environment = environment.map(|e| e.key.to_string()).unwrap_or_default();
+                let works = key.works_at(service.clock().now_ms());
                 let shown = key.public_value.unwrap_or_else(|| format!("{}…", key.prefix));
-                let status = match key.revoked_at {
-                    None => "active".to_string(),
-                    Some(at) if at > service.clock().now_ms() => {
-                        format!("works until {}", crate::ui::datetime(at))
-                    }
-                    Some(_) => "revoked".to_string(),
+                let status = match (key.revoked_at, works) {
+                    (None, _) => "active".to_string(),
+                    (Some(at), true) => format!("works until {}", crate::ui::datetime(at)),
+                    (Some(_), false) => "revoked".to_string(),
                 };
                 out!(
                     "{environment}\t{}\t{shown}\t{status}\t{}",

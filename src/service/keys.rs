@@ -9,6 +9,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::flags::check_text;
 use super::secrets::random_token;
 use super::store::api_keys::{insert_secret_key, name_key, replace_publishable_key, revoke_secret_keys};
+use super::store::seed::new_publishable_key;
 use super::write::{Record, Write};
 use crate::model::secret::digest;
 
@@ -19,18 +20,22 @@ pub const KEY_NAME_MAX_CHARS: usize = 80;
 /// Longest grace period of a rotated publishable key: a week.
 pub const MAX_GRACE_HOURS: i64 = 168;
 
-/// A new secret key: `sec_<environment>_<40 random characters>`. The whole key is returned once.
-pub async fn create_secret(w: &mut Write<'_>, environment: &str, name: &str) -> ServiceResult<String> {
-    let name = check_text("name", name, KEY_NAME_MAX_CHARS, false)?;
-    let environment = w.environment(environment)?;
-    let short: String = environment
+/// The environment's part of its keys: the first four letters and digits of its key.
+fn short_name(environment: &crate::model::Environment) -> String {
+    environment
         .key
         .as_str()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(4)
-        .collect();
-    let key = format!("sec_{short}_{}", random_token(40));
+        .collect()
+}
+
+/// A new secret key: `sec_<environment>_<40 random characters>`. The whole key is returned once.
+pub async fn create_secret(w: &mut Write<'_>, environment: &str, name: &str) -> ServiceResult<String> {
+    let name = check_text("name", name, KEY_NAME_MAX_CHARS, false)?;
+    let environment = w.environment(environment)?;
+    let key = format!("sec_{}_{}", short_name(&environment), random_token(40));
     let prefix: String = key.chars().take(PREFIX_CHARS).collect();
     let now = w.now;
     insert_secret_key(w.conn(), environment.id, &digest(&key), &prefix, &name, now).await?;
@@ -69,7 +74,7 @@ pub async fn revoke_secret(w: &mut Write<'_>, prefix: &str) -> ServiceResult<()>
     Ok(())
 }
 
-/// Gives an environment a new publishable key (`pub_<environment>_<22 random characters>`); the
+/// Gives an environment a new publishable key (as seeded, `pub_<environment>_<22 characters>`); the
 /// old one keeps working for `grace_hours` (0: it stops at once), time to ship apps with the
 /// new one. Returns the new key.
 pub async fn rotate_publishable(
@@ -84,14 +89,7 @@ pub async fn rotate_publishable(
         ));
     }
     let environment = w.environment(environment)?;
-    let short: String = environment
-        .key
-        .as_str()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(4)
-        .collect();
-    let key = format!("pub_{short}_{}", random_token(22));
+    let key = new_publishable_key(&short_name(&environment));
     let now = w.now;
     let until = now + grace_hours * 3_600_000;
     let old = replace_publishable_key(w.conn(), environment.id, &key, until, now).await?;

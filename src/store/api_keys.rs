@@ -23,6 +23,14 @@ pub struct ApiKeyInfo {
     pub name: String,
 }
 
+impl ApiKeyInfo {
+    /// Whether the key works at `now`: a revoked key stops at `revoked_at`, which lies ahead
+    /// for a rotated publishable key in its grace period (as [`Store::live_keys`] selects).
+    pub fn works_at(&self, now: i64) -> bool {
+        self.revoked_at.is_none_or(|at| at > now)
+    }
+}
+
 /// A live key as the runtime holds it: a publishable key by value, a secret key by its digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveKey {

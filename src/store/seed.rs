@@ -30,7 +30,7 @@ pub struct SeedReport {
 }
 
 /// A publishable key in Reflag's shape, e.g. `pub_prod_Cqx4DGo1lk3Lcct5NHLjWy`.
-fn new_publishable_key(prefix: &str) -> String {
+pub fn new_publishable_key(prefix: &str) -> String {
     format!(
         "pub_{prefix}_{}",
         Alphanumeric.sample_string(&mut rand::thread_rng(), 22)

@@ -256,10 +256,11 @@ pub struct KeyRow {
 impl KeyRow {
     fn new(key: crate::service::ApiKeyInfo, environments: &[crate::model::Environment], now: i64) -> Self {
         let environment = environments.iter().find(|e| e.id == key.environment_id);
-        let (status, live) = match key.revoked_at {
-            None => ("active".to_string(), true),
-            Some(at) if at > now => (format!("works until {}", datetime(at)), true),
-            Some(at) => (format!("revoked {}", datetime(at)), false),
+        let live = key.works_at(now);
+        let status = match key.revoked_at {
+            None => "active".to_string(),
+            Some(at) if live => format!("works until {}", datetime(at)),
+            Some(at) => format!("revoked {}", datetime(at)),
         };
         KeyRow {
             id: key.id,
