@@ -78,7 +78,12 @@ async fn json_of(response: reqwest::Response) -> (u16, Value) {
 
 #[tokio::test]
 async fn editor_creates_a_segment_and_the_list_counts_its_companies_and_flags() {
-    let (app, editor) = app_with_team().await;
+    // A clock the test moves: the list keeps its counts for five seconds after companies arrive.
+    let (app, clock) = TestApp::spawn_manual(Backend::Sqlite, 1_800_000_000_000)
+        .await
+        .unwrap();
+    app.add_member(EDITOR, Role::Editor).await;
+    let editor = app.signed_in(EDITOR).await;
     let response = app.call(&editor, "/api/edit/create_segment", VIP).await;
     assert!(
         response.status().is_success() || response.status().is_redirection(),
@@ -142,12 +147,56 @@ async fn editor_creates_a_segment_and_the_list_counts_its_companies_and_flags() 
     )
     .await;
     assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["companies"], 0,
+        "counted before the companies came, under 5 s ago"
+    );
+    assert_eq!(list["counted_at"], 1_800_000_000_000_i64);
+    clock.advance(5_000);
+    let (_, list) = json_of(
+        app.call(&editor, "/api/read/segments", &[("environment", "production")])
+            .await,
+    )
+    .await;
     assert_eq!(list["companies"], 3);
+    assert_eq!(list["counted_at"], 1_800_000_005_000_i64);
     let vip = &list["segments"][0];
     assert_eq!(vip["key"], "vip");
     assert_eq!(vip["conditions"], 2);
     assert_eq!(vip["matching"], 1);
     assert_eq!(vip["used_by"], json!(["big-reports"]));
+
+    // Counts are kept between views, but a company reported since is counted at the next one,
+    // and so is a changed segment.
+    report_company(&app, "globex", "enterprise").await;
+    clock.advance(5_000);
+    let (_, list) = json_of(
+        app.call(&editor, "/api/read/segments", &[("environment", "production")])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (list["companies"].clone(), list["segments"][0]["matching"].clone()),
+        (json!(3), json!(2))
+    );
+    let edited = app
+        .call(
+            &editor,
+            "/api/edit/update_segment",
+            &[
+                ("key", "vip"),
+                ("name", "VIP customers"),
+                ("companies", "initech"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status(), 200, "{}", edited.text().await.unwrap());
+    let (_, list) = json_of(
+        app.call(&editor, "/api/read/segments", &[("environment", "production")])
+            .await,
+    )
+    .await;
+    assert_eq!(list["segments"][0]["matching"], 1, "initech by id: {list}");
 
     // Staging has no companies: nothing matches there.
     let (_, staging) = json_of(

@@ -512,6 +512,91 @@ async fn check_access_explains_each_flag_for_a_company() {
     assert_eq!(flag(&other, "pro-plan")["missing"], json!(["company.plan"]));
 }
 
+/// Many flags: the check decides all of them, explains one page, filters by key or name and by
+/// result, and says long value lists in a few words.
+#[tokio::test]
+async fn check_access_pages_and_filters_many_flags() {
+    let app = targeted_company().await;
+    let many: Vec<String> = (0..60).map(|i| format!("bulk-{i:02}")).collect();
+    let long_list: Vec<String> = (0..40).map(|i| format!("c-{i}")).chain(["acme".into()]).collect();
+    for (i, key) in many.iter().enumerate() {
+        app.apply(common::new_flag(key)).await;
+        if i % 3 == 0 {
+            let rules: AccessRules =
+                serde_json::from_value(json!({ "mode": "some", "companies": long_list })).unwrap();
+            app.apply(set_access(key, "production", rules, None)).await;
+        }
+    }
+    app.add_member("viewer@example.com", Role::Viewer).await;
+    let viewer = app.signed_in("viewer@example.com").await;
+    let check = |fields: Vec<(&'static str, &'static str)>| {
+        let (app, viewer) = (&app, &viewer);
+        async move {
+            let mut all = vec![("kind", "company"), ("env", "production"), ("id", "acme")];
+            all.extend(fields);
+            let response = app.call(viewer, "/api/read/check_access", &all).await;
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let keys = |result: &Value| -> Vec<String> {
+        let flags = result["flags"].as_array().unwrap();
+        flags
+            .iter()
+            .map(|f| f["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // 62 flags: acme-only and every third bulk flag (20) are on for acme.
+    let (status, first) = check(vec![]).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (first["total"].clone(), first["enabled"].clone()),
+        (json!(62), json!(21))
+    );
+    assert_eq!(first["matching"], 62);
+    assert_eq!(keys(&first).len(), 50, "one page of 50");
+    assert_eq!(keys(&first)[0], "acme-only");
+    let (_, second) = check(vec![("page", "1")]).await;
+    let mut rest: Vec<String> = (49..60).map(|i| format!("bulk-{i:02}")).collect();
+    rest.push("pro-plan".into());
+    assert_eq!(keys(&second), rest);
+    assert_eq!(second["page"], 1);
+    let (_, enabled) = check(vec![("result", "enabled"), ("search", "BULK")]).await;
+    assert_eq!(enabled["matching"], 20, "{enabled}");
+    assert!(keys(&enabled).iter().all(|k| k.starts_with("bulk-")));
+    let why = enabled["flags"][0]["rules"][0].as_str().unwrap();
+    assert!(
+        why.contains("company.id is any of c-0, c-1, c-2, c-3, c-4 and 36 more")
+            && why.contains("\u{201c}acme\u{201d}"),
+        "{why}"
+    );
+    let (_, disabled) = check(vec![("result", "disabled")]).await;
+    assert_eq!(disabled["matching"], 41);
+    assert!(!keys(&disabled).contains(&"acme-only".to_string()));
+    let (_, none) = check(vec![("search", "nothing-like-this")]).await;
+    assert_eq!(
+        (none["matching"].clone(), none["flags"].clone()),
+        (json!(0), json!([]))
+    );
+    let (status, refused) = check(vec![("result", "sometimes")]).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["field"], "result");
+    let page = viewer
+        .get(app.url("/companies/acme?env=production&q=bulk&result=enabled&page=0"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("21 of 62 flags enabled"),
+        "the summary counts every flag"
+    );
+    assert!(page.contains("Page 1 of 1 · 20 flags"));
+    assert!(page.contains("value=\"bulk\"") && page.contains("<option value=\"enabled\" selected"));
+}
+
 #[tokio::test]
 async fn the_pages_render_on_the_server() {
     let app = targeted_company().await;

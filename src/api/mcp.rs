@@ -22,7 +22,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::service::{
-    AccessChange, Actor, Change, EntityKind, FlagFilter, Grantee, NewFlag, Service, ServiceError, StageRef,
+    AccessChange, Actor, Change, CheckFilter, EntityKind, FlagFilter, Grantee, NewFlag, Service,
+    ServiceError, StageRef,
 };
 use crate::state::AppState;
 
@@ -311,7 +312,13 @@ impl GatehouseMcp {
             let environment = p.environment.unwrap_or_else(|| "production".into());
             let check = self
                 .service
-                .check_access(&actor(&parts)?, EntityKind::Company, &environment, &p.company)
+                .check_access(
+                    &actor(&parts)?,
+                    EntityKind::Company,
+                    &environment,
+                    &p.company,
+                    &CheckFilter::all(),
+                )
                 .await?;
             let flags: Vec<Value> = check
                 .flags

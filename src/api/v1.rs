@@ -24,8 +24,8 @@ use crate::model::token::TokenView;
 use crate::model::{AccessRules, Environment, Flag, ReleaseStage, SegmentCondition};
 use crate::service::access::Refusal;
 use crate::service::{
-    AccessChange, Actor, AuditFilter, Change, FlagDetail, FlagFilter, NewFlag, Outcome, SegmentRecord,
-    Service, ServiceError, TokenRefusal,
+    AccessChange, Actor, AuditFilter, Change, CheckFilter, FlagDetail, FlagFilter, NewFlag, Outcome,
+    SegmentRecord, Service, ServiceError, TokenRefusal,
 };
 use crate::state::AppState;
 
@@ -892,7 +892,7 @@ async fn entity_access(
 ) -> ApiResult {
     let environment = params.get("environment").map_or("production", String::as_str);
     let check = service
-        .check_access(&caller.actor, kind, environment, &id)
+        .check_access(&caller.actor, kind, environment, &id, &CheckFilter::all())
         .await?;
     let flags: Vec<Value> = check
         .flags

@@ -132,6 +132,8 @@ pub struct Entities {
     /// Serialises writes and reloads so the cache applies merged states in commit order; holds
     /// the `last_seen` from which the next reload reads.
     writes: tokio::sync::Mutex<i64>,
+    /// Moves whenever a company or user is put into the cache.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Entities {
@@ -140,6 +142,7 @@ impl Entities {
         let entities = Entities {
             environments: RwLock::default(),
             writes: tokio::sync::Mutex::new(i64::MIN),
+            generation: Default::default(),
         };
         entities.refresh(store, clock).await?;
         Ok(entities)
@@ -158,6 +161,7 @@ impl Entities {
     pub fn apply(&self, entities: impl IntoIterator<Item = StoredEntity>) {
         let mut environments = self.write();
         for entity in entities {
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let environment = environments.entry(entity.environment_id).or_default();
             let (map, names) = match entity.kind {
                 EntityKind::Company => (&mut environment.companies, &mut environment.company_names),
@@ -169,6 +173,12 @@ impl Entities {
                 count_names(names, &previous, false);
             }
         }
+    }
+
+    /// A number that moves whenever a company or user is added or changed: what was worked out
+    /// from the companies still holds while it stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Serialises writes to the cache with reloads, so merged states are applied in commit order:

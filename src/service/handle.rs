@@ -25,6 +25,7 @@ pub(super) struct Inner {
     pub setup: SetupToken,
     pub throttle: Throttle,
     pub ingest: IngestGate,
+    pub pages: super::page_cache::PageCache,
 }
 
 /// The caps on ingest and the places of its bounded write queue.
@@ -67,6 +68,7 @@ impl Service {
             setup: SetupToken::default(),
             throttle: Throttle::default(),
             ingest: IngestGate::new(IngestLimits::default()),
+            pages: Default::default(),
         }));
         Ok((service, seeded))
     }

@@ -35,6 +35,7 @@ mod handle;
 mod ingest;
 mod keys;
 mod members;
+mod page_cache;
 mod pages;
 mod plans;
 mod requests;
@@ -66,8 +67,8 @@ pub use flusher::{FLUSH_EVERY, SKETCHES_EVERY};
 pub use handle::{OpenError, Service};
 pub use ingest::{EntityUpsert, IngestLimits, IngestWrite};
 pub use pages::{
-    AccessCheck, AccessCount, AuditPage, EditorOptions, EntityDetail, FlagDetail, FlagList, FlagPage,
-    Overview, SegmentList, StagesPage, Team,
+    AccessCheck, AccessCount, AuditPage, CheckFilter, EditorOptions, EntityDetail, FlagDetail, FlagList,
+    FlagPage, Overview, SegmentList, StagesPage, Team,
 };
 pub use sign_in::BAD_CREDENTIALS;
 pub use stages::{resolve as resolve_stage, Direction, StageColor, StageName, StageRef};

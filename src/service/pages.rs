@@ -10,6 +10,7 @@ use super::access::{authorize, Permission};
 use super::actor::Actor;
 use super::error::{ServiceError, ServiceResult};
 use super::handle::Service;
+use super::page_cache::Counted;
 use super::runtime::{Inputs, Runtime};
 use super::store::api_keys::ApiKeyInfo;
 use super::store::audit::{AuditFilter, AuditRecord, ChangeEvent};
@@ -133,6 +134,8 @@ pub struct SegmentList {
     pub environments: Vec<Environment>,
     pub environment: Environment,
     pub companies: usize,
+    /// When the companies were counted (epoch ms).
+    pub counted_at: i64,
 }
 
 /// A company or user and what it is associated with.
@@ -145,14 +148,49 @@ pub struct EntityDetail {
     pub related: Vec<String>,
 }
 
-/// Every flag of an environment explained for one company or user.
+/// The flags of an environment decided for one company or user, and one page of them explained.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccessCheck {
     pub context: FlatContext,
     /// For a user: the company evaluated with, and how many companies the user belongs to.
     pub company: Option<(String, usize)>,
-    /// `(key, name, explanation)` per served flag.
+    /// `(key, name, explanation)` per flag of the page, by key.
     pub flags: Vec<(String, String, Explanation)>,
+    /// Served flags in the environment.
+    pub total: usize,
+    /// Of those, how many are enabled for the company or user.
+    pub enabled: usize,
+    /// How many match the filter (the pages' total).
+    pub matching: usize,
+}
+
+/// Which flags of an access check are explained: those whose key or name contains `search` (any
+/// case), enabled or disabled ones only when `enabled` says so, one page of `size`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckFilter {
+    pub search: String,
+    pub enabled: Option<bool>,
+    pub page: usize,
+    pub size: usize,
+}
+
+impl CheckFilter {
+    /// Every flag, on one page.
+    pub fn all() -> CheckFilter {
+        CheckFilter {
+            search: String::new(),
+            enabled: None,
+            page: 0,
+            size: usize::MAX,
+        }
+    }
+
+    fn admits(&self, needle: &str, key: &str, name: &str, enabled: bool) -> bool {
+        self.enabled.is_none_or(|wanted| wanted == enabled)
+            && (needle.is_empty()
+                || key.to_lowercase().contains(needle)
+                || name.to_lowercase().contains(needle))
+    }
 }
 
 /// One page of the audit log.
@@ -627,14 +665,17 @@ impl Service {
         })
     }
 
-    /// Every served flag of the environment explained for one company or user, with its stored
-    /// attributes, as the SDKs would see it; works for ids never reported too (id only).
+    /// Every served flag of the environment decided for one company or user, with its stored
+    /// attributes, as the SDKs would see it, and the flags `filter` picks explained; works for ids
+    /// never reported too (id only). Deciding is the evaluation API's work (microseconds a
+    /// flag); only the page is explained, so the check stays fast with many flags.
     pub async fn check_access(
         &self,
         actor: &Actor,
         kind: EntityKind,
         environment: &str,
         id: &str,
+        filter: &CheckFilter,
     ) -> ServiceResult<AccessCheck> {
         authorize(actor, Permission::Read)?;
         let id = id.trim();
@@ -651,13 +692,7 @@ impl Service {
         let snapshot = self.serving()?.snapshot(chosen.id).ok_or_else(|| {
             ServiceError::Refused("the environment's flags are not loaded; try again".into())
         })?;
-        let names: HashMap<String, String> = self
-            .store()
-            .flags()
-            .await?
-            .into_iter()
-            .map(|f| (f.key.to_string(), f.name))
-            .collect();
+        let names: HashMap<String, String> = self.store().flag_names().await?.into_iter().collect();
         let mut entities = vec![entity_value(kind, id, stored.as_ref().map(|s| &s.attributes))];
         // A user is evaluated as the SDKs see them: with their company (the first, by id, of
         // those they were reported with), so company rules apply to them too.
@@ -674,12 +709,27 @@ impl Service {
                 company = Some((first.clone(), companies.len()));
             }
         }
-        let context = crate::eval::flatten(&JsValue::object(entities));
+        let mut context = crate::eval::flatten(&JsValue::object(entities));
+        context.bind(&snapshot.fields);
         let now = self.clock().now_ms();
-        let flags = snapshot
-            .definitions
+        let needle = filter.search.trim().to_lowercase();
+        let (mut enabled, mut matching) = (0, Vec::new());
+        for (i, compiled) in snapshot.compiled.iter().enumerate() {
+            let on = compiled.evaluate_targeting(&context, now).matched.is_some();
+            enabled += usize::from(on);
+            let key = compiled.key();
+            let name = names.get(key).map_or(key, String::as_str);
+            if filter.admits(&needle, key, name, on) {
+                matching.push(i);
+            }
+        }
+        let start = filter.page.saturating_mul(filter.size);
+        let flags = matching
             .iter()
-            .map(|definition| {
+            .skip(start)
+            .take(filter.size)
+            .map(|&i| {
+                let definition = &snapshot.definitions[i];
                 let key = definition.key.to_string();
                 let name = names.get(&key).cloned().unwrap_or_else(|| key.clone());
                 (key, name, explain_flag(definition, &context, now))
@@ -689,6 +739,9 @@ impl Service {
             context,
             company,
             flags,
+            total: snapshot.compiled.len(),
+            enabled,
+            matching: matching.len(),
         })
     }
 
@@ -724,31 +777,72 @@ impl Service {
         Ok(used)
     }
 
-    /// The segments, what uses them and how many known companies of the environment each holds.
+    /// The segments, what uses them and how many known companies of the environment each holds
+    /// (kept between views while they hold: [`super::page_cache`]).
     pub async fn segment_list(&self, actor: &Actor, environment: &str) -> ServiceResult<SegmentList> {
         authorize(actor, Permission::Read)?;
         let environments = self.store().environments().await?;
         let chosen = Self::pick(&environments, environment)?;
         let records = self.store().segments().await?;
-        let mut used_by = self.flags_using_segments(&environments).await?;
-        let companies = self.serving()?.entities().company_contexts(chosen.id);
-        let by_key: HashMap<SegmentKey, Segment> = records
-            .iter()
-            .map(|r| (r.segment.key.clone(), r.segment.clone()))
+        let mut used_by = match self.0.pages.used_by(&environments) {
+            Some(used) => used,
+            None => {
+                let used = self.flags_using_segments(&environments).await?;
+                self.0.pages.keep_used_by(&environments, &used);
+                used
+            }
+        };
+        let counted = self.segment_counts(chosen.id, &records).await?;
+        let segments = records
+            .into_iter()
+            .map(|record| {
+                let users = used_by.remove(&record.segment.key).unwrap_or_default();
+                let matching = counted.counts.get(&record.segment.key).copied().unwrap_or(0);
+                (record, users, matching)
+            })
             .collect();
-        let now = self.clock().now_ms();
-        let mut segments = Vec::with_capacity(records.len());
-        for record in records {
-            let matching = count_matching(&by_key, &record.segment.key, &companies, now)?;
-            let users = used_by.remove(&record.segment.key).unwrap_or_default();
-            segments.push((record, users, matching));
-        }
         Ok(SegmentList {
             segments,
             environments,
             environment: chosen,
-            companies: companies.len(),
+            companies: counted.companies,
+            counted_at: counted.at,
         })
+    }
+
+    /// How many known companies of the environment each segment holds, counted again only when
+    /// the kept counts no longer hold; the counting runs off the request threads.
+    async fn segment_counts(&self, environment_id: i64, records: &[SegmentRecord]) -> ServiceResult<Counted> {
+        let segments: HashMap<SegmentKey, Segment> = records
+            .iter()
+            .map(|r| (r.segment.key.clone(), r.segment.clone()))
+            .collect();
+        let fingerprint = super::page_cache::fingerprint(records.iter().map(|r| &r.segment));
+        let entities = self.serving()?.entities();
+        // Read before the companies, so a company reported meanwhile makes the next view recount.
+        let generation = entities.generation();
+        let now = self.clock().now_ms();
+        if let Some(kept) = self.0.pages.counts(environment_id, fingerprint, generation, now) {
+            return Ok(kept);
+        }
+        let companies = entities.company_contexts(environment_id);
+        let counted = tokio::task::spawn_blocking(move || -> ServiceResult<Counted> {
+            let mut counts = HashMap::with_capacity(segments.len());
+            for key in segments.keys() {
+                counts.insert(key.clone(), count_matching(&segments, key, &companies, now)?);
+            }
+            Ok(Counted {
+                segments: fingerprint,
+                generation,
+                at: now,
+                companies: companies.len(),
+                counts,
+            })
+        })
+        .await
+        .map_err(|_| ServiceError::Internal)??;
+        self.0.pages.keep_counts(environment_id, counted.clone());
+        Ok(counted)
     }
 
     /// One segment and the flags that use it.

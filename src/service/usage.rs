@@ -26,6 +26,9 @@ pub const MAX_DAYS: u32 = 400;
 /// The names of the staleness settings.
 const RELEASED_DAYS: &str = "stale.released_days";
 const UNCHECKED_DAYS: &str = "stale.unchecked_days";
+/// Flags whose access rules one query reads (SQLite looks each bound parameter up by walking
+/// the statement's list, so very long lists cost more than several short ones).
+const RULES_READ_AT_ONCE: usize = 200;
 
 impl Service {
     /// A flag's usage over the last `days` days (today included), per environment (only
@@ -191,7 +194,13 @@ impl Service {
             .into_iter()
             .filter(|f| !f.archived && !f.permanent)
             .collect();
-        let ids: Vec<i64> = flags.iter().map(|f| f.id).collect();
+        // Only flags in the last stage can be stale for being released: their production access
+        // is read (a few hundred at a time), not every flag's.
+        let released: Vec<i64> = flags
+            .iter()
+            .filter(|f| f.stage_id == last_stage.id)
+            .map(|f| f.id)
+            .collect();
         // flag id → when its production access became Everyone (None: not Everyone somewhere).
         let mut everyone_since: HashMap<i64, Option<i64>> = HashMap::new();
         let production: Vec<_> = store
@@ -202,10 +211,12 @@ impl Service {
             .collect();
         for environment in &production {
             let mut current: HashMap<i64, _> = HashMap::new();
-            for version in store.current_access_rules_of(environment.id, &ids).await? {
-                current.insert(version.flag_id, version);
+            for ids in released.chunks(RULES_READ_AT_ONCE) {
+                for version in store.current_access_rules_of(environment.id, ids).await? {
+                    current.insert(version.flag_id, version);
+                }
             }
-            for id in &ids {
+            for id in &released {
                 let since = match current.get(id) {
                     Some(v) if matches!(v.value, Ok(AccessRules::Everyone)) => Some(v.created_at),
                     _ => None,

@@ -211,6 +211,16 @@ impl Store {
         flags_in(&mut conn).await
     }
 
+    /// Every flag's key and name, by key.
+    pub async fn flag_names(&self) -> StoreResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT key, name FROM flags ORDER BY key")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("key")?, row.try_get("name")?)))
+            .collect()
+    }
+
     /// The flag `key`; not found when there is none.
     pub async fn known_flag(&self, key: &str) -> StoreResult<Flag> {
         let mut conn = self.pool().acquire().await?;

@@ -12,6 +12,10 @@ use super::format::datetime;
 
 /// Entities per page of the list.
 pub const PAGE_SIZE: usize = 50;
+/// Flags explained per page of the access check.
+pub const CHECK_PAGE_SIZE: usize = 50;
+/// Values of a long list shown in an explanation; the rest are counted.
+const VALUES_SHOWN: usize = 5;
 
 /// Which kind of entity a page shows; also its URL segment (`/companies`, `/users`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +34,8 @@ impl Kind {
                 field: Some("kind".into()),
                 message: "check a company or a user".into(),
                 ..Default::default()
-            }),
+            }
+            .rejected_input()),
         }
     }
 
@@ -115,7 +120,14 @@ pub struct AccessCheck {
     pub context: Vec<(String, String)>,
     /// For a user: which company the check used, said in words.
     pub company_note: Option<String>,
+    /// One page of the flags the filter picked, by key.
     pub flags: Vec<FlagCheck>,
+    /// Flags in the environment, and how many of them are enabled.
+    pub total: usize,
+    pub enabled: usize,
+    /// Flags the filter picked, over all pages.
+    pub matching: usize,
+    pub page: usize,
 }
 
 #[cfg(feature = "ssr")]
@@ -123,7 +135,8 @@ mod server {
     use super::{AccessCheck, EntityItem, FlagCheck};
     use crate::eval::explain::{Explanation, NodeKind, NodeTrace};
     use crate::eval::FlatContext;
-    use crate::service::EntityRow;
+    use crate::service::{CheckFilter, EntityRow};
+    use crate::ui::error::AppError;
 
     pub fn item(row: EntityRow) -> EntityItem {
         EntityItem {
@@ -152,10 +165,14 @@ mod server {
                 actual,
                 missing,
             } => {
-                let values = if values.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", values.join(", "))
+                let values = match values.len() {
+                    0 => String::new(),
+                    n if n > super::VALUES_SHOWN + 1 => format!(
+                        " {} and {} more",
+                        values[..super::VALUES_SHOWN].join(", "),
+                        n - super::VALUES_SHOWN
+                    ),
+                    _ => format!(" {}", values.join(", ")),
                 };
                 let seen = match (actual, missing) {
                     (_, true) => "it is missing from the context".to_string(),
@@ -238,7 +255,30 @@ mod server {
         }
     }
 
-    pub fn check(checked: crate::service::AccessCheck) -> AccessCheck {
+    /// The service's filter for the page's search, result (`enabled`, `disabled`, or all) and page.
+    pub fn filter(search: String, result: &str, page: usize) -> Result<CheckFilter, AppError> {
+        let enabled = match result {
+            "" | "all" => None,
+            "enabled" => Some(true),
+            "disabled" => Some(false),
+            _ => {
+                let error = AppError {
+                    field: Some("result".into()),
+                    message: "show all flags, the enabled or the disabled ones".into(),
+                    ..Default::default()
+                };
+                return Err(error.rejected_input());
+            }
+        };
+        Ok(CheckFilter {
+            search,
+            enabled,
+            page,
+            size: super::CHECK_PAGE_SIZE,
+        })
+    }
+
+    pub fn check(checked: crate::service::AccessCheck, page: usize) -> AccessCheck {
         let company_note = checked.company.map(|(id, of)| match of {
             1 => format!("Evaluated with the user's company {id}."),
             n => format!(
@@ -253,6 +293,10 @@ mod server {
                 .iter()
                 .map(|(key, name, explanation)| flag_check(key.clone(), name.clone(), explanation))
                 .collect(),
+            total: checked.total,
+            enabled: checked.enabled,
+            matching: checked.matching,
+            page,
         }
     }
 
@@ -307,14 +351,52 @@ pub async fn entity(kind: String, env: String, id: String) -> Result<EntityDetai
 }
 
 /// Every flag of the environment evaluated for one company or user (`kind`), with its stored
-/// attributes, as the SDKs would see it; works for ids never reported too (id only).
+/// attributes, as the SDKs would see it, and one page of those whose key or name contains
+/// `search` and whose `result` is `enabled`, `disabled` (or either) explained; works for ids
+/// never reported too (id only).
 #[server(endpoint = "read/check_access")]
-pub async fn check_access(kind: String, env: String, id: String) -> Result<AccessCheck, AppError> {
-    let kind = Kind::parse(&kind)?;
+pub async fn check_access(
+    kind: String,
+    env: String,
+    id: String,
+    #[server(default)] search: String,
+    #[server(default)] result: String,
+    #[server(default)] page: usize,
+) -> Result<AccessCheck, AppError> {
+    let (kind, filter) = (Kind::parse(&kind)?, server::filter(search, &result, page)?);
     let env = super::server::working_environment(env).await?;
     let (service, actor) = super::server::caller()?;
-    let checked = service.check_access(&actor, kind.stored(), &env, &id).await?;
-    Ok(server::check(checked))
+    let checked = service
+        .check_access(&actor, kind.stored(), &env, &id, &filter)
+        .await?;
+    Ok(server::check(checked, page))
+}
+
+/// Where the access check's filter and pages lead: the entity's page with the environment,
+/// search and result kept.
+struct CheckLinks {
+    kind: Kind,
+    id: String,
+    env: String,
+    search: String,
+    result: String,
+}
+
+impl CheckLinks {
+    fn path(&self) -> String {
+        format!("{}/{}", self.kind.path(), urlencode(&self.id))
+    }
+
+    fn href(&self, page: usize) -> String {
+        let mut href = format!("{}?env={}&page={page}", self.path(), urlencode(&self.env));
+        if !self.search.is_empty() {
+            href.push_str(&format!("&q={}", urlencode(&self.search)));
+        }
+        if !self.result.is_empty() {
+            href.push_str(&format!("&result={}", urlencode(&self.result)));
+        }
+        href
+    }
 }
 
 /// Page links that keep the environment and search.
@@ -460,9 +542,20 @@ fn EntityPage(kind: Kind) -> impl IntoView {
         move || (id(), env()),
         move |(id, env)| entity(kind.as_str().to_string(), env, id),
     );
+    let search = move || query.read().get("q").unwrap_or_default();
+    let shown = move || query.read().get("result").unwrap_or_default();
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
     let checks = Resource::new(
-        move || (id(), env()),
-        move |(id, env)| check_access(kind.as_str().to_string(), env, id),
+        move || (id(), env(), search(), shown(), page()),
+        move |(id, env, search, result, page)| {
+            check_access(kind.as_str().to_string(), env, id, search, result, page)
+        },
     );
     let (related_label, related_kind) = match kind {
         Kind::Company => ("Users", Kind::User),
@@ -533,12 +626,36 @@ fn EntityPage(kind: Kind) -> impl IntoView {
             <Suspense fallback=|| view! { <p class="muted">"Evaluating…"</p> }>
                 {move || checks.get().map(|result| match result {
                     Err(error) => view! { <p class="error" role="alert">{error.message}</p> }.into_any(),
-                    Ok(check) if check.flags.is_empty() => view! {
+                    Ok(check) if check.total == 0 => view! {
                         <p class="muted">"There are no flags in this environment yet. " <a href="/flags/new">"Create one"</a> "."</p>
                     }.into_any(),
-                    Ok(check) => view! {
+                    Ok(check) => {
+                        let here = CheckLinks { kind, id: id(), env: env(), search: search(), result: shown() };
+                        let pages = check.matching.div_ceil(CHECK_PAGE_SIZE).max(1);
+                        let previous = (check.page > 0).then(|| here.href(check.page - 1));
+                        let next = (check.page + 1 < pages).then(|| here.href(check.page + 1));
+                        let noun = if check.total == 1 { "flag" } else { "flags" };
+                        view! {
                         {check.company_note.clone().map(|note| view! { <p class="muted">{note}</p> })}
                         <p class="muted">"Context: " <code>{attributes_text(&check.context)}</code></p>
+                        <p class="check-summary"><strong>{format!("{} of {} {noun} enabled", check.enabled, check.total)}</strong></p>
+                        <form method="get" action=here.path() class="filters">
+                            <input type="hidden" name="env" value=here.env.clone()/>
+                            <label for="check-q">"Flag key or name"</label>
+                            <input id="check-q" name="q" type="search" value=here.search.clone()/>
+                            <label for="check-result">"Result"</label>
+                            <select id="check-result" name="result">
+                                {[("all", "All"), ("enabled", "Enabled"), ("disabled", "Disabled")].into_iter().map(|(value, label)| {
+                                    let chosen = here.result == value || (value == "all" && here.result.is_empty());
+                                    view! { <option value=value selected=chosen>{label}</option> }
+                                }).collect_view()}
+                            </select>
+                            <button type="submit" class="secondary">"Filter"</button>
+                        </form>
+                        {if check.matching == 0 {
+                            view! { <p class="muted">"No flag matches this filter."</p> }.into_any()
+                        } else {
+                            view! {
                         <table class="checks">
                             <thead><tr><th>"Flag"</th><th>"Result"</th><th>"Why"</th></tr></thead>
                             <tbody>
@@ -562,7 +679,15 @@ fn EntityPage(kind: Kind) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    }.into_any(),
+                        <nav class="pager entities" aria-label="Pages of flags">
+                            {previous.map(|href| view! { <a href=href>"← Previous"</a> })}
+                            <span class="muted">{format!("Page {} of {pages} · {} {}", check.page + 1, check.matching, if check.matching == 1 { "flag" } else { "flags" })}</span>
+                            {next.map(|href| view! { <a href=href>"Next →"</a> })}
+                        </nav>
+                            }.into_any()
+                        }}
+                        }.into_any()
+                    }
                 })}
             </Suspense>
         </section>
@@ -602,6 +727,21 @@ mod tests {
         assert_eq!(
             page_href(Kind::User, "staging", "", 0),
             "/users?env=staging&page=0"
+        );
+    }
+
+    #[test]
+    fn check_links_keep_the_filter() {
+        let links = CheckLinks {
+            kind: Kind::Company,
+            id: "acme inc".into(),
+            env: "staging".into(),
+            search: "new billing".into(),
+            result: "enabled".into(),
+        };
+        assert_eq!(
+            links.href(3),
+            "/companies/acme%20inc?env=staging&page=3&q=new%20billing&result=enabled"
         );
     }
 }

@@ -14,6 +14,9 @@ use super::error::{field_error, message_for, AppError, ErrorText};
 use super::flags::split_list;
 use crate::model::{ContextOperator, SegmentCondition};
 
+/// Flags listed per segment on the list; the rest are counted.
+const USED_BY_SHOWN: usize = 5;
+
 /// Attribute rows the form always offers (more when a segment already has more conditions).
 pub const ATTRIBUTE_ROWS: usize = 3;
 
@@ -162,6 +165,8 @@ pub struct SegmentList {
     pub environment: String,
     /// Known companies of the chosen environment.
     pub companies: usize,
+    /// When they were counted (epoch ms): counts are kept a while between views.
+    pub counted_at: i64,
 }
 
 #[server(endpoint = "read/segments")]
@@ -196,6 +201,7 @@ impl From<crate::service::SegmentList> for SegmentList {
                 .collect(),
             environment: list.environment.key.to_string(),
             companies: list.companies,
+            counted_at: list.counted_at,
         }
     }
 }
@@ -407,9 +413,11 @@ pub fn SegmentsPage() -> impl IntoView {
                                                 {if s.used_by.is_empty() {
                                                     view! { <span class="muted">"no flags"</span> }.into_any()
                                                 } else {
+                                                    let more = s.used_by.len().saturating_sub(USED_BY_SHOWN);
                                                     view! {
                                                         <ul class="plain used-by">
-                                                            {s.used_by.into_iter().map(|flag| view! { <li><a href=format!("/flags/{flag}")>{flag.clone()}</a></li> }).collect_view()}
+                                                            {s.used_by.into_iter().take(USED_BY_SHOWN).map(|flag| view! { <li><a href=format!("/flags/{flag}")>{flag.clone()}</a></li> }).collect_view()}
+                                                            {(more > 0).then(|| view! { <li class="muted">{format!("and {more} more")}</li> })}
                                                         </ul>
                                                     }.into_any()
                                                 }}
@@ -419,6 +427,7 @@ pub fn SegmentsPage() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            <p class="muted">{format!("Companies counted {}.", super::format::datetime(list.counted_at))}</p>
                         </section>
                     }.into_any()
                 }
