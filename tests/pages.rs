@@ -204,6 +204,40 @@ async fn ids_no_sdk_reported_are_pointed_out_on_the_flag_page() {
         html.contains("Not seen yet in this environment (check the spelling; ids are case-sensitive): companies Acme; users u-bob."),
         "{html}"
     );
+    // The lists are chips with the known ones' names, rendered on the server (no JavaScript).
+    let plain = html.replace("<!>", "");
+    let chip = |text: &str| plain.contains(text);
+    assert!(
+        chip(r#"<li class="chip"><span class="chip-name">Acme Inc</span><code>acme</code>"#),
+        "acme named: {html}"
+    );
+    assert!(chip(
+        r#"<code>Acme</code><span class="chip-unseen">not seen yet</span>"#
+    ));
+    assert!(chip(
+        r#"<code>u-bob</code><span class="chip-unseen">not seen yet</span>"#
+    ));
+    // What the chips ask for, as a viewer may; nobody signed in is refused.
+    app.add_member("viewer@example.com", Role::Viewer).await;
+    let viewer = app.signed_in("viewer@example.com").await;
+    let fields = [
+        ("environment", "production"),
+        ("kind", "company"),
+        ("ids", "acme\nAcme\n"),
+    ];
+    let response = app.call(&viewer, "/api/read/id_labels", &fields).await;
+    assert_eq!(response.status(), 200);
+    let labels: Value = response.json().await.unwrap();
+    assert_eq!(labels, json!([["acme", "Acme Inc"], ["Acme", null]]));
+    let anonymous = app
+        .call(&reqwest::Client::new(), "/api/read/id_labels", &fields)
+        .await;
+    assert_eq!(anonymous.status(), 401);
+    let wrong = [("environment", "production"), ("kind", "robot"), ("ids", "acme")];
+    assert_eq!(
+        app.call(&viewer, "/api/read/id_labels", &wrong).await.status(),
+        422
+    );
 }
 
 #[tokio::test]

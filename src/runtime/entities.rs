@@ -342,6 +342,26 @@ impl Entities {
         (map.len(), new.len())
     }
 
+    /// For each of `ids`, in order: `None` when the environment has no company (or user) with it,
+    /// else its name and email as stored (`"Acme Inc"`, `"Alice · alice@acme.test"`, or `""`).
+    pub fn labels(&self, environment_id: i64, kind: EntityKind, ids: &[String]) -> Vec<Option<String>> {
+        let environments = self.read();
+        let map = environments.get(&environment_id).map(|e| match kind {
+            EntityKind::Company => &e.companies,
+            EntityKind::User => &e.users,
+        });
+        ids.iter()
+            .map(|id| {
+                let attributes = map?.get(id.as_str())?;
+                let parts: Vec<&str> = ["name", "email"]
+                    .into_iter()
+                    .filter_map(|wanted| attributes.iter().find(|(k, _)| *k == wanted).map(|(_, v)| v))
+                    .collect();
+                Some(parts.join(" · "))
+            })
+            .collect()
+    }
+
     /// Those of `ids` that the environment has no company (or user) with, in their order.
     pub fn unseen(&self, environment_id: i64, kind: EntityKind, ids: &[String]) -> Vec<String> {
         let environments = self.read();
@@ -435,6 +455,21 @@ mod tests {
         entities.apply([company("b", r#"{}"#)]);
         assert_eq!(entities.attribute_names(1).0, ["id", "region"]);
         assert_eq!(entities.attribute_names(2).0, ["id"]);
+    }
+
+    #[test]
+    fn labels_name_known_ids_and_leave_unseen_ones_out() {
+        let entities = Entities::default();
+        entities.apply([
+            company("acme", r#"{"name":"Acme Inc","plan":"pro"}"#),
+            company("globex", r#"{"plan":"free"}"#),
+        ]);
+        let ids = ["acme", "globex", "initech"].map(String::from);
+        assert_eq!(
+            entities.labels(1, EntityKind::Company, &ids),
+            [Some("Acme Inc".to_string()), Some(String::new()), None]
+        );
+        assert_eq!(entities.labels(2, EntityKind::Company, &ids[..1]), [None]);
     }
 
     #[test]

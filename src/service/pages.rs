@@ -31,6 +31,9 @@ use crate::model::{
     Version,
 };
 
+/// Most ids [`Service::entity_labels`] looks up at once.
+pub const LABELS_AT_ONCE: usize = 100;
+
 /// The suggestions of the access editor in one environment.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EditorOptions {
@@ -638,6 +641,23 @@ impl Service {
             .search_entities(chosen.id, kind, &search, offset, size as i64)
             .await?;
         Ok((environments, chosen, found))
+    }
+
+    /// The names of companies (or users) of an environment for the access editor's chips: per id,
+    /// `None` when it was never reported there. At most [`LABELS_AT_ONCE`] ids are looked up.
+    pub async fn entity_labels(
+        &self,
+        actor: &Actor,
+        environment: &str,
+        kind: EntityKind,
+        ids: &[String],
+    ) -> ServiceResult<Vec<(String, Option<String>)>> {
+        authorize(actor, Permission::Read)?;
+        let environments = self.store().environments().await?;
+        let chosen = Self::pick(&environments, environment)?;
+        let ids = &ids[..ids.len().min(LABELS_AT_ONCE)];
+        let labels = self.serving()?.entities().labels(chosen.id, kind, ids);
+        Ok(ids.iter().cloned().zip(labels).collect())
     }
 
     /// One company or user of an environment.

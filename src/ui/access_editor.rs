@@ -583,6 +583,27 @@ pub async fn search_ids(
     Ok(page.rows.into_iter().map(picker_entry).collect())
 }
 
+/// Ids a picker shows as chips; the rest of a long list is counted.
+const CHIPS_SHOWN: usize = 50;
+
+/// For the pickers' chips: per id (newline-separated, the first [`CHIPS_SHOWN`]) its stored name
+/// and email, or `None` when the environment never saw it.
+#[server(endpoint = "read/id_labels")]
+pub async fn id_labels(
+    environment: String,
+    kind: String,
+    ids: String,
+) -> Result<Vec<(String, Option<String>)>, AppError> {
+    let kind = match kind.as_str() {
+        "company" => crate::service::EntityKind::Company,
+        "user" => crate::service::EntityKind::User,
+        _ => return Err(AppError::general("name companies or users").rejected_input()),
+    };
+    let (service, actor) = super::server::caller()?;
+    let ids: Vec<String> = split_list(&ids).into_iter().take(CHIPS_SHOWN).collect();
+    Ok(service.entity_labels(&actor, &environment, kind, &ids).await?)
+}
+
 /// A stored company or user as the pickers list it: its id and a label of its name and email.
 #[cfg(feature = "ssr")]
 fn picker_entry(row: crate::service::EntityRow) -> (String, String) {
@@ -622,8 +643,9 @@ fn resolve_pick(typed: &str, matches: &[(String, String)]) -> String {
         .map_or_else(|| typed.to_string(), |(id, _)| id.clone())
 }
 
-/// A list of ids (a textarea, posted as `name`) with a search box that suggests stored
-/// companies or users as you type and adds the chosen one to the list.
+/// A list of ids (a textarea, posted as `name`) shown as chips with the names of the known ones
+/// (an id never reported is marked "not seen yet"), removable with JavaScript, and a search box
+/// that suggests stored companies or users as you type and adds the chosen one.
 #[component]
 fn IdPicker(
     kind: &'static str,
@@ -635,6 +657,23 @@ fn IdPicker(
 ) -> impl IntoView {
     let list = NodeRef::<leptos::html::Textarea>::new();
     let search = NodeRef::<leptos::html::Input>::new();
+    let ids = RwSignal::new(split_list(&value));
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
+    let shown = Memo::new(move |_| ids.with(|ids| ids.iter().take(CHIPS_SHOWN).cloned().collect::<Vec<_>>()));
+    let labels_environment = environment.clone();
+    let labels = Resource::new(
+        move || shown.get(),
+        move |shown| {
+            let environment = labels_environment.clone();
+            async move {
+                if shown.is_empty() {
+                    return Ok(Vec::new());
+                }
+                id_labels(environment, kind.to_string(), shown.join("\n")).await
+            }
+        },
+    );
     // Filled by a search the input starts; a signal, not a resource, so the server render never
     // waits for it (there is nothing to search before someone types).
     let matches = RwSignal::new(Vec::<(String, String)>::new());
@@ -651,6 +690,13 @@ fn IdPicker(
             matches.set(found);
         });
     };
+    // The textarea is what is posted; the chips follow it.
+    let set_list = move |new: Vec<String>| {
+        if let Some(list) = list.get() {
+            list.set_value(&new.join("\n"));
+        }
+        ids.set(new);
+    };
     let add = move || {
         let (Some(list), Some(search)) = (list.get(), search.get()) else {
             return;
@@ -659,13 +705,57 @@ fn IdPicker(
         if chosen.is_empty() {
             return;
         }
-        let mut ids = split_list(&list.value());
-        if !ids.contains(&chosen) {
-            ids.push(chosen);
+        let mut now = split_list(&list.value());
+        if !now.contains(&chosen) {
+            now.push(chosen);
         }
-        list.set_value(&ids.join("\n"));
+        set_list(now);
         search.set_value("");
         matches.set(Vec::new());
+    };
+    let remove = move |gone: String| {
+        if let Some(list) = list.get() {
+            let mut now = split_list(&list.value());
+            now.retain(|id| *id != gone);
+            set_list(now);
+        }
+    };
+    let chips = move || {
+        let known = labels.get().and_then(Result::ok).unwrap_or_default();
+        let all = ids.get();
+        let more = all.len().saturating_sub(CHIPS_SHOWN);
+        (!all.is_empty()).then(|| {
+            let chips = all
+                .into_iter()
+                .take(CHIPS_SHOWN)
+                .map(|id| {
+                    let label = known.iter().find(|(k, _)| *k == id).map(|(_, l)| l.clone());
+                    let name = label.clone().flatten().filter(|n| !n.is_empty());
+                    let unseen = matches!(label, Some(None));
+                    let gone = id.clone();
+                    view! {
+                        <li class="chip">
+                            {name.map(|name| view! { <span class="chip-name">{name}</span> })}
+                            <code>{id.clone()}</code>
+                            {unseen.then(|| view! { <span class="chip-unseen">"not seen yet"</span> })}
+                            {move || hydrated.get().then(|| {
+                                let gone = gone.clone();
+                                view! {
+                                    <button type="button" class="chip-remove" title="Remove" aria-label=format!("Remove {}", gone)
+                                        on:click=move |_| remove(gone.clone())>"×"</button>
+                                }
+                            })}
+                        </li>
+                    }
+                })
+                .collect_view();
+            view! {
+                <ul class="chips">
+                    {chips}
+                    {(more > 0).then(|| view! { <li class="chip more">{format!("and {more} more")}</li> })}
+                </ul>
+            }
+        })
     };
     let (search_id, options_id) = (format!("{id}-search"), format!("{id}-matches"));
     let search_label = format!("Find a {kind} to add");
@@ -675,7 +765,9 @@ fn IdPicker(
     view! {
         <div class="picker">
             <label for=id.clone()>{label}</label>
-            <textarea id=id.clone() name=name rows="3" node_ref=list prop:value=stored>{value}</textarea>
+            <Transition fallback=|| ()>{chips}</Transition>
+            <textarea id=id.clone() name=name rows="3" node_ref=list prop:value=stored
+                on:input=move |ev| ids.set(split_list(&event_target_value(&ev)))>{value}</textarea>
             <div class="picker-search">
                 <label for=search_id.clone() class="small">{search_label}</label>
                 <input

@@ -14,8 +14,6 @@ use super::format::datetime;
 pub const PAGE_SIZE: usize = 50;
 /// Flags explained per page of the access check.
 pub const CHECK_PAGE_SIZE: usize = 50;
-/// Values of a long list shown in an explanation; the rest are counted.
-const VALUES_SHOWN: usize = 5;
 
 /// Which kind of entity a page shows; also its URL segment (`/companies`, `/users`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +136,9 @@ mod server {
     use crate::service::{CheckFilter, EntityRow};
     use crate::ui::error::AppError;
 
+    /// Values of a long list shown in an explanation; the rest are counted.
+    const VALUES_SHOWN: usize = 5;
+
     pub fn item(row: EntityRow) -> EntityItem {
         EntityItem {
             attributes: FlatContext::from_object(&row.attributes).to_pairs(),
@@ -167,10 +168,10 @@ mod server {
             } => {
                 let values = match values.len() {
                     0 => String::new(),
-                    n if n > super::VALUES_SHOWN + 1 => format!(
+                    n if n > VALUES_SHOWN + 1 => format!(
                         " {} and {} more",
-                        values[..super::VALUES_SHOWN].join(", "),
-                        n - super::VALUES_SHOWN
+                        values[..VALUES_SHOWN].join(", "),
+                        n - VALUES_SHOWN
                     ),
                     _ => format!(" {}", values.join(", ")),
                 };
