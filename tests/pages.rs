@@ -270,6 +270,55 @@ async fn the_history_says_which_versions_were_rollbacks_and_copies() {
     assert!(html.contains("rolled back to version 2"), "{html}");
     let (_, html) = page(&app, &pm, "/flags/checkout?env=staging").await;
     assert!(html.contains("copied from Production"), "{html}");
+    assert!(html.contains("No remote config saved in this environment yet."));
+
+    // Remote config changes are in the history too, each against the version before.
+    use gatehouse::model::ConfigVariant;
+    let value = |key: &str, seats: i64, companies: &[&str], is_default: bool| ConfigVariant {
+        key: key.into(),
+        payload: json!({ "seats": seats }),
+        companies: companies.iter().map(|c| c.to_string()).collect(),
+        users: vec![],
+        segments: vec![],
+        is_default,
+    };
+    let config = |variants| Change::SetRemoteConfig {
+        flag: "checkout".into(),
+        environment: "production".into(),
+        variants,
+        expected_version: None,
+    };
+    app.apply(config(vec![value("basic", 5, &[], true)])).await;
+    app.apply(config(vec![
+        value("basic", 5, &[], false),
+        value("premium", 50, &["acme"], true),
+    ]))
+    .await;
+    let (_, html) = page(&app, &pm, "/flags/checkout?env=production").await;
+    let plain = html.replace("<!>", "");
+    let rows: Vec<&str> = plain
+        .split("<h3 id=\"config-history\">")
+        .nth(1)
+        .unwrap()
+        .split("<tr>")
+        .skip(2)
+        .collect();
+    assert_eq!(rows.len(), 2, "{plain}");
+    assert!(
+        rows[0].starts_with("<td>2</td><td>2 values, default premium</td>"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[0].contains("<li>+ value premium {\"seats\":50}</li><li>default basic → premium</li>"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].contains("<li>+ value basic {\"seats\":5}</li><li>default → basic</li>"),
+        "{}",
+        rows[1]
+    );
 }
 
 #[tokio::test]
@@ -435,6 +484,88 @@ async fn a_refused_invitation_without_javascript_comes_back_as_typed() {
         html.contains("<option value=\"viewer\" selected"),
         "the role comes back"
     );
+}
+
+/// A plain form post (no JavaScript) from `from` that the server refuses: the page it is sent
+/// back to, as the browser then shows it.
+async fn refused_without_javascript(
+    app: &TestApp,
+    client: &reqwest::Client,
+    endpoint: &str,
+    from: &str,
+    form: &[(&str, &str)],
+) -> String {
+    let answer = client
+        .post(app.url(endpoint))
+        .header("Referer", app.url(from))
+        .header("accept", "text/html,application/xhtml+xml")
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        answer.status().is_redirection(),
+        "{endpoint}: {}",
+        answer.status()
+    );
+    let back = answer.headers()["location"].to_str().unwrap().to_string();
+    let origin = app.url("");
+    let (status, html) = page(app, client, back.strip_prefix(&origin).unwrap_or(&back)).await;
+    assert_eq!(status, 200);
+    html.replace("<!>", "")
+}
+
+#[tokio::test]
+async fn refused_stage_and_webhook_forms_without_javascript_come_back_as_typed() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.add_member("admin@example.com", Role::Admin).await;
+    let admin = app.signed_in("admin@example.com").await;
+    let stages = "/settings/stages";
+    let form = [("name", "Beta"), ("color", "#123456")];
+    let html = refused_without_javascript(&app, &admin, "/api/admin/add_stage", stages, &form).await;
+    assert!(
+        html.contains(r#"id="stage-name" name="name" value="Beta""#),
+        "{html}"
+    );
+    assert!(html.contains(r##"id="stage-color" name="color" type="color" value="#123456""##));
+    let beta = app
+        .service
+        .release_stages(&Actor::cli())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "Beta")
+        .unwrap()
+        .id
+        .to_string();
+    let form = [
+        ("id", beta.as_str()),
+        ("name", "General availability"),
+        ("color", "#654321"),
+    ];
+    let html = refused_without_javascript(&app, &admin, "/api/admin/update_stage", stages, &form).await;
+    let row = format!(r#"id="stage-{beta}-name" name="name" value="General availability""#);
+    assert!(html.contains(&row), "the Beta row keeps the typed name: {html}");
+    assert!(html.contains(&format!(
+        r##"id="stage-{beta}-color" name="color" type="color" value="#654321""##
+    )));
+
+    let hooks = "/settings/webhooks";
+    let form = [
+        ("name", "Ops"),
+        ("url", "ftp://example.com/hook"),
+        ("events", "flag.*"),
+        ("format", "slack"),
+    ];
+    let html = refused_without_javascript(&app, &admin, "/api/admin/save_webhook", hooks, &form).await;
+    assert!(
+        html.contains(r#"id="webhook-new-name" name="name" value="Ops""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"name="url" type="url" value="ftp://example.com/hook""#));
+    assert!(html
+        .contains(r#"name="events" rows="3" aria-describedby="webhook-new-events-help">flag.*</textarea>"#));
+    assert!(html.contains(r#"<option value="slack" selected"#));
 }
 
 #[tokio::test]

@@ -195,7 +195,16 @@ test('rules of several conditions, picked ids, a live count and a readable histo
   await page.getByLabel('Find a company to add').fill('hooli');
   await page.getByRole('button', { name: 'Add', exact: true }).first().click();
   await expect(page.getByLabel('Companies (ids, one per line)', { exact: true })).toHaveValue('hooli');
+  // Picked companies are chips with their names; an id no SDK reported says so and is removed.
+  const chips = page.locator('#access-companies').locator('xpath=..').locator('li.chip');
+  await expect(chips.filter({ hasText: 'hooli' })).toContainText('Hooli');
+  await page.getByLabel('Find a company to add').fill('ghost-co');
+  await page.getByRole('button', { name: 'Add', exact: true }).first().click();
+  await expect(chips.filter({ hasText: 'ghost-co' })).toContainText('not seen yet');
   await screenshot(page, '18-rule-editor');
+  await page.getByRole('button', { name: 'Remove ghost-co' }).click();
+  await expect(chips).toHaveCount(1);
+  await expect(page.getByLabel('Companies (ids, one per line)', { exact: true })).toHaveValue('hooli');
 
   await page.getByRole('button', { name: 'Save access' }).click();
   await expect(page.getByRole('heading', { name: /^Access in/ })).toContainText('version 2');

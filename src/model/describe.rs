@@ -2,7 +2,8 @@
 //! changed between two versions of a flag's access (the history's diff).
 
 use super::access::{
-    AccessRule, AccessRules, Condition, RolloutAttribute, SegmentMembership, TargetedAccess,
+    AccessRule, AccessRules, Condition, ConfigVariant, RemoteConfig, RolloutAttribute, SegmentMembership,
+    TargetedAccess,
 };
 use super::filter::ContextOperator;
 
@@ -239,9 +240,130 @@ pub fn access_changes(old: &AccessRules, new: &AccessRules) -> Vec<String> {
     out
 }
 
+/// Longest payload quoted in a change line; longer ones are cut with "…".
+const PAYLOAD_QUOTED: usize = 60;
+
+/// A payload as the history quotes it: compact JSON, cut when long.
+fn quoted(payload: &serde_json::Value) -> String {
+    let text = payload.to_string();
+    match text.char_indices().nth(PAYLOAD_QUOTED) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// A remote config in a few words: `2 values, default basic` or `no values`.
+pub fn config_summary(config: &RemoteConfig) -> String {
+    let values = match config.variants.len() {
+        0 => return "no values".to_string(),
+        1 => "1 value".to_string(),
+        n => format!("{n} values"),
+    };
+    match config.variants.iter().find(|v| v.is_default) {
+        Some(default) => format!("{values}, default {}", default.key),
+        None => values,
+    }
+}
+
+/// What changed from one remote config to the next, one line per change: `+ value premium
+/// {"seats":10}`, `− value trial`, `value premium: payload {…} → {…}`, `value premium: +
+/// companies acme`, `default basic → premium`. Empty when the two are equal.
+pub fn config_changes(old: &RemoteConfig, new: &RemoteConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let find = |config: &RemoteConfig, key: &str| config.variants.iter().find(|v| v.key == key).cloned();
+    for variant in &new.variants {
+        let Some(before) = find(old, &variant.key) else {
+            out.push(format!("+ value {} {}", variant.key, quoted(&variant.payload)));
+            continue;
+        };
+        let mut changes = Vec::new();
+        if before.payload != variant.payload {
+            changes.push(format!(
+                "payload {} → {}",
+                quoted(&before.payload),
+                quoted(&variant.payload)
+            ));
+        }
+        let keys = |v: &ConfigVariant| -> Vec<String> {
+            v.segments.iter().map(|s| s.as_str().to_string()).collect()
+        };
+        list_changes("companies", &before.companies, &variant.companies, &mut changes);
+        list_changes("users", &before.users, &variant.users, &mut changes);
+        list_changes("segments", &keys(&before), &keys(variant), &mut changes);
+        out.extend(changes.into_iter().map(|c| format!("value {}: {c}", variant.key)));
+    }
+    for variant in old.variants.iter().filter(|v| find(new, &v.key).is_none()) {
+        out.push(format!("− value {}", variant.key));
+    }
+    let default = |config: &RemoteConfig| {
+        config
+            .variants
+            .iter()
+            .find(|v| v.is_default)
+            .map(|v| v.key.clone())
+    };
+    match (default(old), default(new)) {
+        (Some(a), Some(b)) if a != b => out.push(format!("default {a} → {b}")),
+        (None, Some(b)) => out.push(format!("default → {b}")),
+        (Some(a), None) => out.push(format!("no default (was {a})")),
+        _ => {}
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn variant(key: &str, payload: serde_json::Value, companies: &[&str], is_default: bool) -> ConfigVariant {
+        ConfigVariant {
+            key: key.into(),
+            payload,
+            companies: companies.iter().map(|c| c.to_string()).collect(),
+            users: vec![],
+            segments: vec![],
+            is_default,
+        }
+    }
+
+    #[test]
+    fn config_changes_name_values_payloads_targets_and_the_default() {
+        let old = RemoteConfig {
+            version: 1,
+            variants: vec![
+                variant("basic", serde_json::json!({ "seats": 5 }), &[], true),
+                variant("premium", serde_json::json!({ "seats": 50 }), &["acme"], false),
+                variant("trial", serde_json::json!(null), &[], false),
+            ],
+        };
+        let new = RemoteConfig {
+            version: 2,
+            variants: vec![
+                variant("basic", serde_json::json!({ "seats": 5 }), &[], false),
+                variant(
+                    "premium",
+                    serde_json::json!({ "seats": 100 }),
+                    &["acme", "globex"],
+                    true,
+                ),
+                variant("huge", serde_json::json!({ "text": "x".repeat(100) }), &[], false),
+            ],
+        };
+        assert_eq!(
+            config_changes(&old, &new),
+            [
+                "value premium: payload {\"seats\":50} → {\"seats\":100}".to_string(),
+                "value premium: + companies globex".into(),
+                format!("+ value huge {{\"text\":\"{}…", "x".repeat(51)),
+                "− value trial".into(),
+                "default basic → premium".into(),
+            ]
+        );
+        assert!(config_changes(&new, &new).is_empty());
+        assert_eq!(config_summary(&old), "3 values, default basic");
+        assert_eq!(config_summary(&RemoteConfig::default()), "no values");
+    }
+
     use crate::model::{FlagKey, Percentage, SegmentKey};
 
     fn plan_rule(values: &[&str], rollout: f64) -> AccessRule {

@@ -132,7 +132,7 @@ pub struct Entities {
     /// Serialises writes and reloads so the cache applies merged states in commit order; holds
     /// the `last_seen` from which the next reload reads.
     writes: tokio::sync::Mutex<i64>,
-    /// Moves whenever a company or user is put into the cache.
+    /// Moves whenever a company or user is added or its attributes change.
     generation: std::sync::atomic::AtomicU64,
 }
 
@@ -161,17 +161,23 @@ impl Entities {
     pub fn apply(&self, entities: impl IntoIterator<Item = StoredEntity>) {
         let mut environments = self.write();
         for entity in entities {
-            self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let environment = environments.entry(entity.environment_id).or_default();
             let (map, names) = match entity.kind {
                 EntityKind::Company => (&mut environment.companies, &mut environment.company_names),
                 EntityKind::User => (&mut environment.users, &mut environment.user_names),
             };
             let attributes = Attributes::from_object(&entity.attributes);
+            let id = entity.id.into_boxed_str();
+            if map.get(&id) == Some(&attributes) {
+                // Reported again as it was: nothing worked out from the companies changes.
+                continue;
+            }
             count_names(names, &attributes, true);
-            if let Some(previous) = map.insert(entity.id.into_boxed_str(), attributes) {
+            if let Some(previous) = map.insert(id, attributes) {
                 count_names(names, &previous, false);
             }
+            // Under the write lock: a reader sees the generation and the maps move together.
+            self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -265,7 +271,9 @@ impl Entities {
     }
 
     /// Every known company of the environment as its evaluation context (`company.id` and
-    /// `company.<attribute>`), for counting who a rule or segment lets in.
+    /// `company.<attribute>`), for counting who a rule or segment lets in. (Contexts cache parsed
+    /// numbers in a cell, so they are built per use rather than shared between threads; what is
+    /// counted from them is kept instead: `service::page_cache`.)
     pub fn company_contexts(&self, environment_id: i64) -> Vec<FlatContext> {
         let environments = self.read();
         let Some(environment) = environments.get(&environment_id) else {

@@ -1,5 +1,5 @@
-//! What the segments page works out, kept while it still holds, so the page does not read every
-//! flag's access rules and evaluate every segment for every known company on each view.
+//! What the segments and flag pages work out, kept while it still holds, so a view does not read
+//! every flag's access rules or evaluate rules for every known company each time.
 //!
 //! - The flags that use each segment depend only on the stored access rules, and every change to
 //!   those bumps its environment's `flagStateVersion`: they are kept until a version moves.
@@ -10,6 +10,9 @@
 //!   counted at the first view five seconds after the last count, so a busy server (SDKs
 //!   reporting all the time) counts at most every five seconds however often the page is viewed.
 //!   The page says when the companies were counted.
+//!
+//! - A flag's count of companies with access as served (the flag page) is kept while the
+//!   environment's flags and the companies are the same, up to [`STILL_COUNT_MS`].
 //!
 //! [`Entities::generation`]: super::runtime::entities::Entities::generation
 
@@ -49,10 +52,20 @@ impl Counted {
     }
 }
 
+/// Where a flag's served count was made: (environment id, flag key, the environment's
+/// `flagStateVersion`, the companies' generation).
+pub type ServedAt<'k> = (i64, &'k str, i64, u64);
+
+/// Most flag counts kept; past it they start over.
+const SERVED_KEPT: usize = 10_000;
+
 #[derive(Debug, Default)]
 pub struct PageCache {
     used_by: Mutex<Option<UsedBy>>,
     counts: Mutex<HashMap<i64, Counted>>,
+    /// Per (environment, flag): where and when its count was made, and the count
+    /// `(with access, known)`.
+    served: Mutex<HashMap<(i64, String), ((i64, u64), i64, (usize, usize))>>,
 }
 
 /// The environments' versions, the key of what uses a segment.
@@ -93,6 +106,37 @@ impl PageCache {
         kept.get(&environment_id)
             .filter(|c| c.holds(segments, generation, now))
             .cloned()
+    }
+
+    /// A flag's count of companies with access as served, if made at the same versions and
+    /// under [`STILL_COUNT_MS`] ago (date conditions move with time).
+    pub fn served(
+        &self,
+        (environment_id, key, version, generation): ServedAt<'_>,
+        now: i64,
+    ) -> Option<(usize, usize)> {
+        let kept = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get(&(environment_id, key.to_string()))
+            .filter(|(at, when, _)| {
+                *at == (version, generation) && (0..STILL_COUNT_MS).contains(&(now - when))
+            })
+            .map(|(_, _, count)| *count)
+    }
+
+    pub fn keep_served(
+        &self,
+        (environment_id, key, version, generation): ServedAt<'_>,
+        now: i64,
+        count: (usize, usize),
+    ) {
+        let mut kept = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= SERVED_KEPT {
+            kept.clear();
+        }
+        kept.insert(
+            (environment_id, key.to_string()),
+            ((version, generation), now, count),
+        );
     }
 
     pub fn keep_counts(&self, environment_id: i64, counted: Counted) {

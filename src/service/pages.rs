@@ -114,6 +114,8 @@ pub struct FlagPage {
     /// The other environments with the flag's current rules there.
     pub others: Vec<(Environment, Decoded<AccessRules>)>,
     pub config: Decoded<RemoteConfig>,
+    /// Every version of the remote config here, newest first.
+    pub config_history: Vec<Version<Decoded<RemoteConfig>>>,
     /// Known companies the saved rules let in (as served), out of all known.
     pub access: AccessCount,
     pub options: EditorOptions,
@@ -468,10 +470,11 @@ impl Service {
                 others.push((environment.clone(), rules));
             }
         }
-        let config = latest_version::<RemoteConfig>(&mut conn, flag.id, current.id)
-            .await?
-            .map_or(Ok(RemoteConfig::default()), |v| v.value);
         drop(conn);
+        let config_history = store.history::<RemoteConfig>(flag.id, current.id).await?;
+        let config = config_history
+            .first()
+            .map_or(Ok(RemoteConfig::default()), |v| v.value.clone());
         let mut access = self.served_access(&flag.key, current.id)?;
         if let Some(Ok(rules)) = history.first().map(|v| &v.value) {
             (access.unseen_companies, access.unseen_users) = self.unseen(current.id, rules)?;
@@ -508,28 +511,38 @@ impl Service {
             stage_moves,
             others,
             config,
+            config_history,
             access,
             options,
         })
     }
 
-    /// How many known companies the served rules of a flag let in.
+    /// How many known companies the served rules of a flag let in (kept while the environment's
+    /// flags and the companies are the same: [`super::page_cache`]).
     fn served_access(&self, key: &FlagKey, environment_id: i64) -> ServiceResult<AccessCount> {
         let runtime = self.serving()?;
-        let companies = runtime.entities().company_contexts(environment_id);
         let now = self.clock().now_ms();
-        let with_access = runtime
-            .snapshot(environment_id)
-            .and_then(|snapshot| {
-                let compiled = &snapshot.compiled[snapshot.position(key.as_str())?];
-                Some(
-                    companies
-                        .iter()
-                        .filter(|c| compiled.evaluate(c, now).is_enabled)
-                        .count(),
-                )
-            })
-            .unwrap_or(0);
+        let Some(snapshot) = runtime.snapshot(environment_id) else {
+            return Ok(AccessCount::default());
+        };
+        let generation = runtime.entities().generation();
+        let at = (environment_id, key.as_str(), snapshot.version(), generation);
+        if let Some((with_access, known)) = self.0.pages.served(at, now) {
+            return Ok(AccessCount {
+                with_access,
+                known,
+                ..Default::default()
+            });
+        }
+        let companies = runtime.entities().company_contexts(environment_id);
+        let with_access = snapshot.position(key.as_str()).map_or(0, |i| {
+            let compiled = &snapshot.compiled[i];
+            companies
+                .iter()
+                .filter(|c| compiled.evaluate(c, now).is_enabled)
+                .count()
+        });
+        self.0.pages.keep_served(at, now, (with_access, companies.len()));
         Ok(AccessCount {
             with_access,
             known: companies.len(),

@@ -320,6 +320,17 @@ pub struct VersionItem {
     pub rollback: Vec<String>,
 }
 
+/// One version of the remote config in the flag's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigVersionItem {
+    pub version: i64,
+    pub created_at: i64,
+    pub created_by: String,
+    pub summary: String,
+    /// What this version changed from the one before, a line per change.
+    pub changes: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlagView {
     pub key: String,
@@ -338,6 +349,8 @@ pub struct FlagView {
     /// The other environments and their current access, for copying.
     pub others: Vec<OtherEnvironment>,
     pub config_version: i64,
+    /// The remote config's versions here, newest first.
+    pub config_history: Vec<ConfigVersionItem>,
     pub variants: Vec<VariantForm>,
     pub default_variant: Option<usize>,
     /// Known companies of this environment that the saved rules let in, and how many are known.
@@ -446,6 +459,38 @@ pub async fn flag_detail(key: String, environment: String) -> Result<FlagView, A
     let members = service.members(&actor).await?;
     view.details.members = members.into_iter().map(|m| (m.id, m.name)).collect();
     Ok(view)
+}
+
+/// The remote config's versions as the history lists them: each against the one before it.
+#[cfg(feature = "ssr")]
+fn config_history_items(
+    history: &[crate::model::Version<crate::service::Decoded<crate::model::RemoteConfig>>],
+) -> Vec<ConfigVersionItem> {
+    use crate::model::describe::{config_changes, config_summary};
+    let summary = |value: &crate::service::Decoded<crate::model::RemoteConfig>| match value {
+        Ok(config) => config_summary(config),
+        Err(_) => "cannot be read".to_string(),
+    };
+    history
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ConfigVersionItem {
+            version: v.version,
+            created_at: v.created_at,
+            created_by: v.created_by.clone().unwrap_or_else(|| "system".into()),
+            summary: summary(&v.value),
+            changes: v
+                .note
+                .clone()
+                .into_iter()
+                .chain(match (history.get(i + 1).map(|b| &b.value), &v.value) {
+                    (Some(Ok(before)), Ok(after)) => config_changes(before, after),
+                    (None, Ok(after)) => config_changes(&crate::model::RemoteConfig::default(), after),
+                    _ => vec![summary(&v.value)],
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(feature = "ssr")]
@@ -580,6 +625,7 @@ impl FlagView {
                 })
                 .collect(),
             config_version: config.version as i64,
+            config_history: config_history_items(&page.config_history),
             default_variant: config.variants.iter().position(|v| v.is_default),
             variants,
             key: page.flag.key.to_string(),
@@ -1240,6 +1286,7 @@ pub fn FlagPage() -> impl IntoView {
                         })
                         .collect();
                     let history = flag.history.clone();
+                    let config_history = flag.config_history.clone();
                     let current_version = flag.version;
                     let others = flag.others.clone();
                     let current_summary = flag.history.first().map(|v| v.summary.clone()).unwrap_or_else(|| "No one".into());
@@ -1384,6 +1431,7 @@ pub fn FlagPage() -> impl IntoView {
                         </section>
                         <section class="card" id="history">
                             <h2>"History"</h2>
+                            <h3>"Access"</h3>
                             <table>
                                 <thead><tr><th>"Version"</th><th>"Access"</th><th>"Changes"</th><th>"When"</th><th>"Who"</th><th></th></tr></thead>
                                 <tbody>
@@ -1413,6 +1461,33 @@ pub fn FlagPage() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            <h3 id="config-history">"Remote config"</h3>
+                            {if config_history.is_empty() {
+                                view! { <p class="muted">"No remote config saved in this environment yet."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <table>
+                                        <thead><tr><th>"Version"</th><th>"Values"</th><th>"Changes"</th><th>"When"</th><th>"Who"</th></tr></thead>
+                                        <tbody>
+                                            {config_history.into_iter().map(|v| view! {
+                                                <tr>
+                                                    <td>{v.version}</td>
+                                                    <td>{v.summary.clone()}</td>
+                                                    <td>
+                                                        {if v.changes.is_empty() {
+                                                            view! { <span class="muted">"no change"</span> }.into_any()
+                                                        } else {
+                                                            view! { <ul class="changes">{v.changes.iter().map(|c| view! { <li>{c.clone()}</li> }).collect_view()}</ul> }.into_any()
+                                                        }}
+                                                    </td>
+                                                    <td>{datetime(v.created_at)}</td>
+                                                    <td>{v.created_by.clone()}</td>
+                                                </tr>
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                }.into_any()
+                            }}
                         </section>
                         {move || pending().map(|pending| view! { <ConfirmDialog pending flag=subject.clone() actions=confirmed/> })}
                     }.into_any()

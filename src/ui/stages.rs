@@ -145,9 +145,11 @@ impl From<crate::service::StagesPage> for StagesData {
 #[server(endpoint = "admin/add_stage")]
 pub async fn add_stage(name: String, color: String) -> Result<(), AppError> {
     let (service, actor) = super::server::caller()?;
+    let sent = [("name", name.clone()), ("color", color.clone())];
     service
         .apply(&actor, crate::service::Change::AddStage { name, color })
-        .await?;
+        .await
+        .map_err(|error| AppError::from(error).keeping(&sent))?;
     Ok(())
 }
 
@@ -155,12 +157,21 @@ pub async fn add_stage(name: String, color: String) -> Result<(), AppError> {
 pub async fn update_stage(id: i64, name: String, color: String) -> Result<(), AppError> {
     use crate::service::{Change, StageRef};
     let (service, actor) = super::server::caller()?;
-    let stage = StageRef::Id(id);
-    let change = Change::UpdateStage { stage, name, color };
+    let row = id.to_string();
+    let sent = [
+        (format!("name:{row}"), name.clone()),
+        (format!("color:{row}"), color.clone()),
+    ];
+    let change = Change::UpdateStage {
+        stage: StageRef::Id(id),
+        name,
+        color,
+    };
+    let sent: Vec<(&str, String)> = sent.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     service
         .apply(&actor, change)
         .await
-        .map_err(|e| in_row(e, &id.to_string()))?;
+        .map_err(|e| in_row(e, &row).keeping(&sent))?;
     Ok(())
 }
 
@@ -309,10 +320,10 @@ pub fn StagesPage() -> impl IntoView {
                             <h2>"Add a stage"</h2>
                             <ActionForm action=add>
                                 <label for="stage-name">"Name"</label>
-                                <input id="stage-name" name="name" required maxlength="60" aria-describedby="stage-name-error"/>
+                                <input id="stage-name" name="name" value=super::error::sent(add_value, "name") required maxlength="60" aria-describedby="stage-name-error"/>
                                 <ErrorText id="stage-name-error" message=Signal::derive(super::error::field_error(add_value, "name"))/>
                                 <label for="stage-color">"Colour"</label>
-                                <input id="stage-color" name="color" type="color" value="#2563eb" aria-describedby="stage-color-error"/>
+                                <input id="stage-color" name="color" type="color" value=Some(super::error::sent(add_value, "color")).filter(|c| !c.is_empty()).unwrap_or_else(|| "#2563eb".into()) aria-describedby="stage-color-error"/>
                                 <ErrorText id="stage-color-error" message=Signal::derive(super::error::field_error(add_value, "color"))/>
                                 <ErrorText id="stage-add-error" message=Signal::derive(super::error::form_error(add_value, &["name", "color"]))/>
                                 <button type="submit" disabled=move || add.pending().get()>"Add stage"</button>
@@ -368,7 +379,12 @@ fn StageRow(
     let color_error = Signal::derive(row_error(update.value(), "color", &row));
     let move_error = Signal::derive(row_error(delete.value(), "move_to", &row));
     let (id, name, color) = (stage.id, stage.name.clone(), stage.color.clone());
-    let (name_value, color_value) = (stage.name, stage.color.clone());
+    // What a refused save of this row sent, shown again (also without JavaScript).
+    let typed = |field: &str| {
+        Some(super::error::sent(update.value(), &format!("{field}:{row}"))).filter(|t| !t.is_empty())
+    };
+    let name_value = typed("name").unwrap_or(stage.name);
+    let color_value = typed("color").unwrap_or_else(|| stage.color.clone());
     let (name_describedby, color_describedby) = (name_error_id.clone(), color_error_id.clone());
     view! {
         <tr>

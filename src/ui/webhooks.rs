@@ -57,6 +57,28 @@ pub async fn save_webhook(
     events: String,
     format: String,
 ) -> Result<String, AppError> {
+    // A refused form comes back with what was typed, for the form it came from.
+    let form = id.map_or_else(|| "new".to_string(), |id| id.to_string());
+    let sent = [
+        ("form", form),
+        ("name", name.clone()),
+        ("url", url.clone()),
+        ("events", events.clone()),
+        ("format", format.clone()),
+    ];
+    save_endpoint(id, name, url, events, format)
+        .await
+        .map_err(|error| error.keeping(&sent))
+}
+
+#[cfg(feature = "ssr")]
+async fn save_endpoint(
+    id: Option<i64>,
+    name: String,
+    url: String,
+    events: String,
+    format: String,
+) -> Result<String, AppError> {
     use crate::service::{Change, WebhookChange};
     let (service, actor) = super::server::caller()?;
     let fields = fields(name, url, events, format)?;
@@ -149,8 +171,16 @@ fn EndpointForm(endpoint: Option<WebhookEndpoint>, save: ServerAction<SaveWebhoo
     let suffix = endpoint
         .as_ref()
         .map_or_else(|| "new".to_string(), |e| e.id.to_string());
+    let form = suffix.clone();
     let id = move |field: &str| format!("webhook-{suffix}-{field}");
+    let value = save.value();
+    // What a refused save of this form sent, shown again (also without JavaScript).
+    let typed = move |field: &str| super::error::sent(value, field);
     let (name, url, events, format) = match &endpoint {
+        _ if typed("form") == form => {
+            let format = WebhookFormat::parse(&typed("format")).unwrap_or(WebhookFormat::Standard);
+            (typed("name"), typed("url"), typed("events"), format)
+        }
         Some(e) => (e.name.clone(), e.url.clone(), e.events.join("\n"), e.format),
         None => (
             String::new(),
@@ -159,7 +189,6 @@ fn EndpointForm(endpoint: Option<WebhookEndpoint>, save: ServerAction<SaveWebhoo
             WebhookFormat::Standard,
         ),
     };
-    let value = save.value();
     view! {
         <ActionForm action=save attr:class="stack">
             {endpoint.as_ref().map(|e| view! { <input type="hidden" name="id" value=e.id/> })}
