@@ -3,17 +3,20 @@
 # scripts/usage-overhead.sh). Seeds a fresh SQLite database as the load test does (100 flags,
 # then 1,000; 100,000 companies through POST /bulk), then measures GET /features/evaluated with
 # wrk, each request for a random one of the 100,000 companies, alternately with counting on and
-# off (`--count-usage`), the same binary and database: 3 runs of each, the median kept. The
+# off (`--count-usage`), the same binary and database: 5 runs of each (LOADTEST_ROUNDS), the
+# median kept. The
 # counting server's log gives the time each flush took (rows written, ms). Puts a
 # "## Usage counting" section in BENCHMARKS.md in place of the previous one.
 #
-# Settings (environment): LOADTEST_DURATION (seconds per run, default 10), LOADTEST_THREADS (2),
+# Settings (environment): LOADTEST_DURATION (seconds per run, default 10), LOADTEST_ROUNDS (5),
+# LOADTEST_THREADS (2),
 # LOADTEST_CONNECTIONS (32), LOADTEST_WARM_SECONDS (40), LOADTEST_SKIP_BUILD=1, LOADTEST_NO_WRITE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
 duration="${LOADTEST_DURATION:-10}"
+rounds="${LOADTEST_ROUNDS:-5}"
 threads="${LOADTEST_THREADS:-2}"
 connections="${LOADTEST_CONNECTIONS:-32}"
 companies=100000
@@ -80,7 +83,7 @@ for case in "100 3" "1000 3" "1000 $warm"; do
     [ "$flags" = 1000 ] && [ "$warmup" = 3 ] && "$gatehouse" import "$work/flags-1000.json" --database-url "$db" >/dev/null
     label="$flags flags, $([ "$warmup" = 3 ] && echo cold || echo "warm (${warmup} s first)")"
     on=(); off=(); on_cpu=(); off_cpu=()
-    for round in 1 2 3; do
+    for round in $(seq "$rounds"); do
         for counting in true false; do
             start "$counting" "$work/server-$flags-$warmup-$counting-$round.log"
             LOADTEST_HEADER="Authorization: Bearer $publishable" LOADTEST_SPREAD=$companies \
@@ -114,7 +117,7 @@ section="## Usage counting
 \`scripts/usage-overhead.sh\` (run by \`make loadtest\`), $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD),
 SQLite, $threads wrk threads × $connections connections, ${duration} s per run, each request for a random one of
 $companies companies (and users), so the counters hold many distinct ids. The same binary and database with
-\`--count-usage true\` and \`false\`, alternated three times; the cost is 1 − on/off of the medians. Each run starts
+\`--count-usage true\` and \`false\`, alternated $rounds times; the cost is 1 − on/off of the medians. Each run starts
 a new server. \"Cold\": 3 s of traffic before the measured run, so most ids are new to the server's day — the cost
 of a day's first requests, the most counting ever costs. \"Warm\": ${warm} s of the same traffic first, so most ids
 were seen already that day — a server's usual state. Requests per second move by ±10 % between runs here

@@ -85,6 +85,22 @@ async fn evaluations_and_checks_are_counted_per_outcome_with_distinct_companies(
         return;
     };
     seed(&app).await;
+    // Remote config: acme gets "gold", everyone else the default "basic".
+    let value = |key: &str, companies: &[&str], is_default: bool| gatehouse::model::ConfigVariant {
+        key: key.into(),
+        payload: json!({ "tier": key }),
+        companies: companies.iter().map(|c| c.to_string()).collect(),
+        users: vec![],
+        segments: vec![],
+        is_default,
+    };
+    app.apply(Change::SetRemoteConfig {
+        flag: "pro-only".into(),
+        environment: "production".into(),
+        variants: vec![value("gold", &["acme"], false), value("basic", &[], true)],
+        expected_version: None,
+    })
+    .await;
     let key = app.publishable_key("production").await;
     let base = app.url("");
     let pro = "context.company.id=acme&context.company.plan=pro&context.user.id=ann";
@@ -134,6 +150,8 @@ async fn evaluations_and_checks_are_counted_per_outcome_with_distinct_companies(
         "ann, and cid (OFREP's targetingKey); bob never got it"
     );
     assert_eq!(production.last_checked, Some(START));
+    // Remote-config values served: acme three times; beta twice and corp (OFREP) the default.
+    assert_eq!(day.variants, [("basic".to_string(), 3), ("gold".to_string(), 3)]);
 
     // The next day counts on its own; the period's distinct companies are the union.
     clock.advance(DAY);

@@ -262,6 +262,11 @@ impl CompiledFlag {
         cfg.variants.get(index).map(|v| v.key.as_str())
     }
 
+    /// How many config variants the flag has (0 without remote config).
+    pub fn variant_count(&self) -> usize {
+        self.config.as_ref().map_or(0, |cfg| cfg.variants.len())
+    }
+
     /// The index of the config variant `key`.
     pub fn variant_index(&self, key: &str) -> Option<usize> {
         let cfg = self.config.as_ref()?;

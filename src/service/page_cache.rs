@@ -56,6 +56,9 @@ impl Counted {
 /// `flagStateVersion`, the companies' generation).
 pub type ServedAt<'k> = (i64, &'k str, i64, u64);
 
+/// A flag's served count: the versions it was made at, when, and `(with access, known)`.
+type Served = ((i64, u64), i64, (usize, usize));
+
 /// Most flag counts kept; past it they start over.
 const SERVED_KEPT: usize = 10_000;
 
@@ -65,7 +68,7 @@ pub struct PageCache {
     counts: Mutex<HashMap<i64, Counted>>,
     /// Per (environment, flag): where and when its count was made, and the count
     /// `(with access, known)`.
-    served: Mutex<HashMap<(i64, String), ((i64, u64), i64, (usize, usize))>>,
+    served: Mutex<HashMap<(i64, String), Served>>,
 }
 
 /// The environments' versions, the key of what uses a segment.
