@@ -76,6 +76,7 @@ pages = [
     ("Segments", "/segments"),
     ("Companies", "/companies"),
     ("Company page (check access)", "/companies/company-000042"),
+    ("Company page, enabled flags", "/companies/company-000042?result=enabled&page=1"),
     ("Audit log", "/audit"),
     ("Clean-up", "/cleanup"),
     ("Release stages", "/settings/stages"),
@@ -90,11 +91,13 @@ for label, path in pages:
         elapsed = (time.perf_counter() - started) * 1000
         if answer.status != 200:
             sys.exit(f"{path} answered {answer.status}")
+        if i == 0:
+            first = elapsed
         if i >= 3:
             times.append(elapsed)
     times.sort()
     p95 = times[max(0, int(round(0.95 * len(times))) - 1)]
-    print(f"| {label} | `{path}` | {statistics.median(times):.1f} | {p95:.1f} | {times[-1]:.1f} | {len(body) // 1024} KB |")
+    print(f"| {label} | `{path}` | {first:.1f} | {statistics.median(times):.1f} | {p95:.1f} | {times[-1]:.1f} | {len(body) // 1024} KB |")
     sys.stdout.flush()
 PY
 )"
@@ -108,10 +111,12 @@ section="$(cat <<EOF
 release build, $flags flags (the load test's mix: company lists of up to 1,000 ids, segments, attribute
 rules, rollouts, remote config) and $companies companies, signed in as an admin. Each page asked 3 times to
 warm up, then $requests times one after another; milliseconds from sending the request to the last byte of the
-server-rendered page on loopback. Two cores, shared with nothing else during the run.
+server-rendered page on loopback. "First" is the first of the warm-up views: pages that keep what they
+counted (segments, a flag's companies with access) pay for the counting there, and again after a change.
+Two cores, shared with nothing else during the run.
 
-| Page | Address | median ms | p95 ms | slowest ms | size |
-|---|---|---|---|---|---|
+| Page | Address | first ms | median ms | p95 ms | slowest ms | size |
+|---|---|---|---|---|---|---|
 $rows
 EOF
 )"
