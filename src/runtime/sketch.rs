@@ -6,8 +6,11 @@
 //! lookup. Above, it is `hyperloglogplus`'s `HyperLogLogPF` with 2^12 five-bit registers (about
 //! 2.7 KB, ±1.6 %), whose insert is constant time. (The crate's HyperLogLog++ sparse form, used
 //! before, re-merged its whole list every 31 inserts: a company's first check of the day cost
-//! about 800 instructions per flag.) Ids are hashed with xxh3, a fixed algorithm, so every
-//! replica and every release fills the same registers for the same id.
+//! about 800 instructions per flag.) While the server collects a day's exposures, the dense form
+//! is a plain byte per register (4 KB), raised in place with the register and rank computed once
+//! per id for all its flags, and handed to the crate to be counted, merged or stored: the crate
+//! keeps the estimate, the merge and the stored layout. Ids are hashed with xxh3, a fixed
+//! algorithm, so every replica and every release fills the same registers for the same id.
 //!
 //! Stored form: a tag byte, then the hashes (little-endian, ascending) or the registers
 //! (MessagePack). Rows written before the tag existed are HyperLogLog++ sketches in MessagePack;
@@ -40,14 +43,37 @@ fn register_hash(id_hash: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&id_hash.to_ne_bytes())
 }
 
-/// An id as sketches keep it, computed once for all the sketches one id goes into.
+/// An id as sketches keep it, computed once for all the sketches one id goes into: its hash, and
+/// the register and rank it raises in a dense sketch.
 #[derive(Clone, Copy, Debug)]
-pub struct RegisterHash(u64);
+pub struct RegisterHash {
+    hash: u64,
+    index: u16,
+    rank: u8,
+}
 
 impl RegisterHash {
     pub fn of(id_hash: u64) -> RegisterHash {
-        RegisterHash(register_hash(id_hash))
+        RegisterHash::from_register_hash(register_hash(id_hash))
     }
+
+    fn from_register_hash(hash: u64) -> RegisterHash {
+        let (index, rank) = register_and_rank(hash);
+        RegisterHash { hash, index, rank }
+    }
+}
+
+/// Registers of a dense sketch.
+const REGISTERS: usize = 1 << PRECISION;
+
+/// The register a register hash raises and to what, exactly as `HyperLogLogPF` computes them
+/// from the upper half it is given (the top 12 bits choose the register; the rank is 1 + the
+/// leading zeros of the other 20, at most 21).
+fn register_and_rank(hash: u64) -> (u16, u8) {
+    let upper = (hash >> 32) as u32;
+    let index = upper >> (32 - u32::from(PRECISION));
+    let rank = ((upper << PRECISION) | (1 << (PRECISION - 1))).leading_zeros() + 1;
+    (index as u16, rank as u8)
 }
 
 /// Hands the dense sketch the bits it is given: it takes the upper half of a register hash,
@@ -98,6 +124,11 @@ pub enum Sketch {
     /// Register hashes, at most [`EXACT_LIMIT`].
     Exact(FxHashSet<u64>),
     Dense(Box<Dense>),
+    /// The dense form while this process collects exposures into it: one byte a register, raised
+    /// in place (a compare and a store, where the crate's insert hashes and unpacks five-bit
+    /// registers); it becomes the crate's form when counted, merged or stored, with the same
+    /// registers.
+    Registers(Box<[u8; REGISTERS]>),
 }
 
 impl Default for Sketch {
@@ -115,32 +146,65 @@ impl PartialEq for Sketch {
 
 impl Sketch {
     pub fn insert(&mut self, id_hash: u64) {
-        self.insert_hash(register_hash(id_hash));
+        self.insert_hashed(RegisterHash::of(id_hash));
     }
 
-    /// [`Sketch::insert`] of an id already hashed.
-    pub fn insert_hashed(&mut self, hash: RegisterHash) {
-        self.insert_hash(hash.0);
+    /// [`Sketch::insert`] of an id already hashed. Past [`EXACT_LIMIT`] the set becomes
+    /// registers.
+    pub fn insert_hashed(&mut self, id: RegisterHash) {
+        match self {
+            Sketch::Exact(hashes) => {
+                if hashes.insert(id.hash) && hashes.len() > EXACT_LIMIT {
+                    let mut registers = Box::new([0u8; REGISTERS]);
+                    for h in hashes.iter() {
+                        let (index, rank) = register_and_rank(*h);
+                        let register = &mut registers[usize::from(index)];
+                        *register = (*register).max(rank);
+                    }
+                    *self = Sketch::Registers(registers);
+                }
+            }
+            Sketch::Registers(registers) => {
+                let register = &mut registers[usize::from(id.index)];
+                if *register < id.rank {
+                    *register = id.rank;
+                }
+            }
+            Sketch::Dense(d) => d.insert(&((id.hash >> 32) as u32)),
+        }
     }
 
     fn insert_hash(&mut self, hash: u64) {
-        match self {
-            Sketch::Exact(hashes) => {
-                if hashes.insert(hash) && hashes.len() > EXACT_LIMIT {
-                    let mut d = dense();
-                    for h in hashes.iter() {
-                        d.insert(&((h >> 32) as u32));
-                    }
-                    *self = Sketch::Dense(Box::new(d));
-                }
+        self.insert_hashed(RegisterHash::from_register_hash(hash));
+    }
+
+    /// The crate's dense form of in-place registers.
+    fn dense_of(registers: &[u8; REGISTERS]) -> Dense {
+        let mut d = dense();
+        for (index, rank) in registers.iter().enumerate() {
+            if *rank > 0 {
+                raise(&mut d, index as u32, u32::from(*rank));
             }
-            Sketch::Dense(d) => d.insert(&((hash >> 32) as u32)),
+        }
+        d
+    }
+
+    /// This sketch with in-place registers turned into the crate's form.
+    fn settled(&self) -> std::borrow::Cow<'_, Sketch> {
+        match self {
+            Sketch::Registers(registers) => {
+                std::borrow::Cow::Owned(Sketch::Dense(Box::new(Sketch::dense_of(registers))))
+            }
+            other => std::borrow::Cow::Borrowed(other),
         }
     }
 
     /// Adds every id of `other`.
     pub fn merge(&mut self, other: &Sketch) {
-        match (&mut *self, other) {
+        if let Sketch::Registers(registers) = self {
+            *self = Sketch::Dense(Box::new(Sketch::dense_of(registers)));
+        }
+        match (&mut *self, other.settled().as_ref()) {
             (_, Sketch::Exact(hashes)) => {
                 for h in hashes {
                     self.insert_hash(*h);
@@ -154,6 +218,7 @@ impl Sketch {
                 let mine = std::mem::replace(self, Sketch::Dense(o.clone()));
                 self.merge(&mine);
             }
+            (_, Sketch::Registers(_)) | (Sketch::Registers(_), _) => unreachable!("settled above"),
         }
     }
 
@@ -162,6 +227,7 @@ impl Sketch {
         match self {
             Sketch::Exact(hashes) => hashes.len() as u64,
             Sketch::Dense(d) => d.count().round().max(0.0) as u64,
+            Sketch::Registers(registers) => Sketch::dense_of(registers).count().round().max(0.0) as u64,
         }
     }
 
@@ -183,6 +249,7 @@ impl Sketch {
                 bytes.extend(rmp_serde::to_vec(d.as_ref()).unwrap_or_default());
                 bytes
             }
+            Sketch::Registers(registers) => Sketch::Dense(Box::new(Sketch::dense_of(registers))).to_bytes(),
         }
     }
 
@@ -338,7 +405,7 @@ mod tests {
     fn past_the_exact_limit_a_sketch_estimates_and_merges_with_either_form() {
         let mut big = Sketch::default();
         ids(0..2_000).for_each(|h| big.insert(h));
-        assert!(matches!(big, Sketch::Dense(_)));
+        assert!(matches!(big, Sketch::Registers(_)));
         assert!(within(big.count(), 2_000.0, 0.03), "{}", big.count());
         let mut small = Sketch::default();
         ids(1_900..2_100).for_each(|h| small.insert(h));
@@ -349,6 +416,38 @@ mod tests {
         assert_eq!(big, union);
         let mut stored = Sketch::from_bytes(&big.to_bytes()).unwrap();
         assert_eq!(stored.count(), big.count());
+    }
+
+    #[test]
+    fn registers_raised_in_place_are_the_crates_registers() {
+        // Collected in place past the exact limit, or inserted into the crate's form: stored alike.
+        let mut collected = Sketch::default();
+        ids(0..20_000).for_each(|h| collected.insert(h));
+        assert!(matches!(collected, Sketch::Registers(_)));
+        let mut crate_form = Sketch::Dense(Box::new(dense()));
+        ids(0..20_000).for_each(|h| crate_form.insert(h));
+        assert_eq!(collected.to_bytes(), crate_form.to_bytes());
+        assert_eq!(collected.count(), crate_form.count());
+        // Merged either way round, with either form.
+        let mut more = Sketch::default();
+        ids(15_000..30_000).for_each(|h| more.insert(h));
+        let mut a = collected.clone();
+        a.merge(&more);
+        let mut b = crate_form.clone();
+        b.merge(&more);
+        let mut c = more.clone();
+        c.merge(&collected);
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        assert_eq!(a.to_bytes(), c.to_bytes());
+        assert!(within(a.count(), 30_000.0, 0.03), "{}", a.count());
+        // Every rank the crate can give: the largest (21) needs the 20 bits after the index zero.
+        for hash in [0u64, u64::MAX, 0xfff0_0000_0000_0000, 0x0000_1000_0000_0000] {
+            let mut mine = Sketch::Registers(Box::new([0; REGISTERS]));
+            mine.insert_hash(hash);
+            let mut theirs = Sketch::Dense(Box::new(dense()));
+            theirs.insert_hash(hash);
+            assert_eq!(mine.to_bytes(), theirs.to_bytes(), "{hash:x}");
+        }
     }
 
     #[test]

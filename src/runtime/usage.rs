@@ -15,7 +15,7 @@
 //!
 //! At a flush the fresh exposures go into the day's sketches, which the process keeps (per
 //! environment and day, two per flag, at most about 9 KB each: a hash set of up to 512 exact
-//! hashes, or about 3 KB of registers above) and writes whole, as its
+//! hashes, or 4 KB of registers above) and writes whole, as its
 //! own rows, when they changed: the store replaces them without reading anything.
 //!
 //! Memory is bounded: per window, four counters per flag; [`MAX_SEEN`] ids remembered per day

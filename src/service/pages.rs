@@ -31,6 +31,11 @@ use crate::model::{
     Version,
 };
 
+/// Most flags an access editor suggests: a page may hold a dozen editors (the release stages'
+/// defaults), and with 10,000 flags every one listing them all made pages of megabytes. Any key
+/// can still be typed; the server checks it on save.
+pub const SUGGESTED_AT_MOST: usize = 200;
+
 /// Most ids [`Service::entity_labels`] looks up at once.
 pub const LABELS_AT_ONCE: usize = 100;
 
@@ -570,15 +575,9 @@ impl Service {
             .await?
             .into_iter()
             .map(|s| s.segment.key.to_string())
+            .take(SUGGESTED_AT_MOST)
             .collect();
-        let flags = self
-            .store()
-            .flags()
-            .await?
-            .into_iter()
-            .filter(|f| !f.archived)
-            .map(|f| f.key.to_string())
-            .collect();
+        let flags = self.store().flag_keys(SUGGESTED_AT_MOST).await?;
         Ok(EditorOptions {
             company_fields,
             user_fields,

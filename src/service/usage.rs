@@ -13,7 +13,7 @@ use super::runtime::usage::DAY_MS;
 use super::store::usage::{add_usage, prune_usage, put_setting, stale_announced_at};
 use super::write::{Record, Write};
 use crate::model::{
-    AccessRules, EnvironmentUsage, FlagUsage, StaleFlag, StaleReason, StaleSettings, UsageDay, UsageMarker,
+    EnvironmentUsage, FlagUsage, StaleFlag, StaleReason, StaleSettings, UsageDay, UsageMarker,
 };
 
 /// How long hourly counts are kept.
@@ -26,9 +26,6 @@ pub const MAX_DAYS: u32 = 400;
 /// The names of the staleness settings.
 const RELEASED_DAYS: &str = "stale.released_days";
 const UNCHECKED_DAYS: &str = "stale.unchecked_days";
-/// Flags whose access rules one query reads (SQLite looks each bound parameter up by walking
-/// the statement's list, so very long lists cost more than several short ones).
-const RULES_READ_AT_ONCE: usize = 200;
 
 impl Service {
     /// A flag's usage over the last `days` days (today included), per environment (only
@@ -194,8 +191,8 @@ impl Service {
             .into_iter()
             .filter(|f| !f.archived && !f.permanent)
             .collect();
-        // Only flags in the last stage can be stale for being released: their production access
-        // is read (a few hundred at a time), not every flag's.
+        // Only flags in the last stage can be stale for being released, when their production
+        // access is Everyone (found by the stored text, without reading other flags' rules).
         let released: Vec<i64> = flags
             .iter()
             .filter(|f| f.stage_id == last_stage.id)
@@ -210,17 +207,9 @@ impl Service {
             .filter(|e| e.is_production)
             .collect();
         for environment in &production {
-            let mut current: HashMap<i64, _> = HashMap::new();
-            for ids in released.chunks(RULES_READ_AT_ONCE) {
-                for version in store.current_access_rules_of(environment.id, ids).await? {
-                    current.insert(version.flag_id, version);
-                }
-            }
+            let everyone = store.everyone_since(environment.id).await?;
             for id in &released {
-                let since = match current.get(id) {
-                    Some(v) if matches!(v.value, Ok(AccessRules::Everyone)) => Some(v.created_at),
-                    _ => None,
-                };
+                let since = everyone.get(id).copied();
                 let entry = everyone_since.entry(*id).or_insert(since);
                 *entry = match (*entry, since) {
                     (Some(a), Some(b)) => Some(a.max(b)),

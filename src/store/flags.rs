@@ -211,6 +211,43 @@ impl Store {
         flags_in(&mut conn).await
     }
 
+    /// The keys of the first `limit` flags not archived, by key (the editors' suggestions).
+    pub async fn flag_keys(&self, limit: usize) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT key FROM flags WHERE archived = $1 ORDER BY key LIMIT $2")
+            .bind(0_i64)
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("key")?)).collect()
+    }
+
+    /// For each flag whose current access rules in the environment are Everyone, when that
+    /// version was written. Matched on the stored text (the rules are written by one serializer),
+    /// so no other flag's rules are read or decoded.
+    pub async fn everyone_since(
+        &self,
+        environment_id: i64,
+    ) -> StoreResult<std::collections::HashMap<i64, i64>> {
+        // As `insert_version` writes it.
+        let everyone =
+            serde_json::to_string(&AccessRules::Everyone).map_err(|e| StoreError::Encode(e.to_string()))?;
+        let (table, column) = Versioned::AccessRules.table_and_column();
+        let sql = format!(
+            "SELECT t.flag_id, t.created_at FROM {table} t \
+             JOIN (SELECT flag_id, MAX(version) AS version FROM {table} WHERE environment_id = $1 GROUP BY flag_id) latest \
+               ON latest.flag_id = t.flag_id AND latest.version = t.version \
+             WHERE t.environment_id = $1 AND t.{column} = $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(environment_id)
+            .bind(everyone)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
     /// Every flag's key and name, by key.
     pub async fn flag_names(&self) -> StoreResult<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT key, name FROM flags ORDER BY key")

@@ -447,20 +447,14 @@ pub struct EditorOptions {
     pub flags: Vec<String>,
 }
 
-/// Most flags and segments an editor suggests: a page may hold a dozen editors (the release
-/// stages' defaults), and with 10,000 flags every one listing them all made pages of megabytes.
-/// Any key can still be typed; the server checks it on save.
-#[cfg(feature = "ssr")]
-pub const MAX_SUGGESTED: usize = 200;
-
 #[cfg(feature = "ssr")]
 impl From<crate::service::EditorOptions> for EditorOptions {
     fn from(options: crate::service::EditorOptions) -> Self {
         EditorOptions {
             company_fields: options.company_fields,
             user_fields: options.user_fields,
-            segments: options.segments.into_iter().take(MAX_SUGGESTED).collect(),
-            flags: options.flags.into_iter().take(MAX_SUGGESTED).collect(),
+            segments: options.segments,
+            flags: options.flags,
         }
     }
 }

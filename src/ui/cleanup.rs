@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::error::{form_error, AppError, ErrorText};
+use super::error::{form_error, AppError, ErrorText, Notice};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StaleRow {
@@ -125,10 +125,7 @@ fn StaleSettingsForm(released: i64, unchecked: i64, save: ServerAction<SaveStale
                 <ErrorText id="unchecked-days-error" message=Signal::derive(unchecked_error)/>
                 <button type="submit">"Save thresholds"</button>
             </ActionForm>
-            {move || match save.value().get() {
-                Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
-                _ => None,
-            }}
+            <Notice value=save.value()/>
         </details>
     }
 }
@@ -146,10 +143,7 @@ pub fn CleanupPage() -> impl IntoView {
     view! {
         <h1>"Clean-up"</h1>
         <p class="muted">"Temporary flags that are done or unused. Remove them from the code (" <code>"gatehouse code-refs"</code> " finds where), then archive them."</p>
-        {move || match archive.value().get() {
-            Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
-            _ => None,
-        }}
+        <Notice value=archive.value()/>
         <ErrorText id="archive-error" message=Signal::derive(confirm_error)/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || data.get().map(|result| match result {

@@ -174,6 +174,18 @@ where
     count.into()
 }
 
+/// The notice a succeeded action answered with (its `Ok` text), for where its form is.
+#[component]
+pub fn Notice<S>(value: S) -> impl IntoView
+where
+    S: Get<Value = Option<Result<String, AppError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
+        _ => None,
+    }
+}
+
 /// [`ErrorText`] for ids built at run time (one per row or input).
 #[component]
 pub fn ErrorTextOwned(id: String, message: Signal<Option<String>>) -> impl IntoView {

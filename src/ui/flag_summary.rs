@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::copy::CopyButton;
-use super::error::{field_error, form_error, AppError, ErrorText};
+use super::error::{field_error, form_error, AppError, ErrorText, Notice};
 
 /// Who has a flag in one environment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -211,10 +211,7 @@ pub fn FlagDetailsCard(details: FlagDetails, action: ServerAction<SaveFlagDetail
                 <ErrorText id="flag-details-error" message=Signal::derive(form_error(value, &["name", "description"]))/>
                 <button type="submit" disabled=move || action.pending().get()>"Save details"</button>
             </ActionForm>
-            {move || match value.get() {
-                Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
-                _ => None,
-            }}
+            <Notice value=value/>
         </section>
     }
 }

@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
 use super::confirm::{ConfirmActions, ConfirmDialog, Done, OtherEnvironment, Pending, Subject};
-use super::error::{field_error, form_error, success_count, AppError, ErrorText};
+use super::error::{field_error, form_error, success_count, AppError, ErrorText, Notice};
 use super::flag_summary::{
     EnvironmentAccess, FlagDetails, FlagDetailsCard, FlagHeading, FlagSummary, SaveFlagDetails,
 };
@@ -1329,10 +1329,7 @@ pub fn FlagPage() -> impl IntoView {
                                 <button type="submit" disabled=move || save.pending().get()>{move || if save.pending().get() { "Saving…" } else { "Save access" }}</button>
                             </ActionForm>
                             </div>
-                            {move || match save_value.get() {
-                                Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
-                                _ => None,
-                            }}
+                            <Notice value=save_value/>
                             <p class="muted" id="access-count" aria-live="polite">
                                 {move || match preview.value().get() {
                                     Some(Ok(answer)) => answer.text(),
@@ -1418,10 +1415,7 @@ pub fn FlagPage() -> impl IntoView {
                                 <ApplyAt id="config-apply-at"/>
                                 <button type="submit" disabled=move || config_action.pending().get()>"Save remote config"</button>
                             </ActionForm>
-                            {move || match config_value.get() {
-                                Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
-                                _ => None,
-                            }}
+                            <Notice value=config_value/>
                         </section>
                         <FlagDetailsCard details=flag.details.clone() action=details_action/>
                         <section class="card">

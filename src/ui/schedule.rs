@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::error::{form_error, AppError, ErrorText};
+use super::error::{form_error, AppError, ErrorText, Notice};
 #[cfg(feature = "ssr")]
 use super::format::datetime;
 
@@ -206,10 +206,7 @@ pub fn ScheduledChanges(
                 <button type="submit" class="secondary" disabled=move || schedule.pending().get()>"Schedule"</button>
             </ActionForm>
             <ErrorText id="schedule-error" message=Signal::derive(form_error(schedule_value, &[]))/>
-            {move || match schedule_value.get() {
-                Some(Ok(text)) => Some(view! { <p class="notice" role="status">{text}</p> }),
-                _ => None,
-            }}
+            <Notice value=schedule_value/>
         </section>
     }
 }
