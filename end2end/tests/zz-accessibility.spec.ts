@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { test, expect, signIn, waitForHydration } from './fixtures';
+import { test, expect, signIn, waitForHydration, at390 } from './fixtures';
 
 // Runs after the walks (alphabetical order, one worker), so the pages hold flags, segments,
 // companies, history and webhooks. axe-core is injected as a script, which the pages' content
@@ -15,6 +15,7 @@ const PAGES = [
   '/segments',
   '/audit',
   '/companies',
+  '/companies/acme?env=production',
   '/users',
   '/cleanup',
   '/settings',
@@ -41,4 +42,14 @@ test('the main pages have no serious or critical accessibility violation (axe-co
     }
   }
   expect(found).toEqual([]);
+});
+
+test('the company list and a company page fit a 390 px screen', async ({ page }) => {
+  await signIn(page);
+  await page.goto('/companies');
+  await at390(page, '48-companies-390');
+  await page.goto('/companies/acme?env=production&result=enabled');
+  await expect(page.getByLabel('Result')).toHaveValue('enabled');
+  await expect(page.locator('.check-summary')).toContainText(/\d+ of \d+ flags? enabled/);
+  await at390(page, '49-company-page-390');
 });

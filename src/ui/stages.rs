@@ -157,22 +157,26 @@ pub async fn add_stage(name: String, color: String) -> Result<(), AppError> {
 pub async fn update_stage(id: i64, name: String, color: String) -> Result<(), AppError> {
     use crate::service::{Change, StageRef};
     let (service, actor) = super::server::caller()?;
-    let row = id.to_string();
-    let sent = [
-        (format!("name:{row}"), name.clone()),
-        (format!("color:{row}"), color.clone()),
-    ];
-    let change = Change::UpdateStage {
-        stage: StageRef::Id(id),
-        name,
-        color,
-    };
-    let sent: Vec<(&str, String)> = sent.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let sent = [("name", name.clone()), ("color", color.clone())];
+    let stage = StageRef::Id(id);
+    let change = Change::UpdateStage { stage, name, color };
     service
         .apply(&actor, change)
         .await
-        .map_err(|e| in_row(e, &row).keeping(&sent))?;
+        .map_err(|e| in_row_keeping(e, id, &sent))?;
     Ok(())
+}
+
+/// [`in_row`] for a row's refused form, keeping what it sent under the names the row reads back
+/// (`name:<row>`).
+#[cfg(feature = "ssr")]
+fn in_row_keeping(error: impl Into<AppError>, row: i64, sent: &[(&str, String)]) -> AppError {
+    let named: Vec<(String, String)> = sent
+        .iter()
+        .map(|(f, v)| (format!("{f}:{row}"), v.clone()))
+        .collect();
+    let named: Vec<(&str, String)> = named.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    in_row(error, &row.to_string()).keeping(&named)
 }
 
 #[server(endpoint = "admin/reorder_stage")]
