@@ -84,8 +84,7 @@ async fn build_configuration(fx: &Fixture) {
 }
 
 async fn stage_id(fx: &Fixture, name: &str) -> i64 {
-    let stages = fx.service.release_stages(&Actor::cli()).await.unwrap();
-    stages.into_iter().find(|s| s.name == name).expect("stage").id
+    common::stage_id(&fx.service, name).await
 }
 
 async fn export(fx: &Fixture) -> Document {

@@ -327,18 +327,11 @@ async fn board_columns_count_every_flag_of_their_stage() {
     for i in 0..63 {
         app.apply(common::new_flag(&format!("flag-{i:02}"))).await;
     }
-    let beta = app
-        .service
-        .release_stages(&Actor::cli())
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == "Beta")
-        .unwrap();
+    let beta = common::stage_id(&app.service, "Beta").await;
     for i in 0..3 {
         app.apply(Change::MoveStage {
             flag: format!("flag-{i:02}"),
-            stage_id: beta.id,
+            stage_id: beta,
         })
         .await;
     }
@@ -362,7 +355,7 @@ async fn board_columns_count_every_flag_of_their_stage() {
     let first = &columns[0];
     assert_eq!(first["total"], 60, "{first}");
     assert_eq!(first["flags"].as_array().unwrap().len(), 50);
-    let beta_column = columns.iter().find(|c| c["stage_id"] == beta.id).unwrap();
+    let beta_column = columns.iter().find(|c| c["stage_id"] == beta).unwrap();
     assert_eq!(beta_column["total"], 3);
     assert_eq!(beta_column["flags"].as_array().unwrap().len(), 3);
     let (_, html) = page(&app, &viewer, "/flags?view=board").await;
@@ -528,16 +521,7 @@ async fn refused_stage_and_webhook_forms_without_javascript_come_back_as_typed()
         "{html}"
     );
     assert!(html.contains(r##"id="stage-color" name="color" type="color" value="#123456""##));
-    let beta = app
-        .service
-        .release_stages(&Actor::cli())
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == "Beta")
-        .unwrap()
-        .id
-        .to_string();
+    let beta = common::stage_id(&app.service, "Beta").await.to_string();
     let form = [
         ("id", beta.as_str()),
         ("name", "General availability"),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{set_access, Fixture, TestApp};
+use common::{set_access, stage_id, Fixture, TestApp};
 use gatehouse::config::Backend;
 use gatehouse::model::member::Role;
 use gatehouse::model::AccessRules;
@@ -15,15 +15,6 @@ use serde_json::{json, Value};
 async fn names(service: &Service) -> Vec<String> {
     let stages = service.release_stages(&Actor::cli()).await.unwrap();
     stages.into_iter().map(|s| s.name).collect()
-}
-
-async fn stage_id(service: &Service, name: &str) -> i64 {
-    let stages = service.release_stages(&Actor::cli()).await.unwrap();
-    stages
-        .into_iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no stage {name}"))
-        .id
 }
 
 /// Every audit entry, newest first.

@@ -444,13 +444,7 @@ fn EntityListPage(kind: Kind) -> impl IntoView {
     let query = use_query_map();
     let env = move || query.read().get("env").unwrap_or_default();
     let search = move || query.read().get("q").unwrap_or_default();
-    let page = move || {
-        query
-            .read()
-            .get("page")
-            .and_then(|p| p.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
+    let page = move || super::format::page_param(&query.read());
     let data = Resource::new(
         move || (env(), search(), page()),
         move |(env, search, page)| async move {
@@ -545,13 +539,7 @@ fn EntityPage(kind: Kind) -> impl IntoView {
     );
     let search = move || query.read().get("q").unwrap_or_default();
     let shown = move || query.read().get("result").unwrap_or_default();
-    let page = move || {
-        query
-            .read()
-            .get("page")
-            .and_then(|p| p.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
+    let page = move || super::format::page_param(&query.read());
     let checks = Resource::new(
         move || (id(), env(), search(), shown(), page()),
         move |(id, env, search, result, page)| {

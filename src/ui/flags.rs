@@ -1010,13 +1010,7 @@ pub fn FlagsPage() -> impl IntoView {
             .is_some_and(|a| a == "on" || a == "true")
     };
     let board = move || query.read().get("view").is_some_and(|v| v == "board");
-    let page = move || {
-        query
-            .read()
-            .get("page")
-            .and_then(|p| p.parse::<usize>().ok())
-            .unwrap_or(0)
-    };
+    let page = move || super::format::page_param(&query.read());
     let flags = Resource::new(
         move || (search(), stage(), owner(), archived(), page(), board()),
         |(q, s, o, a, p, b)| list_flags(q, s, o, a, p, b),
@@ -1437,11 +1431,7 @@ pub fn FlagPage() -> impl IntoView {
                                                 <td>{v.version}</td>
                                                 <td>{v.summary.clone()}</td>
                                                 <td>
-                                                    {if v.changes.is_empty() {
-                                                        view! { <span class="muted">"no change"</span> }.into_any()
-                                                    } else {
-                                                        view! { <ul class="changes">{v.changes.iter().map(|c| view! { <li>{c.clone()}</li> }).collect_view()}</ul> }.into_any()
-                                                    }}
+                                                    <ChangeList changes=v.changes.clone()/>
                                                 </td>
                                                 <td>{datetime(v.created_at)}</td>
                                                 <td>{v.created_by.clone()}</td>
@@ -1468,11 +1458,7 @@ pub fn FlagPage() -> impl IntoView {
                                                     <td>{v.version}</td>
                                                     <td>{v.summary.clone()}</td>
                                                     <td>
-                                                        {if v.changes.is_empty() {
-                                                            view! { <span class="muted">"no change"</span> }.into_any()
-                                                        } else {
-                                                            view! { <ul class="changes">{v.changes.iter().map(|c| view! { <li>{c.clone()}</li> }).collect_view()}</ul> }.into_any()
-                                                        }}
+                                                        <ChangeList changes=v.changes.clone()/>
                                                     </td>
                                                     <td>{datetime(v.created_at)}</td>
                                                     <td>{v.created_by.clone()}</td>
@@ -1488,6 +1474,16 @@ pub fn FlagPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// What one version of the history changed, a line per change.
+#[component]
+fn ChangeList(changes: Vec<String>) -> impl IntoView {
+    if changes.is_empty() {
+        view! { <span class="muted">"no change"</span> }.into_any()
+    } else {
+        view! { <ul class="changes">{changes.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}</ul> }.into_any()
     }
 }
 

@@ -74,6 +74,11 @@ pub fn access_summary(rules: &crate::model::AccessRules) -> String {
     }
 }
 
+/// The `page` of a page's query string (0 when absent or not a number).
+pub(crate) fn page_param(query: &leptos_router::params::ParamsMap) -> usize {
+    query.get("page").and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,6 +114,16 @@ pub struct Fixture {
     pub db: std::sync::Arc<TestDb>,
 }
 
+/// The id of the release stage named `name`.
+pub async fn stage_id(service: &Service, name: &str) -> i64 {
+    let stages = service.release_stages(&Actor::cli()).await.unwrap();
+    stages
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no stage {name}"))
+        .id
+}
+
 impl Fixture {
     pub fn runtime(&self) -> &Runtime {
         self.service.runtime().expect("a serving service")
