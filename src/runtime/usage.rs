@@ -22,8 +22,9 @@
 //! (over all shards), one bit per flag each; past that cap, for at most [`MAX_EXPOSED`] more ids
 //! between two flushes, their exposures are kept without the day's memory, and beyond that they
 //! are dropped and counted ([`Usage::dropped`]; their checks are still counted). With 1,000 flags
-//! an id costs 128 B of bits and about 40 B of map entry, so at most
-//! (250,000 + 2 × 100,000) × 168 B ≈ 76 MB, and far less when ids repeat; the day's sketches
+//! a remembered id costs 128 B of bits and about 40 B of slot and map entry, and an id with
+//! fresh exposures 136 B more until the flush, so at most 250,000 × 168 B plus
+//! 350,000 × 136 B plus 100,000 × 40 B ≈ 94 MB, and far less when ids repeat; the day's sketches
 //! add at most 2 × 9 KB per flag and environment (55 MB for 1,000 flags in 3 environments).
 
 use std::cell::Cell;
@@ -238,18 +239,126 @@ impl Window {
     }
 }
 
-/// Per id hash, one bit per flag position.
-type IdBits = FxHashMap<u64, Box<[u64]>>;
-
 /// The companies (`[0]`) and users (`[1]`) one snapshot's flags were enabled for on one day.
 struct Exposed {
     snapshot: Arc<Snapshot>,
     /// The latest request counted here (epoch ms).
     last_at: i64,
-    /// The flags enabled for each id so far that day.
-    seen: [IdBits; 2],
-    /// The flags first enabled for each id since the last take.
-    fresh: [IdBits; 2],
+    ids: [IdFlags; 2],
+}
+
+/// Slots of remembered ids per allocation of [`IdFlags::seen`].
+const CHUNK: usize = 64;
+/// [`IdFlags::fresh_at`] of a slot with nothing fresh.
+const NOT_FRESH: u32 = u32::MAX;
+
+/// The flags enabled for the companies (or the users) of one day and snapshot: for a remembered
+/// id, a slot with the flags enabled for it so far that day; for each id, the flags first
+/// enabled since the last take. A new id costs one hash-map entry and no allocation of its own.
+struct IdFlags {
+    /// Words of bits per id: one bit per flag position.
+    words: usize,
+    /// Id hash → slot.
+    slots: FxHashMap<u64, u32>,
+    /// The slots' bits, [`CHUNK`] slots an allocation (growing never moves what is there).
+    seen: Vec<Box<[u64]>>,
+    /// Per slot, its index in `fresh`, or [`NOT_FRESH`].
+    fresh_at: Vec<u32>,
+    /// The slots with an index in `fresh`.
+    touched: Vec<u32>,
+    /// Ids past [`MAX_SEEN`] (kept only until the next take) → index in `fresh`.
+    unremembered: FxHashMap<u64, u32>,
+    fresh: Fresh,
+}
+
+/// Ids and the flags first enabled for each since the last take.
+#[derive(Default)]
+struct Fresh {
+    words: usize,
+    ids: Vec<u64>,
+    /// `words` words an id.
+    bits: Vec<u64>,
+}
+
+impl Fresh {
+    fn new(words: usize) -> Fresh {
+        Fresh {
+            words,
+            ..Fresh::default()
+        }
+    }
+
+    /// Adds `id` with no bits yet; returns its index.
+    fn push(&mut self, id: u64) -> u32 {
+        self.ids.push(id);
+        self.bits.resize(self.bits.len() + self.words, 0);
+        (self.ids.len() - 1) as u32
+    }
+
+    fn bits_mut(&mut self, index: u32) -> &mut [u64] {
+        let at = index as usize * self.words;
+        &mut self.bits[at..at + self.words]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &[u64])> {
+        self.ids.iter().copied().zip(self.bits.chunks(self.words.max(1)))
+    }
+}
+
+impl IdFlags {
+    fn new(words: usize) -> IdFlags {
+        IdFlags {
+            words,
+            slots: FxHashMap::default(),
+            seen: Vec::new(),
+            fresh_at: Vec::new(),
+            touched: Vec::new(),
+            unremembered: FxHashMap::default(),
+            fresh: Fresh::new(words),
+        }
+    }
+
+    /// Gives `id` a slot (it was not remembered).
+    fn remember(&mut self, id: u64) -> u32 {
+        let slot = self.fresh_at.len();
+        if slot.is_multiple_of(CHUNK) {
+            self.seen.push(vec![0; CHUNK * self.words].into_boxed_slice());
+        }
+        self.fresh_at.push(NOT_FRESH);
+        self.slots.insert(id, slot as u32);
+        slot as u32
+    }
+
+    /// Adds the flags `tally` enabled for the remembered id in `slot` that the day has not seen.
+    fn add(&mut self, slot: u32, id: u64, tally: &Tally) {
+        let (chunk, at) = (slot as usize / CHUNK, slot as usize % CHUNK * self.words);
+        let seen = &mut self.seen[chunk][at..at + self.words];
+        let mut new = false;
+        tally.each_enabled_word(|w, bits| new |= bits & !seen[w] != 0);
+        if !new {
+            return;
+        }
+        let fresh_at = &mut self.fresh_at[slot as usize];
+        if *fresh_at == NOT_FRESH {
+            *fresh_at = self.fresh.push(id);
+            self.touched.push(slot);
+        }
+        let fresh = self.fresh.bits_mut(*fresh_at);
+        tally.each_enabled_word(|w, bits| {
+            let new = bits & !seen[w];
+            seen[w] |= new;
+            fresh[w] |= new;
+        });
+    }
+
+    /// The fresh exposures, which start over.
+    fn take_fresh(&mut self) -> Fresh {
+        for slot in self.touched.drain(..) {
+            self.fresh_at[slot as usize] = NOT_FRESH;
+        }
+        self.unremembered.clear();
+        std::mem::replace(&mut self.fresh, Fresh::new(self.words))
+    }
 }
 
 /// One day's sketches of one environment's flags in this process.
@@ -283,9 +392,9 @@ struct Shard {
 /// The counters of one server process.
 pub struct Usage {
     shards: Vec<Mutex<Shard>>,
-    /// Ids in the shards' `seen` maps.
+    /// Ids remembered in the shards' slots.
     seen: AtomicUsize,
-    /// Ids past [`MAX_SEEN`] in the `fresh` maps.
+    /// Ids past [`MAX_SEEN`] kept until the next take.
     exposed: AtomicUsize,
     dropped: AtomicU64,
     /// The day's sketches of every flag this process exposed, per (environment, day): kept
@@ -384,56 +493,43 @@ impl Usage {
             .or_insert_with(|| Exposed {
                 snapshot: snapshot.clone(),
                 last_at: now,
-                seen: Default::default(),
-                fresh: Default::default(),
+                ids: [0, 1].map(|_| IdFlags::new(snapshot.compiled.len().div_ceil(64))),
             });
         exposed.last_at = exposed.last_at.max(now);
-        let words = snapshot.compiled.len().div_ceil(64);
         for (kind, id) in [subject.company, subject.user].into_iter().enumerate() {
             if let Some(id) = id {
-                self.expose(exposed, kind, id_hash(id), tally, words);
+                self.expose(&mut exposed.ids[kind], id_hash(id), tally);
             }
         }
     }
 
     /// Adds the flags `tally` enabled for the id `key` to the day's fresh exposures, unless the
     /// day has already seen them.
-    fn expose(&self, exposed: &mut Exposed, kind: usize, key: u64, tally: &Tally, words: usize) {
-        let (seen, fresh) = (&mut exposed.seen[kind], &mut exposed.fresh[kind]);
-        if let std::collections::hash_map::Entry::Vacant(vacant) = seen.entry(key) {
-            if self.seen.fetch_add(1, Ordering::Relaxed) < MAX_SEEN {
-                vacant.insert(vec![0; words].into_boxed_slice());
-            } else {
-                self.seen.fetch_sub(1, Ordering::Relaxed);
-            }
+    fn expose(&self, ids: &mut IdFlags, key: u64, tally: &Tally) {
+        if let Some(&slot) = ids.slots.get(&key) {
+            return ids.add(slot, key, tally);
         }
-        let mut unremembered;
-        let seen = match seen.get_mut(&key) {
-            Some(bits) => &mut bits[..],
+        if self.seen.fetch_add(1, Ordering::Relaxed) < MAX_SEEN {
+            let slot = ids.remember(key);
+            return ids.add(slot, key, tally);
+        }
+        self.seen.fetch_sub(1, Ordering::Relaxed);
+        // Past the day's cap: kept until the next take, within its own cap.
+        let index = match ids.unremembered.get(&key) {
+            Some(&index) => index,
+            None if self.exposed.fetch_add(1, Ordering::Relaxed) < MAX_EXPOSED => {
+                let index = ids.fresh.push(key);
+                ids.unremembered.insert(key, index);
+                index
+            }
             None => {
-                // Past the day's cap: kept until the next flush, within its own cap.
-                if !fresh.contains_key(&key) && self.exposed.fetch_add(1, Ordering::Relaxed) >= MAX_EXPOSED {
-                    self.exposed.fetch_sub(1, Ordering::Relaxed);
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                unremembered = vec![0; words];
-                &mut unremembered[..]
+                self.exposed.fetch_sub(1, Ordering::Relaxed);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
             }
         };
-        let mut new = false;
-        tally.each_enabled_word(|w, bits| new |= bits & !seen[w] != 0);
-        if !new {
-            return;
-        }
-        let fresh = fresh
-            .entry(key)
-            .or_insert_with(|| vec![0; words].into_boxed_slice());
-        tally.each_enabled_word(|w, bits| {
-            let new = bits & !seen[w];
-            seen[w] |= new;
-            fresh[w] |= new;
-        });
+        let fresh = ids.fresh.bits_mut(index);
+        tally.each_enabled_word(|w, bits| fresh[w] |= bits);
     }
 
     /// Turns counting on or off (`--count-usage`).
@@ -458,7 +554,9 @@ impl Usage {
                 let fresh: Vec<_> = shard
                     .exposed
                     .iter_mut()
-                    .map(|(&(day, _), e)| (day, e.snapshot.clone(), std::mem::take(&mut e.fresh)))
+                    .map(|(&(day, _), e)| {
+                        (day, e.snapshot.clone(), e.ids.each_mut().map(IdFlags::take_fresh))
+                    })
                     .collect();
                 let forgotten = forget_past(&mut shard.exposed);
                 self.seen.fetch_sub(forgotten, Ordering::Relaxed);
@@ -538,7 +636,7 @@ fn forget_past(exposed: &mut FxHashMap<(i64, usize), Exposed>) -> usize {
     exposed.retain(|(day, _), e| {
         let keep = *day == today && latest.get(&e.snapshot.environment.id) == Some(&e.last_at);
         if !keep {
-            forgotten += e.seen.iter().map(|ids| ids.len()).sum::<usize>();
+            forgotten += e.ids.iter().map(|ids| ids.slots.len()).sum::<usize>();
         }
         keep
     });
@@ -546,12 +644,12 @@ fn forget_past(exposed: &mut FxHashMap<(i64, usize), Exposed>) -> usize {
 }
 
 /// Adds the ids first exposed since the last take to their flags' day sketches.
-fn add_exposures(day: &mut DaySketches, snapshot: &Snapshot, fresh: [IdBits; 2]) {
+fn add_exposures(day: &mut DaySketches, snapshot: &Snapshot, fresh: [Fresh; 2]) {
     let mut slots: Vec<Option<usize>> = vec![None; snapshot.compiled.len()];
     for (kind, ids) in fresh.iter().enumerate() {
-        for (id, bits) in ids {
+        for (id, bits) in ids.iter() {
             // Hashed once, put into each of the id's flags' sketches.
-            let hash = RegisterHash::of(*id);
+            let hash = RegisterHash::of(id);
             for p in Tally::positions(bits) {
                 let i = match slots[p] {
                     Some(i) => i,
@@ -766,6 +864,72 @@ impl Collect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn enabling(positions: &[usize]) -> Tally {
+        let mut tally = Tally::new(0, 130);
+        for &p in positions {
+            tally.add(
+                p,
+                Decided {
+                    enabled: Some(true),
+                    variant: None,
+                },
+            );
+        }
+        tally
+    }
+
+    fn fresh_of(fresh: &Fresh) -> Vec<(u64, Vec<usize>)> {
+        fresh
+            .iter()
+            .map(|(id, bits)| (id, Tally::positions(bits).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn an_id_is_fresh_once_a_day_for_each_flag() {
+        let usage = Usage::default();
+        let mut ids = IdFlags::new(3);
+        // More ids than one allocation of slots holds.
+        for id in 0..200 {
+            usage.expose(&mut ids, id, &enabling(&[1, 129]));
+            usage.expose(&mut ids, id, &enabling(&[1]));
+        }
+        usage.expose(&mut ids, 7, &enabling(&[1, 64, 129]));
+        let fresh = fresh_of(&ids.take_fresh());
+        assert_eq!(fresh.len(), 200);
+        assert_eq!(fresh[0], (0, vec![1, 129]));
+        assert_eq!(fresh[7], (7, vec![1, 64, 129]));
+        assert_eq!(fresh[199], (199, vec![1, 129]));
+        // The day remembers: after the take only what is new is fresh.
+        for id in 0..200 {
+            usage.expose(&mut ids, id, &enabling(&[1, 129]));
+        }
+        usage.expose(&mut ids, 150, &enabling(&[1, 2, 129]));
+        assert_eq!(fresh_of(&ids.take_fresh()), [(150, vec![2])]);
+        assert!(ids.take_fresh().ids.is_empty());
+        assert_eq!(usage.seen.load(Ordering::Relaxed), 200);
+    }
+
+    #[test]
+    fn ids_past_the_days_cap_are_kept_until_the_take_then_dropped_at_theirs() {
+        let usage = Usage::default();
+        let mut ids = IdFlags::new(3);
+        usage.seen.store(MAX_SEEN - 1, Ordering::Relaxed);
+        usage.expose(&mut ids, 1, &enabling(&[0]));
+        usage.expose(&mut ids, 2, &enabling(&[0]));
+        usage.expose(&mut ids, 2, &enabling(&[5]));
+        assert_eq!(usage.exposed.load(Ordering::Relaxed), 1);
+        usage.exposed.store(MAX_EXPOSED, Ordering::Relaxed);
+        usage.expose(&mut ids, 3, &enabling(&[0]));
+        assert_eq!(usage.dropped(), 1);
+        assert_eq!(fresh_of(&ids.take_fresh()), [(1, vec![0]), (2, vec![0, 5])]);
+        // Not remembered: the next take has it again.
+        usage.exposed.store(0, Ordering::Relaxed);
+        usage.expose(&mut ids, 2, &enabling(&[0]));
+        usage.expose(&mut ids, 1, &enabling(&[0]));
+        assert_eq!(fresh_of(&ids.take_fresh()), [(2, vec![0])]);
+    }
 
     #[test]
     fn vertical_counts_add_like_plain_ones() {
