@@ -687,8 +687,10 @@ pub struct DailyExposure {
     pub flag_key: String,
     /// Start of the UTC day (epoch ms).
     pub day: i64,
-    pub companies: Sketch,
-    pub users: Sketch,
+    /// The sketches as stored ([`Sketch::to_bytes`]): serialized while collecting, off the
+    /// flush's database transaction.
+    pub companies: Vec<u8>,
+    pub users: Vec<u8>,
 }
 
 /// When a flag was last checked in an environment.
@@ -729,8 +731,11 @@ impl UsageBatch {
             for row in batch.exposed {
                 let key = (row.environment_id, row.flag_key, row.day);
                 let (companies, users) = collect.exposed.entry(key).or_default();
-                companies.merge(&row.companies);
-                users.merge(&row.users);
+                for (sketch, stored) in [(companies, &row.companies), (users, &row.users)] {
+                    if let Some(other) = Sketch::from_bytes(stored) {
+                        sketch.merge(&other);
+                    }
+                }
             }
             for row in batch.checked {
                 let at = collect
@@ -839,12 +844,12 @@ impl Collect {
                 .exposed
                 .into_iter()
                 .map(
-                    |((environment_id, flag_key, day), (companies, users))| DailyExposure {
+                    |((environment_id, flag_key, day), (mut companies, mut users))| DailyExposure {
                         environment_id,
                         flag_key,
                         day,
-                        companies,
-                        users,
+                        companies: companies.to_bytes(),
+                        users: users.to_bytes(),
                     },
                 )
                 .collect(),
@@ -1008,6 +1013,11 @@ mod tests {
 
     #[test]
     fn an_absorbed_batch_adds_counts_and_keeps_the_latest_check() {
+        let stored = |ids: std::ops::Range<u64>| {
+            let mut sketch = Sketch::default();
+            ids.for_each(|id| sketch.insert(id));
+            sketch.to_bytes()
+        };
         let row = |evaluated, at| UsageBatch {
             replica: "r".into(),
             hourly: vec![HourlyCount {
@@ -1018,7 +1028,13 @@ mod tests {
                 evaluated,
                 reported: 1,
             }],
-            exposed: Vec::new(),
+            exposed: vec![DailyExposure {
+                environment_id: 1,
+                flag_key: "a".into(),
+                day: 0,
+                companies: stored(at as u64..20),
+                users: stored(0..1),
+            }],
             checked: vec![LastChecked {
                 environment_id: 1,
                 flag_key: "a".into(),
@@ -1026,6 +1042,13 @@ mod tests {
             }],
         };
         let both = row(3, 10).absorb(row(4, 5));
+        // The companies of both (5..20), each once.
+        assert_eq!(both.exposed.len(), 1);
+        let count = |bytes: &[u8]| Sketch::from_bytes(bytes).unwrap().count();
+        assert_eq!(
+            (count(&both.exposed[0].companies), count(&both.exposed[0].users)),
+            (15, 1)
+        );
         assert_eq!(both.hourly.len(), 1);
         assert_eq!((both.hourly[0].evaluated, both.hourly[0].reported), (7, 2));
         assert_eq!(both.checked[0].at, 10);

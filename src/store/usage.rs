@@ -75,8 +75,8 @@ async fn add_checked(conn: &mut AnyConnection, rows: &[LastChecked]) -> StoreRes
 /// Replaces this replica's sketches of each (environment, flag, day): the batch holds the
 /// replica's whole day so far, so nothing is read, merged or locked here, and replicas never wait
 /// for each other.
-async fn put_exposed(conn: &mut AnyConnection, replica: &str, rows: &mut [DailyExposure]) -> StoreResult<()> {
-    for chunk in rows.chunks_mut(CHUNK) {
+async fn put_exposed(conn: &mut AnyConnection, replica: &str, rows: &[DailyExposure]) -> StoreResult<()> {
+    for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO usage_exposures (environment_id, flag_key, day, replica, companies, users) \
              VALUES {} ON CONFLICT (environment_id, flag_key, day, replica) DO UPDATE SET \
@@ -84,14 +84,14 @@ async fn put_exposed(conn: &mut AnyConnection, replica: &str, rows: &mut [DailyE
             placeholders(chunk.len(), 6)
         );
         let mut query = sqlx::query(&sql);
-        for row in chunk.iter_mut() {
+        for row in chunk {
             query = query
                 .bind(row.environment_id)
                 .bind(row.flag_key.as_str())
                 .bind(row.day)
                 .bind(replica)
-                .bind(row.companies.to_bytes())
-                .bind(row.users.to_bytes());
+                .bind(row.companies.as_slice())
+                .bind(row.users.as_slice());
         }
         query.execute(&mut *conn).await?;
     }
@@ -125,7 +125,7 @@ pub struct UsageRows {
 /// Adds a batch of counts in the caller's transaction.
 pub async fn add_usage(conn: &mut AnyConnection, batch: &mut UsageBatch) -> StoreResult<()> {
     add_hourly(conn, &batch.hourly).await?;
-    put_exposed(conn, &batch.replica, &mut batch.exposed).await?;
+    put_exposed(conn, &batch.replica, &batch.exposed).await?;
     add_checked(conn, &batch.checked).await
 }
 
