@@ -7,7 +7,9 @@
 //! over one cache line. Inside a window a flag is its position in the snapshot, so counting a
 //! request is a loop of additions over arrays.
 //!
-//! The companies and users a request exposed are kept per (UTC day, snapshot): for each id the
+//! The companies and users a request exposed are kept in [`SHARDS`] other shards, chosen by the
+//! id's hash (so each id is remembered once however many threads see it), per (UTC day,
+//! snapshot): for each id the
 //! flags enabled for it so far that day (`seen`, one bit per flag) and those first enabled since
 //! the last flush (`fresh`). A request from an id already seen with the same flags adds nothing;
 //! so each id enters each flag's day sketch ([`Sketch`]) once a day, however often it asks, and
@@ -381,17 +383,17 @@ impl DaySketches {
     }
 }
 
-#[derive(Default)]
-struct Shard {
-    /// By (hour, snapshot).
-    windows: FxHashMap<(i64, usize), Window>,
-    /// By (day, snapshot).
-    exposed: FxHashMap<(i64, usize), Exposed>,
-}
+/// One thread's windows, by (hour, snapshot).
+type Windows = FxHashMap<(i64, usize), Window>;
+/// Some ids' exposures, by (day, snapshot).
+type Exposures = FxHashMap<(i64, usize), Exposed>;
 
 /// The counters of one server process.
 pub struct Usage {
-    shards: Vec<Mutex<Shard>>,
+    /// Per thread ([`shard_index`]).
+    windows: Vec<Mutex<Windows>>,
+    /// Per id ([`id_shard`]).
+    exposures: Vec<Mutex<Exposures>>,
     /// Ids remembered in the shards' slots.
     seen: AtomicUsize,
     /// Ids past [`MAX_SEEN`] kept until the next take.
@@ -418,7 +420,8 @@ impl std::fmt::Debug for Usage {
 impl Default for Usage {
     fn default() -> Self {
         Usage {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            windows: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            exposures: (0..SHARDS).map(|_| Mutex::default()).collect(),
             seen: AtomicUsize::new(0),
             exposed: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
@@ -433,7 +436,12 @@ impl Default for Usage {
     }
 }
 
-/// The shard of the current thread, assigned round-robin on first use.
+/// The exposures' shard of an id hash.
+fn id_shard(id_hash: u64) -> usize {
+    (id_hash >> 61) as usize % SHARDS
+}
+
+/// The windows' shard of the current thread, assigned round-robin on first use.
 fn shard_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
@@ -461,11 +469,10 @@ impl Usage {
             return;
         }
         let hour = now.div_euclid(HOUR_MS) * HOUR_MS;
-        let mut shard = self.shards[shard_index()]
+        let mut windows = self.windows[shard_index()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let window = shard
-            .windows
+        let window = windows
             .entry((hour, Arc::as_ptr(snapshot) as usize))
             .or_insert_with(|| Window::new(snapshot, now));
         window.last_at = window.last_at.max(now);
@@ -483,23 +490,26 @@ impl Usage {
                 counts[base / 2] += 1;
             }
         }
+        drop(windows);
         if tally.enabled.iter().all(|w| *w == 0) {
             return;
         }
         let day = hour.div_euclid(DAY_MS) * DAY_MS;
-        let exposed = shard
-            .exposed
-            .entry((day, Arc::as_ptr(snapshot) as usize))
-            .or_insert_with(|| Exposed {
-                snapshot: snapshot.clone(),
-                last_at: now,
-                ids: [0, 1].map(|_| IdFlags::new(snapshot.compiled.len().div_ceil(64))),
-            });
-        exposed.last_at = exposed.last_at.max(now);
         for (kind, id) in [subject.company, subject.user].into_iter().enumerate() {
-            if let Some(id) = id {
-                self.expose(&mut exposed.ids[kind], id_hash(id), tally);
-            }
+            let Some(id) = id else { continue };
+            let key = id_hash(id);
+            let mut exposures = self.exposures[id_shard(key)]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let exposed = exposures
+                .entry((day, Arc::as_ptr(snapshot) as usize))
+                .or_insert_with(|| Exposed {
+                    snapshot: snapshot.clone(),
+                    last_at: now,
+                    ids: [0, 1].map(|_| IdFlags::new(snapshot.compiled.len().div_ceil(64))),
+                });
+            exposed.last_at = exposed.last_at.max(now);
+            self.expose(&mut exposed.ids[kind], key, tally);
         }
     }
 
@@ -547,24 +557,25 @@ impl Usage {
     /// day that is over.
     pub fn take(&self, sketches: bool) -> UsageBatch {
         let mut batch = Collect::default();
-        for shard in &self.shards {
-            let (windows, fresh) = {
-                let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-                let windows = std::mem::take(&mut shard.windows);
-                let fresh: Vec<_> = shard
-                    .exposed
+        for windows in &self.windows {
+            let windows = std::mem::take(&mut *windows.lock().unwrap_or_else(|e| e.into_inner()));
+            for ((hour, _), window) in windows {
+                batch.window(hour, window);
+            }
+        }
+        for exposures in &self.exposures {
+            let fresh: Vec<_> = {
+                let mut exposures = exposures.lock().unwrap_or_else(|e| e.into_inner());
+                let fresh = exposures
                     .iter_mut()
                     .map(|(&(day, _), e)| {
                         (day, e.snapshot.clone(), e.ids.each_mut().map(IdFlags::take_fresh))
                     })
                     .collect();
-                let forgotten = forget_past(&mut shard.exposed);
+                let forgotten = forget_past(&mut exposures);
                 self.seen.fetch_sub(forgotten, Ordering::Relaxed);
-                (windows, fresh)
+                fresh
             };
-            for ((hour, _), window) in windows {
-                batch.window(hour, window);
-            }
             let mut days = self.days.lock().unwrap_or_else(|e| e.into_inner());
             for (day, snapshot, ids) in fresh {
                 let sketches = days.entry((snapshot.environment.id, day)).or_default();
@@ -621,7 +632,7 @@ impl Usage {
 /// Keeps, of a shard's exposures, only those of the latest day and, per environment, of the
 /// snapshot most recently used (an earlier snapshot's requests are over, or nearly); returns how
 /// many remembered ids it let go.
-fn forget_past(exposed: &mut FxHashMap<(i64, usize), Exposed>) -> usize {
+fn forget_past(exposed: &mut Exposures) -> usize {
     let Some(today) = exposed.keys().map(|(day, _)| *day).max() else {
         return 0;
     };
