@@ -71,6 +71,23 @@ rps() { # one run; prints requests/s and the server's CPU time per request (µs)
     rate="$(sed -n 's/^LOADTEST rps=\([0-9.]*\).*/\1/p' <<<"$out")"
     python3 -c "import os; t = os.sysconf('SC_CLK_TCK'); print($rate, round(($after - $before) / t * 1e6 / ($rate * $duration), 1))"
 }
+# The share of the counting server's CPU samples (perf, user and kernel) in the counting code's own
+# functions (runtime::usage, runtime::sketch, the HyperLogLog crate, xxh3, the flusher's collecting),
+# over one extra run of the case that is not among the timed rounds; "-" without perf.
+usage_share() { # WARMUP
+    command -v perf >/dev/null || { echo "-"; return; }
+    start true "$work/perf-server.log"
+    LOADTEST_HEADER="Authorization: Bearer $publishable" LOADTEST_SPREAD=$companies \
+        wrk -t"$threads" -c"$connections" -d"$1s" -s scripts/loadtest/wrk.lua "$base$path" >/dev/null
+    LOADTEST_HEADER="Authorization: Bearer $publishable" LOADTEST_SPREAD=$companies \
+        wrk -t"$threads" -c"$connections" -d"${duration}s" -s scripts/loadtest/wrk.lua "$base$path" >/dev/null &
+    local wrk_pid=$!
+    perf record -q -F 999 -p "$server_pid" -o "$work/perf.data" -- sleep "$((duration - 1))" >/dev/null 2>&1 || true
+    wait "$wrk_pid"
+    stop
+    perf report -i "$work/perf.data" --no-children --sort symbol -g none --stdio 2>/dev/null \
+        | awk '/%/ && /runtime::usage::|runtime::sketch::|hyperloglogplus|xxh3|add_exposures/ { sub("%", "", $1); s += $1 } END { printf "%.2f %%", s }'
+}
 median() { python3 -c 'import statistics, sys; print(round(statistics.median(float(x) for x in sys.argv[1:])))' "$@"; }
 
 rows=""
@@ -109,7 +126,8 @@ for case in "100 3" "1000 3" "1000 $warm"; do
         { if ($3 > c) c = $3 }
         END { printf "counts %.1f ms (%d rows); with sketches %.1f ms (%d rows); collecting %.1f ms", m, r, s, q, c }' <<<"$flushes")"
     flush_count="$(wc -l <<<"$flushes" | tr -d ' ')"
-    rows+="| GET /features/evaluated, $label | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $on_cpu_median / $off_cpu_median µs ($cpu_cost %) | $flush_max, of $flush_count flushes | $((on_hwm / 1024)) / $((off_hwm / 1024)) MB |"$'\n'
+    share="$(usage_share "$warmup")"
+    rows+="| GET /features/evaluated, $label | ${on[*]} | ${off[*]} | $on_median | $off_median | $cost % | $share | $on_cpu_median / $off_cpu_median µs ($cpu_cost %) | $flush_max, of $flush_count flushes | $((on_hwm / 1024)) / $((off_hwm / 1024)) MB |"$'\n'
 done
 
 section="## Usage counting
@@ -127,9 +145,13 @@ flush is the longest of the counting server's database writes as it logs them: t
 sketches that changed when they are at most 100), and the counts with all changed day sketches (every 60 s, and at
 the graceful shutdown that ends each run: the runs are shorter than a minute, so that is the one logged); then the
 longest time it took to turn the counters into rows and sketches (on a blocking thread, before the write). Peak RSS (VmHWM) is the last round's, counting on / off.
+\"CPU samples in counting code\": \`perf record\` of the counting server over one more run of the case (not one of
+the timed rounds), the share of its samples (user and kernel) in the counting code's own functions — runtime::usage,
+runtime::sketch, the HyperLogLog crate, xxh3 — a figure that does not move with wrk's share of the cores; the
+flush's database writes are not in it (they are the flush column).
 
-| Endpoint | counting on, requests/s | counting off | median on | median off | cost | server CPU per request, on / off (cost) | longest flush write; collect | peak RSS on / off |
-|---|---|---|---|---|---|---|---|---|
+| Endpoint | counting on, requests/s | counting off | median on | median off | cost | CPU samples in counting code | server CPU per request, on / off (cost) | longest flush write; collect | peak RSS on / off |
+|---|---|---|---|---|---|---|---|---|---|
 $rows"
 echo "$section"
 if [ "${LOADTEST_NO_WRITE:-}" != 1 ]; then
