@@ -289,6 +289,19 @@ async fn a_company_enters_a_day_sketch_once_and_flushes_are_the_pipelines_unaudi
     get(&base, &key, &pro("acme")).await;
     assert_eq!(app.service.flush_usage().await.unwrap(), 3);
     assert_eq!(usage(&app.service, 1).await.environments[0].days[0].companies, 1);
+    // A request of yesterday counted after today's flush (it straddled midnight): its check
+    // counts, but its company must not replace yesterday's sketch (acme and zeta) with itself.
+    clock.advance(-DAY);
+    get(&base, &key, &pro("late")).await;
+    app.service.flush_usage().await.unwrap();
+    clock.advance(DAY);
+    let days = usage(&app.service, 2).await.environments[0].days.clone();
+    assert_eq!(
+        (days[0].enabled, days[0].companies),
+        (5, 2),
+        "yesterday keeps its companies"
+    );
+    assert_eq!((days[1].enabled, days[1].companies), (1, 1));
     assert_eq!(
         events(&app.service).await,
         events_before,

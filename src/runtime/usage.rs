@@ -25,12 +25,13 @@
 //! are dropped and counted ([`Usage::dropped`]; their checks are still counted). With 1,000 flags
 //! a remembered id costs 128 B of bits and about 40 B of slot and map entry, and an id with
 //! fresh exposures 136 B more until the flush, so at most 250,000 × 168 B plus
-//! 350,000 × 136 B plus 100,000 × 40 B ≈ 94 MB, and far less when ids repeat; the day's sketches
+//! 350,000 × 136 B plus 100,000 × 40 B ≈ 94 MB of data (the lists of fresh ids grow by doubling,
+//! so up to about 140 MB allocated), and far less when ids repeat; the day's sketches
 //! add at most 2 × 9 KB per flag and environment (55 MB for 1,000 flags in 3 environments).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
@@ -398,6 +399,9 @@ pub struct Usage {
     /// Ids past [`MAX_SEEN`] kept until the next take.
     exposed: AtomicUsize,
     dropped: AtomicU64,
+    /// The latest day whose sketches `days` keeps: those of earlier days were written whole and
+    /// let go.
+    today: AtomicI64,
     /// The day's sketches of every flag this process exposed, per (environment, day): kept
     /// across flushes (so they are dense and cheap to add to after the first minutes) and written
     /// whole, as this replica's row, when they changed.
@@ -424,6 +428,7 @@ impl Default for Usage {
             seen: AtomicUsize::new(0),
             exposed: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
+            today: AtomicI64::new(i64::MIN),
             days: Mutex::default(),
             replica: {
                 use rand::distributions::{Alphanumeric, DistString};
@@ -437,7 +442,7 @@ impl Default for Usage {
 
 /// The exposures' shard of an id hash.
 fn id_shard(id_hash: u64) -> usize {
-    (id_hash >> 61) as usize % SHARDS
+    (id_hash >> 32) as usize % SHARDS
 }
 
 /// The windows' shard of the current thread, assigned round-robin on first use.
@@ -518,20 +523,21 @@ impl Usage {
         if let Some(&slot) = ids.slots.get(&key) {
             return ids.add(slot, key, tally);
         }
-        if self.seen.fetch_add(1, Ordering::Relaxed) < MAX_SEEN {
-            let slot = ids.remember(key);
-            return ids.add(slot, key, tally);
-        }
-        self.seen.fetch_sub(1, Ordering::Relaxed);
         // Past the day's cap: kept until the next take, within its own cap.
         let index = match ids.unremembered.get(&key) {
             Some(&index) => index,
+            None if self.seen.fetch_add(1, Ordering::Relaxed) < MAX_SEEN => {
+                let slot = ids.remember(key);
+                return ids.add(slot, key, tally);
+            }
             None if self.exposed.fetch_add(1, Ordering::Relaxed) < MAX_EXPOSED => {
+                self.seen.fetch_sub(1, Ordering::Relaxed);
                 let index = ids.fresh.push(key);
                 ids.unremembered.insert(key, index);
                 index
             }
             None => {
+                self.seen.fetch_sub(1, Ordering::Relaxed);
                 self.exposed.fetch_sub(1, Ordering::Relaxed);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -546,7 +552,15 @@ impl Usage {
         self.off.store(!on, Ordering::Relaxed);
     }
 
-    /// How many ids' exposures were dropped at the cap since start.
+    /// The fresh exposures of `ids`, which start over; the ids past the day's cap leave room for
+    /// as many more.
+    fn take_fresh(&self, ids: &mut IdFlags) -> Fresh {
+        self.exposed.fetch_sub(ids.unremembered.len(), Ordering::Relaxed);
+        ids.take_fresh()
+    }
+
+    /// How many ids' exposures were dropped since start: past the caps, or late for a day
+    /// already written.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -568,20 +582,29 @@ impl Usage {
                 let fresh = exposures
                     .iter_mut()
                     .map(|(&(day, _), e)| {
-                        (day, e.snapshot.clone(), e.ids.each_mut().map(IdFlags::take_fresh))
+                        let fresh = e.ids.each_mut().map(|ids| self.take_fresh(ids));
+                        (day, e.snapshot.clone(), fresh)
                     })
                     .collect();
-                let forgotten = forget_past(&mut exposures);
+                let forgotten = forget_past(&mut exposures, self.today.load(Ordering::Relaxed));
                 self.seen.fetch_sub(forgotten, Ordering::Relaxed);
                 fresh
             };
             let mut days = self.days.lock().unwrap_or_else(|e| e.into_inner());
+            let today = self.today.load(Ordering::Relaxed);
             for (day, snapshot, ids) in fresh {
+                if day < today {
+                    // A request of a day this process has written whole and let go (it began
+                    // before midnight and was counted after): its sketches would replace the
+                    // day's row with only these ids, so they are dropped instead.
+                    let late: usize = ids.iter().map(|ids| ids.ids.len()).sum();
+                    self.dropped.fetch_add(late as u64, Ordering::Relaxed);
+                    continue;
+                }
                 let sketches = days.entry((snapshot.environment.id, day)).or_default();
                 add_exposures(sketches, &snapshot, ids);
             }
         }
-        self.exposed.store(0, Ordering::Relaxed);
         self.changed_sketches(&mut batch, sketches);
         let mut batch = batch.finish();
         batch.replica = self.replica.clone();
@@ -616,6 +639,7 @@ impl Usage {
             }
         }
         days.retain(|(_, day), _| *day == today);
+        self.today.fetch_max(today, Ordering::Relaxed);
     }
 
     /// Keeps a batch that could not be written for the next [`Usage::take`].
@@ -628,11 +652,17 @@ impl Usage {
     }
 }
 
-/// Keeps, of a shard's exposures, only those of the latest day and, per environment, of the
+/// Keeps, of a shard's exposures, only those of the latest day (the shard's or `today`, the
+/// latest the process keeps sketches of) and, per environment, of the
 /// snapshot most recently used (an earlier snapshot's requests are over, or nearly); returns how
 /// many remembered ids it let go.
-fn forget_past(exposed: &mut Exposures) -> usize {
-    let Some(today) = exposed.keys().map(|(day, _)| *day).max() else {
+fn forget_past(exposed: &mut Exposures, today: i64) -> usize {
+    let Some(today) = exposed
+        .keys()
+        .map(|(day, _)| *day)
+        .max()
+        .map(|day| day.max(today))
+    else {
         return 0;
     };
     let mut latest: HashMap<i64, i64> = HashMap::new();
@@ -911,7 +941,7 @@ mod tests {
             usage.expose(&mut ids, id, &enabling(&[1]));
         }
         usage.expose(&mut ids, 7, &enabling(&[1, 64, 129]));
-        let fresh = fresh_of(&ids.take_fresh());
+        let fresh = fresh_of(&usage.take_fresh(&mut ids));
         assert_eq!(fresh.len(), 200);
         assert_eq!(fresh[0], (0, vec![1, 129]));
         assert_eq!(fresh[7], (7, vec![1, 64, 129]));
@@ -921,8 +951,8 @@ mod tests {
             usage.expose(&mut ids, id, &enabling(&[1, 129]));
         }
         usage.expose(&mut ids, 150, &enabling(&[1, 2, 129]));
-        assert_eq!(fresh_of(&ids.take_fresh()), [(150, vec![2])]);
-        assert!(ids.take_fresh().ids.is_empty());
+        assert_eq!(fresh_of(&usage.take_fresh(&mut ids)), [(150, vec![2])]);
+        assert!(usage.take_fresh(&mut ids).ids.is_empty());
         assert_eq!(usage.seen.load(Ordering::Relaxed), 200);
     }
 
@@ -930,20 +960,38 @@ mod tests {
     fn ids_past_the_days_cap_are_kept_until_the_take_then_dropped_at_theirs() {
         let usage = Usage::default();
         let mut ids = IdFlags::new(3);
+        // Room for one more remembered id: 1 is remembered, 2 is past the cap.
         usage.seen.store(MAX_SEEN - 1, Ordering::Relaxed);
         usage.expose(&mut ids, 1, &enabling(&[0]));
         usage.expose(&mut ids, 2, &enabling(&[0]));
         usage.expose(&mut ids, 2, &enabling(&[5]));
         assert_eq!(usage.exposed.load(Ordering::Relaxed), 1);
+        assert_eq!(usage.seen.load(Ordering::Relaxed), MAX_SEEN);
+        // No room past the cap either: 3 is dropped, 2 still adds to its entry.
         usage.exposed.store(MAX_EXPOSED, Ordering::Relaxed);
         usage.expose(&mut ids, 3, &enabling(&[0]));
+        usage.expose(&mut ids, 2, &enabling(&[6]));
         assert_eq!(usage.dropped(), 1);
-        assert_eq!(fresh_of(&ids.take_fresh()), [(1, vec![0]), (2, vec![0, 5])]);
-        // Not remembered: the next take has it again.
+        assert_eq!(
+            fresh_of(&usage.take_fresh(&mut ids)),
+            [(1, vec![0]), (2, vec![0, 5, 6])]
+        );
+        assert_eq!(
+            usage.exposed.load(Ordering::Relaxed),
+            MAX_EXPOSED - 1,
+            "2 left room"
+        );
+        // Not remembered: the next take has 2 again, and 1 not.
         usage.exposed.store(0, Ordering::Relaxed);
         usage.expose(&mut ids, 2, &enabling(&[0]));
         usage.expose(&mut ids, 1, &enabling(&[0]));
-        assert_eq!(fresh_of(&ids.take_fresh()), [(2, vec![0])]);
+        assert_eq!(fresh_of(&usage.take_fresh(&mut ids)), [(2, vec![0])]);
+        assert_eq!(usage.exposed.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            usage.seen.load(Ordering::Relaxed),
+            MAX_SEEN,
+            "the caps' counters are back"
+        );
     }
 
     #[test]
