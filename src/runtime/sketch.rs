@@ -199,11 +199,16 @@ impl Sketch {
         }
     }
 
+    /// Turns in-place registers into the crate's form, in place.
+    fn settle(&mut self) {
+        if let std::borrow::Cow::Owned(settled) = self.settled() {
+            *self = settled;
+        }
+    }
+
     /// Adds every id of `other`.
     pub fn merge(&mut self, other: &Sketch) {
-        if let Sketch::Registers(registers) = self {
-            *self = Sketch::Dense(Box::new(Sketch::dense_of(registers)));
-        }
+        self.settle();
         match (&mut *self, other.settled().as_ref()) {
             (_, Sketch::Exact(hashes)) => {
                 for h in hashes {
@@ -249,7 +254,7 @@ impl Sketch {
                 bytes.extend(rmp_serde::to_vec(d.as_ref()).unwrap_or_default());
                 bytes
             }
-            Sketch::Registers(registers) => Sketch::Dense(Box::new(Sketch::dense_of(registers))).to_bytes(),
+            Sketch::Registers(_) => self.settled().into_owned().to_bytes(),
         }
     }
 

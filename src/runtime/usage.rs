@@ -10,8 +10,8 @@
 //! The companies and users a request exposed are kept in [`SHARDS`] other shards, chosen by the
 //! id's hash (so each id is remembered once however many threads see it), per (UTC day,
 //! snapshot): for each id the flags enabled for it so far that day (`seen`, one bit per flag)
-//! and those first enabled since the last flush (`fresh`). A request from an id already seen with the same flags adds nothing;
-//! so each id enters each flag's day sketch ([`Sketch`]) once a day, however often it asks, and
+//! and those first enabled since the last flush (`fresh`). A request from an id already seen
+//! with the same flags adds nothing; so each id enters each flag's day sketch ([`Sketch`]) once a day, however often it asks, and
 //! a flush does work in proportion to the ids new since the last one, not to the requests.
 //!
 //! At a flush the fresh exposures go into the day's sketches, which the process keeps (per
@@ -576,6 +576,8 @@ impl Usage {
                 batch.window(hour, window);
             }
         }
+        // The latest day whose sketches are kept, as the previous take left it.
+        let today = self.today.load(Ordering::Relaxed);
         for exposures in &self.exposures {
             let fresh: Vec<_> = {
                 let mut exposures = exposures.lock().unwrap_or_else(|e| e.into_inner());
@@ -586,12 +588,11 @@ impl Usage {
                         (day, e.snapshot.clone(), fresh)
                     })
                     .collect();
-                let forgotten = forget_past(&mut exposures, self.today.load(Ordering::Relaxed));
+                let forgotten = forget_past(&mut exposures, today);
                 self.seen.fetch_sub(forgotten, Ordering::Relaxed);
                 fresh
             };
             let mut days = self.days.lock().unwrap_or_else(|e| e.into_inner());
-            let today = self.today.load(Ordering::Relaxed);
             for (day, snapshot, ids) in fresh {
                 if day < today {
                     // A request of a day this process has written whole and let go (it began

@@ -695,7 +695,7 @@ impl Change {
                 .await
                 .map(|id| id.map_or(Outcome::Done, Outcome::Id)),
             Change::WebhookWork(work) => webhooks::work(w, work).await.map(Outcome::Claimed),
-            Change::RecordUsage(mut batch) => usage::record(w, &mut batch).await.map(|()| Outcome::Done),
+            Change::RecordUsage(batch) => usage::record(w, &batch).await.map(|()| Outcome::Done),
             Change::PruneUsage {
                 hourly_before,
                 daily_before,

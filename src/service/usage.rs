@@ -268,7 +268,7 @@ impl Service {
 const MAX_STALE_DAYS: i64 = 3650;
 
 /// Adds a flush's counts (`Change::RecordUsage`).
-pub async fn record(w: &mut Write<'_>, batch: &mut UsageBatch) -> ServiceResult<()> {
+pub async fn record(w: &mut Write<'_>, batch: &UsageBatch) -> ServiceResult<()> {
     Ok(add_usage(w.conn(), batch).await?)
 }
 

@@ -123,7 +123,7 @@ pub struct UsageRows {
 }
 
 /// Adds a batch of counts in the caller's transaction.
-pub async fn add_usage(conn: &mut AnyConnection, batch: &mut UsageBatch) -> StoreResult<()> {
+pub async fn add_usage(conn: &mut AnyConnection, batch: &UsageBatch) -> StoreResult<()> {
     add_hourly(conn, &batch.hourly).await?;
     put_exposed(conn, &batch.replica, &batch.exposed).await?;
     add_checked(conn, &batch.checked).await
