@@ -11,8 +11,9 @@
 //! id's hash (so each id is remembered once however many threads see it), per (UTC day,
 //! snapshot): for each id the flags enabled for it so far that day (`seen`, one bit per flag)
 //! and those first enabled since the last flush (`fresh`). A request from an id already seen
-//! with the same flags adds nothing; so each id enters each flag's day sketch ([`Sketch`]) once a day, however often it asks, and
-//! a flush does work in proportion to the ids new since the last one, not to the requests.
+//! with the same flags adds nothing; so each id enters each flag's day sketch ([`Sketch`]) once a
+//! day, however often it asks, and a flush does work in proportion to the ids new since the last
+//! one, not to the requests.
 //!
 //! At a flush the fresh exposures go into the day's sketches, which the process keeps (per
 //! environment and day, two per flag, at most about 9 KB each: a hash set of up to 512 exact
